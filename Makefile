@@ -1,0 +1,59 @@
+# StudyText. `make run` and `make test` do all set-up on a fresh Debian machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+ADDR ?= 127.0.0.1:8000
+
+.PHONY: run test install browser lint format migrate check-deploy clean benchmarks
+
+run: install .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "StudyText: open http://$(ADDR)/ (Ctrl-C stops the web server and the task cluster)"
+	$(PY) manage.py devserver $(ADDR)
+
+test: install browser
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run --settings=portal.settings_test
+	$(VENV)/bin/pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null || \
+		{ echo "StudyText needs Python 3.11 (Debian 12's python3). Found: $$($(PYTHON) --version)"; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+		{ echo "Installing python3-venv with apt-get..."; $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium || \
+		echo "WARNING: could not install chromium; browser tests will be skipped (they fail in CI)."; }
+
+.env:
+	$(PY) -m portal.envfile .env
+
+migrate: install .env
+	$(PY) manage.py migrate --noinput
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+benchmarks: install
+	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) staticfiles .test-db.sqlite3* .pytest_cache

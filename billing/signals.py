@@ -1,0 +1,7 @@
+from django.dispatch import Signal
+
+# Something worth an audit-log line happened. The portal (which this app never imports) records
+# it. Keyword arguments: actor (a user or None for the system), action ("<entity>.<verb>"),
+# obj (the model instance acted on), message (plain words; never a secret, body or phone number),
+# and optionally data (a small dict of non-sensitive details).
+audit = Signal()

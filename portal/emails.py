@@ -1,0 +1,68 @@
+"""E-mail notifications. Called after the transaction that caused them commits."""
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from portal.models import SERVER_ADMIN_GROUP, OnboardingComment, OnboardingRequest, User
+
+
+def server_admin_emails() -> list[str]:
+    admins = User.objects.filter(is_active=True).filter(
+        groups__name=SERVER_ADMIN_GROUP
+    ) | User.objects.filter(is_active=True, is_superuser=True)
+    return sorted(set(admins.values_list("email", flat=True)))
+
+
+def _send(template: str, context: dict, recipients: list[str]) -> None:
+    if not recipients:
+        return
+    context = {**context, "site_url": settings.SITE_URL}
+    subject = render_to_string(f"portal/email/{template}_subject.txt", context).strip()
+    body = render_to_string(f"portal/email/{template}.txt", context)
+    send_mail(subject, body, None, recipients)
+
+
+def _request_url(onboarding_request: OnboardingRequest) -> str:
+    return settings.SITE_URL + reverse("onboarding-detail", args=[onboarding_request.pk])
+
+
+def onboarding_request_submitted(
+    onboarding_request: OnboardingRequest, *, resubmitted: bool
+) -> None:
+    _send(
+        "request_submitted",
+        {
+            "req": onboarding_request,
+            "resubmitted": resubmitted,
+            "url": _request_url(onboarding_request),
+        },
+        server_admin_emails(),
+    )
+
+
+def onboarding_request_decided(onboarding_request: OnboardingRequest) -> None:
+    _send(
+        "request_decided",
+        {"req": onboarding_request, "url": _request_url(onboarding_request)},
+        [onboarding_request.requester.email],
+    )
+
+
+def onboarding_comment_added(comment: OnboardingComment) -> None:
+    onboarding_request = comment.request
+    if comment.author_id == onboarding_request.requester_id:
+        recipients = server_admin_emails()
+    else:
+        recipients = [onboarding_request.requester.email]
+    recipients = [r for r in recipients if r != comment.author.email]
+    _send(
+        "request_comment",
+        {"req": onboarding_request, "comment": comment, "url": _request_url(onboarding_request)},
+        recipients,
+    )
+
+
+def email_verification(user: User, url: str) -> None:
+    _send("verify_email", {"user": user, "url": url}, [user.email])

@@ -1,0 +1,289 @@
+import zoneinfo
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+
+from billing.selectors import accounts_for_user, plans_offered
+from portal.models import OnboardingRequest, User
+from projects.selectors import redcap_instances_offered
+
+COMMON_TIME_ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "UTC",
+]
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    others = sorted(zoneinfo.available_timezones() - set(COMMON_TIME_ZONES))
+    return [(tz, tz.replace("_", " ")) for tz in COMMON_TIME_ZONES + others]
+
+
+class SignInForm(AuthenticationForm):
+    username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": (
+            "That e-mail and password do not match an account. Check both and try again."
+        ),
+        "unverified": (
+            "Confirm your e-mail address first: open the link we sent to %(email)s. "
+            "Lost it? Use “Send the link again” below."
+        ),
+    }
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if not user.email_verified:
+            raise ValidationError(
+                self.error_messages["unverified"], code="unverified", params={"email": user.email}
+            )
+
+
+class SignUpForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=200)
+    email = forms.EmailField(label="E-mail (your institutional address)")
+    time_zone = forms.ChoiceField(choices=time_zone_choices, initial="America/New_York")
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError(
+                "An account with this e-mail address already exists. Sign in instead."
+            )
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        p1, p2 = cleaned.get("password1"), cleaned.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", "The two passwords differ. Type the same password twice.")
+        elif p1:
+            user = User(email=cleaned.get("email", ""), full_name=cleaned.get("full_name", ""))
+            try:
+                password_validation.validate_password(p1, user)
+            except ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned
+
+
+class ResendVerificationForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=200, required=False)
+    time_zone = forms.ChoiceField(choices=time_zone_choices)
+
+
+class OnboardingRequestForm(forms.ModelForm):
+    """The request form. A draft may be incomplete; submitting makes every field required."""
+
+    draftable = True  # every field is needed to submit, so none is labelled "optional"
+    ACCOUNT_EXISTING = "existing"
+    ACCOUNT_NEW = "new"
+
+    account_choice = forms.ChoiceField(
+        label="Billing account",
+        choices=[(ACCOUNT_EXISTING, "An account I belong to"), (ACCOUNT_NEW, "A new account")],
+        widget=forms.RadioSelect,
+        initial=ACCOUNT_NEW,
+    )
+    message_kinds = forms.MultipleChoiceField(
+        label="Messages you plan to send",
+        choices=OnboardingRequest.MessageKind.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    irb_status = forms.ChoiceField(
+        label="Is texting approved by the IRB?",
+        choices=OnboardingRequest.IrbStatus.choices,
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    new_account_time_zone = forms.ChoiceField(
+        label="Time zone of the new account",
+        choices=time_zone_choices,
+        initial="America/New_York",
+        required=False,
+        help_text="Monthly usage is counted in this time zone.",
+    )
+
+    class Meta:
+        model = OnboardingRequest
+        fields = [
+            "redcap_instance",
+            "redcap_project_id",
+            "project_title",
+            "pi_name",
+            "pi_email",
+            "irb_protocol",
+            "irb_status",
+            "summary",
+            "expected_participants",
+            "expected_messages_per_month",
+            "message_kinds",
+            "account_choice",
+            "billing_account",
+            "new_account_name",
+            "new_account_plan",
+            "new_account_time_zone",
+            "attest_no_phi",
+            "attest_consent",
+        ]
+        labels = {
+            "redcap_instance": "REDCap server",
+            "redcap_project_id": "REDCap project id (PID)",
+            "attest_no_phi": "Message text will contain no protected health information (PHI).",
+            "attest_consent": "Participants' consent to receive texts is collected and recorded.",
+            "new_account_name": "Name of the new account",
+            "new_account_plan": "Plan of the new account",
+            "billing_account": "Existing account",
+        }
+        help_texts = {
+            "redcap_project_id": "The number REDCap shows as “PID” at the top of the project.",
+            "summary": "A few sentences: who the participants are and why you will text them.",
+        }
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 4}),
+        }
+        error_messages = {
+            "redcap_instance": {
+                "invalid_choice": (
+                    "That REDCap server is not on the list the administrators keep. "
+                    "Choose one from the list."
+                ),
+                "required": "Choose the REDCap server that hosts the project.",
+            },
+            "redcap_project_id": {
+                "invalid": (
+                    "The REDCap project id is a whole number greater than zero, such as 1234."
+                ),
+                "min_value": (
+                    "The REDCap project id is a whole number greater than zero, such as 1234."
+                ),
+                "required": "Enter the REDCap project id (the PID).",
+            },
+            "project_title": {"required": "Give the project a title."},
+            "billing_account": {
+                "invalid_choice": "You can only bill a project to an account you belong to."
+            },
+            "new_account_plan": {"invalid_choice": "Choose one of the plans on the list."},
+        }
+
+    def __init__(self, *args, user, submit: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.submit = submit
+        self.fields["redcap_instance"].queryset = redcap_instances_offered()
+        self.fields["redcap_instance"].empty_label = "Choose a REDCap server"
+        self.fields["billing_account"].queryset = accounts_for_user(user=user)
+        self.fields["new_account_plan"].queryset = plans_offered()
+        self.fields["redcap_project_id"].min_value = 1
+        self.fields["redcap_project_id"].widget.attrs["min"] = 1
+        if self.instance.pk:
+            self.initial["account_choice"] = (
+                self.ACCOUNT_EXISTING if self.instance.billing_account_id else self.ACCOUNT_NEW
+            )
+        elif self.fields["billing_account"].queryset.exists():
+            self.initial["account_choice"] = self.ACCOUNT_EXISTING
+        if submit:
+            for name in (
+                "pi_name",
+                "pi_email",
+                "irb_protocol",
+                "irb_status",
+                "summary",
+                "expected_participants",
+                "expected_messages_per_month",
+            ):
+                self.fields[name].required = True
+            self.fields["pi_name"].error_messages["required"] = "Enter the PI's name."
+            self.fields["pi_email"].error_messages["required"] = "Enter the PI's e-mail address."
+            self.fields["irb_protocol"].error_messages["required"] = (
+                "Enter the IRB protocol number."
+            )
+            self.fields["irb_status"].error_messages["required"] = (
+                "Say whether the IRB has approved texting."
+            )
+            self.fields["summary"].error_messages["required"] = "Write a short study summary."
+            for name in ("expected_participants", "expected_messages_per_month"):
+                self.fields[name].error_messages["required"] = (
+                    "Enter a whole number greater than zero."
+                )
+
+    def clean_message_kinds(self) -> list[str]:
+        kinds = self.cleaned_data["message_kinds"]
+        if self.submit and not kinds:
+            raise ValidationError("Choose at least one kind of message.")
+        return kinds
+
+    def clean(self):
+        cleaned = super().clean()
+        choice = cleaned.get("account_choice")
+        if choice == self.ACCOUNT_EXISTING:
+            cleaned["new_account_name"] = ""
+            cleaned["new_account_plan"] = None
+            cleaned["new_account_time_zone"] = ""
+            if (
+                self.submit
+                and not cleaned.get("billing_account")
+                and "billing_account" not in self.errors
+            ):
+                self.add_error("billing_account", "Choose the account to bill.")
+        elif choice == self.ACCOUNT_NEW:
+            cleaned["billing_account"] = None
+            if self.submit:
+                if not cleaned.get("new_account_name"):
+                    self.add_error("new_account_name", "Give the new account a name.")
+                if not cleaned.get("new_account_plan") and "new_account_plan" not in self.errors:
+                    self.add_error("new_account_plan", "Choose a plan for the new account.")
+        if self.submit:
+            for name in ("attest_no_phi", "attest_consent"):
+                if not cleaned.get(name):
+                    self.add_error(name, "Tick this box to submit; the administrators require it.")
+        return cleaned
+
+    def service_data(self) -> dict:
+        return {
+            name: self.cleaned_data.get(name)
+            for name in self.Meta.fields
+            if name != "account_choice"
+        }
+
+    def _post_clean(self):
+        # The service validates the whole object (and owns the writes); skip ModelForm's own
+        # instance validation so errors are not reported twice.
+        pass
+
+
+class DecisionForm(forms.Form):
+    DECISIONS = [
+        ("approve", "Approve"),
+        ("request_changes", "Ask for changes"),
+        ("reject", "Reject"),
+    ]
+    decision = forms.ChoiceField(choices=DECISIONS, widget=forms.RadioSelect)
+    note = forms.CharField(
+        label="Note to the researcher",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Required when asking for changes or rejecting.",
+    )
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(
+        label="Add a comment", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000
+    )

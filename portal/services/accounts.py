@@ -1,0 +1,97 @@
+"""Sign-up, e-mail verification and the server-administrator role."""
+
+from django.contrib.auth.models import Group
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+
+from portal import emails
+from portal.audit import audit_record
+from portal.models import SERVER_ADMIN_GROUP, User
+
+
+class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
+    key_salt = "studytext.email-verification"
+
+    def _make_hash_value(self, user, timestamp):
+        # Once verified, the link stops working.
+        return f"{user.pk}{user.email}{user.email_verified}{timestamp}"
+
+
+email_verification_token = EmailVerificationTokenGenerator()
+
+
+def user_signup(*, email: str, password: str, full_name: str = "", time_zone: str = "") -> User:
+    """Create a researcher account and e-mail a verification link."""
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "An account with this e-mail address already exists."})
+    with transaction.atomic():
+        user = User(email=email, full_name=full_name.strip())
+        if time_zone:
+            user.time_zone = time_zone
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save()
+        audit_record(actor=user, action="user.signed_up", obj=user, message="Signed up.")
+        transaction.on_commit(lambda: user_send_verification(user=user))
+    return user
+
+
+def user_send_verification(*, user: User) -> None:
+    from django.conf import settings
+
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = email_verification_token.make_token(user)
+    url = settings.SITE_URL + reverse("verify-email", args=[uid, token])
+    emails.email_verification(user, url)
+
+
+def user_verify_email(*, uidb64: str, token: str) -> User:
+    try:
+        user = User.objects.get(pk=urlsafe_base64_decode(uidb64).decode())
+    except (User.DoesNotExist, ValueError, TypeError, OverflowError) as exc:
+        raise ValidationError("This confirmation link is not valid.") from exc
+    if user.email_verified:
+        return user
+    if not email_verification_token.check_token(user, token):
+        raise ValidationError(
+            "This confirmation link has expired or was already used. Sign in to get a new one."
+        )
+    with transaction.atomic():
+        user.email_verified = True
+        user.save(update_fields=["email_verified"])
+        audit_record(
+            actor=user, action="user.email_verified", obj=user, message="E-mail confirmed."
+        )
+    return user
+
+
+def user_set_server_admin(*, user: User, actor, grant: bool) -> User:
+    """Grant or revoke the server-administrator role (group membership plus admin-site access).
+
+    `actor=None` means the command line (`manage.py grant_admin`), used for the first administrator.
+    """
+    if actor is not None and not actor.is_server_admin:
+        raise ValidationError("Only a server administrator can change who is an administrator.")
+    if not grant and actor is not None and user.pk == actor.pk:
+        raise ValidationError("You cannot remove your own administrator role.")
+    group, _ = Group.objects.get_or_create(name=SERVER_ADMIN_GROUP)
+    with transaction.atomic():
+        if grant:
+            user.groups.add(group)
+        else:
+            user.groups.remove(group)
+        user.is_staff = grant or user.is_superuser
+        user.save(update_fields=["is_staff"])
+        user.__dict__.pop("_is_server_admin", None)
+        audit_record(
+            actor=actor,
+            action="user.admin_granted" if grant else "user.admin_revoked",
+            obj=user,
+            message=("Granted" if grant else "Revoked") + " the server-administrator role.",
+        )
+    return user

@@ -1,0 +1,67 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from portal.views import accounts, audit, dashboard, onboarding
+
+admin.site.site_header = "StudyText administration"
+admin.site.site_title = "StudyText"
+
+auth_patterns = [
+    path("login/", accounts.SignInView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("signup/", accounts.signup, name="signup"),
+    path("verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="verify-email"),
+    path("verify/resend/", accounts.resend_verification, name="resend-verification"),
+    path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path(
+        "password/change/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("profile/", accounts.profile_view, name="profile"),
+    path("profile/api-token/", accounts.api_token_create, name="api-token-create"),
+    path("profile/api-token/revoke/", accounts.api_token_revoke, name="api-token-revoke"),
+]
+
+onboarding_patterns = [
+    path("", onboarding.request_list, name="onboarding-list"),
+    path("new/", onboarding.request_create, name="onboarding-create"),
+    path("review/", onboarding.review_queue, name="onboarding-queue"),
+    path("<int:pk>/", onboarding.request_detail, name="onboarding-detail"),
+    path("<int:pk>/edit/", onboarding.request_edit, name="onboarding-edit"),
+    path("<int:pk>/submit/", onboarding.request_submit, name="onboarding-submit"),
+    path("<int:pk>/withdraw/", onboarding.request_withdraw, name="onboarding-withdraw"),
+    path("<int:pk>/comment/", onboarding.request_comment, name="onboarding-comment"),
+    path("<int:pk>/decide/", onboarding.request_decide, name="onboarding-decide"),
+]
+
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("accounts/", include(auth_patterns)),
+    path("requests/", include(onboarding_patterns)),
+    path("audit/", audit.audit_log, name="audit-log"),
+    path("projects/", include("projects.urls")),
+    path("api/", include("portal.api.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,41 @@
+"""The one place that decides who may reach a project. Every project-scoped view uses it."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from projects.models import Membership, Project
+
+ROLE_RANK = {Membership.Role.VIEWER: 1, Membership.Role.EDITOR: 2, Membership.Role.OWNER: 3}
+
+
+def project_role(*, user, project: Project) -> str | None:
+    """The user's role on the project; server administrators act as owners."""
+    if not user.is_authenticated:
+        return None
+    if user.is_server_admin:
+        return Membership.Role.OWNER
+    return (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+
+
+def project_get_for_user(
+    *, user, pk: int, min_role: str = Membership.Role.VIEWER
+) -> tuple[Project, str]:
+    """Return (project, role). Outsiders get 404; members below `min_role` get 403."""
+    project = (
+        Project.objects.select_related("account", "account__plan", "redcap_instance")
+        .filter(pk=pk)
+        .first()
+    )
+    if project is None:
+        raise Http404("No such project.")
+    role = project_role(user=user, project=project)
+    if role is None:
+        raise Http404("No such project.")
+    if ROLE_RANK[role] < ROLE_RANK[min_role]:
+        raise PermissionDenied(
+            f"This needs the {Membership.Role(min_role).label.lower()} role on the project; "
+            f"you are a {Membership.Role(role).label.lower()}."
+        )
+    return project, role

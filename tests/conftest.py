@@ -1,0 +1,104 @@
+"""Personas, the network guard and the browser set-up shared by every test."""
+
+import os
+import shutil
+import socket
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; without this the Django ORM raises
+# SynchronousOnlyOperation inside browser tests (stack.md section 4). Test-only.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# --- Network guard --------------------------------------------------------------------------
+# Tests talk to the loopback only: the live server (REDCap sandbox, fake providers), PostgreSQL
+# and Redis. Anything else is a forgotten mock and must fail loudly rather than text someone.
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+
+
+class UnmockedNetworkCall(RuntimeError):
+    pass
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if host is not None and str(host) not in LOOPBACK:
+        raise UnmockedNetworkCall(
+            f"Unmocked outbound network call to {host!r}. Mock it with respx."
+        )
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _guarded_connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
+        raise UnmockedNetworkCall(f"Unmocked outbound connection to {address!r}.")
+    return _real_connect(self, address)
+
+
+socket.getaddrinfo = _guarded_getaddrinfo
+socket.socket.connect = _guarded_connect
+
+# --- Browser --------------------------------------------------------------------------------
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is required in CI and is missing at {CHROMIUM}.")
+        pytest.skip("Chromium is not installed (apt-get install chromium); browser test skipped.")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+# --- Personas -------------------------------------------------------------------------------
+@pytest.fixture
+def researcher(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(email="riley@uni.test", full_name="Riley Researcher")
+
+
+@pytest.fixture
+def other_researcher(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(email="olive@uni.test", full_name="Olive Other")
+
+
+@pytest.fixture
+def server_admin(db):
+    from tests.factories import ServerAdminFactory
+
+    return ServerAdminFactory(email="alex@uni.test", full_name="Alex Admin")
+
+
+@pytest.fixture
+def instance(db):
+    from tests.factories import RedcapInstanceFactory
+
+    return RedcapInstanceFactory()
+
+
+@pytest.fixture
+def as_user(client):
+    """as_user(user) -> a test client signed in as that user (None: anonymous)."""
+
+    def _as(user):
+        client.logout()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return _as

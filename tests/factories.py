@@ -1,0 +1,121 @@
+import datetime
+
+import factory
+from django.contrib.auth.models import Group
+
+from billing.models import Account, AccountMembership, Plan
+from portal.models import SERVER_ADMIN_GROUP, OnboardingRequest, User
+from projects.models import Membership, Project, RedcapInstance
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("email",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"person{n}@uni.test")
+    full_name = factory.Faker("name")
+    email_verified = True
+    password = factory.django.Password("a-good-long-password")
+
+
+class ServerAdminFactory(UserFactory):
+    is_staff = True
+
+    @factory.post_generation
+    def admin_group(obj, create, extracted, **kwargs):
+        if create:
+            obj.groups.add(Group.objects.get_or_create(name=SERVER_ADMIN_GROUP)[0])
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Plan
+        django_get_or_create = ("name",)
+
+    name = "Basic"
+    project_limit = 4
+    monthly_messages = 1000
+    pack_size = 1000
+
+
+class AccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Account
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Lab account {n}")
+    plan = factory.SubFactory(PlanFactory)
+    time_zone = "America/New_York"
+
+    @factory.post_generation
+    def owners(obj, create, extracted, **kwargs):
+        for user in extracted or []:
+            AccountMembership.objects.create(
+                account=obj, user=user, role=AccountMembership.Role.OWNER
+            )
+
+
+class RedcapInstanceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RedcapInstance
+        django_get_or_create = ("name",)
+
+    name = "University REDCap"
+    api_url = "https://redcap.uni.test/api/"
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+        skip_postgeneration_save = True
+
+    account = factory.SubFactory(AccountFactory)
+    redcap_instance = factory.SubFactory(RedcapInstanceFactory)
+    redcap_project_id = factory.Sequence(lambda n: 1000 + n)
+    title = factory.Faker("catch_phrase")
+    pi_name = factory.Faker("name")
+    pi_email = factory.Faker("email")
+    irb_protocol = factory.Sequence(lambda n: f"IRB-2026-{n:04d}")
+
+    @factory.post_generation
+    def owner(obj, create, extracted, **kwargs):
+        if extracted:
+            Membership.objects.create(project=obj, user=extracted, role=Membership.Role.OWNER)
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    project = factory.SubFactory(ProjectFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Membership.Role.VIEWER
+
+
+class OnboardingRequestFactory(factory.django.DjangoModelFactory):
+    """A complete request, submitted, asking for a new Basic account."""
+
+    class Meta:
+        model = OnboardingRequest
+
+    requester = factory.SubFactory(UserFactory)
+    status = OnboardingRequest.Status.SUBMITTED
+    redcap_instance = factory.SubFactory(RedcapInstanceFactory)
+    redcap_project_id = factory.Sequence(lambda n: 5000 + n)
+    project_title = factory.Faker("catch_phrase")
+    pi_name = factory.Faker("name")
+    pi_email = factory.Faker("email")
+    irb_protocol = factory.Sequence(lambda n: f"IRB-2026-{n:04d}")
+    irb_status = OnboardingRequest.IrbStatus.APPROVED
+    summary = "Adults with type 2 diabetes get weekly survey invitations."
+    expected_participants = 120
+    expected_messages_per_month = 500
+    message_kinds = factory.LazyFunction(lambda: ["invitation", "reminder"])
+    new_account_name = factory.Sequence(lambda n: f"New lab {n}")
+    new_account_plan = factory.SubFactory(PlanFactory)
+    new_account_time_zone = "America/Chicago"
+    attest_no_phi = True
+    attest_consent = True
+    submitted_at = factory.Faker("date_time_this_month", tzinfo=datetime.UTC)
