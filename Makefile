@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 		{ echo "Installing python3-venv with apt-get..."; $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q '.[test]'
 	@touch $@
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
@@ -56,4 +56,4 @@ benchmarks: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) staticfiles .test-db.sqlite3* .pytest_cache
+	rm -rf $(VENV) staticfiles .test-db* .pytest_cache
