@@ -62,6 +62,7 @@ urlpatterns = [
     path("requests/", include(onboarding_patterns)),
     path("audit/", audit.audit_log, name="audit-log"),
     path("projects/", include("projects.urls")),
+    path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]

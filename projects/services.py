@@ -43,3 +43,49 @@ def project_create(
             message=f"Project created under account “{account.name}” with {owner} as owner.",
         )
     return project
+
+
+def project_move_account(*, project: Project, account: Account, actor) -> Project:
+    """Bill `project` to another account from now on (usage already counted stays where it was).
+
+    Server administrators, or someone who owns the project and the target account, may move it.
+    Refused (ValidationError) when the target's plan has no project slot left; the target
+    account's row is locked while counting, so two moves cannot both take its last slot.
+    Archived projects do not take a slot.
+    """
+    # Imported here so that this addition stays at the end of the module.
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    from billing.models import AccountMembership
+
+    is_admin = getattr(actor, "is_server_admin", False)
+    if not is_admin:
+        owns_project = Membership.objects.filter(
+            project=project, user=actor, role=Membership.Role.OWNER
+        ).exists()
+        owns_account = account.memberships.filter(
+            user=actor, role=AccountMembership.Role.OWNER
+        ).exists()
+        if not (owns_project and owns_account):
+            raise PermissionDenied(
+                "Only a server administrator, or an owner of both the project and the billing "
+                "account, can move a project to that account."
+            )
+    with transaction.atomic():
+        project = Project.objects.select_for_update().select_related("account").get(pk=project.pk)
+        if project.account_id == account.pk:
+            raise ValidationError(f"“{project.title}” is already billed to “{account.name}”.")
+        if project.status != Project.Status.ARCHIVED:
+            account_assert_project_slot(account=account)
+        old_account = project.account
+        project.account = account
+        project.save(update_fields=["account"])
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="project.account_moved",
+            obj=project,
+            message=f"Moved from account “{old_account.name}” to “{account.name}”.",
+            data={"from_account": old_account.pk, "to_account": account.pk},
+        )
+    return project
