@@ -7,16 +7,24 @@ from dataclasses import dataclass, field
 
 from billing.models import UsagePeriod
 
+# Axis tops that split into four whole-number steps: 4, 8, 12, 16, 20, 40, 60, 80, 100, 120, ...
+_TOPS = sorted(
+    {4, 8}
+    | {
+        round(m * 10**k)
+        for k in range(1, 10)
+        for m in (1.2, 1.6, 2, 3, 4, 6, 8, 10)
+        if round(m * 10**k) % 4 == 0
+    }
+)
+
 
 def nice_ceiling(value: float) -> int:
-    """The smallest of 1, 2, 2.5, 5 × 10^n that is at least `value` (a tidy axis maximum)."""
-    if value <= 0:
-        return 4
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if step * power >= value:
-            return max(4, math.ceil(step * power))
-    return math.ceil(10 * power)  # pragma: no cover
+    """The smallest tidy axis top (four whole-number steps) that is at least `value`."""
+    for top in _TOPS:
+        if top >= value:
+            return top
+    return math.ceil(value / 4) * 4
 
 
 @dataclass
@@ -45,6 +53,7 @@ class DailyChart:
     budget: float = 0
     total: int = 0
     peak: int = 0
+    future_x: float | None = None  # where the days still to come begin (shaded)
 
     @property
     def plot_bottom(self) -> int:
@@ -53,6 +62,14 @@ class DailyChart:
     @property
     def plot_right(self) -> int:
         return self.width - self.right
+
+    @property
+    def plot_height(self) -> int:
+        return self.plot_bottom - self.top
+
+    @property
+    def future_width(self) -> float:
+        return round(self.plot_right - self.future_x, 1) if self.future_x is not None else 0
 
 
 def daily_chart(
@@ -80,6 +97,8 @@ def daily_chart(
             css = "bar bar-today"
         elif today is not None and day > today:
             css = "bar bar-future"
+            if chart.future_x is None:
+                chart.future_x = round(x, 1)
         if chart.budget and units > chart.budget:
             css += " bar-over"
         height = round(plot_h * units / top, 1)
