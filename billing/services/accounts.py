@@ -48,7 +48,9 @@ def account_assert_project_slot(*, account: Account) -> None:
     Call inside the transaction that adds the project; the account row is locked so two
     approvals cannot both take the last slot.
     """
-    account = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+    account = (
+        Account.objects.select_for_update(of=("self",)).select_related("plan").get(pk=account.pk)
+    )
     active = _active_projects(account)
     limit = account.plan.project_limit
     if active >= limit:
@@ -84,7 +86,11 @@ def account_plan_set(*, account: Account, plan: Plan, actor) -> Account:
     month (this month may already have used more than the smaller quota).
     """
     with transaction.atomic():
-        account = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+        account = (
+            Account.objects.select_for_update(of=("self",))
+            .select_related("plan")
+            .get(pk=account.pk)
+        )
         if plan.pk == account.plan_id:
             return account
         assert_plan_fits(account=account, plan=plan, active=_active_projects(account))

@@ -71,9 +71,14 @@ def usage_period_current(*, account: Account, now: datetime.datetime | None = No
 
 def _usage_period_start(*, account: Account, today: datetime.date) -> UsagePeriod:
     with transaction.atomic():
-        # Lock the account first (every path that locks both does so in this order), then look
-        # again: another worker may have started the month while we waited.
-        account = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+        # Lock the account row (only it: `of`, not the plan every account shares) before the
+        # period (every path that locks both does so in this order), then look again: another
+        # worker may have started the month while we waited.
+        account = (
+            Account.objects.select_for_update(of=("self",))
+            .select_related("plan")
+            .get(pk=account.pk)
+        )
         latest = (
             UsagePeriod.objects.select_for_update()
             .filter(account=account)
@@ -108,7 +113,9 @@ def usage_periods_start_due(*, now: datetime.datetime | None = None) -> int:
         UsagePeriod.objects.filter(account=OuterRef("pk")).order_by("-start").values("end")[:1]
     )
     started = 0
-    for account in Account.objects.annotate(latest_end=latest_end).iterator():
+    # A list, not an iterator: SQLite cannot write while a cursor over the same data is open.
+    accounts = list(Account.objects.annotate(latest_end=latest_end).only("pk", "time_zone"))
+    for account in accounts:
         today = account_local_date(account=account, now=now)
         if account.latest_end is None or account.latest_end < today:
             _usage_period_start(account=account, today=today)
