@@ -62,6 +62,8 @@ urlpatterns = [
     path("requests/", include(onboarding_patterns)),
     path("audit/", audit.audit_log, name="audit-log"),
     path("projects/", include("projects.urls")),
+    path("projects/", include("messaging.urls")),
+    path("webhooks/", include("messaging.webhook_urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]
