@@ -395,6 +395,29 @@ def field_names(project: SandboxProject) -> list[str]:
     return list(dict.fromkeys(original for _, original, _ in export_columns(project)))
 
 
+def export_field_names(project: SandboxProject, *, field: str = "") -> list[dict[str, str]]:
+    """``exportFieldNames``: one row per export column of each data field (form-complete
+    fields are not listed), or of ``field`` alone."""
+    metas = [m for m in project.metadata if m["field_type"] != "descriptive"]
+    if field and field not in {m["field_name"] for m in metas}:
+        raise bad_values("field", [field])
+    out = []
+    for meta in metas:
+        name = meta["field_name"]
+        if field and name != field:
+            continue
+        codes = list(choices(meta)) if meta["field_type"] == "checkbox" else [""]
+        for code in codes:
+            out.append(
+                {
+                    "original_field_name": name,
+                    "choice_value": code,
+                    "export_field_name": checkbox_name(name, code) if code else name,
+                }
+            )
+    return out
+
+
 # --- The store -------------------------------------------------------------------------------
 _lock = threading.RLock()
 _rows: dict[int, dict[tuple[str, str], dict[str, str]]] = {}
@@ -441,7 +464,7 @@ def record_exists(project: SandboxProject, record: str) -> bool:
         return any(r == record for r, _ in _project_rows(project))
 
 
-def _bad_values(parameter: str, values: Iterable[str]) -> SandboxError:
+def bad_values(parameter: str, values: Iterable[str]) -> SandboxError:
     listed = ", ".join(f"'{v}'" for v in values)
     return SandboxError(
         f"The following values in the parameter '{parameter}' are not valid: {listed}"
@@ -449,21 +472,22 @@ def _bad_values(parameter: str, values: Iterable[str]) -> SandboxError:
 
 
 def check_fields(project: SandboxProject, fields: Sequence[str]) -> None:
-    unknown = [f for f in fields if f not in field_names(project)]
+    known = set(field_names(project))
+    unknown = [f for f in fields if f not in known]
     if unknown:
-        raise _bad_values("fields", unknown)
+        raise bad_values("fields", unknown)
 
 
 def check_forms(project: SandboxProject, forms: Sequence[str]) -> None:
     unknown = [f for f in forms if f not in project.forms()]
     if unknown:
-        raise _bad_values("forms", unknown)
+        raise bad_values("forms", unknown)
 
 
 def check_events(project: SandboxProject, events: Sequence[str]) -> None:
     unknown = [e for e in events if project.event(e) is None]
     if unknown:
-        raise _bad_values("events", unknown)
+        raise bad_values("events", unknown)
 
 
 def _label(project: SandboxProject, column: str, original: str, value: str) -> str:

@@ -83,10 +83,7 @@ def _metadata(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     known = {f["field_name"] for f in project.metadata}
     unknown = [f for f in fields if f not in known]
     if unknown:
-        raise data.SandboxError(
-            "The following values in the parameter 'fields' are not valid: "
-            + ", ".join(f"'{f}'" for f in unknown)
-        )
+        raise data.bad_values("fields", unknown)
     data.check_forms(project, forms)
     return _json(
         [
@@ -100,25 +97,7 @@ def _metadata(request: HttpRequest, project: SandboxProject) -> HttpResponse:
 
 
 def _field_names(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    wanted = request.POST.get("field", "").strip()
-    metas = project.fields_by_name()
-    if wanted and (wanted not in metas or metas[wanted]["field_type"] == "descriptive"):
-        raise data.SandboxError(
-            f"The following values in the parameter 'field' are not valid: '{wanted}'"
-        )
-    rows = []
-    for name, original, _ in data.export_columns(project):
-        if original not in metas or (wanted and original != wanted):
-            continue  # form-complete fields are not listed
-        choice = ""
-        if name != original:
-            choice = next(
-                c for c in data.choices(metas[original]) if data.checkbox_name(original, c) == name
-            )
-        rows.append(
-            {"original_field_name": original, "choice_value": choice, "export_field_name": name}
-        )
-    return _json(rows)
+    return _json(data.export_field_names(project, field=request.POST.get("field", "").strip()))
 
 
 def _instruments(request: HttpRequest, project: SandboxProject) -> HttpResponse:
