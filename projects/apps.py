@@ -22,4 +22,6 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects"
 
     def ready(self) -> None:
+        from projects import checks  # noqa: F401  (registers the deploy checks)
+
         post_migrate.connect(ensure_schedules, sender=self)
