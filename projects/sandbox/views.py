@@ -16,8 +16,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from projects.logic import LogicError, parse
-from projects.sandbox import data
-from projects.sandbox.data import SandboxError, SandboxProject
+from projects.sandbox import store
+from projects.sandbox.data import REDCAP_VERSION, SandboxProject, field_names
+from projects.sandbox.store import SandboxError
 
 NO_PERMISSION = "You do not have permissions to use the API"
 
@@ -71,7 +72,7 @@ def _classic_refusal(project: SandboxProject, what: str) -> JsonResponse | None:
 
 # --- Methods ---------------------------------------------------------------------------------
 def _version(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _text(data.REDCAP_VERSION)
+    return _text(REDCAP_VERSION)
 
 
 def _project(request: HttpRequest, project: SandboxProject) -> HttpResponse:
@@ -83,8 +84,8 @@ def _metadata(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     known = {f["field_name"] for f in project.metadata}
     unknown = [f for f in fields if f not in known]
     if unknown:
-        raise data.bad_values("fields", unknown)
-    data.check_forms(project, forms)
+        raise store.bad_values("fields", unknown)
+    store.check_forms(project, forms)
     return _json(
         [
             dict(row)
@@ -97,7 +98,7 @@ def _metadata(request: HttpRequest, project: SandboxProject) -> HttpResponse:
 
 
 def _field_names(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _json(data.export_field_names(project, field=request.POST.get("field", "").strip()))
+    return _json(store.export_field_names(project, field=request.POST.get("field", "").strip()))
 
 
 def _instruments(request: HttpRequest, project: SandboxProject) -> HttpResponse:
@@ -136,13 +137,13 @@ def _records(request: HttpRequest, project: SandboxProject) -> HttpResponse:
         try:
             logic = parse(
                 filter_logic,
-                fields=data.field_names(project),
+                fields=field_names(project),
                 events=[e.unique_event_name for e in project.events] or None,
             )
         except LogicError as exc:
             raise SandboxError(exc.message) from exc
     return _json(
-        data.export_records(
+        store.export_records(
             project,
             records=_array(request, "records"),
             fields=_array(request, "fields"),
@@ -162,7 +163,7 @@ def _import(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     behavior = request.POST.get("overwriteBehavior", "normal")
     if behavior not in ("normal", "overwrite"):
         raise SandboxError("The value of the parameter 'overwriteBehavior' is not valid")
-    ids = data.import_records(project, rows, overwrite=behavior == "overwrite")
+    ids = store.import_records(project, rows, overwrite=behavior == "overwrite")
     if request.POST.get("returnContent", "count") in ("ids", "auto_ids"):
         return _json(ids)
     return _json({"count": len(ids)})
@@ -172,7 +173,7 @@ def _record_param(request: HttpRequest, project: SandboxProject) -> str:
     record = request.POST.get("record", "").strip()
     if not record:
         raise SandboxError("You must provide a record name")
-    if not data.record_exists(project, record):
+    if not store.record_exists(project, record):
         raise SandboxError(f"The record '{record}' does not exist")
     return record
 
@@ -180,12 +181,12 @@ def _record_param(request: HttpRequest, project: SandboxProject) -> str:
 def _survey_link(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     instrument = request.POST.get("instrument", "").strip()
     event = request.POST.get("event", "").strip() if project.longitudinal else ""
-    data.check_survey(project, instrument, event)
+    store.check_survey(project, instrument, event)
     record = _record_param(request, project)
     if request.POST.get("repeat_instance", "1").strip() != "1":
         raise SandboxError("The instrument is not repeating, so repeat_instance must be 1")
     return _text(
-        data.survey_link(
+        store.survey_link(
             project,
             instrument=instrument,
             record=record,
@@ -197,14 +198,14 @@ def _survey_link(request: HttpRequest, project: SandboxProject) -> HttpResponse:
 
 def _survey_queue_link(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     record = _record_param(request, project)
-    return _text(f"{_survey_base(request)}?sq={data.queue_code(project, record=record)}")
+    return _text(f"{_survey_base(request)}?sq={store.queue_code(project, record=record)}")
 
 
 def _participant_list(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     instrument = request.POST.get("instrument", "").strip()
     event = request.POST.get("event", "").strip() if project.longitudinal else ""
     return _json(
-        data.participant_list(
+        store.participant_list(
             project, instrument=instrument, event=event, base_url=_survey_base(request)
         )
     )
@@ -234,7 +235,7 @@ def api(request: HttpRequest) -> HttpResponse:
     token = request.POST.get("token", "").strip()
     if not token:
         return _error(NO_PERMISSION, status=401)
-    project = data.project_for_token(token)
+    project = store.project_for_token(token)
     if project is None:
         return _error(NO_PERMISSION, status=403)
     method = METHODS.get(request.POST.get("content", ""))
@@ -253,7 +254,7 @@ def api(request: HttpRequest) -> HttpResponse:
 def survey(request: HttpRequest) -> HttpResponse:
     """The page a survey link opens: which survey, for which record, and a button to finish."""
     code = request.GET.get("s") or request.GET.get("sq") or ""
-    target = data.find_survey(code) if code else None
+    target = store.find_survey(code) if code else None
     if target is None:
         raise Http404("This survey link is not valid.")
     project = target.project
@@ -261,19 +262,19 @@ def survey(request: HttpRequest) -> HttpResponse:
     if target.instrument is None:
         base = reverse("sandbox-redcap-survey")
         surveys = []
-        for record, event, values in data.rows(project):
+        for record, event, values in store.rows(project):
             if record != target.record:
                 continue
             for instrument in project.surveys:
                 if project.form_in_event(instrument, event):
-                    code = data.survey_code(
+                    code = store.survey_code(
                         project, instrument=instrument, record=record, event=event
                     )
                     surveys.append(
                         {
                             "label": labels[instrument],
                             "event": event,
-                            "status": data.response_status(project, values, instrument),
+                            "status": store.response_status(project, values, instrument),
                             "url": f"{base}?s={code}",
                         }
                     )
@@ -283,9 +284,9 @@ def survey(request: HttpRequest) -> HttpResponse:
             {"project": project, "record": target.record, "surveys": surveys},
         )
     if request.method == "POST":
-        data.mark_complete(target)
+        store.mark_complete(target)
         return redirect(f"{reverse('sandbox-redcap-survey')}?s={code}")
-    status = data.response_status(project, data.survey_values(target), target.instrument)
+    status = store.response_status(project, store.survey_values(target), target.instrument)
     return render(
         request,
         "projects/sandbox/survey.html",

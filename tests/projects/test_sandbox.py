@@ -22,7 +22,7 @@ from projects.redcap import (
     RedcapNotLongitudinal,
     RedcapRequestError,
 )
-from projects.sandbox import data
+from projects.sandbox import data, store
 from projects.sandbox.data import DEMO_TOKEN, LONGITUDINAL_TOKEN, METADATA_KEYS, SANDBOX_PROJECTS
 
 # No STATIC_ROOT in tests: WhiteNoise's warning would fail every request. (The portal-tests
@@ -37,9 +37,9 @@ LONG = SANDBOX_PROJECTS[102]
 
 @pytest.fixture(autouse=True)
 def fresh_sandbox():
-    data.reset()
+    store.reset()
     yield
-    data.reset()
+    store.reset()
 
 
 @pytest.fixture
@@ -67,12 +67,12 @@ def test_the_tokens_are_fixed_32_hex_development_tokens():
     assert LONG.token == LONGITUDINAL_TOKEN
     for project in SANDBOX_PROJECTS.values():
         assert re.fullmatch(r"[0-9A-F]{32}", project.token)
-    assert data.project_for_token(DEMO_TOKEN.lower()) is DEMO
-    assert data.project_for_token("0" * 32) is None
+    assert store.project_for_token(DEMO_TOKEN.lower()) is DEMO
+    assert store.project_for_token("0" * 32) is None
 
 
 def test_the_demo_project_has_25_records_with_the_problems_a_sync_must_report():
-    rows = [values for _, _, values in data.rows(DEMO)]
+    rows = [values for _, _, values in store.rows(DEMO)]
     assert len(rows) == 25
     phones = [r["phone"] for r in rows]
     assert sum(1 for p in phones if not p) >= 2
@@ -97,8 +97,8 @@ def test_the_demo_project_has_25_records_with_the_problems_a_sync_must_report():
 
 
 def test_enrollment_dates_follow_the_day_of_the_reset():
-    data.reset(today=date(2030, 1, 10))
-    first = data.rows(DEMO)[0][2]
+    store.reset(today=date(2030, 1, 10))
+    first = store.rows(DEMO)[0][2]
     assert first["enrollment_date"] == "2029-12-11"  # Avery enrolled 30 days before
 
 
@@ -206,7 +206,7 @@ def test_importing_validates_every_row_before_writing_any(api):
     assert response.json()["error"] == (
         '"2","sms_consent","7","The value is not a valid category for sms_consent"'
     )
-    assert data.rows(DEMO)[0][2]["first_name"] == "Avery"
+    assert store.rows(DEMO)[0][2]["first_name"] == "Avery"
     for bad in (
         '[{"record_id": "1", "nonsense": "1"}]',
         '[{"first_name": "No id"}]',
@@ -224,14 +224,14 @@ def test_importing_validates_every_row_before_writing_any(api):
 
 def test_normal_imports_skip_blanks_and_overwrite_imports_erase(api):
     api(content="record", data='[{"record_id": "1", "first_name": ""}]')
-    assert data.rows(DEMO)[0][2]["first_name"] == "Avery"
+    assert store.rows(DEMO)[0][2]["first_name"] == "Avery"
     response = api(
         content="record",
         data='[{"record_id": "1", "first_name": ""}]',
         overwriteBehavior="overwrite",
     )
     assert response.json() == {"count": 1}
-    assert data.rows(DEMO)[0][2]["first_name"] == ""
+    assert store.rows(DEMO)[0][2]["first_name"] == ""
     response = api(content="record", data='[{"record_id": "40"}]', returnContent="ids")
     assert response.json() == ["40"]
     assert api(content="record", data="[]", overwriteBehavior="sometimes").status_code == 400
@@ -375,7 +375,7 @@ def test_the_survey_page_shows_the_survey_and_marks_it_complete(api, client):
     assert b"this survey is complete" in client.get(path).content
     statuses = api(content="participantList", instrument="baseline_survey").json()
     assert statuses[4]["response_status"] == 2
-    assert data.rows(DEMO)[4][2]["baseline_survey_complete"] == "2"
+    assert store.rows(DEMO)[4][2]["baseline_survey_complete"] == "2"
 
 
 def test_the_survey_queue_page_lists_the_records_surveys(api, client):
