@@ -14,9 +14,10 @@ In process:
     (`with FakeProvider(...) as fake:` starts and stops it.)
 
 Command line:
-    python benchmarks/fake_provider.py --port 8765 --latency-ms 50 --rate 50 \
+    python benchmarks/fake_provider.py --serve --port 8765 --latency-ms 50 --rate 50 \
         --failure-rate 0.3 --seed 1
-then `curl http://127.0.0.1:8765/stats`.
+then `curl http://127.0.0.1:8765/stats`. Without --serve it runs a few-second self-check and
+exits (so `make benchmarks`, which runs every script here, does not hang on it).
 
 Failure kinds (each failing send picks one at random, seeded):
   drop          the connection is closed without an answer; nothing accepted
@@ -118,6 +119,7 @@ class FakeProvider:
         self.host, self.port = host, port
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.connections: set[socket.socket] = set()
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.reset()
@@ -141,6 +143,12 @@ class FakeProvider:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        # Kept-alive connections would otherwise go on being served by their handler threads.
+        with self.lock:
+            connections, self.connections = list(self.connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FakeProvider:
         return self.start()
@@ -265,9 +273,23 @@ def _twilio_message(message: dict[str, Any], *, status: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     provider: FakeProvider
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx's pool expects
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer would
+    # wait ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.provider.lock:
+            self.provider.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.provider.lock:
+            self.provider.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     # --- plumbing ----------------------------------------------------------------------------
     def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -545,21 +567,55 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"Success": True, "Contacts": contacts})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def self_check(*, rate: float = 50, messages: int = 100, latency_ms: float = 10) -> dict:
+    """Pace a bare client at `rate` (expect no 429), then burst (expect 429s). Returns ratios."""
+    import httpx  # only the self-check needs a client
+
+    sid = "AC" + "0" * 32
+    with (
+        FakeProvider(latency_ms=latency_ms, rate=rate) as fake,
+        httpx.Client(auth=(sid, "x"), timeout=5) as client,
+    ):
+        url = f"{fake.twilio_api_base}Accounts/{sid}/Messages.json"
+        started = time.monotonic()
+        for n in range(messages):
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+            client.post(url, data={"To": "+14155550100", "Body": f"paced {n}", "From": "+1500"})
+        paced = fake.stats()
+        for n in range(messages):
+            client.post(url, data={"To": "+14155550100", "Body": f"burst {n}", "From": "+1500"})
+        burst = fake.stats()
+    return {
+        "rate_ratio": (paced["accepted_per_second"] or 0) / rate,
+        "paced_rejections": paced["rate_limited"],
+        "burst_rejections": burst["rate_limited"] - paced["rate_limited"],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="A loopback fake SMS provider. Without --serve: a quick self-check."
+    )
+    parser.add_argument("--serve", action="store_true", help="serve until Ctrl-C")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument(
-        "--rate", type=float, default=None, help="sends per second (none: no limit)"
-    )
+    parser.add_argument("--rate", type=float, default=None, help="sends per second (default: none)")
     parser.add_argument("--burst", type=float, default=None)
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--failure-kinds", default=",".join(FAILURE_KINDS))
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--hang-s", type=float, default=2.0)
     parser.add_argument("--dedup", default="to+body", choices=["to+body", "body", "callback"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not args.serve:
+        result = self_check()
+        print(
+            " ".join(
+                f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+            )
+        )
+        return
     fake = FakeProvider(
         latency_ms=args.latency_ms,
         rate=args.rate,

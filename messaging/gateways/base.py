@@ -110,12 +110,22 @@ class GatewayError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple:
+        # Keep the classification when pickled (q2 stores a failed task's exception).
+        return (_rebuild_error, (self.message, self.__dict__))
+
     def __repr__(self) -> str:
         return (
             f"GatewayError({self.message!r}, reason={self.reason.value}, "
             f"permanent={self.permanent}, code={self.code!r}, status_code={self.status_code!r}, "
             f"retry_after={self.retry_after!r})"
         )
+
+
+def _rebuild_error(message: str, state: dict[str, Any]) -> GatewayError:
+    error = GatewayError(message)
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True)
@@ -316,7 +326,7 @@ def backoff_delay(
     return rng.uniform(0, ceiling)
 
 
-_PHONE_LIKE = re.compile(r"\+?\d(?:[\s().-]?\d){7,}")
+_PHONE_LIKE = re.compile(r"\+?\d(?:[\s().-]{0,2}\d){7,}")
 
 
 def mask_phone(number: str) -> str:
