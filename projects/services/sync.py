@@ -190,22 +190,22 @@ def _sync(run: SyncRun, project: Project) -> None:
     mapping = FieldMapping.objects.get(project=project)
     client = redcap_client_for(project)
     events = [mapping.event] if mapping.event else None
-    id_field = client.metadata()[0]["field_name"]  # REDCap's first field is the record id
-
-    def record_ids(filter_logic: str | None = None) -> list[str]:
-        rows = client.records(fields=[id_field], events=events, filter_logic=filter_logic)
-        return list(dict.fromkeys(str(r[id_field]) for r in rows))
-
-    ids = record_ids()
+    id_field = client.record_id_field()
+    ids = client.record_ids(events=events)
+    withdrawn_logic = mapping.withdrawn_logic.strip()
     withdrawn = (
-        set(record_ids(mapping.withdrawn_logic)) if mapping.withdrawn_logic.strip() else set()
+        set(client.record_ids(events=events, filter_logic=withdrawn_logic))
+        if withdrawn_logic
+        else set()
     )
     SyncRun.objects.filter(pk=run.pk).update(total=len(ids))
     existing = {p.record_id: p for p in Participant.objects.filter(project=project)}
     fields = [id_field, *[f for f in mapping.redcap_fields if f != id_field]]
     created = updated = skipped = processed = 0
-    for batch in _chunks(ids, sync_batch_size()):
-        rows = client.records(records=batch, fields=fields, events=events)
+    batches = client.iter_record_batches(
+        records=ids, fields=fields, events=events, batch_size=sync_batch_size()
+    )
+    for rows in batches:
         now = timezone.now()
         seen: set[str] = set()
         to_create, to_update = [], []
@@ -230,20 +230,21 @@ def _sync(run: SyncRun, project: Project) -> None:
             Participant.objects.bulk_update(to_update, UPDATE_FIELDS)
         created += len(to_create)
         updated += len(to_update)
-        processed += len(batch)
+        processed = min(processed + sync_batch_size(), len(ids))
         SyncRun.objects.filter(pk=run.pk).update(
             processed=processed,
             created_count=created,
             updated_count=updated,
             skipped_count=skipped,
         )
-    gone = (
-        Participant.objects.filter(project=project, in_redcap=True)
-        .exclude(record_id__in=ids)
-        .update(in_redcap=False, updated_at=timezone.now())
-        if ids
-        else Participant.objects.filter(project=project, in_redcap=True).update(in_redcap=False)
-    )
+    # Records gone from REDCap are marked, never deleted (their texts and opt-outs stay).
+    present = set(ids)
+    gone_pks = [p.pk for rid, p in existing.items() if p.in_redcap and rid not in present]
+    gone = 0
+    for start in range(0, len(gone_pks), 500):  # bounded IN lists (SQLite's variable limit)
+        gone += Participant.objects.filter(pk__in=gone_pks[start : start + 500]).update(
+            in_redcap=False, updated_at=timezone.now()
+        )
     SyncRun.objects.filter(pk=run.pk).update(
         status=SyncRun.Status.SUCCEEDED, finished_at=timezone.now(), gone_count=gone
     )
