@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
+from billing.selectors import account_usage
 from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm
 from messaging.models import Message, MessageRule, Send
@@ -197,8 +198,6 @@ def rule_preview(request, pk: int):
         recipients = recipients.filter(record_id__in=ids)
     count = recipients.count()
     units_each = result["segments"] if rules_unit_is_segment() else 1
-    from billing.selectors import account_usage  # noqa: PLC0415  TODO(merge billing): top-level
-
     usage = account_usage(account=project.account).period
     remaining = max(usage.included + usage.credits - usage.used, 0) if usage else 0
     result.update(

@@ -65,6 +65,7 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("projects/", include("messaging.urls")),
     path("webhooks/", include("messaging.webhook_urls")),
+    path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]
