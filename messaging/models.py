@@ -289,7 +289,7 @@ class OptOut(models.Model):
 
 
 class SenderLease(models.Model):
-    """Only one sender loop runs at a time (it keeps every link's pace); a dead one's lease expires."""
+    """Only one sender loop runs at a time (it keeps every link's pace); a dead loop's expires."""
 
     name = models.CharField(max_length=32, unique=True)
     owner = models.CharField(max_length=64, blank=True)

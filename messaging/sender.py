@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 

@@ -145,6 +145,7 @@ class ParticipantFactory(factory.django.DjangoModelFactory):
     def phone_last4(self, n):
         return f"{n % 10000:04d}"
 
+
 # --- Billing (usage periods, credit packs, plan changes) ------------------------------------
 
 

@@ -214,7 +214,8 @@ def rule_save(
             actor=actor,
             action="message_rule.created" if creating else "message_rule.changed",
             obj=rule,
-            message=f"{rule.get_kind_display()} “{rule.name}” {'created' if creating else 'changed'}.",
+            message=f"{rule.get_kind_display()} “{rule.name}” "
+            f"{'created' if creating else 'changed'}.",
         )
     return rule
 

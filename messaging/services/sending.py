@@ -227,7 +227,8 @@ def claim(prepared: Prepared, *, provider: str) -> str:
             Message.objects.filter(pk=message.pk).update(
                 status=Status.HELD,
                 units=0,
-                error="Held: the account's monthly quota is used up. It goes out when credits arrive.",
+                error="Held: the account's monthly quota is used up. "
+                "It goes out when credits arrive.",
             )
             return "held"
     for name, value in fields.items():
@@ -307,7 +308,8 @@ def record_failure(
             else:
                 update.update(
                     status=Status.FAILED,
-                    error=f"The provider could not be reached after {attempts} tries: {exc.message}",
+                    error=f"The provider could not be reached after {attempts} tries: "
+                    f"{exc.message}",
                 )
         elif reason == Reason.AMBIGUOUS:
             update["status"] = Status.UNKNOWN  # may have gone out: reconcile, never resend blindly
@@ -323,7 +325,8 @@ def record_failure(
                 opt_out_record(
                     participant=message.participant,
                     source=OptOut.Source.PROVIDER,
-                    detail=f"{link.get_provider_display()} reported the number unsubscribed ({code}).",
+                    detail=f"{link.get_provider_display()} reported the number unsubscribed "
+                    f"({code}).",
                 )
         Message.objects.filter(pk=message.pk, status=Status.SENDING).update(**update)
         Attempt.objects.filter(pk=attempt.pk).update(
@@ -382,7 +385,8 @@ def opt_out_record(*, participant: Participant, source: str, detail: str = "") -
                 actor=None,
                 action="participant.opted_out",
                 obj=participant,
-                message=f"Record {participant.record_id} opted out: {opt_out.get_source_display()}.",
+                message=f"Record {participant.record_id} opted out: "
+                f"{opt_out.get_source_display()}.",
             )
     return opt_out
 
@@ -405,7 +409,8 @@ def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
                     # The provider call may have happened: never call again; ask the provider.
                     n = Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
                         status=Status.UNKNOWN,
-                        error="The sender stopped during the provider call; checking with the provider.",
+                        error="The sender stopped during the provider call; "
+                        "checking with the provider.",
                         updated_at=now,
                     )
                     counts["unknown"] += n

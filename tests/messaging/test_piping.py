@@ -22,5 +22,8 @@ def test_piped_values_are_not_piped_again():
 def test_only_mapped_fields_may_be_piped():
     allowed = piping.allowed_tokens(MAPPING)
     assert {"first_name", "fname", "enrollment_date", "survey-link", "survey-queue-link"} <= allowed
-    assert piping.unknown_tokens("Hi [first_name] [dob] [diagnosis]", MAPPING) == ["diagnosis", "dob"]
+    assert piping.unknown_tokens("Hi [first_name] [dob] [diagnosis]", MAPPING) == [
+        "diagnosis",
+        "dob",
+    ]
     assert piping.unknown_tokens("[first_name]", None) == ["first_name"]
