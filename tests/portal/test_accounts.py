@@ -223,6 +223,31 @@ def test_signing_in_goes_to_the_dashboard_or_next(client, researcher):
     assert response.url == reverse("project-list")
 
 
+def test_sign_in_does_not_redirect_to_another_site(client, researcher):
+    response = client.post(
+        reverse("login"),
+        {"username": researcher.email, "password": PASSWORD, "next": "https://evil.test/"},
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("dashboard")
+
+
+def test_a_signed_in_user_changes_their_password(as_user, researcher):
+    client = as_user(researcher)
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "another long passphrase",
+            "new_password2": "another long passphrase",
+        },
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("password_change_done")
+    researcher.refresh_from_db()
+    assert researcher.check_password("another long passphrase")
+
+
 def test_a_wrong_password_is_refused_with_a_clear_message(client, researcher):
     response = sign_in(client, researcher.email, "wrong password")
     assert response.status_code == 200
@@ -405,6 +430,11 @@ def test_a_token_is_shown_once_and_only_its_hash_is_stored(as_user, researcher, 
     assert token_key not in page
     assert AuditEvent.objects.filter(action="api_token.created", actor=researcher).exists()
     assert not AuditEvent.objects.filter(message__contains=token_key).exists()
+
+
+def test_the_page_showing_the_key_is_never_cached(as_user, researcher):
+    response = as_user(researcher).post(reverse("api-token-create"))
+    assert "no-store" in response["Cache-Control"]
 
 
 def test_making_a_token_needs_a_post(as_user, researcher):
