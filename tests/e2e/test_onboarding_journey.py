@@ -140,6 +140,12 @@ def test_a_researcher_gets_texting_approved_after_one_round_of_changes(
     )
     page.get_by_role("button", name="Resubmit").click()
     expect(page.locator("#request-status")).to_have_text("Submitted")
+    # The edit form kept everything the researcher did not touch.
+    obj.refresh_from_db()
+    assert obj.irb_status == "approved"
+    assert obj.message_kinds == ["invitation", "reminder", "two_way"]
+    assert (obj.new_account_name, obj.new_account_plan.name) == ("Sleep Lab", "Plus")
+    assert (obj.new_account_time_zone, obj.pi_email) == ("America/Chicago", "ada@uni.test")
     page.get_by_label("Add a comment").fill("Done: the approval date is in the summary.")
     page.get_by_role("button", name="Post comment").click()
     expect(page.get_by_role("status")).to_contain_text("Comment posted.")

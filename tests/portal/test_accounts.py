@@ -537,3 +537,11 @@ def test_a_signed_in_browser_session_also_reaches_the_api(as_user, researcher):
     response = as_user(researcher).get(reverse("api-project-list"))
     assert response.status_code == 200
     assert response.json()["count"] == 1
+
+
+def test_the_api_schema_is_published_and_documents_the_token(client):
+    response = client.get(reverse("api-schema"))
+    assert response.status_code == 200
+    schema = response.content.decode()
+    assert "/api/projects/" in schema
+    assert "tokenAuth" in schema
