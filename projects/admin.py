@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from projects.models import (
     FieldMapping,
@@ -16,6 +17,8 @@ from projects.models import (
 @admin.register(RedcapInstance)
 class RedcapInstanceAdmin(admin.ModelAdmin):
     list_display = ["name", "api_url", "is_active"]
+    # A REDCap API is reached over HTTPS; say so, rather than rely on Django's changing default.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 class MembershipInline(admin.TabularInline):
