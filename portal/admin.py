@@ -68,6 +68,17 @@ class OnboardingRequestAdmin(admin.ModelAdmin):
     inlines = [OnboardingCommentInline]
 
 
+@admin.register(OnboardingComment)
+class OnboardingCommentAdmin(admin.ModelAdmin):
+    list_display = ["request", "author", "created_at"]
+    search_fields = ["body", "author__email", "request__project_title"]
+    readonly_fields = ["request", "author", "created_at"]
+
+    def has_add_permission(self, request):
+        # Comments are written on the request's page, where the other side is told by e-mail.
+        return False
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit log is append-only."""

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 
 from billing.selectors import accounts_for_user, plans_offered
 from portal.models import OnboardingRequest, User
@@ -176,6 +177,8 @@ class OnboardingRequestForm(forms.ModelForm):
                 "required": "Enter the REDCap project id (the PID).",
             },
             "project_title": {"required": "Give the project a title."},
+            "expected_participants": {"min_value": "Enter a whole number greater than zero."},
+            "expected_messages_per_month": {"min_value": "Enter a whole number greater than zero."},
             "billing_account": {
                 "invalid_choice": "You can only bill a project to an account you belong to."
             },
@@ -190,8 +193,15 @@ class OnboardingRequestForm(forms.ModelForm):
         self.fields["redcap_instance"].empty_label = "Choose a REDCap server"
         self.fields["billing_account"].queryset = accounts_for_user(user=user)
         self.fields["new_account_plan"].queryset = plans_offered()
-        self.fields["redcap_project_id"].min_value = 1
-        self.fields["redcap_project_id"].widget.attrs["min"] = 1
+        for name in ("redcap_project_id", "expected_participants", "expected_messages_per_month"):
+            # The model field's form field allows 0; setting min_value after construction does
+            # not replace its validator, so swap the validator itself for one that needs >= 1.
+            field = self.fields[name]
+            field.min_value = 1
+            field.validators = [
+                v for v in field.validators if not isinstance(v, MinValueValidator)
+            ] + [MinValueValidator(1)]
+            field.widget.attrs["min"] = 1
         if self.instance.pk:
             self.initial["account_choice"] = (
                 self.ACCOUNT_EXISTING if self.instance.billing_account_id else self.ACCOUNT_NEW

@@ -25,6 +25,10 @@ class UserManager(BaseUserManager):
         extra.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra)
 
+    def get_by_natural_key(self, username: str):
+        # Addresses are stored in lower case; people sign in with whatever case they type.
+        return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
+
     def create_superuser(self, email: str, password: str | None = None, **extra):
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
@@ -55,6 +59,11 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.full_name or self.email
+
+    def clean(self) -> None:
+        super().clean()
+        # One address, one account, whatever case it was typed in (the admin's forms too).
+        self.email = (self.email or "").strip().lower()
 
     @property
     def is_server_admin(self) -> bool:

@@ -140,6 +140,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "portal.backends.axes_username"
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -168,9 +169,11 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: DRF takes the WWW-Authenticate header from the first class, and without one
+    # (SessionAuthentication has none) a missing or wrong token is answered 403 instead of 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "portal.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -230,3 +233,10 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# The sender loop (messaging/sender.py): provider calls in flight at once, per loop and per link,
+# and how long one loop runs before handing over to a fresh task (below the q2 timeout).
+SENDER_THREADS = env.int("SENDER_THREADS", default=16)
+SENDER_MAX_IN_FLIGHT_PER_LINK = env.int("SENDER_MAX_IN_FLIGHT_PER_LINK", default=16)
+SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=45)
+MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)

@@ -5,7 +5,8 @@ from django.contrib.auth.models import Group
 
 from billing.models import Account, AccountMembership, Plan
 from portal.models import SERVER_ADMIN_GROUP, OnboardingRequest, User
-from projects.models import Membership, Project, RedcapInstance
+from projects import crypto
+from projects.models import Membership, Participant, Project, RedcapInstance
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -119,6 +120,30 @@ class OnboardingRequestFactory(factory.django.DjangoModelFactory):
     attest_no_phi = True
     attest_consent = True
     submitted_at = factory.Faker("date_time_this_month", tzinfo=datetime.UTC)
+
+
+class ParticipantFactory(factory.django.DjangoModelFactory):
+    """A textable participant (consented, valid phone)."""
+
+    class Meta:
+        model = Participant
+
+    project = factory.SubFactory(ProjectFactory)
+    record_id = factory.Sequence(lambda n: str(n + 1))
+    consented = True
+    first_name = factory.Faker("first_name")
+
+    @factory.lazy_attribute_sequence
+    def phone_encrypted(self, n):
+        return crypto.encrypt(f"+1202555{n % 10000:04d}")
+
+    @factory.lazy_attribute_sequence
+    def phone_fingerprint(self, n):
+        return crypto.fingerprint(f"+1202555{n % 10000:04d}", purpose="phone")
+
+    @factory.lazy_attribute_sequence
+    def phone_last4(self, n):
+        return f"{n % 10000:04d}"
 
 
 # --- Billing (usage periods, credit packs, plan changes) ------------------------------------

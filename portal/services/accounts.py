@@ -11,6 +11,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from portal import emails
 from portal.audit import audit_record
 from portal.models import SERVER_ADMIN_GROUP, User
+from projects.services.members import invitations_accept
 
 
 class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
@@ -55,11 +56,16 @@ def user_verify_email(*, uidb64: str, token: str) -> User:
         user = User.objects.get(pk=urlsafe_base64_decode(uidb64).decode())
     except (User.DoesNotExist, ValueError, TypeError, OverflowError) as exc:
         raise ValidationError("This confirmation link is not valid.") from exc
-    if user.email_verified:
-        return user
+    # The token covers `email_verified`, so a link stops working once it has been used.
     if not email_verification_token.check_token(user, token):
+        if user.email_verified:
+            raise ValidationError(
+                "This confirmation link was already used, and your e-mail address is confirmed. "
+                "Sign in below."
+            )
         raise ValidationError(
-            "This confirmation link has expired or was already used. Sign in to get a new one."
+            "This confirmation link has expired or was already used. Use “Send the link again” "
+            "below to get a new one."
         )
     with transaction.atomic():
         user.email_verified = True
@@ -67,6 +73,7 @@ def user_verify_email(*, uidb64: str, token: str) -> User:
         audit_record(
             actor=user, action="user.email_verified", obj=user, message="E-mail confirmed."
         )
+        invitations_accept(user=user)  # projects they were invited to before signing up
     return user
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.forms import ProfileForm, ResendVerificationForm, SignInForm, SignUpForm
@@ -78,6 +79,7 @@ def profile_view(request):
     return render(request, "portal/profile.html", {"form": form, "token": token})
 
 
+@never_cache  # the page shows the key itself: no browser or proxy may keep a copy
 @login_required
 @require_POST
 def api_token_create(request):

@@ -174,7 +174,10 @@ def request_decide(request, pk: int):
 @server_admin_required
 def review_queue(request):
     status = request.GET.get("status") or OnboardingRequest.Status.SUBMITTED
-    if status != "all" and status not in OnboardingRequest.Status.values:
+    # Drafts are the researcher's own until submitted; the queue never lists them.
+    if status != "all" and (
+        status not in OnboardingRequest.Status.values or status == OnboardingRequest.Status.DRAFT
+    ):
         status = OnboardingRequest.Status.SUBMITTED
     instance_id = request.GET.get("instance")
     instance_id = int(instance_id) if instance_id and instance_id.isdigit() else None

@@ -1,7 +1,9 @@
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from billing.models import Account
+from billing.models import Account, AccountMembership
 from billing.services import account_assert_project_slot
+from projects.access import ROLE_RANK, project_role
 from projects.models import Membership, Project, RedcapInstance
 from projects.signals import audit
 
@@ -45,6 +47,45 @@ def project_create(
     return project
 
 
+def project_update_quiet_hours(*, project: Project, actor, start, end, days: list[int]) -> Project:
+    """Set when texts may go out (server administrators only)."""
+    if not actor.is_server_admin:
+        raise PermissionDenied("Quiet hours are set by the server administrators.")
+    if start >= end:
+        raise ValidationError("The latest time must be after the earliest time.")
+    if not days or any(d not in range(7) for d in days):
+        raise ValidationError("Choose at least one day of the week.")
+    with transaction.atomic():
+        project.send_window_start, project.send_window_end = start, end
+        project.send_days = sorted(set(days))
+        project.save(update_fields=["send_window_start", "send_window_end", "send_days"])
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="project.quiet_hours_changed",
+            obj=project,
+            message=f"Texts allowed {start:%H:%M}–{end:%H:%M} on days {project.send_days}.",
+        )
+    return project
+
+
+def project_update_help_reply(*, project: Project, actor, help_reply: str) -> Project:
+    role = project_role(user=actor, project=project)
+    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
+        raise PermissionDenied("Only owners and editors can change the HELP reply.")
+    with transaction.atomic():
+        project.help_reply = help_reply.strip()
+        project.save(update_fields=["help_reply"])
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="project.help_reply_changed",
+            obj=project,
+            message="HELP reply changed.",
+        )
+    return project
+
+
 def project_move_account(*, project: Project, account: Account, actor) -> Project:
     """Bill `project` to another account from now on (usage already counted stays where it was).
 
@@ -53,11 +94,6 @@ def project_move_account(*, project: Project, account: Account, actor) -> Projec
     account's row is locked while counting, so two moves cannot both take its last slot.
     Archived projects do not take a slot.
     """
-    # Imported here so that this addition stays at the end of the module.
-    from django.core.exceptions import PermissionDenied, ValidationError
-
-    from billing.models import AccountMembership
-
     is_admin = getattr(actor, "is_server_admin", False)
     if not is_admin:
         owns_project = Membership.objects.filter(
