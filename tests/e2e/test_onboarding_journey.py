@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from portal.models import OnboardingRequest
 from projects.models import Project
-from tests.factories import RedcapInstanceFactory, ServerAdminFactory
+from tests.factories import PlanFactory, RedcapInstanceFactory, ServerAdminFactory
 
 SHOTS = Path("/tmp/shots")
 PASSWORD = "a-long-study-passphrase"
@@ -33,6 +33,9 @@ def test_a_researcher_gets_texting_approved_after_one_round_of_changes(
     SHOTS.mkdir(parents=True, exist_ok=True)
     RedcapInstanceFactory(name="University REDCap")
     RedcapInstanceFactory(name="Retired REDCap", is_active=False)
+    # The seeded plan, also when an earlier transactional test flushed the database (under
+    # Playwright's event loop the serialized rollback does not restore it).
+    PlanFactory(name="Plus", project_limit=10, monthly_messages=3000, sort_order=1)
     admin = ServerAdminFactory(email="alex@uni.test", full_name="Alex Admin")
 
     # --- The researcher signs up and confirms the address ---------------------------------------
