@@ -181,8 +181,9 @@ def test_failures_are_classified(project, people, researcher, reason, status, ch
         assert Participant.objects.get(record_id="1").number_invalid
     if check == "opted_out":
         assert OptOut.objects.filter(project=project, participant__record_id="1").exists()
-    if status == Status.QUEUED:
-        assert message.not_before > timezone.now()
+    if status == Status.QUEUED:  # back in the queue after a jittered backoff
+        assert message.not_before >= message.due_at
+        assert Attempt.objects.get(message=message).outcome == Attempt.Outcome.RETRY
 
 
 def test_bad_credentials_pause_the_link_keep_the_text_and_alert_the_owner(
