@@ -63,6 +63,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
+                "billing.context_processors.quota",
             ],
         },
     },
@@ -232,3 +233,10 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# The sender loop (messaging/sender.py): provider calls in flight at once, per loop and per link,
+# and how long one loop runs before handing over to a fresh task (below the q2 timeout).
+SENDER_THREADS = env.int("SENDER_THREADS", default=16)
+SENDER_MAX_IN_FLIGHT_PER_LINK = env.int("SENDER_MAX_IN_FLIGHT_PER_LINK", default=16)
+SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=45)
+MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -62,6 +63,13 @@ urlpatterns = [
     path("requests/", include(onboarding_patterns)),
     path("audit/", audit.audit_log, name="audit-log"),
     path("projects/", include("projects.urls")),
+    path("projects/", include("messaging.urls")),
+    path("webhooks/", include("messaging.webhook_urls")),
+    path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# The simulated REDCap (development and tests only; `check --deploy` refuses it in production).
+if settings.SANDBOX_ENABLED:
+    urlpatterns += [path("sandbox/redcap/", include("projects.sandbox.urls"))]

@@ -1,7 +1,17 @@
 from django.contrib import admin
 from django.db import models
 
-from projects.models import Membership, Project, RedcapInstance
+from projects.models import (
+    FieldMapping,
+    Membership,
+    Participant,
+    Project,
+    ProjectInvitation,
+    ProviderLink,
+    RedcapInstance,
+    RedcapLink,
+    SyncRun,
+)
 
 
 @admin.register(RedcapInstance)
@@ -30,3 +40,108 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["project", "user", "role"]
     list_filter = ["role"]
     search_fields = ["project__title", "user__email"]
+
+
+@admin.register(ProjectInvitation)
+class ProjectInvitationAdmin(admin.ModelAdmin):
+    list_display = ["project", "email", "role", "invited_by", "created_at"]
+
+
+class NoSecretsAdmin(admin.ModelAdmin):
+    """Credentials are set in the portal (where they are checked); here they are read-only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RedcapLink)
+class RedcapLinkAdmin(NoSecretsAdmin):
+    list_display = ["project", "masked_token", "redcap_version", "linked_by", "linked_at"]
+    fields = [
+        "project",
+        "masked_token",
+        "redcap_version",
+        "redcap_project_title",
+        "is_longitudinal",
+        "linked_by",
+        "linked_at",
+        "last_checked_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Token")
+    def masked_token(self, obj):
+        return f"••••{obj.token_last4}"
+
+
+@admin.register(ProviderLink)
+class ProviderLinkAdmin(NoSecretsAdmin):
+    list_display = ["project", "provider", "rate_per_second", "is_paused", "linked_at"]
+    list_filter = ["provider", "is_paused"]
+    fields = [
+        "project",
+        "provider",
+        "display",
+        "rate_per_second",
+        "is_paused",
+        "paused_reason",
+        "linked_by",
+        "linked_at",
+        "last_checked_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(FieldMapping)
+class FieldMappingAdmin(admin.ModelAdmin):
+    list_display = ["project", "phone_field", "consent_field", "time_zone_field", "event"]
+
+
+@admin.register(Participant)
+class ParticipantAdmin(NoSecretsAdmin):
+    list_display = [
+        "record_id",
+        "project",
+        "masked_phone",
+        "consented",
+        "withdrawn",
+        "issue",
+        "in_redcap",
+    ]
+    list_filter = ["issue", "consented", "withdrawn", "in_redcap"]
+    search_fields = ["record_id", "project__title"]
+    fields = [
+        "project",
+        "record_id",
+        "masked_phone",
+        "consented",
+        "time_zone",
+        "first_name",
+        "withdrawn",
+        "dates",
+        "issue",
+        "issue_detail",
+        "in_redcap",
+        "number_invalid",
+        "synced_at",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(NoSecretsAdmin):
+    list_display = [
+        "project",
+        "status",
+        "created_at",
+        "total",
+        "processed",
+        "skipped_count",
+        "error",
+    ]
+    list_filter = ["status"]

@@ -1,7 +1,14 @@
+import datetime
+
 from django.conf import settings
 from django.db import models
 
 from billing.models import validate_time_zone
+
+
+def default_send_days() -> list[int]:
+    # Monday (0) to Saturday (5): compliance.md's safe default; Sunday is off in some states.
+    return [0, 1, 2, 3, 4, 5]
 
 
 class RedcapInstance(models.Model):
@@ -40,7 +47,21 @@ class Project(models.Model):
     irb_protocol = models.CharField("IRB protocol number", max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     time_zone = models.CharField(
-        max_length=64, default="America/New_York", validators=[validate_time_zone]
+        max_length=64,
+        default="America/New_York",
+        validators=[validate_time_zone],
+        help_text="Used for participants whose record has no time zone.",
+    )
+    # Quiet hours: texts are released only inside this window, in the participant's local time.
+    send_window_start = models.TimeField(default=datetime.time(9, 0))
+    send_window_end = models.TimeField(default=datetime.time(20, 0))
+    send_days = models.JSONField(
+        default=default_send_days, help_text="Weekdays texts may go out (0 = Monday)."
+    )
+    help_reply = models.CharField(
+        max_length=320,
+        blank=True,
+        help_text="Answer to HELP. Leave empty for the standard one with the PI's contact.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
@@ -80,3 +101,254 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}) on {self.project}"
+
+
+class RedcapLink(models.Model):
+    """The project's REDCap API token, encrypted; shown only as its last 4 characters."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="redcap_link")
+    token_encrypted = models.TextField()
+    token_last4 = models.CharField(max_length=4)
+    token_fingerprint = models.CharField(max_length=64, db_index=True)
+    redcap_version = models.CharField(max_length=32, blank=True)
+    redcap_project_title = models.CharField(max_length=300, blank=True)
+    is_longitudinal = models.BooleanField(default=False)
+    linked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    linked_at = models.DateTimeField(auto_now_add=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"REDCap token ••••{self.token_last4} for {self.project}"
+
+    @property
+    def token(self) -> str:
+        from projects.crypto import decrypt
+
+        return decrypt(self.token_encrypted)
+
+
+class ProviderLink(models.Model):
+    """The project's SMS provider credentials (Mosio, Twilio or the sandbox), encrypted.
+
+    `config` holds the provider's settings (API key, account SID, auth token, sender); `display`
+    holds what may be shown (masked secrets, the sender). `fingerprint` identifies the Mosio key or
+    the Twilio sender, so one cannot serve two projects.
+    """
+
+    class Provider(models.TextChoices):
+        MOSIO = "mosio", "Mosio"
+        TWILIO = "twilio", "Twilio"
+        SANDBOX = "sandbox", "Sandbox phone simulator"
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="provider_link")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    config_encrypted = models.TextField()
+    display = models.JSONField(default=dict, blank=True)
+    fingerprint = models.CharField(max_length=64, unique=True)
+    rate_per_second = models.DecimalField(
+        "Send rate (segments per second)",
+        max_digits=6,
+        decimal_places=2,
+        default=1,
+        help_text="1 for a US long code, 3 for toll-free, 100 or more for a short code.",
+    )
+    webhook_secret = models.CharField(max_length=64, unique=True)
+    is_paused = models.BooleanField(default=False)
+    paused_reason = models.TextField(blank=True)
+    linked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    linked_at = models.DateTimeField(auto_now_add=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} for {self.project}"
+
+    @property
+    def config(self) -> dict[str, str]:
+        from projects.crypto import decrypt_json
+
+        return decrypt_json(self.config_encrypted)
+
+
+class FieldMapping(models.Model):
+    """Which REDCap fields hold what the portal needs. Only these fields are ever stored."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="field_mapping")
+    phone_field = models.CharField(max_length=100)
+    consent_field = models.CharField("SMS-consent field", max_length=100)
+    consent_value = models.CharField(
+        max_length=100, default="1", help_text="The coded value that means “consented”."
+    )
+    time_zone_field = models.CharField(max_length=100, blank=True)
+    first_name_field = models.CharField(max_length=100, blank=True)
+    optout_field = models.CharField("Opt-out field to write back to", max_length=100, blank=True)
+    withdrawn_logic = models.TextField(
+        blank=True, help_text="REDCap logic that is true for withdrawn participants."
+    )
+    date_fields = models.JSONField(
+        default=list, blank=True, help_text="Date fields that messages may be scheduled from."
+    )
+    event = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Longitudinal projects: the event holding these fields.",
+    )
+    phone_region = models.CharField(
+        max_length=2, default="US", help_text="Region for numbers written without +country code."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Field mapping of {self.project}"
+
+    @property
+    def redcap_fields(self) -> list[str]:
+        """The REDCap fields a sync exports: the mapped ones and nothing else."""
+        fields = [
+            self.phone_field,
+            self.consent_field,
+            self.time_zone_field,
+            self.first_name_field,
+            *self.date_fields,
+        ]
+        return list(dict.fromkeys(f for f in fields if f))
+
+
+class Participant(models.Model):
+    """A REDCap record the portal may text, holding only the mapped fields.
+
+    The phone number is encrypted; its keyed fingerprint finds a participant from an inbound text.
+    """
+
+    class Issue(models.TextChoices):
+        NONE = "", "Ready"
+        NO_PHONE = "no_phone", "No phone number"
+        INVALID_PHONE = "invalid_phone", "Phone number is not valid"
+        NO_CONSENT = "no_consent", "No consent to texts"
+        UNKNOWN_TIME_ZONE = "unknown_time_zone", "Unknown time zone"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="participants")
+    record_id = models.CharField(max_length=100)
+    phone_encrypted = models.TextField(blank=True)
+    phone_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    phone_last4 = models.CharField(max_length=4, blank=True)
+    consented = models.BooleanField(default=False)
+    time_zone = models.CharField(max_length=64, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    withdrawn = models.BooleanField(default=False)
+    dates = models.JSONField(default=dict, blank=True)
+    issue = models.CharField(max_length=20, choices=Issue.choices, blank=True, default="")
+    issue_detail = models.CharField(max_length=200, blank=True)
+    in_redcap = models.BooleanField(
+        default=True, help_text="False once the record is gone from REDCap (kept, not deleted)."
+    )
+    number_invalid = models.BooleanField(
+        default=False, help_text="The SMS provider reported this number cannot receive texts."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "record_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "record_id"], name="unique_participant_record"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "issue", "in_redcap"])]
+
+    def __str__(self) -> str:
+        return f"Record {self.record_id}"
+
+    @property
+    def phone(self) -> str:
+        from projects.crypto import decrypt
+
+        return decrypt(self.phone_encrypted) if self.phone_encrypted else ""
+
+    @property
+    def masked_phone(self) -> str:
+        return f"•••-•••-{self.phone_last4}" if self.phone_last4 else "—"
+
+    @property
+    def is_textable(self) -> bool:
+        return (
+            self.issue == ""
+            and self.in_redcap
+            and self.consented
+            and not self.withdrawn
+            and not self.number_invalid
+        )
+
+
+class SyncRun(models.Model):
+    """One participant sync: its progress while it runs, and what it found."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sync_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    gone_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"Sync of {self.project} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(100 * self.processed / self.total) if self.total else 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class ProjectInvitation(models.Model):
+    """An owner's invitation to someone without an account yet; accepted when they sign up."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "email"], name="unique_project_invitation")
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} to {self.project}"

@@ -1,6 +1,7 @@
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Length
 
-from projects.models import Project, RedcapInstance
+from projects.models import Participant, Project, RedcapInstance, SyncRun
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -13,3 +14,51 @@ def projects_for_user(*, user) -> QuerySet[Project]:
 
 def redcap_instances_offered() -> QuerySet[RedcapInstance]:
     return RedcapInstance.objects.filter(is_active=True)
+
+
+def participant_counts(*, project: Project) -> dict[str, int]:
+    """Ready / not usable / gone, in one aggregate query."""
+    return Participant.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        ready=Count("id", filter=Q(issue="", in_redcap=True, consented=True, withdrawn=False)),
+        not_usable=Count("id", filter=~Q(issue="") & Q(in_redcap=True)),
+        withdrawn=Count("id", filter=Q(withdrawn=True, in_redcap=True)),
+        gone=Count("id", filter=Q(in_redcap=False)),
+    )
+
+
+PARTICIPANT_FILTERS = {
+    "ready": Q(issue="", in_redcap=True, consented=True, withdrawn=False),
+    "not_usable": ~Q(issue="") & Q(in_redcap=True),
+    "withdrawn": Q(withdrawn=True, in_redcap=True),
+    "gone": Q(in_redcap=False),
+    "all": Q(),
+}
+
+
+def participants_for_project(
+    *, project: Project, show: str = "ready", search: str = ""
+) -> QuerySet[Participant]:
+    qs = Participant.objects.filter(project=project).filter(
+        PARTICIPANT_FILTERS.get(show, PARTICIPANT_FILTERS["ready"])
+    )
+    if search:
+        term = search.strip()
+        qs = qs.filter(Q(record_id=term) | Q(first_name__icontains=term) | Q(phone_last4=term[-4:]))
+    return qs.order_by(Length("record_id"), "record_id")  # numeric record ids in order
+
+
+def sync_run_latest(*, project: Project) -> SyncRun | None:
+    return SyncRun.objects.filter(project=project).order_by("-created_at").first()
+
+
+def project_setup_state(*, project: Project) -> dict[str, bool]:
+    """Which set-up steps are done, without loading the secrets."""
+    from projects.models import FieldMapping, ProviderLink, RedcapLink
+
+    return {
+        "redcap": RedcapLink.objects.filter(project=project).exists(),
+        "provider": ProviderLink.objects.filter(project=project).exists(),
+        "mapping": FieldMapping.objects.filter(project=project).exists(),
+        "synced": SyncRun.objects.filter(project=project, status=SyncRun.Status.SUCCEEDED).exists(),
+    }

@@ -1,21 +1,393 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
+from projects import selectors
 from projects.access import project_get_for_user
-from projects.selectors import projects_for_user
+from projects.forms import (
+    FieldMappingForm,
+    InviteForm,
+    ProjectSettingsForm,
+    QuietHoursForm,
+    RedcapLinkForm,
+    RoleForm,
+)
+from projects.models import FieldMapping, Membership, ProjectInvitation, RedcapLink, SyncRun
+from projects.services import (
+    links,
+    mapping,
+    members,
+    project_update_help_reply,
+    project_update_quiet_hours,
+    sync,
+)
+
+Role = Membership.Role
+
+
+def _errors(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errs in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errs)
+    else:
+        form.add_error(None, exc.messages)
 
 
 @login_required
 def project_list(request):
-    page = Paginator(projects_for_user(user=request.user), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.projects_for_user(user=request.user), 50).get_page(
+        request.GET.get("page")
+    )
     return render(request, "projects/list.html", {"page": page})
 
 
 @login_required
 def project_detail(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
-    members = project.memberships.select_related("user").order_by("role", "user__email")
     return render(
-        request, "projects/detail.html", {"project": project, "role": role, "members": members}
+        request,
+        "projects/detail.html",
+        {
+            "project": project,
+            "role": role,
+            "setup": selectors.project_setup_state(project=project),
+            "counts": selectors.participant_counts(project=project),
+            "last_sync": selectors.sync_run_latest(project=project),
+            "tab": "overview",
+        },
+    )
+
+
+# --- Members ------------------------------------------------------------------------------
+@login_required
+def member_list(request, pk: int):
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    form = InviteForm(request.POST or None)
+    if request.method == "POST":
+        project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+        if form.is_valid():
+            try:
+                members.member_invite(project=project, actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, f"{form.cleaned_data['email']} was added.")
+                return redirect("project-members", pk=project.pk)
+    return render(
+        request,
+        "projects/members.html",
+        {
+            "project": project,
+            "role": role,
+            "form": form,
+            "memberships": project.memberships.select_related("user").order_by("user__email"),
+            "invitations": project.invitations.order_by("email"),
+            "role_choices": Role.choices,
+            "tab": "members",
+        },
+    )
+
+
+@login_required
+@require_POST
+def member_change_role(request, pk: int, membership_id: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+    membership = get_object_or_404(Membership, pk=membership_id, project=project)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose owner, editor or viewer.")
+    else:
+        try:
+            members.member_change_role(
+                membership=membership, role=form.cleaned_data["role"], actor=request.user
+            )
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, f"{membership.user.email} is now {membership.role}.")
+    return redirect("project-members", pk=project.pk)
+
+
+@login_required
+@require_POST
+def member_remove(request, pk: int, membership_id: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk)
+    membership = get_object_or_404(Membership, pk=membership_id, project=project)
+    try:
+        members.member_remove(membership=membership, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("project-members", pk=project.pk)
+    if membership.user_id == request.user.pk and not request.user.is_server_admin:
+        messages.success(request, f"You left {project.title}.")
+        return redirect("project-list")
+    messages.success(request, f"{membership.user.email} was removed.")
+    return redirect("project-members", pk=project.pk)
+
+
+@login_required
+@require_POST
+def invitation_cancel(request, pk: int, invitation_id: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+    invitation = get_object_or_404(ProjectInvitation, pk=invitation_id, project=project)
+    members.invitation_cancel(invitation=invitation, actor=request.user)
+    messages.success(request, f"The invitation of {invitation.email} was cancelled.")
+    return redirect("project-members", pk=project.pk)
+
+
+# --- REDCap link ----------------------------------------------------------------------------
+@login_required
+def redcap_link(request, pk: int):
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    form = RedcapLinkForm(request.POST or None, project=project)
+    if request.method == "POST":
+        project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+        if form.is_valid():
+            try:
+                link = links.redcap_link_set(
+                    project=project, token=form.cleaned_data["token"], actor=request.user
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    f"REDCap linked: “{link.redcap_project_title}” (REDCap {link.redcap_version}).",
+                )
+                return redirect("project-redcap", pk=project.pk)
+    return render(
+        request,
+        "projects/redcap_link.html",
+        {
+            "project": project,
+            "role": role,
+            "form": form,
+            "link": RedcapLink.objects.filter(project=project).first(),
+            "tab": "setup",
+        },
+    )
+
+
+@login_required
+@require_POST
+def redcap_link_test(request, pk: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk)
+    try:
+        result = links.redcap_link_test(project=project, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, "REDCap connection failed: " + _errors(exc))
+    else:
+        messages.success(
+            request,
+            f"Connected to REDCap {result['version']}: project {result['project_id']}, "
+            f"“{result['project_title']}”.",
+        )
+    return redirect("project-redcap", pk=project.pk)
+
+
+@login_required
+@require_POST
+def redcap_link_remove(request, pk: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+    links.redcap_link_remove(project=project, actor=request.user)
+    messages.success(
+        request, "The REDCap token was removed. Sends and syncs stop until a new one is linked."
+    )
+    return redirect("project-redcap", pk=project.pk)
+
+
+# --- Field mapping --------------------------------------------------------------------------
+@login_required
+def field_mapping(request, pk: int):
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    current = FieldMapping.objects.filter(project=project).first()
+    if not RedcapLink.objects.filter(project=project).exists():
+        messages.info(
+            request, "Link the project's REDCap API token first; the fields come from REDCap."
+        )
+        return redirect("project-redcap", pk=project.pk)
+    try:
+        dictionary = mapping.dictionary_load(project=project)
+    except ValidationError as exc:
+        return render(
+            request,
+            "projects/field_mapping.html",
+            {"project": project, "role": role, "redcap_error": _errors(exc), "tab": "setup"},
+        )
+    initial = {"time_zone": project.time_zone, "phone_region": "US"}
+    if current:
+        initial.update(
+            {
+                f: getattr(current, f)
+                for f in (
+                    "phone_field",
+                    "consent_field",
+                    "consent_value",
+                    "time_zone_field",
+                    "first_name_field",
+                    "optout_field",
+                    "date_fields",
+                    "withdrawn_logic",
+                    "event",
+                    "phone_region",
+                )
+            }
+        )
+    form = FieldMappingForm(request.POST or None, initial=initial, dictionary=dictionary)
+    if request.method == "POST":
+        project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+        if form.is_valid():
+            try:
+                mapping.field_mapping_save(
+                    project=project,
+                    actor=request.user,
+                    data=form.cleaned_data,
+                    dictionary=dictionary,
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, "Fields mapped. Next, sync the participants.")
+                return redirect("project-participants", pk=project.pk)
+    consent_codes = {
+        name: dictionary.coded_values(name)
+        for name, _ in form.fields["consent_field"].choices
+        if name
+    }
+    return render(
+        request,
+        "projects/field_mapping.html",
+        {
+            "project": project,
+            "role": role,
+            "form": form,
+            "mapping": current,
+            "consent_codes": consent_codes,
+            "is_longitudinal": dictionary.is_longitudinal,
+            "tab": "setup",
+        },
+    )
+
+
+# --- Participants and sync ------------------------------------------------------------------
+@login_required
+def participant_list(request, pk: int):
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    show = request.GET.get("show", "ready")
+    if show not in selectors.PARTICIPANT_FILTERS:
+        show = "ready"
+    search = request.GET.get("q", "")
+    page = Paginator(
+        selectors.participants_for_project(project=project, show=show, search=search), 100
+    ).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "projects/participants.html",
+        {
+            "project": project,
+            "role": role,
+            "page": page,
+            "show": show,
+            "search": search,
+            "counts": selectors.participant_counts(project=project),
+            "last_sync": selectors.sync_run_latest(project=project),
+            "setup": selectors.project_setup_state(project=project),
+            "tab": "participants",
+        },
+    )
+
+
+@login_required
+@require_POST
+def sync_start(request, pk: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    try:
+        run = sync.sync_run_start(project=project, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("project-participants", pk=project.pk)
+    return redirect("project-sync", pk=project.pk, run_id=run.pk)
+
+
+@login_required
+def sync_detail(request, pk: int, run_id: int):
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    run = get_object_or_404(SyncRun, pk=run_id, project=project)
+    if request.headers.get("Accept") == "application/json" or request.GET.get("format") == "json":
+        return JsonResponse(
+            {
+                "status": run.status,
+                "status_display": run.get_status_display(),
+                "total": run.total,
+                "processed": run.processed,
+                "percent": run.percent,
+                "created": run.created_count,
+                "updated": run.updated_count,
+                "skipped": run.skipped_count,
+                "gone": run.gone_count,
+                "error": run.error,
+                "done": not run.is_active,
+            }
+        )
+    return render(
+        request,
+        "projects/sync.html",
+        {"project": project, "role": role, "run": run, "tab": "participants"},
+    )
+
+
+# --- Settings -------------------------------------------------------------------------------
+@login_required
+def project_settings(request, pk: int):
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    help_form = ProjectSettingsForm(
+        request.POST if "help" in request.POST else None, instance=project, prefix="help"
+    )
+    quiet_form = QuietHoursForm(
+        request.POST if "quiet" in request.POST else None, instance=project, prefix="quiet"
+    )
+    if request.method == "POST":
+        try:
+            if "help" in request.POST and help_form.is_valid():
+                project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+                project_update_help_reply(
+                    project=project,
+                    actor=request.user,
+                    help_reply=help_form.cleaned_data["help_reply"],
+                )
+                messages.success(request, "HELP reply saved.")
+                return redirect("project-settings", pk=pk)
+            if "quiet" in request.POST:
+                if not request.user.is_server_admin:
+                    raise Http404
+                if quiet_form.is_valid():
+                    project_update_quiet_hours(
+                        project=project,
+                        actor=request.user,
+                        start=quiet_form.cleaned_data["send_window_start"],
+                        end=quiet_form.cleaned_data["send_window_end"],
+                        days=quiet_form.cleaned_data["send_days"],
+                    )
+                    messages.success(request, "Quiet hours saved.")
+                    return redirect("project-settings", pk=pk)
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+    return render(
+        request,
+        "projects/settings.html",
+        {
+            "project": project,
+            "role": role,
+            "help_form": help_form,
+            "quiet_form": quiet_form,
+            "tab": "settings",
+        },
     )

@@ -5,7 +5,8 @@ from django.contrib.auth.models import Group
 
 from billing.models import Account, AccountMembership, Plan
 from portal.models import SERVER_ADMIN_GROUP, OnboardingRequest, User
-from projects.models import Membership, Project, RedcapInstance
+from projects import crypto
+from projects.models import Membership, Participant, Project, RedcapInstance
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -119,3 +120,80 @@ class OnboardingRequestFactory(factory.django.DjangoModelFactory):
     attest_no_phi = True
     attest_consent = True
     submitted_at = factory.Faker("date_time_this_month", tzinfo=datetime.UTC)
+
+
+class ParticipantFactory(factory.django.DjangoModelFactory):
+    """A textable participant (consented, valid phone)."""
+
+    class Meta:
+        model = Participant
+
+    project = factory.SubFactory(ProjectFactory)
+    record_id = factory.Sequence(lambda n: str(n + 1))
+    consented = True
+    first_name = factory.Faker("first_name")
+
+    @factory.lazy_attribute_sequence
+    def phone_encrypted(self, n):
+        return crypto.encrypt(f"+1202555{n % 10000:04d}")
+
+    @factory.lazy_attribute_sequence
+    def phone_fingerprint(self, n):
+        return crypto.fingerprint(f"+1202555{n % 10000:04d}", purpose="phone")
+
+    @factory.lazy_attribute_sequence
+    def phone_last4(self, n):
+        return f"{n % 10000:04d}"
+
+
+# --- Billing (usage periods, credit packs, plan changes) ------------------------------------
+
+
+class AccountMembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AccountMembership
+
+    account = factory.SubFactory(AccountFactory)
+    user = factory.SubFactory(UserFactory)
+    role = AccountMembership.Role.MEMBER
+
+
+class UsagePeriodFactory(factory.django.DjangoModelFactory):
+    """This month's period (in the account's time zone) unless start/end are given."""
+
+    class Meta:
+        model = "billing.UsagePeriod"
+
+    account = factory.SubFactory(AccountFactory)
+    start = factory.LazyAttribute(lambda o: _month_of(o.account)[0])
+    end = factory.LazyAttribute(lambda o: _month_of(o.account)[1])
+    included = factory.LazyAttribute(lambda o: o.account.plan.monthly_messages)
+    credits = 0
+    used = 0
+
+
+def _month_of(account):
+    from billing.services.quota import account_local_date, month_bounds
+
+    return month_bounds(account_local_date(account=account))
+
+
+class CreditPackRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.CreditPackRequest"
+
+    account = factory.SubFactory(AccountFactory)
+    packs = 1
+    pack_size = factory.LazyAttribute(lambda o: o.account.plan.pack_size)
+    units = factory.LazyAttribute(lambda o: o.packs * o.pack_size)
+    requested_by = factory.SubFactory(UserFactory)
+
+
+class PlanChangeRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.PlanChangeRequest"
+
+    account = factory.SubFactory(AccountFactory)
+    from_plan = factory.LazyAttribute(lambda o: o.account.plan)
+    to_plan = factory.SubFactory(PlanFactory, name="Plus", project_limit=10, monthly_messages=3000)
+    requested_by = factory.SubFactory(UserFactory)

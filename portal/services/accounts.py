@@ -11,6 +11,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from portal import emails
 from portal.audit import audit_record
 from portal.models import SERVER_ADMIN_GROUP, User
+from projects.services.members import invitations_accept
 
 
 class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
@@ -72,6 +73,7 @@ def user_verify_email(*, uidb64: str, token: str) -> User:
         audit_record(
             actor=user, action="user.email_verified", obj=user, message="E-mail confirmed."
         )
+        invitations_accept(user=user)  # projects they were invited to before signing up
     return user
 
 

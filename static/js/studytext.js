@@ -17,7 +17,101 @@
     if (message && !window.confirm(message)) event.preventDefault();
   }
 
+  // Live progress: <section data-poll-url="...json" data-done="0"> with [data-field] children.
+  function poll(section) {
+    var url = section.getAttribute("data-poll-url");
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        section.querySelectorAll("[data-field]").forEach(function (el) {
+          var key = el.getAttribute("data-field");
+          if (!(key in data)) return;
+          if (el.tagName === "PROGRESS" || el.tagName === "METER") {
+            el.value = data[key];
+          } else if (key === "error") {
+            el.textContent = data[key];
+            el.hidden = !data[key];
+          } else {
+            el.textContent = data[key];
+          }
+        });
+        if (data.done) {
+          section.setAttribute("data-done", "1");
+        } else {
+          window.setTimeout(function () { poll(section); }, 1000);
+        }
+      })
+      .catch(function () { window.setTimeout(function () { poll(section); }, 3000); });
+  }
+
+  // <div data-show-when="schedule=once">: shown only while that radio/select has that value.
+  function syncConditional() {
+    document.querySelectorAll("[data-show-when],[data-hide-when]").forEach(function (el) {
+      var rule = el.getAttribute("data-show-when") || el.getAttribute("data-hide-when");
+      var parts = rule.split("=");
+      var checked = document.querySelector("input[name=" + parts[0] + "]:checked");
+      var select = document.querySelector("select[name=" + parts[0] + "]");
+      var value = checked ? checked.value : select ? select.value : "";
+      var match = value === parts[1];
+      el.hidden = el.hasAttribute("data-show-when") ? !match : match;
+    });
+  }
+
+  // Live preview of a message while it is typed (rule form).
+  var previewTimer = null;
+  function refreshPreview() {
+    var form = document.getElementById("rule-form");
+    if (!form) return;
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    data.append("body", form.querySelector("[name=body]").value);
+    data.append("participant", document.getElementById("preview-participant").value);
+    var recipients = form.querySelector("input[name=recipients]:checked");
+    data.append("recipients", recipients ? recipients.value : "all");
+    data.append("record_ids", (form.querySelector("[name=record_ids]") || {}).value || "");
+    fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (p) {
+        if (!p) return;
+        document.getElementById("preview-text").textContent = p.text || "Type the text to see it here.";
+        document.getElementById("preview-encoding").textContent =
+          p.encoding + (p.ucs2_char ? " (because of “" + p.ucs2_char + "”)" : "");
+        document.getElementById("preview-characters").textContent = p.characters;
+        document.getElementById("preview-segments").textContent = p.segments;
+        document.getElementById("preview-recipients").textContent =
+          p.recipients + (p.recipients_note ? " (" + p.recipients_note + ")" : "");
+        document.getElementById("preview-cost").textContent =
+          p.cost + " " + p.unit + (p.cost === 1 ? "" : "s") + " of " + p.remaining + " left this month";
+        var warn = document.getElementById("preview-warning");
+        var notes = [];
+        if (p.unknown && p.unknown.length) notes.push("Unknown piping: [" + p.unknown.join("], [") + "]");
+        if (p.too_long) notes.push("Too long: carriers refuse texts over 1,600 characters.");
+        if (p.cost > p.remaining) notes.push("This send is more than the quota left; the rest would be held.");
+        warn.textContent = notes.join(" ");
+        warn.hidden = notes.length === 0;
+      });
+  }
+  function schedulePreview() {
+    window.clearTimeout(previewTimer);
+    previewTimer = window.setTimeout(refreshPreview, 250);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("input[type=radio], select").forEach(function (input) {
+      input.addEventListener("change", syncConditional);
+    });
+    syncConditional();
+    var ruleForm = document.getElementById("rule-form");
+    if (ruleForm) {
+      ruleForm.addEventListener("input", schedulePreview);
+      ruleForm.addEventListener("change", schedulePreview);
+      document.getElementById("preview-participant").addEventListener("change", schedulePreview);
+      refreshPreview();
+    }
+    document.querySelectorAll("[data-poll-url]").forEach(function (section) {
+      if (section.getAttribute("data-done") !== "1") poll(section);
+    });
     document.querySelectorAll("input[name=account_choice]").forEach(function (input) {
       input.addEventListener("change", syncAccountChoice);
     });

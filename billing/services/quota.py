@@ -1,0 +1,264 @@
+"""The quota: usage periods, reservations, releases and credits.
+
+How credits and the quota fit in one row: an account's usage for the month is one `UsagePeriod`
+row holding `used`, `included` (the plan's monthly units when the month began) and `credits` (the
+credit balance brought forward from the previous month plus every pack approved during this one).
+A reservation is therefore one conditional UPDATE of that row,
+
+    UPDATE billing_usageperiod SET used = used + :units
+     WHERE id = :period AND closed_at IS NULL AND used <= included + credits - :units
+
+which the database applies atomically: on PostgreSQL the row lock makes a second writer re-check
+the condition against the first one's result; on SQLite (IMMEDIATE transactions) writers take
+turns. There is no read-modify-write, so concurrent workers can never overshoot, and a CHECK
+constraint (`used <= included + credits`) backs it up. Credits are spent after the included
+units: of `used`, whatever is above `included` came from credits. When a month ends, the next
+period brings forward what is left (`credits - max(0, used - included)`), so credits never expire.
+"""
+
+import calendar
+import datetime
+import logging
+import zoneinfo
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Model, OuterRef, Q, Subquery
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from billing import emails
+from billing.models import Account, DailyUsage, ProjectUsage, UsagePeriod
+from billing.signals import credits_added, period_started
+
+logger = logging.getLogger(__name__)
+
+QUOTA_UNITS = ("message", "segment")
+THRESHOLDS = ((100, "warned_100_at"), (80, "warned_80_at"))
+_ATTEMPTS = 3  # a period can close under us at most once per month; three tries is plenty
+
+
+def quota_units_for(*, messages: int, segments: int) -> int:
+    """Units a send costs against the quota, as the QUOTA_UNIT setting counts them."""
+    return segments if settings.QUOTA_UNIT == "segment" else messages
+
+
+def account_local_date(*, account: Account, now: datetime.datetime | None = None) -> datetime.date:
+    """Today's date in the account's time zone (usage periods are its calendar months)."""
+    now = now or timezone.now()
+    return now.astimezone(zoneinfo.ZoneInfo(account.time_zone)).date()
+
+
+def month_bounds(day: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """First and last day of the month containing `day`."""
+    first = day.replace(day=1)
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def usage_period_current(*, account: Account, now: datetime.datetime | None = None) -> UsagePeriod:
+    """The account's period for now, started (and the previous one closed) if the month is new.
+
+    The latest period stays current until its last day has passed in the account's time zone,
+    so a time-zone change never sends usage back into a closed month.
+    """
+    today = account_local_date(account=account, now=now)
+    period = UsagePeriod.objects.filter(account_id=account.pk).order_by("-start").first()
+    if period is not None and period.end >= today:
+        return period
+    return _usage_period_start(account=account, today=today)
+
+
+def _usage_period_start(*, account: Account, today: datetime.date) -> UsagePeriod:
+    with transaction.atomic():
+        # Lock the account first (every path that locks both does so in this order), then look
+        # again: another worker may have started the month while we waited.
+        account = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+        latest = (
+            UsagePeriod.objects.select_for_update()
+            .filter(account=account)
+            .order_by("-start")
+            .first()
+        )
+        if latest is not None and latest.end >= today:
+            return latest
+        now = timezone.now()
+        carried = latest.credits_left if latest is not None else 0
+        # Closing makes any reservation still aimed at the old month miss and look again.
+        UsagePeriod.objects.filter(account=account, closed_at__isnull=True).update(closed_at=now)
+        start, end = month_bounds(today)
+        period = UsagePeriod.objects.create(
+            account=account,
+            start=start,
+            end=end,
+            included=account.plan.monthly_messages,
+            credits=carried,
+        )
+        transaction.on_commit(
+            partial(period_started.send, sender=UsagePeriod, account=account, period=period),
+            robust=True,
+        )
+    logger.info("Usage period %s started for account %s", period.start, account.pk)
+    return period
+
+
+def usage_periods_start_due(*, now: datetime.datetime | None = None) -> int:
+    """Start the new month's period of every account whose month has turned. Returns how many."""
+    latest_end = Subquery(
+        UsagePeriod.objects.filter(account=OuterRef("pk")).order_by("-start").values("end")[:1]
+    )
+    started = 0
+    for account in Account.objects.annotate(latest_end=latest_end).iterator():
+        today = account_local_date(account=account, now=now)
+        if account.latest_end is None or account.latest_end < today:
+            _usage_period_start(account=account, today=today)
+            started += 1
+    return started
+
+
+def _account_of(project) -> Account:
+    # project.account is usually already loaded (select_related); otherwise one query.
+    return project.account
+
+
+def _bump(model: type[Model], keys: dict, units: int) -> None:
+    """Add `units` to a counter row, creating it the first time (an upsert without SQL dialects)."""
+    if model.objects.filter(**keys).update(units=F("units") + units):
+        return
+    try:
+        with transaction.atomic():
+            model.objects.create(**keys, units=units)
+    except IntegrityError:  # another worker created it first; add to theirs
+        model.objects.filter(**keys).update(units=F("units") + units)
+
+
+def _lower(model: type[Model], keys: dict, units: int) -> None:
+    model.objects.filter(**keys).update(units=Greatest(F("units") - units, 0))
+
+
+def quota_reserve(*, project, units: int) -> bool:
+    """Reserve `units` for `project` against its account's current period.
+
+    One conditional UPDATE on the period row; True when reserved, False when the account is over
+    quota (the caller holds the message; nothing was written). Also counts the units for the
+    project and the day, and notes the 80% / 100% thresholds (one e-mail each per period, sent
+    after commit). Call it inside the transaction that claims the message. O(1): no counting.
+    """
+    if units < 0:
+        raise ValueError("Cannot reserve a negative number of units.")
+    if units == 0:
+        return True
+    account = _account_of(project)
+    now = timezone.now()
+    with transaction.atomic():
+        for _ in range(_ATTEMPTS):
+            period = usage_period_current(account=account, now=now)
+            reserved = UsagePeriod.objects.filter(
+                Q(used__lte=F("included") + F("credits") - units),
+                pk=period.pk,
+                closed_at__isnull=True,
+            ).update(used=F("used") + units)
+            if reserved:
+                break
+            if not UsagePeriod.objects.filter(pk=period.pk, closed_at__isnull=False).exists():
+                return False  # over quota
+            now = timezone.now()  # the month turned while we were at it: try the new one
+        else:  # pragma: no cover - would need three month turns in one call
+            raise RuntimeError("Could not find an open usage period.")
+        day = min(max(account_local_date(account=account, now=now), period.start), period.end)
+        _bump(ProjectUsage, {"project_id": project.pk, "period_id": period.pk}, units)
+        _bump(DailyUsage, {"account_id": account.pk, "day": day}, units)
+        _note_thresholds(period_id=period.pk)
+    return True
+
+
+def _note_thresholds(*, period_id: int) -> None:
+    """Mark each threshold reached once per period (a conditional UPDATE decides who e-mails)."""
+    row = UsagePeriod.objects.values("used", "included", "warned_80_at", "warned_100_at").get(
+        pk=period_id
+    )
+    if row["included"] == 0 or row["warned_100_at"] is not None:
+        return
+    now = timezone.now()
+    for percent, field in THRESHOLDS:
+        if row[field] is not None or row["used"] * 100 < row["included"] * percent:
+            continue
+        claimed = UsagePeriod.objects.filter(pk=period_id, **{f"{field}__isnull": True}).update(
+            **{field: now}
+        )
+        if claimed:
+            transaction.on_commit(
+                partial(emails.quota_threshold_reached, period_id=period_id, percent=percent),
+                robust=True,
+            )
+            if percent == 100:
+                # Jumping past both at once: one e-mail (100%) is enough.
+                UsagePeriod.objects.filter(pk=period_id, warned_80_at__isnull=True).update(
+                    warned_80_at=now
+                )
+        return
+
+
+def quota_release(*, project, units: int, reserved_at: datetime.datetime | None = None) -> None:
+    """Give back `units` reserved for `project` (the message was cancelled, or failed before the
+    provider accepted it). `reserved_at` names the moment of the reservation, so a release after
+    the month turned goes back to the month that was charged; default: now.
+
+    Released credits return to the balance: if the month is already closed, what it had drawn
+    from credits is added to the current month's credits (and `credits_added` is sent).
+    """
+    if units < 0:
+        raise ValueError("Cannot release a negative number of units.")
+    if units == 0:
+        return
+    account = _account_of(project)
+    when = reserved_at or timezone.now()
+    day = account_local_date(account=account, now=when)
+    with transaction.atomic():
+        period = (
+            UsagePeriod.objects.filter(account_id=account.pk, start__lte=day)
+            .order_by("-start")
+            .first()
+        )
+        if period is None:
+            logger.warning("Nothing to release for project %s: no usage period", project.pk)
+            return
+        released = UsagePeriod.objects.filter(pk=period.pk, closed_at__isnull=True).update(
+            used=Greatest(F("used") - units, 0)
+        )
+        if not released:
+            _release_into_closed_period(account=account, period_id=period.pk, units=units)
+        day = min(max(day, period.start), period.end)
+        _lower(ProjectUsage, {"project_id": project.pk, "period_id": period.pk}, units)
+        _lower(DailyUsage, {"account_id": account.pk, "day": day}, units)
+
+
+def _release_into_closed_period(*, account: Account, period_id: int, units: int) -> None:
+    period = UsagePeriod.objects.select_for_update().get(pk=period_id)
+    drawn_before = period.credits_used
+    period.used = max(0, period.used - units)
+    period.save(update_fields=["used"])
+    refund = drawn_before - period.credits_used
+    if refund:
+        credits_add(account=account, units=refund)
+
+
+def credits_add(*, account: Account, units: int) -> UsagePeriod:
+    """Add credit units to the account's balance (on its current period) and announce it."""
+    if units <= 0:
+        raise ValueError("Credits to add must be a positive number of units.")
+    with transaction.atomic():
+        for _ in range(_ATTEMPTS):
+            period = usage_period_current(account=account)
+            if UsagePeriod.objects.filter(pk=period.pk, closed_at__isnull=True).update(
+                credits=F("credits") + units
+            ):
+                break
+        else:  # pragma: no cover
+            raise RuntimeError("Could not find an open usage period.")
+        transaction.on_commit(
+            partial(credits_added.send, sender=Account, account=account, units=units),
+            robust=True,
+        )
+    period.refresh_from_db()
+    return period

@@ -1,0 +1,141 @@
+import re
+
+from django import forms
+
+from messaging.models import MessageRule
+from projects.models import ProviderLink
+
+WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
+
+
+class RuleForm(forms.ModelForm):
+    record_ids = forms.CharField(
+        label="Records",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Record ids, separated by commas or spaces.",
+    )
+    recur_days = forms.TypedMultipleChoiceField(
+        label="On",
+        coerce=int,
+        choices=WEEKDAYS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    instrument = forms.ChoiceField(label="Survey", required=False)
+    date_field = forms.ChoiceField(label="REDCap date", required=False)
+
+    class Meta:
+        model = MessageRule
+        fields = [
+            "kind",
+            "name",
+            "body",
+            "instrument",
+            "event",
+            "recipients",
+            "filter_logic",
+            "record_ids",
+            "schedule",
+            "send_time",
+            "once_date",
+            "recur_days",
+            "start_date",
+            "until_date",
+            "max_occurrences",
+            "date_field",
+            "offset_days",
+            "stop_when_complete",
+            "max_sends",
+        ]
+        labels = {
+            "kind": "Kind",
+            "body": "Text",
+            "recipients": "Send to",
+            "filter_logic": "REDCap filter logic",
+            "schedule": "When",
+            "send_time": "At (participant's local time)",
+            "once_date": "Date",
+            "start_date": "From",
+            "until_date": "Until",
+            "max_occurrences": "Or stop after this many times",
+            "offset_days": "Days after (negative: before)",
+            "max_sends": "Stop after this many texts to a participant",
+        }
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 4, "data-preview-source": "1"}),
+            "filter_logic": forms.Textarea(attrs={"rows": 2}),
+            "kind": forms.RadioSelect,
+            "recipients": forms.RadioSelect,
+            "schedule": forms.RadioSelect,
+            "send_time": forms.TimeInput(attrs={"type": "time"}),
+            "once_date": forms.DateInput(attrs={"type": "date"}),
+            "start_date": forms.DateInput(attrs={"type": "date"}),
+            "until_date": forms.DateInput(attrs={"type": "date"}),
+        }
+
+    def __init__(self, *args, instruments: list[tuple[str, str]], date_fields: list[str], **kw):
+        super().__init__(*args, **kw)
+        self.fields["instrument"].choices = [("", "— none —"), *instruments]
+        self.fields["date_field"].choices = [
+            ("", "Choose a date field"),
+            *[(f, f) for f in date_fields],
+        ]
+        self.fields["event"].help_text = "Longitudinal projects: the event of the survey."
+        if self.instance.pk:
+            self.initial["record_ids"] = ", ".join(self.instance.record_ids or [])
+
+    def clean_record_ids(self) -> list[str]:
+        raw = self.cleaned_data.get("record_ids") or ""
+        return [r for r in re.split(r"[\s,;]+", raw) if r]
+
+    def _post_clean(self):
+        pass  # the service validates (with REDCap) and saves
+
+    def service_data(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+class AdhocForm(forms.Form):
+    body = forms.CharField(
+        label="Text",
+        widget=forms.Textarea(attrs={"rows": 3, "data-preview-source": "1"}),
+        max_length=1600,
+    )
+
+
+class ProviderLinkForm(forms.Form):
+    provider = forms.ChoiceField(
+        label="Provider", choices=ProviderLink.Provider.choices, widget=forms.RadioSelect
+    )
+    api_key = forms.CharField(
+        label="Mosio API key",
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="From Mosio: Account Overview, or Quicklinks → RCD Dashboard.",
+    )
+    account_sid = forms.CharField(
+        label="Twilio account SID", required=False, help_text="AC followed by 32 characters."
+    )
+    auth_token = forms.CharField(
+        label="Twilio auth token",
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+    )
+    sender = forms.CharField(
+        label="Twilio sender",
+        required=False,
+        help_text="The number texts come from (+15551234567) or a Messaging Service SID (MG…).",
+    )
+    rate_per_second = forms.DecimalField(
+        label="Send rate (segments per second)",
+        initial=1,
+        min_value=0.1,
+        max_value=500,
+        help_text="1 for a US long code, 3 for toll-free, 100 or more for a short code.",
+    )
+
+    def config(self) -> dict[str, str]:
+        provider = self.cleaned_data["provider"]
+        keys = {"mosio": ["api_key"], "twilio": ["account_sid", "auth_token", "sender"]}
+        return {k: self.cleaned_data.get(k, "") for k in keys.get(provider, [])}

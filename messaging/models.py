@@ -1,0 +1,299 @@
+import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class MessageRule(models.Model):
+    """What to text, to whom, and when: an invitation, reminder, follow-up or alert."""
+
+    class Kind(models.TextChoices):
+        INVITATION = "invitation", "Survey invitation"
+        REMINDER = "reminder", "Reminder"
+        FOLLOW_UP = "follow_up", "Follow-up"
+        ALERT = "alert", "Alert"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ARCHIVED = "archived", "Archived"
+
+    class Recipients(models.TextChoices):
+        ALL = "all", "All consented participants"
+        FILTER = "filter", "Participants matching REDCap logic"
+        RECORDS = "records", "Chosen records"
+
+    class Schedule(models.TextChoices):
+        ONCE = "once", "Once, at a date and time"
+        RECURRING = "recurring", "Recurring"
+        RELATIVE = "relative", "Relative to a REDCap date"
+        MANUAL = "manual", "Only when sent by hand"
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="message_rules"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=120)
+    body = models.TextField()
+    instrument = models.CharField(
+        max_length=100, blank=True, help_text="Survey for [survey-link] and the stop condition."
+    )
+    event = models.CharField(max_length=100, blank=True)
+
+    recipients = models.CharField(max_length=10, choices=Recipients.choices, default=Recipients.ALL)
+    filter_logic = models.TextField(blank=True)
+    record_ids = models.JSONField(default=list, blank=True)
+
+    schedule = models.CharField(max_length=10, choices=Schedule.choices, default=Schedule.ONCE)
+    send_time = models.TimeField(
+        default=datetime.time(10, 0), help_text="Participant's local time of day."
+    )
+    once_date = models.DateField(null=True, blank=True)
+    recur_days = models.JSONField(default=list, blank=True, help_text="Weekdays, 0 = Monday.")
+    start_date = models.DateField(null=True, blank=True)
+    until_date = models.DateField(null=True, blank=True)
+    max_occurrences = models.PositiveIntegerField(null=True, blank=True)
+    date_field = models.CharField(max_length=100, blank=True)
+    offset_days = models.IntegerField(default=0)
+
+    stop_when_complete = models.BooleanField(
+        default=False, help_text="Stop once the participant has completed the survey."
+    )
+    max_sends = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Stop after this many texts to a participant."
+    )
+    grace = models.DurationField(
+        default=datetime.timedelta(hours=2),
+        help_text="An occurrence missed by more than this (e.g. the sender was down) is skipped.",
+    )
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    materialized_through = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        indexes = [models.Index(fields=["status", "schedule"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def schedule_summary(self) -> str:
+        at = self.send_time.strftime("%-I:%M %p").lower()
+        if self.schedule == self.Schedule.ONCE:
+            day = self.once_date.strftime("%b %-d, %Y") if self.once_date else "?"
+            return f"Once, {day} at {at}"
+        if self.schedule == self.Schedule.RECURRING:
+            days = sorted(self.recur_days or range(7))
+            names = "day" if len(days) == 7 else ", ".join(WEEKDAY_NAMES[d] for d in days)
+            text = f"Every {names} at {at}"
+            if self.until_date:
+                text += f" until {self.until_date:%b %-d}"
+            if self.max_occurrences:
+                text += f", {self.max_occurrences} times at most"
+            return text
+        if self.schedule == self.Schedule.RELATIVE:
+            n = abs(self.offset_days)
+            side = "after" if self.offset_days >= 0 else "before"
+            return f"{n} day{'s' if n != 1 else ''} {side} [{self.date_field}] at {at}"
+        return "Only when sent by hand"
+
+
+WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class Send(models.Model):
+    """A batch sent by hand ("send now") — the unit a progress bar follows."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="sends")
+    rule = models.ForeignKey(
+        MessageRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="sends"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Send #{self.pk} of {self.rule or 'an ad-hoc text'}"
+
+
+class Message(models.Model):
+    """One outbound text: the outbox row that exists before any provider call.
+
+    `dedup_key` (rule, participant, occurrence) is unique, so a re-run dispatcher or a duplicated
+    task cannot create a twin. Status only moves forward (see `FORWARD`).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        HELD = "held", "Held: over quota"
+        SENDING = "sending", "Sending"
+        UNKNOWN = "unknown", "Unconfirmed"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        UNDELIVERED = "undelivered", "Not delivered"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="messages"
+    )
+    participant = models.ForeignKey(
+        "projects.Participant", on_delete=models.CASCADE, related_name="messages"
+    )
+    rule = models.ForeignKey(
+        MessageRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    send = models.ForeignKey(
+        Send, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    occurrence = models.CharField(max_length=64)
+    dedup_key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, default="adhoc")
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    due_at = models.DateTimeField()
+    not_before = models.DateTimeField(
+        help_text="Not released before this time (quiet hours, retry backoff)."
+    )
+    adhoc_body = models.TextField(blank=True, help_text="The text of an ad-hoc message.")
+    body = models.TextField(
+        blank=True, help_text="The text as sent (kept for the retention period)."
+    )
+    segments = models.PositiveSmallIntegerField(default=0)
+    encoding = models.CharField(max_length=8, blank=True)
+    units = models.PositiveSmallIntegerField(default=0, help_text="Quota units reserved.")
+    reserved_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the units were reserved."
+    )
+    provider = models.CharField(max_length=20, blank=True)
+    provider_message_id = models.CharField(max_length=64, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_code = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-due_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "not_before"]),
+            models.Index(fields=["project", "status"]),
+            models.Index(fields=["project", "-due_at"]),
+            models.Index(fields=["send", "status"]),
+            models.Index(fields=["participant", "rule", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message #{self.pk} to record {self.participant_id} ({self.status})"
+
+
+# Which statuses a message may move to from each status: forward only.
+FORWARD: dict[str, set[str]] = {
+    Message.Status.QUEUED: {"held", "sending", "skipped", "cancelled", "failed"},
+    Message.Status.HELD: {"queued", "skipped", "cancelled"},
+    Message.Status.SENDING: {"queued", "unknown", "sent", "failed"},
+    Message.Status.UNKNOWN: {"sent", "delivered", "undelivered", "failed"},
+    Message.Status.SENT: {"delivered", "undelivered", "failed"},
+    Message.Status.DELIVERED: set(),
+    Message.Status.UNDELIVERED: set(),
+    Message.Status.FAILED: set(),
+    Message.Status.SKIPPED: set(),
+    Message.Status.CANCELLED: set(),
+}
+FINAL_STATUSES = {s for s, nxt in FORWARD.items() if not nxt}
+
+
+class Attempt(models.Model):
+    """Every provider call, written before the call and completed after it."""
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "Started"
+        ACCEPTED = "accepted", "Accepted by the provider"
+        RETRY = "retry", "Not reached; will retry"
+        AMBIGUOUS = "ambiguous", "Outcome unknown"
+        FAILED = "failed", "Refused"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTED)
+    provider_message_id = models.CharField(max_length=64, blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"Attempt on message #{self.message_id}: {self.outcome}"
+
+
+class OptOut(models.Model):
+    """The suppression list: a number that texted STOP (or that a provider says unsubscribed).
+
+    Keyed by the phone's keyed fingerprint, per project, so it survives a provider switch and a
+    participant re-created by a sync.
+    """
+
+    class Source(models.TextChoices):
+        KEYWORD = "keyword", "Texted a stop word"
+        PROVIDER = "provider", "Provider reported unsubscribed"
+        STAFF = "staff", "Set by study staff"
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="opt_outs"
+    )
+    phone_fingerprint = models.CharField(max_length=64)
+    participant = models.ForeignKey(
+        "projects.Participant",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="opt_outs",
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "phone_fingerprint"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_active_opt_out_per_number",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Opt-out in {self.project_id} ({self.get_source_display()})"
+
+
+class SenderLease(models.Model):
+    """Only one sender loop runs at a time (it keeps every link's pace); a dead loop's expires."""
+
+    name = models.CharField(max_length=32, unique=True)
+    owner = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Lease {self.name} held by {self.owner or 'nobody'}"

@@ -1,0 +1,150 @@
+"""When a rule's texts fall due, in each participant's local time (DST-correct), and quiet hours.
+
+Pure functions: no database, no clock of their own. Local wall-clock times are converted with
+zoneinfo, so "10:00 every Monday" stays 10:00 local on both sides of a DST change. A local time
+that does not exist (the spring-forward gap) moves forward by the gap; one that happens twice
+(the fall-back hour) takes its first occurrence.
+"""
+
+import datetime
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+UTC = datetime.UTC
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+def local_to_utc(day: datetime.date, at: datetime.time, tz: zoneinfo.ZoneInfo) -> datetime.datetime:
+    """The UTC instant of a local wall-clock time on a local date."""
+    naive = datetime.datetime.combine(day, at)
+    aware = naive.replace(tzinfo=tz, fold=0)
+    # A non-existent local time (DST gap) does not survive the round trip: move it forward.
+    round_trip = aware.astimezone(UTC).astimezone(tz)
+    if round_trip.replace(tzinfo=None) != naive:
+        aware = naive.replace(tzinfo=tz, fold=1)
+    return aware.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    key: str  # stable: part of the message's dedup key
+    due_at: datetime.datetime  # UTC
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """The schedule part of a MessageRule, as plain values."""
+
+    kind: str  # once | recurring | relative | manual
+    send_time: datetime.time
+    once_date: datetime.date | None = None
+    recur_days: tuple[int, ...] = ()
+    start_date: datetime.date | None = None
+    until_date: datetime.date | None = None
+    max_occurrences: int | None = None
+    date_field: str = ""
+    offset_days: int = 0
+
+    @classmethod
+    def from_rule(cls, rule) -> "ScheduleSpec":
+        return cls(
+            kind=rule.schedule,
+            send_time=rule.send_time,
+            once_date=rule.once_date,
+            recur_days=tuple(rule.recur_days or ()),
+            start_date=rule.start_date,
+            until_date=rule.until_date,
+            max_occurrences=rule.max_occurrences,
+            date_field=rule.date_field,
+            offset_days=rule.offset_days,
+        )
+
+
+def _local_dates(spec: ScheduleSpec, dates: dict[str, str]) -> Iterator[datetime.date]:
+    """The local dates on which the schedule fires, in order (may be unbounded)."""
+    if spec.kind == "once":
+        if spec.once_date:
+            yield spec.once_date
+    elif spec.kind == "relative":
+        raw = dates.get(spec.date_field, "")
+        try:
+            base = datetime.date.fromisoformat(raw[:10])
+        except ValueError:
+            return
+        yield base + datetime.timedelta(days=spec.offset_days)
+    elif spec.kind == "recurring" and spec.start_date:
+        days = set(spec.recur_days) or set(range(7))
+        day, count = spec.start_date, 0
+        while spec.until_date is None or day <= spec.until_date:
+            if day.weekday() in days:
+                yield day
+                count += 1
+                if spec.max_occurrences and count >= spec.max_occurrences:
+                    return
+            day += datetime.timedelta(days=1)
+
+
+def occurrences_between(
+    spec: ScheduleSpec,
+    *,
+    tz: zoneinfo.ZoneInfo,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    dates: dict[str, str] | None = None,
+) -> list[Occurrence]:
+    """Occurrences with start < due_at <= end (UTC), for one participant."""
+    out = []
+    # Local dates are at most a day away from UTC dates: stop a day after `end`.
+    last_day = (end.astimezone(tz) + datetime.timedelta(days=1)).date()
+    for day in _local_dates(spec, dates or {}):
+        if day > last_day:
+            break
+        due = local_to_utc(day, spec.send_time, tz)
+        if start < due <= end:
+            key = day.isoformat()
+            if spec.kind == "relative":
+                key = f"{spec.date_field}{spec.offset_days:+d}:{day.isoformat()}"
+            out.append(Occurrence(key=key, due_at=due))
+    return out
+
+
+def first_occurrence(
+    spec: ScheduleSpec, *, tz: zoneinfo.ZoneInfo, dates: dict[str, str] | None = None
+) -> datetime.datetime | None:
+    for day in _local_dates(spec, dates or {}):
+        return local_to_utc(day, spec.send_time, tz)
+    return None
+
+
+# --- Quiet hours --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SendWindow:
+    start: datetime.time
+    end: datetime.time
+    days: frozenset[int]
+
+    @classmethod
+    def for_project(cls, project) -> "SendWindow":
+        return cls(project.send_window_start, project.send_window_end, frozenset(project.send_days))
+
+    def allows(self, when: datetime.datetime, tz: zoneinfo.ZoneInfo) -> bool:
+        local = when.astimezone(tz)
+        return local.weekday() in self.days and self.start <= local.time() < self.end
+
+    def next_opening(self, when: datetime.datetime, tz: zoneinfo.ZoneInfo) -> datetime.datetime:
+        """`when` itself if the window is open, else the next moment it opens (UTC)."""
+        if self.allows(when, tz):
+            return when
+        local = when.astimezone(tz)
+        for offset in range(0, 8):
+            day = local.date() + datetime.timedelta(days=offset)
+            if day.weekday() not in self.days:
+                continue
+            opening = local_to_utc(day, self.start, tz)
+            if opening > when:
+                return opening
+        raise ValueError("The send window has no open day.")

@@ -1,0 +1,104 @@
+import datetime
+
+from django.db.models import Count, Q, QuerySet
+
+from messaging.models import Message, MessageRule, Send
+from projects.models import Participant, Project
+
+LOG_STATUSES = [s for s in Message.Status.values]
+
+
+def rules_for_project(*, project: Project) -> list[MessageRule]:
+    """Rules with their counts of sent and pending texts, in two queries."""
+    rules = list(
+        MessageRule.objects.filter(project=project).exclude(status=MessageRule.Status.ARCHIVED)
+    )
+    counts = (
+        Message.objects.filter(rule__in=rules)
+        .values("rule_id")
+        .annotate(
+            sent=Count("id", filter=Q(status__in=["sent", "delivered"])),
+            pending=Count("id", filter=Q(status__in=["queued", "held", "sending"])),
+            failed=Count("id", filter=Q(status__in=["failed", "undelivered"])),
+        )
+    )
+    by_rule = {row["rule_id"]: row for row in counts}
+    for rule in rules:
+        row = by_rule.get(rule.pk, {})
+        rule.sent_count = row.get("sent", 0)
+        rule.pending_count = row.get("pending", 0)
+        rule.failed_count = row.get("failed", 0)
+    return rules
+
+
+def messages_for_project(
+    *,
+    project: Project,
+    status: str = "",
+    rule_id: int | None = None,
+    record: str = "",
+    since: datetime.date | None = None,
+    until: datetime.date | None = None,
+) -> QuerySet[Message]:
+    qs = Message.objects.filter(project=project).select_related("participant", "rule")
+    if status in LOG_STATUSES:
+        qs = qs.filter(status=status)
+    if rule_id:
+        qs = qs.filter(rule_id=rule_id)
+    if record:
+        qs = qs.filter(participant__record_id=record.strip())
+    if since:
+        qs = qs.filter(due_at__date__gte=since)
+    if until:
+        qs = qs.filter(due_at__date__lte=until)
+    return qs.order_by("-due_at", "-id")
+
+
+def send_progress(*, send: Send) -> dict[str, int]:
+    """Counts by status for one batch: one GROUP BY on an index, whatever the size."""
+    counts = dict(
+        Message.objects.filter(send=send).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    waiting = counts.get("queued", 0) + counts.get("sending", 0)
+    done = sum(counts.values()) - waiting - counts.get("held", 0)
+    return {
+        "total": send.total,
+        "queued": waiting,
+        "held": counts.get("held", 0),
+        "sent": counts.get("sent", 0) + counts.get("delivered", 0),
+        "delivered": counts.get("delivered", 0),
+        "failed": counts.get("failed", 0) + counts.get("undelivered", 0),
+        "unknown": counts.get("unknown", 0),
+        "skipped": counts.get("skipped", 0) + counts.get("cancelled", 0),
+        "done_count": done,
+        "percent": int(100 * done / send.total) if send.total else 100,
+        "done": waiting == 0,
+    }
+
+
+def participant_messages(*, participant: Participant) -> QuerySet[Message]:
+    return (
+        Message.objects.filter(participant=participant)
+        .select_related("rule")
+        .order_by("-due_at", "-id")
+    )
+
+
+def simulator_phones(*, project: Project) -> list[Participant]:
+    """Sandbox participants and the texts their phones show (two queries)."""
+    people = list(
+        Participant.objects.filter(project=project, in_redcap=True)
+        .exclude(phone_encrypted="")
+        .order_by("record_id")
+    )
+    shown = Message.objects.filter(
+        project=project,
+        status__in=["sent", "delivered", "unknown"],
+        provider="sandbox",
+    ).order_by("sent_at", "id")
+    by_person: dict[int, list[Message]] = {}
+    for message in shown:
+        by_person.setdefault(message.participant_id, []).append(message)
+    for person in people:
+        person.phone_texts = by_person.get(person.pk, [])
+    return people

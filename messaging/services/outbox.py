@@ -1,0 +1,273 @@
+"""Putting texts in the outbox: scheduled occurrences, "send now" batches and ad-hoc texts.
+
+A Message row always exists before any provider call; its dedup key makes a re-run, a duplicated
+task or a second dispatcher harmless (bulk_create with ignore_conflicts).
+"""
+
+import uuid
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from messaging import piping
+from messaging.models import Message, MessageRule, OptOut, Send
+from messaging.scheduling import ScheduleSpec, occurrences_between, zone
+from messaging.services.rules import assert_editor, validate
+from messaging.signals import audit
+from projects.models import FieldMapping, Participant, Project, ProviderLink
+from projects.redcap import RedcapError
+from projects.services.links import redcap_client_for
+
+Status = Message.Status
+TEXTABLE = Q(issue="", in_redcap=True, consented=True, withdrawn=False, number_invalid=False)
+
+
+def kick_sender() -> None:
+    """Make sure a sender loop is running (after the current transaction commits)."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task("messaging.tasks.send_queued", task_name="sender"))
+
+
+def textable_participants(*, project: Project) -> QuerySet[Participant]:
+    suppressed = OptOut.objects.filter(project=project, revoked_at__isnull=True).values(
+        "phone_fingerprint"
+    )
+    return (
+        Participant.objects.filter(project=project)
+        .filter(TEXTABLE)
+        .exclude(phone_fingerprint__in=suppressed)
+    )
+
+
+def rule_recipients(*, rule: MessageRule) -> QuerySet[Participant]:
+    """Who a rule texts today. Filter logic is evaluated by REDCap itself."""
+    qs = textable_participants(project=rule.project)
+    if rule.recipients == MessageRule.Recipients.RECORDS:
+        qs = qs.filter(record_id__in=rule.record_ids)
+    elif rule.recipients == MessageRule.Recipients.FILTER:
+        client = redcap_client_for(rule.project)
+        id_field = client.record_id_field()
+        mapping = FieldMapping.objects.filter(project=rule.project).first()
+        events = [mapping.event] if mapping and mapping.event else None
+        try:
+            rows = client.records(fields=[id_field], filter_logic=rule.filter_logic, events=events)
+        except RedcapError as exc:
+            raise ValidationError(f"REDCap could not apply the recipient filter: {exc}") from exc
+        qs = qs.filter(record_id__in={str(r[id_field]) for r in rows})
+    return qs
+
+
+@dataclass
+class DispatchReport:
+    queued: int = 0
+    skipped: int = 0
+    rules: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
+    start = rule.materialized_through or now
+    if start >= now:
+        return
+    project = rule.project
+    spec = ScheduleSpec.from_rule(rule)
+    late = now - rule.grace
+    participants = list(
+        textable_participants(project=project).only("pk", "record_id", "time_zone", "dates")
+    )
+    rows = []
+    for participant in participants:
+        tz = zone(participant.time_zone or project.time_zone)
+        for occ in occurrences_between(spec, tz=tz, start=start, end=now, dates=participant.dates):
+            missed = occ.due_at < late
+            rows.append(
+                Message(
+                    project=project,
+                    participant=participant,
+                    rule=rule,
+                    kind=rule.kind,
+                    occurrence=occ.key,
+                    dedup_key=f"r{rule.pk}:p{participant.pk}:{occ.key}",
+                    due_at=occ.due_at,
+                    not_before=occ.due_at,
+                    status=Status.SKIPPED if missed else Status.QUEUED,
+                    error=(
+                        f"Missed: it was due {occ.due_at:%Y-%m-%d %H:%M} UTC, more than "
+                        f"{rule.grace} before the sender ran again."
+                    )
+                    if missed
+                    else "",
+                )
+            )
+    if rows and rule.recipients != MessageRule.Recipients.ALL:
+        try:
+            allowed = set(rule_recipients(rule=rule).values_list("pk", flat=True))
+        except ValidationError as exc:
+            report.errors.append(f"{rule}: {' '.join(exc.messages)}")
+            return  # try again next run; materialized_through is not advanced
+        rows = [r for r in rows if r.participant_id in allowed]
+    with transaction.atomic():
+        advanced = MessageRule.objects.filter(
+            pk=rule.pk, materialized_through=rule.materialized_through
+        ).update(materialized_through=now)
+        if not advanced:
+            return  # another dispatcher got here first
+        Message.objects.bulk_create(rows, ignore_conflicts=True)
+    report.rules += 1
+    report.queued += sum(1 for r in rows if r.status == Status.QUEUED)
+    report.skipped += sum(1 for r in rows if r.status == Status.SKIPPED)
+
+
+def dispatch(*, now=None) -> DispatchReport:
+    """Materialise the occurrences that fell due since the last run, for every active rule."""
+    now = now or timezone.now()
+    report = DispatchReport()
+    rules = MessageRule.objects.filter(
+        status=MessageRule.Status.ACTIVE,
+        project__status=Project.Status.ACTIVE,
+        schedule__in=[
+            MessageRule.Schedule.ONCE,
+            MessageRule.Schedule.RECURRING,
+            MessageRule.Schedule.RELATIVE,
+        ],
+    ).select_related("project")
+    for rule in rules:
+        _materialize(rule, now, report)
+    return report
+
+
+def send_now(*, rule: MessageRule, actor) -> Send:
+    """Queue the rule's text for every current recipient, now ("send now")."""
+    project = rule.project
+    assert_editor(project, actor)
+    if rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
+        raise ValidationError(f"This message is {rule.get_status_display().lower()}.")
+    if project.status != Project.Status.ACTIVE:
+        raise ValidationError(f"The project is {project.get_status_display().lower()}.")
+    if not ProviderLink.objects.filter(project=project).exists():
+        raise ValidationError("Link the project's SMS provider before sending.")
+    validate(rule, check_redcap=False)
+    recipients = list(rule_recipients(rule=rule).values_list("pk", flat=True))
+    if not recipients:
+        raise ValidationError("Nobody would receive this text: no participant matches.")
+    now = timezone.now()
+    with transaction.atomic():
+        send = Send.objects.create(
+            project=project, rule=rule, created_by=actor, total=len(recipients)
+        )
+        Message.objects.bulk_create(
+            [
+                Message(
+                    project=project,
+                    participant_id=pk,
+                    rule=rule,
+                    send=send,
+                    kind=rule.kind,
+                    occurrence=f"send-{send.pk}",
+                    dedup_key=f"s{send.pk}:p{pk}",
+                    due_at=now,
+                    not_before=now,
+                    created_by=actor,
+                )
+                for pk in recipients
+            ]
+        )
+        audit.send(
+            sender=Send,
+            actor=actor,
+            action="message.sent_now",
+            obj=rule,
+            message=f"“{rule.name}” sent now to {len(recipients)} participants.",
+        )
+        kick_sender()
+    return send
+
+
+def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
+    """Text one participant now, from their page."""
+    project = participant.project
+    assert_editor(project, actor)
+    body = body.strip()
+    mapping = FieldMapping.objects.filter(project=project).first()
+    if not body:
+        raise ValidationError({"body": "Write the text."})
+    unknown = piping.unknown_tokens(body, mapping)
+    if unknown or set(piping.tokens(body)) & piping.SURVEY_TOKENS:
+        raise ValidationError(
+            {
+                "body": "An ad-hoc text can pipe [first_name] and mapped dates only; "
+                "use a survey invitation for survey links."
+            }
+        )
+    if len(body) > piping.MAX_BODY_CHARS:
+        raise ValidationError(
+            {"body": f"Keep the text under {piping.MAX_BODY_CHARS:,} characters."}
+        )
+    if not ProviderLink.objects.filter(project=project).exists():
+        raise ValidationError("Link the project's SMS provider before sending.")
+    if not textable_participants(project=project).filter(pk=participant.pk).exists():
+        raise ValidationError(
+            "This participant cannot be texted: they have no usable number, have not consented, "
+            "have withdrawn or have opted out."
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            project=project,
+            participant=participant,
+            kind="adhoc",
+            occurrence="adhoc",
+            dedup_key=f"adhoc:{uuid.uuid4()}",
+            adhoc_body=body,
+            due_at=now,
+            not_before=now,
+            created_by=actor,
+        )
+        audit.send(
+            sender=Message,
+            actor=actor,
+            action="message.adhoc",
+            obj=message,
+            message=f"Ad-hoc text to record {participant.record_id}.",
+        )
+        kick_sender()
+    return message
+
+
+def held_release(*, account_id: int) -> int:
+    """Credits arrived or a period began: held texts go back to the queue, oldest first."""
+    released = Message.objects.filter(status=Status.HELD, project__account_id=account_id).update(
+        status=Status.QUEUED, updated_at=timezone.now()
+    )
+    if released:
+        kick_sender()
+    return released
+
+
+def message_cancel(*, message: Message, actor) -> Message:
+    assert_editor(message.project, actor)
+    updated = Message.objects.filter(pk=message.pk, status__in=[Status.QUEUED, Status.HELD]).update(
+        status=Status.CANCELLED, error=f"Cancelled by {actor}.", updated_at=timezone.now()
+    )
+    if not updated:
+        raise ValidationError("Only a queued or held text can be cancelled; this one has moved on.")
+    message.refresh_from_db()
+    return message
+
+
+def retention_purge(*, now=None) -> int:
+    """Message bodies are kept for the retention period only; the row and its status stay."""
+    import datetime
+
+    from django.conf import settings
+
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.MESSAGE_RETENTION_DAYS)
+    return (
+        Message.objects.filter(created_at__lt=cutoff)
+        .exclude(body="", adhoc_body="")
+        .update(body="", adhoc_body="", updated_at=timezone.now())
+    )

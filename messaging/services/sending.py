@@ -1,0 +1,527 @@
+"""Releasing, claiming, sending and recording one text, by the sending contract (DESIGN.md).
+
+prepare -> claim (queued -> sending + quota, one transaction) -> attempt row -> ONE provider call
+-> record. Failures are classified by the gateway; this module decides what each class means for
+the message, the participant, the quota and the provider link.
+"""
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.services import quota_release, quota_reserve
+from messaging import piping, segments
+from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay, get_gateway
+from messaging.models import Attempt, Message, MessageRule, OptOut
+from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, zone
+from messaging.signals import audit
+from projects.models import FieldMapping, Participant, Project, ProviderLink
+from projects.redcap import RedcapError
+from projects.services.links import provider_link_pause, redcap_client_for
+
+logger = logging.getLogger(__name__)
+Status = Message.Status
+MAX_ATTEMPTS = 5
+RECONCILE_AFTER = datetime.timedelta(minutes=2)
+RECONCILE_GIVE_UP = datetime.timedelta(minutes=30)
+STUCK_SENDING_AFTER = datetime.timedelta(minutes=5)
+REDCAP_RETRY = datetime.timedelta(minutes=2)
+
+
+def quota_units(count: segments.SegmentCount) -> int:
+    return count.segments if settings.QUOTA_UNIT == "segment" else 1
+
+
+@dataclass
+class Prepared:
+    """A message ready to claim: rendered text and its cost."""
+
+    message: Message
+    body: str
+    count: segments.SegmentCount
+    units: int
+
+
+class SurveyData:
+    """Survey links and completion per (project, instrument, event), fetched once per batch."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, dict[str, dict]] = {}
+
+    def get(self, project: Project, instrument: str, event: str) -> dict[str, dict]:
+        key = (project.pk, instrument, event)
+        if key not in self._cache:
+            rows = redcap_client_for(project).participant_list(
+                instrument=instrument, event=event or None
+            )
+            self._cache[key] = {str(r.get("record", "")): r for r in rows}
+        return self._cache[key]
+
+
+def _skip(message: Message, reason: str) -> None:
+    Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
+        status=Status.SKIPPED, error=reason, updated_at=timezone.now()
+    )
+
+
+def _defer(message: Message, until: datetime.datetime, note: str = "") -> None:
+    Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
+        not_before=until, error=note, updated_at=timezone.now()
+    )
+
+
+def sends_so_far(messages: list[Message]) -> dict[tuple[int, int], int]:
+    """Texts already sent per (participant, rule), for "stop after N sends" — one query."""
+    pairs = [(m.participant_id, m.rule_id) for m in messages if m.rule_id and m.rule.max_sends]
+    if not pairs:
+        return {}
+    rows = (
+        Message.objects.filter(
+            participant_id__in={p for p, _ in pairs},
+            rule_id__in={r for _, r in pairs},
+            status__in=[Status.SENDING, Status.UNKNOWN, Status.SENT, Status.DELIVERED],
+        )
+        .values("participant_id", "rule_id")
+        .annotate(n=Count("id"))
+    )
+    return {(r["participant_id"], r["rule_id"]): r["n"] for r in rows}
+
+
+def suppressed_fingerprints(messages: list[Message]) -> set[tuple[int, str]]:
+    fingerprints = {m.participant.phone_fingerprint for m in messages}
+    return set(
+        OptOut.objects.filter(
+            project_id__in={m.project_id for m in messages},
+            phone_fingerprint__in=fingerprints,
+            revoked_at__isnull=True,
+        ).values_list("project_id", "phone_fingerprint")
+    )
+
+
+def prepare(
+    message: Message,
+    *,
+    now: datetime.datetime,
+    surveys: SurveyData,
+    sent_counts: dict,
+    suppressed: set,
+    mappings: dict[int, FieldMapping | None],
+) -> Prepared | None:
+    """Check eligibility at release time and render the text. None: skipped or deferred."""
+    project, participant, rule = message.project, message.participant, message.rule
+    if project.status != Project.Status.ACTIVE:
+        return None  # stays queued; a paused project releases nothing
+    if rule is not None and rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
+        return None
+    if (project.pk, participant.phone_fingerprint) in suppressed:
+        _skip(message, "The participant opted out (texted STOP).")
+        return None
+    if not participant.in_redcap:
+        _skip(message, "The record is gone from REDCap.")
+        return None
+    if participant.withdrawn:
+        _skip(message, "The participant has withdrawn.")
+        return None
+    if not participant.consented:
+        _skip(message, "The participant has not consented to texts.")
+        return None
+    if participant.issue or participant.number_invalid or not participant.phone_encrypted:
+        _skip(message, "The participant has no usable phone number.")
+        return None
+    tz = zone(participant.time_zone or project.time_zone)
+    window = SendWindow.for_project(project)
+    if not window.allows(now, tz):
+        opening = window.next_opening(now, tz)
+        _defer(message, opening, "Waiting for the participant's quiet hours to end.")
+        return None
+    if rule is not None:
+        if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
+            _skip(message, f"Already texted {rule.max_sends} times by this message.")
+            return None
+        if rule.schedule == MessageRule.Schedule.RELATIVE and message.send_id is None:
+            spec = ScheduleSpec.from_rule(rule)
+            still = occurrences_between(
+                spec,
+                tz=tz,
+                start=message.due_at - datetime.timedelta(seconds=1),
+                end=message.due_at,
+                dates=participant.dates,
+            )
+            if not any(o.key == message.occurrence for o in still):
+                _skip(message, f"The date in REDCap ({rule.date_field}) changed.")
+                return None
+    mapping = mappings.get(project.pk)
+    body_template = rule.body if rule is not None else message.adhoc_body
+    context = piping.PipingContext(values=piping.participant_values(participant, mapping))
+    if rule is not None and rule.instrument:
+        used = set(piping.tokens(body_template))
+        if rule.stop_when_complete or used & piping.SURVEY_TOKENS:
+            try:
+                survey = surveys.get(project, rule.instrument, rule.event).get(
+                    participant.record_id, {}
+                )
+            except RedcapError as exc:
+                # Fail safe: without the completion status, do not text; try again shortly.
+                _defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {exc}")
+                return None
+            if rule.stop_when_complete and str(survey.get("response_status", "")) == "2":
+                _skip(message, "The participant already completed the survey.")
+                return None
+            queue_link = survey.get("survey_queue_link", "")
+            if "survey-queue-link" in used and not queue_link:
+                try:
+                    queue_link = redcap_client_for(project).survey_queue_link(
+                        record=participant.record_id
+                    )
+                except RedcapError as exc:
+                    _defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {exc}")
+                    return None
+            context = piping.PipingContext(
+                values=context.values,
+                survey_link=survey.get("survey_link", ""),
+                survey_queue_link=queue_link,
+            )
+            if "survey-link" in used and not context.survey_link:
+                _skip(message, "REDCap has no survey link for this record.")
+                return None
+    body = piping.render(body_template, context)
+    if len(body) > piping.MAX_BODY_CHARS:
+        Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
+            status=Status.FAILED,
+            error=f"After piping the text has {len(body):,} characters; the limit is 1,600.",
+            updated_at=now,
+        )
+        return None
+    count = segments.count(body)
+    return Prepared(message=message, body=body, count=count, units=quota_units(count))
+
+
+def claim(prepared: Prepared, *, provider: str) -> str:
+    """queued -> sending and reserve the quota, in one transaction.
+
+    Returns "sending", "held" (over quota: held, never dropped) or "lost" (another sender won).
+    """
+    message = prepared.message
+    now = timezone.now()
+    fields = {
+        "status": Status.SENDING,
+        "body": prepared.body,
+        "segments": prepared.count.segments,
+        "encoding": prepared.count.encoding,
+        "units": prepared.units,
+        "reserved_at": now,
+        "provider": provider,
+        "updated_at": now,
+    }
+    with transaction.atomic():
+        won = Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(**fields)
+        if not won:
+            return "lost"
+        if not quota_reserve(project=message.project, units=prepared.units):
+            Message.objects.filter(pk=message.pk).update(
+                status=Status.HELD,
+                units=0,
+                error="Held: the account's monthly quota is used up. "
+                "It goes out when credits arrive.",
+            )
+            return "held"
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return "sending"
+
+
+def status_callback_url(link: ProviderLink) -> str | None:
+    if link.provider != ProviderLink.Provider.TWILIO:
+        return None
+    return settings.SITE_URL + reverse("twilio-status", args=[link.webhook_secret])
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: Reason | None = None
+    retry_after: float | None = None
+
+
+def deliver(message: Message, link: ProviderLink, gateway) -> Outcome:
+    """The ONE provider call for a claimed message, recorded before and after."""
+    attempt = Attempt.objects.create(message=message, started_at=timezone.now())
+    try:
+        result: SendResult = gateway.send(
+            to=message.participant.phone,
+            body=message.body,
+            status_callback=status_callback_url(link),
+        )
+    except GatewayError as exc:
+        return record_failure(message, attempt, exc, link)
+    return record_success(message, attempt, result)
+
+
+def record_success(message: Message, attempt: Attempt, result: SendResult) -> Outcome:
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
+            status=Status.SENT,
+            provider_message_id=result.provider_message_id[:64],
+            sent_at=now,
+            attempts=F("attempts") + 1,
+            error="",
+            error_code="",
+            updated_at=now,
+        )
+        Attempt.objects.filter(pk=attempt.pk).update(
+            outcome=Attempt.Outcome.ACCEPTED,
+            finished_at=now,
+            provider_message_id=result.provider_message_id[:64],
+        )
+    return Outcome(Status.SENT)
+
+
+def record_failure(
+    message: Message, attempt: Attempt, exc: GatewayError, link: ProviderLink
+) -> Outcome:
+    now = timezone.now()
+    reason = exc.reason
+    code = str(exc.code or exc.status_code or "")[:32]
+    attempts = message.attempts + 1
+    update = {"attempts": attempts, "error": exc.message, "error_code": code, "updated_at": now}
+    outcome = Attempt.Outcome.FAILED
+    with transaction.atomic():
+        if reason.safe_to_retry or reason == Reason.BAD_CREDENTIALS:
+            # The provider never took it: give the quota back; it goes out later.
+            quota_release(
+                project=message.project, units=message.units, reserved_at=message.reserved_at
+            )
+            update["units"] = 0
+            if reason == Reason.BAD_CREDENTIALS or attempts < MAX_ATTEMPTS:
+                delay = backoff_delay(attempts, retry_after=exc.retry_after)
+                update.update(
+                    status=Status.QUEUED, not_before=now + datetime.timedelta(seconds=delay)
+                )
+                outcome = Attempt.Outcome.RETRY
+            else:
+                update.update(
+                    status=Status.FAILED,
+                    error=f"The provider could not be reached after {attempts} tries: "
+                    f"{exc.message}",
+                )
+        elif reason == Reason.AMBIGUOUS:
+            update["status"] = Status.UNKNOWN  # may have gone out: reconcile, never resend blindly
+            outcome = Attempt.Outcome.AMBIGUOUS
+        else:
+            quota_release(
+                project=message.project, units=message.units, reserved_at=message.reserved_at
+            )
+            update.update(status=Status.FAILED, units=0)
+            if reason == Reason.INVALID_NUMBER:
+                Participant.objects.filter(pk=message.participant_id).update(number_invalid=True)
+            elif reason == Reason.OPTED_OUT:
+                opt_out_record(
+                    participant=message.participant,
+                    source=OptOut.Source.PROVIDER,
+                    detail=f"{link.get_provider_display()} reported the number unsubscribed "
+                    f"({code}).",
+                )
+        Message.objects.filter(pk=message.pk, status=Status.SENDING).update(**update)
+        Attempt.objects.filter(pk=attempt.pk).update(
+            outcome=outcome, finished_at=now, error=exc.message[:1000], error_code=code
+        )
+        if reason == Reason.BAD_CREDENTIALS:
+            provider_link_pause(
+                link=link,
+                reason=f"{link.get_provider_display()} refused the credentials: {exc.message}",
+            )
+            transaction.on_commit(lambda: _alert_owners_bad_credentials(link, exc.message))
+    return Outcome(update["status"], reason, exc.retry_after)
+
+
+def _alert_owners_bad_credentials(link: ProviderLink, detail: str) -> None:
+    from django.core.mail import send_mail
+
+    from projects.emails import project_owners_emails
+
+    recipients = project_owners_emails(link.project)
+    if recipients:
+        send_mail(
+            f"[StudyText] Texting paused for {link.project.title}",
+            f"{link.get_provider_display()} refused the project's credentials, so StudyText paused "
+            f"its texts. Nothing is lost: queued texts wait.\n\n{detail}\n\nReplace the "
+            f"credentials on the project's set-up page, then resume sending:\n"
+            f"{settings.SITE_URL}{reverse('project-provider', args=[link.project_id])}\n",
+            None,
+            recipients,
+        )
+
+
+def opt_out_record(*, participant: Participant, source: str, detail: str = "") -> OptOut | None:
+    """Add the participant's number to the suppression list and cancel their queued texts."""
+    if not participant.phone_fingerprint:
+        return None
+    with transaction.atomic():
+        opt_out, created = OptOut.objects.get_or_create(
+            project_id=participant.project_id,
+            phone_fingerprint=participant.phone_fingerprint,
+            revoked_at=None,
+            defaults={"participant": participant, "source": source, "detail": detail},
+        )
+        if created:
+            Message.objects.filter(
+                participant__project_id=participant.project_id,
+                participant__phone_fingerprint=participant.phone_fingerprint,
+                status__in=[Status.QUEUED, Status.HELD],
+            ).update(
+                status=Status.CANCELLED,
+                error="Cancelled: the participant opted out.",
+                updated_at=timezone.now(),
+            )
+            audit.send(
+                sender=OptOut,
+                actor=None,
+                action="participant.opted_out",
+                obj=participant,
+                message=f"Record {participant.record_id} opted out: "
+                f"{opt_out.get_source_display()}.",
+            )
+    return opt_out
+
+
+# --- The sweep: nothing is ever stranded -------------------------------------------------
+def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
+    """Reconcile rows a dead sender left behind, and unknown rows with the provider."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "unconfirmed": 0}
+    if not lease_alive:
+        stuck = Message.objects.filter(
+            status=Status.SENDING, updated_at__lt=now - STUCK_SENDING_AFTER
+        ).select_related("project")
+        for message in stuck:
+            called = Attempt.objects.filter(
+                message=message, outcome=Attempt.Outcome.STARTED
+            ).exists()
+            with transaction.atomic():
+                if called:
+                    # The provider call may have happened: never call again; ask the provider.
+                    n = Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
+                        status=Status.UNKNOWN,
+                        error="The sender stopped during the provider call; "
+                        "checking with the provider.",
+                        updated_at=now,
+                    )
+                    counts["unknown"] += n
+                else:
+                    n = Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
+                        status=Status.QUEUED, units=0, updated_at=now
+                    )
+                    if n:
+                        quota_release(
+                            project=message.project,
+                            units=message.units,
+                            reserved_at=message.reserved_at,
+                        )
+                    counts["requeued"] += n
+    unknown = Message.objects.filter(
+        status=Status.UNKNOWN, updated_at__lt=now - RECONCILE_AFTER
+    ).select_related("project", "participant", "project__provider_link")
+    for message in unknown[:200]:
+        result = reconcile(message, now=now)
+        if result:
+            counts[result] += 1
+    return counts
+
+
+def reconcile(message: Message, *, now) -> str | None:
+    """Ask the provider whether an unconfirmed text went out. Never resends."""
+    link = ProviderLink.objects.filter(project_id=message.project_id).first()
+    if link is None:
+        return None
+    first_try = (
+        Attempt.objects.filter(message=message)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+        or message.created_at
+    )
+    try:
+        found = get_gateway(link).find_sent(
+            to=message.participant.phone,
+            body=message.body,
+            since=first_try - datetime.timedelta(minutes=1),
+        )
+    except GatewayError:
+        return None  # the provider cannot answer now; ask again next sweep
+    with transaction.atomic():
+        if found:
+            Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
+                status=Status.SENT,
+                provider_message_id=found[:64],
+                sent_at=first_try,
+                error="",
+                updated_at=now,
+            )
+            return "reconciled"
+        if now - message.updated_at < RECONCILE_GIVE_UP:
+            return None  # the provider may still be catching up; ask again next sweep
+        n = Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
+            status=Status.FAILED,
+            error="The provider has no record of this text. StudyText does not resend on its own "
+            "(to avoid a duplicate); send it again by hand if needed.",
+            updated_at=now,
+        )
+        if n:
+            quota_release(
+                project=message.project, units=message.units, reserved_at=message.reserved_at
+            )
+        return "unconfirmed"
+
+
+# --- Delivery receipts ----------------------------------------------------------------------
+RECEIPT_STATUS = {
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "failed": Status.FAILED,
+    "sent": Status.SENT,
+}
+RANK = {
+    Status.QUEUED: 0,
+    Status.HELD: 0,
+    Status.SENDING: 1,
+    Status.UNKNOWN: 2,
+    Status.SENT: 3,
+    Status.DELIVERED: 4,
+    Status.UNDELIVERED: 4,
+    Status.FAILED: 4,
+}
+
+
+def receipt_apply(
+    *, link: ProviderLink, provider_message_id: str, provider_status: str, reason=None, code=None
+) -> bool:
+    """Move a message forward on a delivery receipt. Duplicates and late receipts do nothing."""
+    target = RECEIPT_STATUS.get(provider_status)
+    if target is None:
+        return False
+    message = (
+        Message.objects.filter(project_id=link.project_id, provider_message_id=provider_message_id)
+        .select_related("participant")
+        .first()
+    )
+    if message is None or RANK.get(message.status, 9) >= RANK[target]:
+        return False
+    update = {"status": target, "updated_at": timezone.now()}
+    if target == Status.DELIVERED:
+        update["delivered_at"] = timezone.now()
+    if target in (Status.UNDELIVERED, Status.FAILED) and code:
+        update.update(error_code=str(code)[:32], error=f"The carrier reported error {code}.")
+    with transaction.atomic():
+        moved = Message.objects.filter(pk=message.pk, status=message.status).update(**update)
+        if moved and reason == Reason.INVALID_NUMBER:
+            Participant.objects.filter(pk=message.participant_id).update(number_invalid=True)
+        elif moved and reason == Reason.OPTED_OUT:
+            opt_out_record(participant=message.participant, source=OptOut.Source.PROVIDER)
+    return bool(moved)

@@ -1,0 +1,27 @@
+"""django-q2 tasks: thin, take ids (or nothing), call services."""
+
+from messaging import sender
+from messaging.services import outbox, sending
+
+
+def dispatch() -> dict:
+    """Every minute: materialise due texts, sweep stranded rows, make sure the sender runs."""
+    report = outbox.dispatch()
+    alive = sender.lease_alive()
+    swept = sending.sweep(lease_alive=alive)
+    if not alive and sender.ready_count():
+        from django_q.tasks import async_task
+
+        async_task("messaging.tasks.send_queued", task_name="sender")
+    return {"queued": report.queued, "skipped": report.skipped, **swept}
+
+
+def send_queued() -> dict:
+    """The sender loop (one at a time; a second copy finds the lease taken and returns)."""
+    report = sender.run_and_reschedule()
+    return {"sent": report.sent, "held": report.held, "failed": report.failed}
+
+
+def retention_purge() -> int:
+    """Daily: blank the text of messages older than MESSAGE_RETENTION_DAYS (metadata stays)."""
+    return outbox.retention_purge()

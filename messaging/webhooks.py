@@ -1,0 +1,35 @@
+"""Provider webhooks: authenticated, idempotent, quick. Each link has an unguessable path."""
+
+import logging
+
+from django.http import HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from messaging.gateways.twilio import parse_status_callback, validate_twilio_signature
+from messaging.services.sending import receipt_apply
+from projects.models import ProviderLink
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request, secret: str):
+    """Twilio's StatusCallback: signature-checked, then the message moves forward (or not)."""
+    link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="twilio")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = request.build_absolute_uri()
+    if not validate_twilio_signature(url, request.POST, signature, link.config["auth_token"]):
+        logger.warning("Rejected a Twilio status callback with a bad signature (link %s).", link.pk)
+        return HttpResponseForbidden("Bad signature.")
+    update = parse_status_callback(request.POST)
+    receipt_apply(
+        link=link,
+        provider_message_id=update.provider_message_id,
+        provider_status=update.status,
+        reason=update.reason,
+        code=update.error_code,
+    )
+    return HttpResponse(status=204)

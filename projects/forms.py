@@ -1,0 +1,188 @@
+import zoneinfo
+
+from django import forms
+
+from projects.models import Membership, Project, RedcapInstance
+from projects.services.mapping import DATE_VALIDATIONS, Dictionary
+
+
+def _time_zone_choices():
+    common = [
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Phoenix",
+        "America/Los_Angeles",
+        "America/Anchorage",
+        "Pacific/Honolulu",
+        "UTC",
+    ]
+    rest = sorted(zoneinfo.available_timezones() - set(common))
+    return [(tz, tz.replace("_", " ")) for tz in common + rest]
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.EDITOR)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class RedcapLinkForm(forms.Form):
+    redcap_instance = forms.ModelChoiceField(
+        label="REDCap server",
+        queryset=RedcapInstance.objects.filter(is_active=True),
+        error_messages={
+            "invalid_choice": "That REDCap server is not on the administrators' list. "
+            "Choose one from the list."
+        },
+    )
+    token = forms.CharField(
+        label="API token",
+        max_length=64,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="From REDCap: API → your token for this project (32 characters). "
+        "It is stored encrypted and shown only as its last 4 characters.",
+    )
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+        self.fields["redcap_instance"].initial = project.redcap_instance_id
+
+    def clean_redcap_instance(self):
+        instance = self.cleaned_data["redcap_instance"]
+        if instance.pk != self.project.redcap_instance_id:
+            raise forms.ValidationError(
+                f"This project was approved for REDCap project {self.project.redcap_project_id} on "
+                f"{self.project.redcap_instance}. Link a token from that server."
+            )
+        return instance
+
+
+class FieldMappingForm(forms.Form):
+    phone_field = forms.ChoiceField(label="Mobile phone field")
+    consent_field = forms.ChoiceField(label="SMS-consent field")
+    consent_value = forms.CharField(
+        label="Value that means “consented”",
+        max_length=100,
+        initial="1",
+        help_text="The coded value, e.g. 1 for “1, Yes”.",
+    )
+    time_zone_field = forms.ChoiceField(
+        label="Time-zone field",
+        required=False,
+        help_text="Optional. A text field holding IANA names such as America/Chicago.",
+    )
+    first_name_field = forms.ChoiceField(
+        label="First-name field",
+        required=False,
+        help_text="Optional. Lets messages say [first_name].",
+    )
+    optout_field = forms.ChoiceField(
+        label="Opt-out field to write back to",
+        required=False,
+        help_text="Optional. When a participant texts STOP, StudyText sets this field in REDCap.",
+    )
+    date_fields = forms.MultipleChoiceField(
+        label="Date fields for schedules",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Optional. Messages can be scheduled relative to these dates.",
+    )
+    withdrawn_logic = forms.CharField(
+        label="“Withdrawn” logic",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional REDCap logic, e.g. [withdrawn] = '1'. "
+        "Matching records are never texted.",
+    )
+    event = forms.ChoiceField(label="Event holding these fields", required=False)
+    time_zone = forms.ChoiceField(
+        label="Project time zone",
+        choices=_time_zone_choices,
+        help_text="Used for participants whose record has no time zone.",
+    )
+    phone_region = forms.CharField(
+        label="Phone region",
+        max_length=2,
+        initial="US",
+        help_text="Two-letter region for numbers written without +country code.",
+    )
+
+    def __init__(self, *args, dictionary: Dictionary, **kwargs):
+        super().__init__(*args, **kwargs)
+        blank = [("", "— none —")]
+        all_fields = dictionary.choices()
+        text_fields = dictionary.choices(types={"text"})
+        choice_fields = dictionary.choices(
+            types={"yesno", "truefalse", "radio", "dropdown", "checkbox"}
+        )
+        self.fields["phone_field"].choices = [("", "Choose a field")] + text_fields
+        self.fields["consent_field"].choices = (
+            [("", "Choose a field")]
+            + choice_fields
+            + [c for c in text_fields if c not in choice_fields]
+        )
+        self.fields["time_zone_field"].choices = blank + text_fields
+        self.fields["first_name_field"].choices = blank + text_fields
+        self.fields["optout_field"].choices = blank + choice_fields
+        self.fields["date_fields"].choices = dictionary.choices(
+            types={"text"}, validations=DATE_VALIDATIONS
+        )
+        if dictionary.is_longitudinal:
+            self.fields["event"].required = True
+            self.fields["event"].choices = [("", "Choose an event")] + [
+                (e["unique_event_name"], e["event_name"]) for e in dictionary.events
+            ]
+        else:
+            del self.fields["event"]
+        self.all_field_names = {name for name, _ in all_fields}
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["help_reply"]
+        widgets = {"help_reply": forms.Textarea(attrs={"rows": 2})}
+
+
+class QuietHoursForm(forms.ModelForm):
+    """Server administrators only: when texts may go out, in the participant's local time."""
+
+    send_days = forms.TypedMultipleChoiceField(
+        label="Days texts may go out",
+        coerce=int,
+        choices=[
+            (0, "Monday"),
+            (1, "Tuesday"),
+            (2, "Wednesday"),
+            (3, "Thursday"),
+            (4, "Friday"),
+            (5, "Saturday"),
+            (6, "Sunday"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Project
+        fields = ["send_window_start", "send_window_end", "send_days"]
+        labels = {
+            "send_window_start": "Earliest local time",
+            "send_window_end": "Latest local time",
+        }
+        widgets = {
+            "send_window_start": forms.TimeInput(attrs={"type": "time"}),
+            "send_window_end": forms.TimeInput(attrs={"type": "time"}),
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("send_window_start"), cleaned.get("send_window_end")
+        if start and end and start >= end:
+            self.add_error("send_window_end", "The latest time must be after the earliest time.")
+        return cleaned

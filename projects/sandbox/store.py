@@ -1,0 +1,413 @@
+"""The REDCap sandbox's state and behaviour: records, exports, imports and surveys.
+
+Records live in this process's memory, guarded by a lock: imports are visible to later exports
+and to the survey pages, and are lost on restart. That suits ``runserver`` and the test live
+server (one process); several worker processes would each keep their own copy. Tests call
+:func:`reset` for a clean state. Enrollment dates are relative to the day of the reset, so
+schedules always have dates in the future.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from projects.logic import Expression
+from projects.sandbox.data import (
+    CHOICE_TYPES,
+    COMPLETE_LABELS,
+    SANDBOX_PROJECTS,
+    SandboxProject,
+    blank_row,
+    checkbox_name,
+    choices,
+    export_columns,
+    field_names,
+    seed,
+)
+
+
+class SandboxError(Exception):
+    """A request REDCap would refuse: ``status`` and REDCap's ``message``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def export_field_names(project: SandboxProject, *, field: str = "") -> list[dict[str, str]]:
+    """``exportFieldNames``: one row per export column of each data field (form-complete
+    fields are not listed), or of ``field`` alone."""
+    metas = [m for m in project.metadata if m["field_type"] != "descriptive"]
+    if field and field not in {m["field_name"] for m in metas}:
+        raise bad_values("field", [field])
+    out = []
+    for meta in metas:
+        name = meta["field_name"]
+        if field and name != field:
+            continue
+        codes = list(choices(meta)) if meta["field_type"] == "checkbox" else [""]
+        for code in codes:
+            out.append(
+                {
+                    "original_field_name": name,
+                    "choice_value": code,
+                    "export_field_name": checkbox_name(name, code) if code else name,
+                }
+            )
+    return out
+
+
+# --- The store -------------------------------------------------------------------------------
+_lock = threading.RLock()
+_rows: dict[int, dict[tuple[str, str], dict[str, str]]] = {}
+
+
+def reset(*, today: date | None = None) -> None:
+    """Forget every import: back to the seed records (dates relative to ``today``)."""
+    today = today or date.today()
+    with _lock:
+        _rows.clear()
+        for pid, project in SANDBOX_PROJECTS.items():
+            _rows[pid] = seed(project, today)
+
+
+def _project_rows(project: SandboxProject) -> dict[tuple[str, str], dict[str, str]]:
+    with _lock:
+        if not _rows:
+            reset()
+        return _rows[project.pid]
+
+
+def project_for_token(token: str) -> SandboxProject | None:
+    found = None
+    for project in SANDBOX_PROJECTS.values():
+        if hmac.compare_digest(token.upper().encode(), project.token.encode()):
+            found = project
+    return found
+
+
+def _record_sort_key(record: str) -> tuple[int, int, str]:
+    return (0, int(record), "") if record.isdigit() else (1, 0, record)
+
+
+def rows(project: SandboxProject) -> list[tuple[str, str, dict[str, str]]]:
+    """A copy of every stored row as (record, event, values), in REDCap's export order."""
+    order = {name: i for i, name in enumerate(project.event_names())}
+    with _lock:
+        stored = [(r, e, dict(v)) for (r, e), v in _project_rows(project).items()]
+    return sorted(stored, key=lambda x: (_record_sort_key(x[0]), order.get(x[1], 99)))
+
+
+def record_exists(project: SandboxProject, record: str) -> bool:
+    with _lock:
+        return any(r == record for r, _ in _project_rows(project))
+
+
+def bad_values(parameter: str, values: Iterable[str]) -> SandboxError:
+    listed = ", ".join(f"'{v}'" for v in values)
+    return SandboxError(
+        f"The following values in the parameter '{parameter}' are not valid: {listed}"
+    )
+
+
+def check_fields(project: SandboxProject, fields: Sequence[str]) -> None:
+    known = set(field_names(project))
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise bad_values("fields", unknown)
+
+
+def check_forms(project: SandboxProject, forms: Sequence[str]) -> None:
+    unknown = [f for f in forms if f not in project.forms()]
+    if unknown:
+        raise bad_values("forms", unknown)
+
+
+def check_events(project: SandboxProject, events: Sequence[str]) -> None:
+    unknown = [e for e in events if project.event(e) is None]
+    if unknown:
+        raise bad_values("events", unknown)
+
+
+def _label(project: SandboxProject, column: str, original: str, value: str) -> str:
+    if column.endswith("_complete") and column == original:
+        return COMPLETE_LABELS.get(value, value)
+    meta = project.fields_by_name().get(original)
+    if meta is None or meta["field_type"] not in CHOICE_TYPES:
+        return value
+    if meta["field_type"] == "checkbox":
+        return "Checked" if value == "1" else "Unchecked"
+    return choices(meta).get(value, value)
+
+
+def export_records(
+    project: SandboxProject,
+    *,
+    records: Sequence[str] = (),
+    fields: Sequence[str] = (),
+    forms: Sequence[str] = (),
+    events: Sequence[str] = (),
+    logic: Expression | None = None,
+    labels: bool = False,
+) -> list[dict[str, str]]:
+    """Flat records as REDCap exports them (see the module docstring for the rules)."""
+    check_fields(project, fields)
+    check_forms(project, forms)
+    if project.longitudinal:
+        check_events(project, events)
+    pk = project.record_id_field
+    wanted_fields, wanted_forms = set(fields), set(forms)
+    columns = [
+        (name, original)
+        for name, original, form in export_columns(project)
+        if name != pk
+        and ((not fields and not forms) or original in wanted_fields or form in wanted_forms)
+    ]
+    head = [pk] + (["redcap_event_name"] if project.longitudinal else [])
+    stored = rows(project)
+    by_record: dict[str, dict[str, dict[str, str]]] = {}
+    for record, event, values in stored:
+        by_record.setdefault(record, {})[event] = values
+    out = []
+    for record, event, values in stored:
+        if records and record not in records:
+            continue
+        if project.longitudinal and events and event not in events:
+            continue
+        context = {**values, "redcap_event_name": event} if event else values
+        if logic is not None and not logic.evaluate(context, events=by_record[record]):
+            continue
+        row = {pk: record}
+        if project.longitudinal:
+            row["redcap_event_name"] = event
+        for name, original in columns:
+            value = values.get(name, "")
+            row[name] = _label(project, name, original, value) if labels else value
+        out.append({k: row[k] for k in head + [c for c, _ in columns]})
+    return out
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
+def _value_problem(meta: Mapping[str, str] | None, column: str, value: str) -> str | None:
+    if value == "":
+        return None
+    if meta is None:  # a checkbox option or a form-complete field
+        allowed = ("0", "1", "2") if column.endswith("_complete") else ("0", "1")
+        return None if value in allowed else f"The value is not valid for {column}"
+    single_choice = meta["field_type"] in ("radio", "dropdown", "yesno", "truefalse")
+    if single_choice and value not in choices(meta):
+        return f"The value is not a valid category for {column}"
+    validation = meta["text_validation_type_or_show_slider_number"]
+    if validation == "date_ymd" and not _DATE.fullmatch(value):
+        return "The value must be a date in the format Y-M-D"
+    if validation == "integer" and not _INTEGER.fullmatch(value):
+        return "The value must be an integer"
+    if validation == "number" and not _NUMBER.fullmatch(value):
+        return "The value must be a number"
+    return None
+
+
+def import_records(project: SandboxProject, data: object, *, overwrite: bool = False) -> list[str]:
+    """Validate every row, then apply them all; return the record ids imported."""
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise SandboxError("The data being imported is not formatted correctly")
+    pk = project.record_id_field
+    columns = {name: (original, form) for name, original, form in export_columns(project)}
+    metas = project.fields_by_name()
+    allowed_extra = {"redcap_event_name"} if project.longitudinal else set()
+    unknown = sorted({k for row in data for k in row} - set(columns) - allowed_extra)
+    if unknown:
+        raise SandboxError(
+            "The following fields were not found in the project as real data fields: "
+            + ", ".join(unknown)
+        )
+    problems: list[str] = []
+    changes: list[tuple[str, str, dict[str, str]]] = []
+    for row in data:
+        record = str(row.get(pk) or "").strip()
+        if not record:
+            raise SandboxError(f"The record ID field ({pk}) is missing or blank in some rows")
+        event = ""
+        if project.longitudinal:
+            event = str(row.get("redcap_event_name") or "")
+            if project.event(event) is None:
+                problems.append(
+                    f'"{record}","redcap_event_name","{event}","The event is not valid"'
+                )
+                continue
+        values = {}
+        for column, raw in row.items():
+            if column in (pk, "redcap_event_name"):
+                continue
+            value = "" if raw is None else str(raw)
+            original, form = columns[column]
+            if event and not project.form_in_event(form, event):
+                if value:
+                    problems.append(
+                        f'"{record}","{column}","{value}","The field is not designated '
+                        f'to the event {event}"'
+                    )
+                continue
+            problem = _value_problem(
+                metas.get(original) if original == column else None, column, value
+            )
+            if problem:
+                problems.append(f'"{record}","{column}","{value}","{problem}"')
+            elif value or overwrite:
+                values[column] = value
+        changes.append((record, event, values))
+    if problems:
+        raise SandboxError("\n".join(problems))
+    with _lock:
+        stored = _project_rows(project)
+        for record, event, values in changes:
+            target = stored.get((record, event))
+            if target is None:
+                target = stored[(record, event)] = blank_row(project)
+                target[pk] = record
+            target.update(values)
+    return list(dict.fromkeys(record for record, _, _ in changes))
+
+
+# --- Surveys -------------------------------------------------------------------------------
+def _code(*parts: object, length: int = 10) -> str:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return re.sub(r"[^A-Za-z0-9]", "", base64.b64encode(digest).decode())[:length]
+
+
+def survey_code(project: SandboxProject, *, instrument: str, record: str, event: str = "") -> str:
+    return _code("survey", project.pid, instrument, record, event)
+
+
+def queue_code(project: SandboxProject, *, record: str) -> str:
+    return _code("queue", project.pid, record)
+
+
+def access_code(project: SandboxProject, *, instrument: str, record: str, event: str = "") -> str:
+    return _code("access", project.pid, instrument, record, event, length=9).upper()
+
+
+@dataclass(frozen=True)
+class SurveyTarget:
+    project: SandboxProject
+    record: str
+    instrument: str | None  # None: the record's survey queue
+    event: str = ""
+
+
+def find_survey(code: str) -> SurveyTarget | None:
+    """The survey (or survey queue) a link's ``s``/``sq`` code stands for."""
+    for project in SANDBOX_PROJECTS.values():
+        for record, event, _ in rows(project):
+            if hmac.compare_digest(code, queue_code(project, record=record)):
+                return SurveyTarget(project, record, None)
+            for instrument in project.surveys:
+                if not project.form_in_event(instrument, event or ""):
+                    continue
+                expected = survey_code(project, instrument=instrument, record=record, event=event)
+                if hmac.compare_digest(code, expected):
+                    return SurveyTarget(project, record, instrument, event)
+    return None
+
+
+def check_survey(project: SandboxProject, instrument: str, event: str) -> None:
+    if instrument not in project.forms():
+        raise SandboxError(f"The instrument '{instrument}' does not exist")
+    if instrument not in project.surveys:
+        raise SandboxError(f"The instrument '{instrument}' has not been enabled as a survey")
+    if project.longitudinal:
+        if not event:
+            raise SandboxError("You must provide a valid event (unique event name)")
+        check_events(project, [event])
+        if not project.form_in_event(instrument, event):
+            raise SandboxError(
+                f"The instrument '{instrument}' has not been designated for the event '{event}'"
+            )
+
+
+def response_status(project: SandboxProject, values: Mapping[str, str], instrument: str) -> int:
+    """0 no response, 1 partial, 2 complete (what the participant list reports)."""
+    if values.get(f"{instrument}_complete") == "2":
+        return 2
+    for name, original, form in export_columns(project):
+        if form != instrument or name == f"{instrument}_complete":
+            continue
+        value = values.get(name, "")
+        is_checkbox_option = name != original
+        if (value == "1") if is_checkbox_option else (value != ""):
+            return 1
+    return 0
+
+
+def participant_list(
+    project: SandboxProject, *, instrument: str, event: str, base_url: str
+) -> list[dict[str, object]]:
+    check_survey(project, instrument, event)
+    out = []
+    seen: set[str] = set()
+    stored = {(r, e): v for r, e, v in rows(project)}
+    for record, _, _ in rows(project):
+        if record in seen:
+            continue
+        seen.add(record)
+        status = response_status(project, stored.get((record, event), {}), instrument)
+        out.append(
+            {
+                "email": "",
+                "email_occurrence": 1,
+                "identifier": "",
+                "record": record,
+                "invitation_sent_status": int(status > 0),
+                "invitation_send_time": "",
+                "response_status": status,
+                "survey_access_code": access_code(
+                    project, instrument=instrument, record=record, event=event
+                ),
+                "survey_link": survey_link(
+                    project, instrument=instrument, record=record, event=event, base_url=base_url
+                ),
+            }
+        )
+    return out
+
+
+def survey_link(
+    project: SandboxProject, *, instrument: str, record: str, event: str, base_url: str
+) -> str:
+    code = survey_code(project, instrument=instrument, record=record, event=event)
+    return f"{base_url}?s={code}"
+
+
+def mark_complete(target: SurveyTarget) -> None:
+    """What submitting the survey does: the instrument becomes complete for that record."""
+    if target.instrument is None:
+        raise SandboxError("A survey queue cannot be completed")
+    import_records(
+        target.project,
+        [
+            {
+                target.project.record_id_field: target.record,
+                **({"redcap_event_name": target.event} if target.event else {}),
+                f"{target.instrument}_complete": "2",
+            }
+        ],
+    )
+
+
+def survey_values(target: SurveyTarget) -> dict[str, str]:
+    for record, event, values in rows(target.project):
+        if record == target.record and event == target.event:
+            return values
+    return {}

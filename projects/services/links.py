@@ -1,0 +1,266 @@
+"""Linking a project to REDCap (its API token) and storing its SMS-provider credentials."""
+
+import re
+import secrets
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from projects import crypto
+from projects.access import ROLE_RANK, project_role
+from projects.models import Membership, Project, ProviderLink, RedcapLink
+from projects.redcap import RedcapClient, RedcapError
+from projects.signals import audit
+
+TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{32}$")
+
+
+def _assert_role(project: Project, actor, role: str) -> None:
+    actual = project_role(user=actor, project=project)
+    if actual is None or ROLE_RANK[actual] < ROLE_RANK[role]:
+        raise PermissionDenied(f"Only the project's {role}s can change its links.")
+
+
+def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapClient:
+    """A client for the project's REDCap instance with its linked token (or the given one)."""
+    if token is None:
+        link = RedcapLink.objects.filter(project=project).first()
+        if link is None:
+            raise ValidationError("Link the project's REDCap API token first.")
+        token = link.token
+    return RedcapClient(project.redcap_instance.api_url, token)
+
+
+def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
+    """Check the token against REDCap and store it encrypted.
+
+    Refused when REDCap rejects the token or it belongs to another REDCap project.
+    """
+    _assert_role(project, actor, Membership.Role.OWNER)
+    token = token.strip()
+    if not TOKEN_RE.match(token):
+        raise ValidationError(
+            {
+                "token": "A REDCap API token is 32 characters, digits 0–9 and letters A–F. "
+                "Copy it again from REDCap's API page."
+            }
+        )
+    try:
+        client = redcap_client_for(project, token=token)
+        info = client.project_info()
+        version = client.version()
+    except RedcapError as exc:
+        raise ValidationError({"token": str(exc)}) from exc
+    found = int(info.get("project_id") or 0)
+    if found != project.redcap_project_id:
+        raise ValidationError(
+            {
+                "token": (
+                    f"This token belongs to REDCap project {found} "
+                    f"(“{info.get('project_title', '')}”), but this StudyText project was approved "
+                    f"for project {project.redcap_project_id}. Use the token of project "
+                    f"{project.redcap_project_id}."
+                )
+            }
+        )
+    with transaction.atomic():
+        existing = RedcapLink.objects.select_for_update().filter(project=project).first()
+        link = existing or RedcapLink(project=project)
+        link.token_encrypted = crypto.encrypt(token)
+        link.token_last4 = crypto.last4(token)
+        link.token_fingerprint = crypto.fingerprint(token, purpose="redcap-token")
+        link.redcap_version = str(version)[:32]
+        link.redcap_project_title = str(info.get("project_title", ""))[:300]
+        link.is_longitudinal = bool(int(info.get("is_longitudinal") or 0))
+        link.linked_by = actor
+        link.last_checked_at = timezone.now()
+        link.last_error = ""
+        link.save()
+        audit.send(
+            sender=RedcapLink,
+            actor=actor,
+            action="redcap_link.replaced" if existing else "redcap_link.created",
+            obj=project,
+            message=f"REDCap API token {'replaced' if existing else 'linked'} "
+            f"(ends in {link.token_last4}).",
+        )
+    return link
+
+
+def redcap_link_test(*, project: Project, actor) -> dict:
+    """Call REDCap with the stored token; return version and title, or raise ValidationError."""
+    _assert_role(project, actor, Membership.Role.VIEWER)
+    link = RedcapLink.objects.filter(project=project).first()
+    if link is None:
+        raise ValidationError("No REDCap token is linked yet.")
+    try:
+        client = redcap_client_for(project, token=link.token)
+        version = client.version()
+        info = client.project_info()
+    except RedcapError as exc:
+        RedcapLink.objects.filter(pk=link.pk).update(
+            last_checked_at=timezone.now(), last_error=str(exc)
+        )
+        raise ValidationError(str(exc)) from exc
+    RedcapLink.objects.filter(pk=link.pk).update(
+        last_checked_at=timezone.now(),
+        last_error="",
+        redcap_version=str(version)[:32],
+        redcap_project_title=str(info.get("project_title", ""))[:300],
+    )
+    return {
+        "version": str(version),
+        "project_id": info.get("project_id"),
+        "project_title": info.get("project_title", ""),
+    }
+
+
+def redcap_link_remove(*, project: Project, actor) -> None:
+    _assert_role(project, actor, Membership.Role.OWNER)
+    with transaction.atomic():
+        link = RedcapLink.objects.filter(project=project).first()
+        if link is None:
+            return
+        last4 = link.token_last4
+        link.delete()
+        audit.send(
+            sender=RedcapLink,
+            actor=actor,
+            action="redcap_link.removed",
+            obj=project,
+            message=f"REDCap API token (ends in {last4}) removed.",
+        )
+
+
+def provider_link_store(
+    *,
+    project: Project,
+    provider: str,
+    config: dict[str, str],
+    identity: str,
+    display: dict[str, str],
+    rate_per_second,
+    actor,
+) -> ProviderLink:
+    """Store already-validated provider credentials, encrypted.
+
+    `identity` is what may serve only one project (the Mosio API key, or the Twilio sender): its
+    keyed fingerprint is unique across projects. The messaging app validates the credentials
+    with the provider before calling this.
+    """
+    _assert_role(project, actor, Membership.Role.OWNER)
+    fp = crypto.fingerprint(identity, purpose=f"provider:{provider}")
+    clash = ProviderLink.objects.filter(fingerprint=fp).exclude(project=project).first()
+    if clash is not None:
+        what = "Mosio API key" if provider == ProviderLink.Provider.MOSIO else "sender"
+        raise ValidationError(
+            f"This {what} is already linked to another StudyText project. One {what} serves one "
+            "project (as REDCap also requires): use the one issued for this project."
+        )
+    try:
+        with transaction.atomic():
+            existing = ProviderLink.objects.select_for_update().filter(project=project).first()
+            link = existing or ProviderLink(
+                project=project, webhook_secret=secrets.token_urlsafe(32)
+            )
+            link.provider = provider
+            link.config_encrypted = crypto.encrypt_json(config)
+            link.display = display
+            link.fingerprint = fp
+            link.rate_per_second = rate_per_second
+            link.linked_by = actor
+            link.last_checked_at = timezone.now()
+            link.last_error = ""
+            link.is_paused = False
+            link.paused_reason = ""
+            link.save()
+            audit.send(
+                sender=ProviderLink,
+                actor=actor,
+                action="provider_link.replaced" if existing else "provider_link.created",
+                obj=project,
+                message=f"{link.get_provider_display()} credentials "
+                f"{'replaced' if existing else 'linked'}.",
+            )
+    except IntegrityError as exc:  # a concurrent link of the same identity
+        raise ValidationError("These credentials were just linked to another project.") from exc
+    return link
+
+
+def provider_link_remove(*, project: Project, actor) -> None:
+    _assert_role(project, actor, Membership.Role.OWNER)
+    with transaction.atomic():
+        link = ProviderLink.objects.filter(project=project).first()
+        if link is None:
+            return
+        label = link.get_provider_display()
+        link.delete()
+        audit.send(
+            sender=ProviderLink,
+            actor=actor,
+            action="provider_link.removed",
+            obj=project,
+            message=f"{label} credentials removed.",
+        )
+
+
+def provider_link_pause(*, link: ProviderLink, reason: str, actor=None) -> None:
+    """Stop a provider link's sends (e.g. the provider refused its credentials)."""
+    with transaction.atomic():
+        updated = ProviderLink.objects.filter(pk=link.pk, is_paused=False).update(
+            is_paused=True, paused_reason=reason, last_error=reason
+        )
+        if updated:
+            audit.send(
+                sender=ProviderLink,
+                actor=actor,
+                action="provider_link.paused",
+                obj=link.project,
+                message=f"Sending paused: {reason}",
+            )
+
+
+def provider_link_resume(*, link: ProviderLink, actor) -> None:
+    _assert_role(link.project, actor, Membership.Role.OWNER)
+    with transaction.atomic():
+        updated = ProviderLink.objects.filter(pk=link.pk, is_paused=True).update(
+            is_paused=False, paused_reason=""
+        )
+        if updated:
+            audit.send(
+                sender=ProviderLink,
+                actor=actor,
+                action="provider_link.resumed",
+                obj=link.project,
+                message="Sending resumed.",
+            )
+
+
+def secrets_rotate(*, batch_size: int = 500) -> int:
+    """Re-encrypt every stored secret under the newest key. Returns the number of values."""
+    from projects.models import Participant
+
+    count = 0
+    with transaction.atomic():
+        redcap = list(RedcapLink.objects.select_for_update())
+        for link in redcap:
+            link.token_encrypted = crypto.rotate(link.token_encrypted)
+        RedcapLink.objects.bulk_update(redcap, ["token_encrypted"])
+        providers = list(ProviderLink.objects.select_for_update())
+        for link in providers:
+            link.config_encrypted = crypto.rotate(link.config_encrypted)
+        ProviderLink.objects.bulk_update(providers, ["config_encrypted"])
+        count += len(redcap) + len(providers)
+        people = Participant.objects.exclude(phone_encrypted="").only("pk", "phone_encrypted")
+        batch = []
+        for participant in people.iterator(chunk_size=batch_size):
+            participant.phone_encrypted = crypto.rotate(participant.phone_encrypted)
+            batch.append(participant)
+            if len(batch) >= batch_size:
+                Participant.objects.bulk_update(batch, ["phone_encrypted"])
+                count += len(batch)
+                batch = []
+        Participant.objects.bulk_update(batch, ["phone_encrypted"])
+        count += len(batch)
+    return count

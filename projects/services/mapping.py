@@ -1,0 +1,199 @@
+"""Field mapping: which REDCap fields hold the phone, consent, time zone and the rest."""
+
+import zoneinfo
+from dataclasses import dataclass
+
+import phonenumbers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from projects import logic
+from projects.access import ROLE_RANK, project_role
+from projects.models import FieldMapping, Membership, Project
+from projects.redcap import RedcapError
+from projects.services.links import redcap_client_for
+from projects.signals import audit
+
+DATE_VALIDATIONS = {"date_ymd", "date_mdy", "date_dmy"}
+TEXTUAL_TYPES = {"text", "notes", "calc", "sql"}
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    """What the mapping form offers, read from the REDCap data dictionary."""
+
+    fields: dict[str, dict]
+    events: list[dict]
+    is_longitudinal: bool
+
+    def choices(self, *, types: set[str] | None = None, validations: set[str] | None = None):
+        out = []
+        for name, meta in self.fields.items():
+            if types and meta["field_type"] not in types:
+                continue
+            validation = meta.get("text_validation_type_or_show_slider_number", "")
+            if validations is not None and validation not in validations:
+                continue
+            label = meta.get("field_label", "").strip() or name
+            out.append((name, f"{name} — {label[:60]}"))
+        return out
+
+    def coded_values(self, field: str) -> list[tuple[str, str]]:
+        meta = self.fields.get(field, {})
+        if meta.get("field_type") == "yesno":
+            return [("1", "Yes"), ("0", "No")]
+        if meta.get("field_type") == "truefalse":
+            return [("1", "True"), ("0", "False")]
+        raw = meta.get("select_choices_or_calculations", "")
+        pairs = []
+        for part in raw.split("|"):
+            code, _, label = part.partition(",")
+            if code.strip():
+                pairs.append((code.strip(), label.strip()))
+        return pairs
+
+
+def dictionary_load(*, project: Project) -> Dictionary:
+    """Read the data dictionary (and events) from REDCap; ValidationError in words on failure."""
+    client = redcap_client_for(project)
+    try:
+        metadata = client.metadata()
+        info = client.project_info()
+        longitudinal = bool(int(info.get("is_longitudinal") or 0))
+        events = client.events() if longitudinal else []
+    except RedcapError as exc:
+        raise ValidationError(str(exc)) from exc
+    fields = {row["field_name"]: row for row in metadata if row.get("field_type") != "descriptive"}
+    return Dictionary(fields=fields, events=events, is_longitudinal=longitudinal)
+
+
+def _validate(mapping: FieldMapping, dictionary: Dictionary, project: Project) -> None:
+    errors: dict[str, str] = {}
+    fields = dictionary.fields
+
+    def need(attr: str, words: str, *, optional: bool = False) -> str:
+        value = getattr(mapping, attr)
+        if not value:
+            if not optional:
+                errors[attr] = f"Choose the {words}."
+            return ""
+        if value not in fields:
+            errors[attr] = f"“{value}” is not a field in this project's data dictionary."
+            return ""
+        return value
+
+    need("phone_field", "field with the participant's mobile number")
+    consent = need("consent_field", "field that records consent to texts")
+    if consent:
+        coded = dictionary.coded_values(consent)
+        if coded and mapping.consent_value not in {code for code, _ in coded}:
+            labels = ", ".join(f"{c} ({label})" for c, label in coded)
+            errors["consent_value"] = (
+                f"“{mapping.consent_value}” is not one of the coded values of {consent}: {labels}."
+            )
+        elif not mapping.consent_value:
+            errors["consent_value"] = "Give the value that means “consented”."
+    need("time_zone_field", "time-zone field", optional=True)
+    need("first_name_field", "first-name field", optional=True)
+    optout = need("optout_field", "opt-out field", optional=True)
+    if optout and fields[optout]["field_type"] not in {
+        "yesno",
+        "truefalse",
+        "checkbox",
+        "radio",
+        "dropdown",
+        "text",
+    }:
+        errors["optout_field"] = (
+            f"{optout} cannot hold an opt-out flag (it is a {fields[optout]['field_type']} field)."
+        )
+    for name in mapping.date_fields:
+        meta = fields.get(name)
+        if meta is None:
+            errors["date_fields"] = f"“{name}” is not a field in this project's data dictionary."
+        elif meta.get("text_validation_type_or_show_slider_number", "") not in DATE_VALIDATIONS | {
+            "datetime_ymd",
+            "datetime_mdy",
+            "datetime_dmy",
+            "datetime_seconds_ymd",
+        }:
+            errors["date_fields"] = (
+                f"{name} is not a date field, so messages cannot be scheduled from it."
+            )
+    if mapping.withdrawn_logic.strip():
+        try:
+            used = logic.fields_used(mapping.withdrawn_logic)
+        except logic.LogicError as exc:
+            errors["withdrawn_logic"] = f"REDCap cannot read this logic: {exc}"
+        else:
+            unknown = sorted(f for f in used if f not in fields)
+            if unknown:
+                errors["withdrawn_logic"] = "Unknown field(s) in the logic: " + ", ".join(unknown)
+    if dictionary.is_longitudinal:
+        names = {e["unique_event_name"] for e in dictionary.events}
+        if mapping.event not in names:
+            errors["event"] = (
+                "This is a longitudinal project: choose the event that holds these fields."
+            )
+    else:
+        mapping.event = ""
+    if mapping.phone_region and phonenumbers.country_code_for_region(mapping.phone_region) == 0:
+        errors["phone_region"] = (
+            f"“{mapping.phone_region}” is not a two-letter region code such as US."
+        )
+    if errors:
+        raise ValidationError(errors)
+    if project.time_zone not in zoneinfo.available_timezones():
+        raise ValidationError({"time_zone": "Choose a time zone such as America/Chicago."})
+
+
+def field_mapping_save(
+    *, project: Project, actor, data: dict, dictionary: Dictionary | None = None
+) -> FieldMapping:
+    """Validate the choices against the REDCap dictionary, then save them (and the defaults)."""
+    role = project_role(user=actor, project=project)
+    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
+        raise PermissionDenied("Only owners and editors can map fields.")
+    dictionary = dictionary or dictionary_load(project=project)
+    mapping = FieldMapping.objects.filter(project=project).first() or FieldMapping(project=project)
+    for attr in (
+        "phone_field",
+        "consent_field",
+        "consent_value",
+        "time_zone_field",
+        "first_name_field",
+        "optout_field",
+        "withdrawn_logic",
+        "date_fields",
+        "event",
+        "phone_region",
+    ):
+        if attr in data:
+            setattr(mapping, attr, data[attr] if data[attr] is not None else "")
+    mapping.phone_region = (mapping.phone_region or "").upper()
+    if "time_zone" in data:
+        project.time_zone = data["time_zone"]
+    _validate(mapping, dictionary, project)
+    if mapping.withdrawn_logic.strip():
+        # REDCap is the judge of its own logic: ask it once before saving.
+        try:
+            redcap_client_for(project).records(
+                fields=[next(iter(dictionary.fields))],
+                filter_logic=mapping.withdrawn_logic,
+                events=[mapping.event] if mapping.event else None,
+            )
+        except RedcapError as exc:
+            raise ValidationError(
+                {"withdrawn_logic": f"REDCap rejected this logic: {exc}"}
+            ) from exc
+    with transaction.atomic():
+        project.save(update_fields=["time_zone"])
+        mapping.save()
+        audit.send(
+            sender=FieldMapping,
+            actor=actor,
+            action="field_mapping.saved",
+            obj=project,
+            message="Field mapping saved: " + ", ".join(f"{f}" for f in mapping.redcap_fields),
+        )
+    return mapping

@@ -1,0 +1,129 @@
+"""Project members: owners invite people by e-mail and change roles."""
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from projects import emails
+from projects.access import project_role
+from projects.models import Membership, Project, ProjectInvitation
+from projects.signals import audit
+
+Role = Membership.Role
+
+
+def _assert_owner(project: Project, actor) -> None:
+    if project_role(user=actor, project=project) != Role.OWNER:
+        raise PermissionDenied("Only the project's owners can manage its members.")
+
+
+def _owner_count(project: Project) -> int:
+    return project.memberships.filter(role=Role.OWNER).count()
+
+
+def member_invite(
+    *, project: Project, email: str, role: str, actor
+) -> Membership | ProjectInvitation:
+    """Add someone to the project. With no account yet, they join when they sign up."""
+    _assert_owner(project, actor)
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose owner, editor or viewer."})
+    user = get_user_model().objects.filter(email__iexact=email, is_active=True).first()
+    with transaction.atomic():
+        if user is not None:
+            if project.memberships.filter(user=user).exists():
+                raise ValidationError({"email": f"{email} is already a member of this project."})
+            result = Membership.objects.create(project=project, user=user, role=role)
+            message = f"{email} added as {Role(role).label.lower()}."
+        else:
+            if project.invitations.filter(email=email).exists():
+                raise ValidationError({"email": f"{email} has already been invited."})
+            result = ProjectInvitation.objects.create(
+                project=project, email=email, role=role, invited_by=actor
+            )
+            message = f"{email} invited as {Role(role).label.lower()} (no account yet)."
+        audit.send(
+            sender=Project, actor=actor, action="member.invited", obj=project, message=message
+        )
+        transaction.on_commit(
+            lambda: emails.member_invited(project=project, email=email, role=role, actor=actor)
+        )
+    return result
+
+
+def member_change_role(*, membership: Membership, role: str, actor) -> Membership:
+    project = membership.project
+    _assert_owner(project, actor)
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose owner, editor or viewer."})
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(project) == 1:
+            raise ValidationError(
+                "A project needs at least one owner. Make someone else an owner first."
+            )
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="member.role_changed",
+            obj=project,
+            message=f"{membership.user.email}: {Role(old).label} → {Role(role).label}.",
+        )
+    return membership
+
+
+def member_remove(*, membership: Membership, actor) -> None:
+    project = membership.project
+    if membership.user_id != actor.pk:
+        _assert_owner(project, actor)
+    with transaction.atomic():
+        if membership.role == Role.OWNER and _owner_count(project) == 1:
+            raise ValidationError("A project needs at least one owner. Add another owner first.")
+        email = membership.user.email
+        membership.delete()
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="member.removed",
+            obj=project,
+            message=f"{email} removed from the project.",
+        )
+
+
+def invitation_cancel(*, invitation: ProjectInvitation, actor) -> None:
+    _assert_owner(invitation.project, actor)
+    with transaction.atomic():
+        invitation.delete()
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="member.invitation_cancelled",
+            obj=invitation.project,
+            message=f"Invitation of {invitation.email} cancelled.",
+        )
+
+
+def invitations_accept(*, user) -> list[Membership]:
+    """Turn pending invitations for the user's (verified) e-mail into memberships."""
+    memberships = []
+    with transaction.atomic():
+        for invitation in ProjectInvitation.objects.filter(email__iexact=user.email).select_related(
+            "project"
+        ):
+            membership, _ = Membership.objects.get_or_create(
+                project=invitation.project, user=user, defaults={"role": invitation.role}
+            )
+            memberships.append(membership)
+            audit.send(
+                sender=Project,
+                actor=user,
+                action="member.joined",
+                obj=invitation.project,
+                message=f"{user.email} accepted the invitation.",
+            )
+            invitation.delete()
+    return memberships

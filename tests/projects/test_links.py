@@ -1,0 +1,101 @@
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+
+from portal.models import AuditEvent
+from projects import crypto
+from projects.models import Membership, RedcapLink
+from projects.sandbox.data import DEMO_TOKEN, LONGITUDINAL_TOKEN
+from projects.services import links
+from tests.factories import MembershipFactory, UserFactory
+
+
+def test_it_links_a_token_that_belongs_to_the_approved_project(sandbox_project, researcher):
+    link = links.redcap_link_set(project=sandbox_project, token=DEMO_TOKEN, actor=researcher)
+    assert link.redcap_project_title == "Demo: Healthy Habits Study"
+    assert link.token_last4 == DEMO_TOKEN[-4:]
+    assert link.token == DEMO_TOKEN
+    assert AuditEvent.objects.filter(
+        action="redcap_link.created", project_id=sandbox_project.pk
+    ).exists()
+
+
+def test_it_refuses_a_token_of_another_redcap_project_and_names_the_id_it_found(
+    sandbox_project, researcher
+):
+    with pytest.raises(ValidationError) as exc:
+        links.redcap_link_set(project=sandbox_project, token=LONGITUDINAL_TOKEN, actor=researcher)
+    message = str(exc.value)
+    assert "belongs to REDCap project 102" in message
+    assert "approved for project 101" in message
+    assert not RedcapLink.objects.exists()
+
+
+def test_it_refuses_a_token_redcap_rejects_in_words(sandbox_project, researcher):
+    with pytest.raises(ValidationError) as exc:
+        links.redcap_link_set(project=sandbox_project, token="0" * 32, actor=researcher)
+    assert "token" in str(exc.value).lower()
+    assert not RedcapLink.objects.exists()
+
+
+@pytest.mark.parametrize("token", ["", "abc", "G" * 32, DEMO_TOKEN + "0"])
+def test_it_refuses_a_malformed_token_without_calling_redcap(sandbox_project, researcher, token):
+    with pytest.raises(ValidationError) as exc:
+        links.redcap_link_set(project=sandbox_project, token=token, actor=researcher)
+    assert "32 characters" in str(exc.value)
+
+
+def test_only_owners_link(sandbox_project):
+    editor = MembershipFactory(project=sandbox_project, role=Membership.Role.EDITOR).user
+    with pytest.raises(PermissionDenied):
+        links.redcap_link_set(project=sandbox_project, token=DEMO_TOKEN, actor=editor)
+    with pytest.raises(PermissionDenied):
+        links.redcap_link_set(project=sandbox_project, token=DEMO_TOKEN, actor=UserFactory())
+
+
+def test_test_connection_reports_version_and_title(linked_project, researcher):
+    result = links.redcap_link_test(project=linked_project, actor=researcher)
+    assert result["project_title"] == "Demo: Healthy Habits Study"
+    assert result["version"]
+
+
+def test_replacing_and_removing_the_token_is_audited(linked_project, researcher):
+    links.redcap_link_set(project=linked_project, token=DEMO_TOKEN, actor=researcher)
+    links.redcap_link_remove(project=linked_project, actor=researcher)
+    actions = list(
+        AuditEvent.objects.filter(project_id=linked_project.pk).values_list("action", flat=True)
+    )
+    assert "redcap_link.replaced" in actions
+    assert "redcap_link.removed" in actions
+    assert all(DEMO_TOKEN not in e.message for e in AuditEvent.objects.all())
+
+
+def test_no_plaintext_token_in_the_raw_database_rows(linked_project, researcher):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM projects_redcaplink")
+        redcap_rows = repr(cursor.fetchall())
+        cursor.execute("SELECT * FROM portal_auditevent")
+        audit_rows = repr(cursor.fetchall())
+    assert DEMO_TOKEN not in redcap_rows and DEMO_TOKEN.lower() not in redcap_rows
+    assert DEMO_TOKEN not in audit_rows
+
+
+def test_key_rotation_re_encrypts_every_secret_under_the_newest_key(
+    linked_project, researcher, settings
+):
+    from cryptography.fernet import Fernet
+
+    old = RedcapLink.objects.get(project=linked_project).token_encrypted
+    new_key = Fernet.generate_key().decode()
+    settings.SECRETS_ENCRYPTION_KEYS = [new_key, *settings.SECRETS_ENCRYPTION_KEYS]
+    crypto.reset_keys()
+    try:
+        assert links.secrets_rotate() >= 1
+        rotated = RedcapLink.objects.get(project=linked_project).token_encrypted
+        assert rotated != old
+        # Readable with the new key alone: the old one can now be retired.
+        settings.SECRETS_ENCRYPTION_KEYS = [new_key]
+        crypto.reset_keys()
+        assert RedcapLink.objects.get(project=linked_project).token == DEMO_TOKEN
+    finally:
+        crypto.reset_keys()

@@ -1,0 +1,122 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django_q.models import Schedule
+
+from projects.crypto import encrypt
+from projects.models import FieldMapping, Participant, SyncRun
+from projects.sandbox import store
+from projects.sandbox.data import SANDBOX_PROJECTS
+from projects.services import mapping, sync
+from tests.projects.conftest import MAPPING
+
+Issue = Participant.Issue
+
+
+def test_mapping_is_validated_against_the_data_dictionary(linked_project, researcher):
+    bad = {**MAPPING, "phone_field": "mobile_nr", "consent_value": "yes", "date_fields": ["tz"]}
+    with pytest.raises(ValidationError) as exc:
+        mapping.field_mapping_save(project=linked_project, actor=researcher, data=bad)
+    errors = exc.value.message_dict
+    assert "not a field in this project's data dictionary" in errors["phone_field"][0]
+    assert "is not one of the coded values of sms_consent" in errors["consent_value"][0]
+    assert "not a date field" in errors["date_fields"][0]
+    assert not FieldMapping.objects.exists()
+
+
+def test_withdrawn_logic_redcap_rejects_is_refused_with_its_message(linked_project, researcher):
+    with pytest.raises(ValidationError) as exc:
+        mapping.field_mapping_save(
+            project=linked_project,
+            actor=researcher,
+            data={**MAPPING, "withdrawn_logic": "[withdrawn] = = '1'"},
+        )
+    assert "withdrawn_logic" in exc.value.message_dict
+    assert not FieldMapping.objects.exists()
+
+
+def test_a_viewer_cannot_map(linked_project):
+    from django.core.exceptions import PermissionDenied
+
+    from projects.models import Membership
+    from tests.factories import MembershipFactory
+
+    viewer = MembershipFactory(project=linked_project, role=Membership.Role.VIEWER).user
+    with pytest.raises(PermissionDenied):
+        mapping.field_mapping_save(project=linked_project, actor=viewer, data=dict(MAPPING))
+
+
+def test_sync_upserts_participants_and_lists_unusable_records_with_reasons(
+    mapped_project, researcher, settings
+):
+    settings.PARTICIPANT_SYNC_BATCH_SIZE = 7  # several batches over the ~25 demo records
+    run = sync.sync_run_start(project=mapped_project, actor=researcher)  # q2 sync mode: runs now
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    records = store.rows(SANDBOX_PROJECTS[101])
+    assert run.total == len({r for r, _, _ in records}) == run.processed
+    people = {p.record_id: p for p in Participant.objects.filter(project=mapped_project)}
+    assert len(people) == run.total
+    issues = {p.issue for p in people.values()}
+    assert {
+        Issue.NO_PHONE,
+        Issue.INVALID_PHONE,
+        Issue.NO_CONSENT,
+        Issue.UNKNOWN_TIME_ZONE,
+    } <= issues
+    assert run.skipped_count == sum(1 for p in people.values() if p.issue)
+    ready = [p for p in people.values() if p.is_textable]
+    assert ready and all(p.phone.startswith("+1") and len(p.phone) == 12 for p in ready)
+    # Minimum necessary: no number is kept for a record without consent.
+    assert all(not p.phone_encrypted for p in people.values() if p.issue == Issue.NO_CONSENT)
+    assert any(p.withdrawn for p in people.values())
+    assert any(p.dates.get("enrollment_date") for p in ready)
+
+
+def test_a_second_sync_changes_nothing_and_gone_records_are_marked_not_deleted(
+    mapped_project, researcher
+):
+    sync.sync_run_start(project=mapped_project, actor=researcher)
+    first = {p.record_id: p.phone_encrypted for p in Participant.objects.all()}
+    project = SANDBOX_PROJECTS[101]
+    victim = next(iter(first))
+    with store._lock:  # delete the record inside the sandbox, as REDCap users can
+        rows = store._project_rows(project)
+        for key in [k for k in rows if k[0] == victim]:
+            del rows[key]
+    run = sync.sync_run_start(project=mapped_project, actor=researcher)
+    run.refresh_from_db()
+    assert run.updated_count == 1  # only the vanished record changed
+    assert run.created_count == 0
+    assert run.gone_count == 1
+    gone = Participant.objects.get(project=mapped_project, record_id=victim)
+    assert gone.in_redcap is False
+    assert {p.record_id: p.phone_encrypted for p in Participant.objects.all()} == first
+
+
+def test_sync_refuses_to_start_before_link_and_mapping(sandbox_project, linked_project, researcher):
+    with pytest.raises(ValidationError) as exc:
+        sync.sync_run_start(project=linked_project, actor=researcher)
+    assert "Map the phone and consent fields" in str(exc.value)
+
+
+def test_a_duplicated_sync_task_does_nothing(mapped_project, researcher):
+    run = SyncRun.objects.create(project=mapped_project, requested_by=researcher)
+    assert sync.sync_run_execute(run_id=run.pk) is not None
+    assert sync.sync_run_execute(run_id=run.pk) is None  # already claimed
+    assert Participant.objects.count() > 0
+
+
+def test_a_redcap_failure_fails_the_run_in_words(mapped_project, researcher):
+    from projects.models import RedcapLink
+
+    RedcapLink.objects.filter(project=mapped_project).update(token_encrypted=encrypt("0" * 32))
+    run = sync.sync_run_start(project=mapped_project, actor=researcher)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED
+    assert "token" in run.error.lower()
+
+
+def test_the_sync_runs_every_15_minutes(db):
+    schedule = Schedule.objects.get(name="participant-sync-all")
+    assert schedule.func == "projects.tasks.participant_sync_all"
+    assert schedule.minutes == 15
