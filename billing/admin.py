@@ -9,8 +9,10 @@ from billing.models import (
     Account,
     AccountMembership,
     CreditPackRequest,
+    DailyUsage,
     Plan,
     PlanChangeRequest,
+    ProjectUsage,
     UsagePeriod,
 )
 from billing.services.accounts import assert_plan_fits
@@ -186,3 +188,21 @@ class PlanChangeRequestAdmin(ReadOnlyAdmin):
     list_display = ["account", "from_plan", "to_plan", "status", "requested_by", "requested_at"]
     list_filter = ["status"]
     search_fields = ["account__name"]
+
+
+@admin.register(ProjectUsage)
+class ProjectUsageAdmin(admin.ModelAdmin):
+    """Counters kept by the quota services; read-only here."""
+
+    list_display = ["period", "project", "units"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(ProjectUsageAdmin):
+    list_display = ["account", "day", "units"]

@@ -20,13 +20,9 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
 
 def local_to_utc(day: datetime.date, at: datetime.time, tz: zoneinfo.ZoneInfo) -> datetime.datetime:
     """The UTC instant of a local wall-clock time on a local date."""
-    naive = datetime.datetime.combine(day, at)
-    aware = naive.replace(tzinfo=tz, fold=0)
-    # A non-existent local time (DST gap) does not survive the round trip: move it forward.
-    round_trip = aware.astimezone(UTC).astimezone(tz)
-    if round_trip.replace(tzinfo=None) != naive:
-        aware = naive.replace(tzinfo=tz, fold=1)
-    return aware.astimezone(UTC)
+    # fold=0 (PEP 495): a time in the spring gap takes the offset from before the change, so it
+    # lands after the gap (02:30 -> 03:30); a repeated autumn time takes its first occurrence.
+    return datetime.datetime.combine(day, at).replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ UNDECIDABLE = {
 def _lock_for_decision(onboarding_request: OnboardingRequest, actor) -> OnboardingRequest:
     _assert_server_admin(actor)
     onboarding_request = (
-        OnboardingRequest.objects.select_for_update()
+        OnboardingRequest.objects.select_for_update(of=("self",))
         .select_related("requester", "redcap_instance", "billing_account", "new_account_plan")
         .get(pk=onboarding_request.pk)
     )

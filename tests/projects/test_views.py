@@ -65,9 +65,9 @@ def test_a_missing_project_is_404(as_user, researcher, server_admin):
     assert as_user(server_admin).get(reverse("project-detail", args=[99999])).status_code == 404
 
 
-def test_the_project_page_lists_its_members(as_user, project, member_of):
+def test_the_members_page_lists_the_members(as_user, project, member_of):
     viewer = member_of("viewer")
-    page = as_user(viewer).get(reverse("project-detail", args=[project.pk])).content.decode()
+    page = as_user(viewer).get(reverse("project-members", args=[project.pk])).content.decode()
     assert str(project.memberships.get(role="owner").user) in page
     assert str(viewer) in page
 
