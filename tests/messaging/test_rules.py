@@ -11,13 +11,6 @@ from messaging.services import rules
 from portal.models import AuditEvent
 from projects.models import Membership
 from tests.factories import MembershipFactory
-from tests.projects.conftest import (  # noqa: F401  (fixtures: a project on the live sandbox)
-    fresh_sandbox,
-    linked_project,
-    mapped_project,
-    sandbox_instance,
-    sandbox_project,
-)
 
 Kind, Schedule = MessageRule.Kind, MessageRule.Schedule
 
