@@ -61,6 +61,7 @@ class RuleForm(forms.ModelForm):
             "max_occurrences": "Or stop after this many times",
             "offset_days": "Days after (negative: before)",
             "max_sends": "Stop after this many texts to a participant",
+            "stop_when_complete": "Stop once the participant has completed the survey",
         }
         widgets = {
             "body": forms.Textarea(attrs={"rows": 4, "data-preview-source": "1"}),
@@ -76,6 +77,9 @@ class RuleForm(forms.ModelForm):
 
     def __init__(self, *args, instruments: list[tuple[str, str]], date_fields: list[str], **kw):
         super().__init__(*args, **kw)
+        self.fields["kind"].choices = MessageRule.Kind.choices  # no blank radio
+        for name in ("stop_when_complete", "max_sends"):
+            self.fields[name].help_text = ""  # the label says it all
         self.fields["instrument"].choices = [("", "— none —"), *instruments]
         self.fields["date_field"].choices = [
             ("", "Choose a date field"),

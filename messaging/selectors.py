@@ -1,6 +1,7 @@
 import datetime
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Length
 
 from messaging.models import Message, MessageRule, Send
 from projects.models import Participant, Project
@@ -89,7 +90,7 @@ def simulator_phones(*, project: Project) -> list[Participant]:
     people = list(
         Participant.objects.filter(project=project, in_redcap=True)
         .exclude(phone_encrypted="")
-        .order_by("record_id")
+        .order_by(Length("record_id"), "record_id")
     )
     shown = Message.objects.filter(
         project=project,

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -72,11 +72,12 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
-    def ready_at(self, cost: float) -> float:
+    def wait(self, cost: float) -> float:
+        """Seconds until a text of `cost` segments may start (0: now)."""
         now = time.monotonic()
         self._refill(now)
         wait = max(0.0, (min(cost, self.capacity) - self.tokens) / self.rate)
-        return max(now + wait, self.blocked_until)
+        return max(wait, self.blocked_until - now, 0.0)
 
     def take(self, cost: float) -> None:
         self._refill(time.monotonic())
@@ -244,12 +245,11 @@ def _fill_backlogs(links: dict, batch_size: int, report: SenderReport) -> bool:
 def _release(links, pool, futures, lock, done, report) -> bool:
     """Claim and start every message whose link has a token and room in flight."""
     progressed = False
-    now = time.monotonic()
     for state in links.values():
         while state.backlog and state.in_flight < state.max_in_flight:
             prepared = state.backlog[0]
             cost = prepared.count.segments
-            if state.bucket.ready_at(cost) > now:
+            if state.bucket.wait(cost) > 0:
                 break
             state.backlog.popleft()
             result = sending.claim(prepared, provider=state.link.provider)
@@ -274,9 +274,8 @@ def _release(links, pool, futures, lock, done, report) -> bool:
 
 
 def _next_wake(links: dict) -> float:
-    now = time.monotonic()
     waits = [
-        s.bucket.ready_at(s.backlog[0].count.segments) - now
+        s.bucket.wait(s.backlog[0].count.segments)
         for s in links.values()
         if s.backlog and s.in_flight < s.max_in_flight
     ]
@@ -285,7 +284,6 @@ def _next_wake(links: dict) -> float:
 
 def run_and_reschedule() -> SenderReport:
     """The task body: run, and queue another run if work remains."""
-    close_old_connections()
     report = run()
     if report.more_work:
         from django_q.tasks import async_task

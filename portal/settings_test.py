@@ -32,3 +32,6 @@ AXES_ENABLED = True
 # connections, as the web server and workers do in production. One file per test process.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
+# The sender sends inline: a test's own transaction is invisible to other threads' connections.
+# Tests of the threaded sender use transactional databases and override this.
+SENDER_THREADS = 0

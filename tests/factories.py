@@ -4,9 +4,17 @@ import factory
 from django.contrib.auth.models import Group
 
 from billing.models import Account, AccountMembership, Plan
+from messaging.models import MessageRule
 from portal.models import SERVER_ADMIN_GROUP, OnboardingRequest, User
 from projects import crypto
-from projects.models import Membership, Participant, Project, RedcapInstance
+from projects.models import (
+    FieldMapping,
+    Membership,
+    Participant,
+    Project,
+    ProviderLink,
+    RedcapInstance,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -197,3 +205,44 @@ class PlanChangeRequestFactory(factory.django.DjangoModelFactory):
     from_plan = factory.LazyAttribute(lambda o: o.account.plan)
     to_plan = factory.SubFactory(PlanFactory, name="Plus", project_limit=10, monthly_messages=3000)
     requested_by = factory.SubFactory(UserFactory)
+
+
+class FieldMappingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FieldMapping
+
+    project = factory.SubFactory(ProjectFactory)
+    phone_field = "phone"
+    consent_field = "sms_consent"
+    consent_value = "1"
+    time_zone_field = "tz"
+    first_name_field = "first_name"
+    date_fields = factory.LazyFunction(lambda: ["enrollment_date"])
+
+
+class ProviderLinkFactory(factory.django.DjangoModelFactory):
+    """A provider link; `provider="sandbox"` by default (tests force locmem via the override)."""
+
+    class Meta:
+        model = ProviderLink
+
+    project = factory.SubFactory(ProjectFactory)
+    provider = ProviderLink.Provider.SANDBOX
+    config_encrypted = factory.LazyFunction(lambda: crypto.encrypt_json({}))
+    fingerprint = factory.Sequence(lambda n: f"fp{n:062d}")
+    webhook_secret = factory.Sequence(lambda n: f"hook-{n}-secret")
+    rate_per_second = 100
+    linked_by = factory.SubFactory(UserFactory)
+
+
+class MessageRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MessageRule
+
+    project = factory.SubFactory(ProjectFactory)
+    kind = MessageRule.Kind.REMINDER
+    name = factory.Sequence(lambda n: f"Reminder {n}")
+    body = "Hi [first_name], a reminder from the study."
+    schedule = MessageRule.Schedule.MANUAL
+    status = MessageRule.Status.ACTIVE
+    created_by = factory.SubFactory(UserFactory)

@@ -67,17 +67,23 @@ def _assert_no_duplicate(onboarding_request: OnboardingRequest) -> None:
         redcap_project_id=onboarding_request.redcap_project_id,
         status__in=OnboardingRequest.OPEN_STATUSES,
     ).exclude(pk=onboarding_request.pk)
-    if others.exists():
-        raise ValidationError(
-            {
-                "redcap_project_id": (
-                    f"There is already an open request for REDCap project "
-                    f"{onboarding_request.redcap_project_id} on "
-                    f"{onboarding_request.redcap_instance}. Continue that request instead of "
-                    "filing a second one."
-                )
-            }
+    twin = others.first()
+    if twin is not None:
+        prefix = (
+            f"There is already an open request for REDCap project "
+            f"{onboarding_request.redcap_project_id} on {onboarding_request.redcap_instance}"
         )
+        if twin.requester_id == onboarding_request.requester_id:
+            message = (
+                f"{prefix}: your request #{twin.pk}. Continue that one instead of filing a second."
+            )
+        else:
+            # Someone else's request: say so, without naming them.
+            message = (
+                f"{prefix}, filed by another researcher. Ask them, or the administrators, to "
+                "add you to the project once it is approved."
+            )
+        raise ValidationError({"redcap_project_id": message})
     if Project.objects.filter(
         redcap_instance=onboarding_request.redcap_instance,
         redcap_project_id=onboarding_request.redcap_project_id,
@@ -252,17 +258,27 @@ def onboarding_request_withdraw(
     return onboarding_request
 
 
+# Why a request cannot be decided, in words ("is changes requested" is not English).
+UNDECIDABLE = {
+    Status.DRAFT: "still a draft",
+    Status.CHANGES_REQUESTED: "waiting for the researcher's changes",
+    Status.APPROVED: "already approved",
+    Status.REJECTED: "already rejected",
+    Status.WITHDRAWN: "withdrawn",
+}
+
+
 def _lock_for_decision(onboarding_request: OnboardingRequest, actor) -> OnboardingRequest:
     _assert_server_admin(actor)
     onboarding_request = (
-        OnboardingRequest.objects.select_for_update()
+        OnboardingRequest.objects.select_for_update(of=("self",))
         .select_related("requester", "redcap_instance", "billing_account", "new_account_plan")
         .get(pk=onboarding_request.pk)
     )
     if onboarding_request.status != Status.SUBMITTED:
         raise ValidationError(
-            f"This request is {onboarding_request.get_status_display().lower()}; only a "
-            "submitted request can be decided."
+            f"This request is {UNDECIDABLE[onboarding_request.status]}; only a submitted "
+            "request can be decided."
         )
     return onboarding_request
 

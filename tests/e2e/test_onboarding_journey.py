@@ -24,13 +24,17 @@ def sign_in(page, base_url, email, password):
     expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Transactional (the live server sees committed data). Other transactional tests flush the
+# database, seeded plans included, so this one makes the plans it offers itself.
+@pytest.mark.django_db(transaction=True)
 def test_a_researcher_gets_texting_approved_after_one_round_of_changes(
     live_server, page, browser, settings
 ):
     settings.SITE_URL = live_server.url  # the links in e-mails point at this server
     base = live_server.url
     SHOTS.mkdir(parents=True, exist_ok=True)
+    PlanFactory(name="Basic", project_limit=4, monthly_messages=1000)
+    PlanFactory(name="Plus", project_limit=10, monthly_messages=3000, sort_order=1)
     RedcapInstanceFactory(name="University REDCap")
     RedcapInstanceFactory(name="Retired REDCap", is_active=False)
     # The seeded plan, also when an earlier transactional test flushed the database (under

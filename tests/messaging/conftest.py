@@ -4,6 +4,12 @@ import pytest
 from django.test import override_settings
 
 from messaging.gateways import locmem
+from tests.projects.conftest import (  # noqa: F401  (a project on the live REDCap sandbox)
+    linked_project,
+    mapped_project,
+    sandbox_instance,
+    sandbox_project,
+)
 
 
 @pytest.fixture(autouse=True)

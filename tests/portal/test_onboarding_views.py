@@ -448,9 +448,26 @@ def test_a_second_open_request_for_the_same_redcap_project_is_refused(
     response = as_user(researcher).post(reverse("onboarding-create"), form_data(instance))
     assert response.status_code == 200
     message = errors_of(response)["redcap_project_id"][0]
-    assert "already an open request for REDCap project 4242" in message
+    assert message == (
+        "There is already an open request for REDCap project 4242 on University REDCap, filed "
+        "by another researcher. Ask them, or the administrators, to add you to the project once "
+        "it is approved."
+    )
+    assert other_researcher.email not in response.content.decode()
     assert list(OnboardingRequest.objects.all()) == [first]
     assert AuditEvent.objects.count() == before
+
+
+def test_a_researchers_own_open_request_is_pointed_to(as_user, researcher, instance):
+    draft = OnboardingRequestFactory(
+        requester=researcher, redcap_instance=instance, redcap_project_id=4242, status=Status.DRAFT
+    )
+    response = as_user(researcher).post(reverse("onboarding-create"), form_data(instance))
+    assert errors_of(response)["redcap_project_id"] == [
+        f"There is already an open request for REDCap project 4242 on University REDCap: your "
+        f"request #{draft.pk}. Continue that one instead of filing a second."
+    ]
+    assert OnboardingRequest.objects.count() == 1
 
 
 def test_the_same_project_id_on_another_instance_is_fine(as_user, researcher, instance):
@@ -584,18 +601,26 @@ def test_a_decision_must_be_one_of_the_three(as_user, server_admin):
     assert obj.status == Status.SUBMITTED
 
 
-@pytest.mark.parametrize("status", [Status.APPROVED, Status.REJECTED, Status.WITHDRAWN])
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (Status.APPROVED, "already approved"),
+        (Status.REJECTED, "already rejected"),
+        (Status.WITHDRAWN, "withdrawn"),
+        (Status.CHANGES_REQUESTED, "waiting for the researcher&#x27;s changes"),
+        (Status.DRAFT, "still a draft"),
+    ],
+)
 def test_approving_an_already_decided_request_is_refused_and_creates_nothing(
-    as_user, server_admin, status
+    as_user, server_admin, status, words
 ):
     obj = OnboardingRequestFactory(status=status)
     before = AuditEvent.objects.count()
     response = as_user(server_admin).post(
         reverse("onboarding-decide", args=[obj.pk]), {"decision": "approve"}, follow=True
     )
-    label = status.label.lower()
     assert (
-        f"This request is {label}; only a submitted request can be decided."
+        f"This request is {words}; only a submitted request can be decided."
         in response.content.decode()
     )
     obj.refresh_from_db()

@@ -1,0 +1,287 @@
+"""The outbox and the release path, end to end through the real sender loop (locmem gateway)."""
+
+import datetime
+
+import pytest
+from django.core import mail
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from billing.models import UsagePeriod
+from billing.services.quota import credits_add, usage_period_current
+from messaging import sender
+from messaging.gateways import Reason, locmem
+from messaging.models import Attempt, Message, MessageRule, OptOut
+from messaging.services import outbox, rules, sending
+from portal.models import AuditEvent
+from projects.models import Membership, Participant, ProviderLink
+from tests.factories import (
+    FieldMappingFactory,
+    MembershipFactory,
+    MessageRuleFactory,
+    ParticipantFactory,
+    PlanFactory,
+    ProjectFactory,
+    ProviderLinkFactory,
+    UserFactory,
+)
+
+Status = Message.Status
+pytestmark = pytest.mark.django_db
+ALWAYS = {
+    "send_window_start": datetime.time(0, 0),
+    "send_window_end": datetime.time(23, 59, 59),
+    "send_days": [0, 1, 2, 3, 4, 5, 6],
+}
+
+
+@pytest.fixture
+def project(researcher):
+    project = ProjectFactory(owner=researcher, **ALWAYS)
+    ProviderLinkFactory(project=project)
+    FieldMappingFactory(project=project)
+    return project
+
+
+@pytest.fixture
+def people(project):
+    return [
+        ParticipantFactory(
+            project=project, record_id="1", first_name="Ana", time_zone="America/Chicago"
+        ),
+        ParticipantFactory(project=project, record_id="2", first_name="Ben", time_zone=""),
+        ParticipantFactory(
+            project=project, record_id="3", first_name="Cy", time_zone="Pacific/Honolulu"
+        ),
+    ]
+
+
+@pytest.fixture
+def editor(project):
+    return MembershipFactory(project=project, role=Membership.Role.EDITOR).user
+
+
+def run_sender():
+    return sender.run(max_seconds=10)
+
+
+def test_send_now_queues_one_row_per_recipient_and_the_sender_sends_each_once(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project, body="Hi [first_name]!")
+    send = outbox.send_now(rule=rule, actor=researcher)
+    assert send.total == 3
+    report = run_sender()
+    assert report.sent == 3
+    assert sorted(m.body for m in locmem.outbox) == ["Hi Ana!", "Hi Ben!", "Hi Cy!"]
+    assert {m.to for m in locmem.outbox} == {p.phone for p in people}
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert Attempt.objects.filter(outcome=Attempt.Outcome.ACCEPTED).count() == 3
+    # A second sender run finds nothing to do: no twin call.
+    assert run_sender().sent == 0
+    assert len(locmem.outbox) == 3
+
+
+def test_the_quota_is_reserved_per_message_and_over_quota_texts_are_held_then_released(
+    project, people, researcher, django_capture_on_commit_callbacks
+):
+    tiny = PlanFactory(name="Tiny", project_limit=5, monthly_messages=2)
+    project.account.plan = tiny
+    project.account.save()
+    rule = MessageRuleFactory(project=project)
+    outbox.send_now(rule=rule, actor=researcher)
+    report = run_sender()
+    assert report.sent == 2 and report.held == 1
+    held = Message.objects.get(status=Status.HELD)
+    assert "quota" in held.error
+    period = usage_period_current(account=project.account)
+    assert period.used == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        credits_add(account=project.account, units=10)  # billing's credits_added releases it
+    held.refresh_from_db()
+    # Released and sent at once: the release starts the sender (inline, as q2 runs in tests).
+    assert held.status == Status.SENT
+    assert UsagePeriod.objects.get(pk=period.pk).used == 3
+
+
+def test_ineligible_participants_are_skipped_at_release_with_the_reason(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project)
+    outbox.send_now(rule=rule, actor=researcher)
+    Participant.objects.filter(pk=people[0].pk).update(withdrawn=True)
+    Participant.objects.filter(pk=people[1].pk).update(consented=False)
+    OptOut.objects.create(
+        project=project, phone_fingerprint=people[2].phone_fingerprint, source=OptOut.Source.KEYWORD
+    )
+    run_sender()
+    reasons = dict(Message.objects.values_list("participant_id", "error"))
+    assert "withdrawn" in reasons[people[0].pk]
+    assert "consented" in reasons[people[1].pk]
+    assert "opted out" in reasons[people[2].pk]
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.SKIPPED}
+    assert locmem.outbox == []
+
+
+def test_a_text_due_in_quiet_hours_waits_for_the_next_opening(project, people, researcher):
+    today = timezone.now().astimezone(timezone.get_default_timezone()).weekday()
+    project.send_days = [d for d in range(7) if d not in {today, (today + 1) % 7, (today - 1) % 7}]
+    project.save()
+    outbox.send_now(rule=MessageRuleFactory(project=project), actor=researcher)
+    run_sender()
+    assert locmem.outbox == []
+    for message in Message.objects.select_related("participant"):
+        assert message.status == Status.QUEUED
+        assert message.not_before > timezone.now() + datetime.timedelta(hours=12)
+        assert "quiet hours" in message.error
+
+
+def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project)
+    outbox.send_now(rule=rule, actor=researcher)
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=researcher)
+    assert run_sender().sent == 0
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    ProviderLink.objects.filter(project=project).update(is_paused=True)
+    assert run_sender().sent == 0
+    ProviderLink.objects.filter(project=project).update(is_paused=False)
+    project.status = project.Status.PAUSED
+    project.save()
+    assert run_sender().sent == 0
+    project.status = project.Status.ACTIVE
+    project.save()
+    assert run_sender().sent == 3
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "check"),
+    [
+        (Reason.INVALID_NUMBER, Status.FAILED, "number_invalid"),
+        (Reason.OPTED_OUT, Status.FAILED, "opted_out"),
+        (Reason.AMBIGUOUS, Status.UNKNOWN, None),
+        (Reason.UNREACHABLE, Status.QUEUED, None),
+        (Reason.RATE_LIMITED, Status.QUEUED, None),
+        (Reason.REJECTED, Status.FAILED, None),
+    ],
+)
+def test_failures_are_classified(project, people, researcher, reason, status, check):
+    rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
+    outbox.send_now(rule=rule, actor=researcher)
+    locmem.fail_next(reason, "provider says no", code=21211)
+    run_sender()
+    message = Message.objects.get()
+    assert message.status == status
+    assert message.attempts == 1
+    period = usage_period_current(account=project.account)
+    # Units stay reserved only while the text may have gone out (unknown).
+    assert period.used == (1 if status == Status.UNKNOWN else 0)
+    if check == "number_invalid":
+        assert Participant.objects.get(record_id="1").number_invalid
+    if check == "opted_out":
+        assert OptOut.objects.filter(project=project, participant__record_id="1").exists()
+    if status == Status.QUEUED:  # back in the queue after a jittered backoff
+        assert message.not_before >= message.due_at
+        assert Attempt.objects.get(message=message).outcome == Attempt.Outcome.RETRY
+
+
+def test_bad_credentials_pause_the_link_keep_the_text_and_alert_the_owner(
+    project, people, researcher, django_capture_on_commit_callbacks
+):
+    rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
+    outbox.send_now(rule=rule, actor=researcher)
+    locmem.fail_next(Reason.BAD_CREDENTIALS, "Authenticate")
+    with django_capture_on_commit_callbacks(execute=True):
+        run_sender()
+    link = ProviderLink.objects.get(project=project)
+    assert link.is_paused and "Authenticate" in link.paused_reason
+    assert Message.objects.get().status == Status.QUEUED
+    assert any("paused" in m.subject for m in mail.outbox)
+    assert researcher.email in [r for m in mail.outbox for r in m.to]
+
+
+def test_an_unknown_text_is_reconciled_with_the_provider_never_resent(project, people, researcher):
+    rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
+    outbox.send_now(rule=rule, actor=researcher)
+    locmem.fail_next(Reason.AMBIGUOUS, "read timeout", accepted=True)
+    run_sender()
+    message = Message.objects.get()
+    assert message.status == Status.UNKNOWN
+    assert run_sender().sent == 0  # not resent
+    later = timezone.now() + sending.RECONCILE_AFTER + datetime.timedelta(seconds=5)
+    counts = sending.sweep(now=later, lease_alive=True)
+    message.refresh_from_db()
+    assert counts["reconciled"] == 1
+    assert message.status == Status.SENT and message.provider_message_id
+    assert len(locmem.outbox) == 1
+
+
+def test_an_unknown_text_the_provider_never_got_fails_without_a_resend(project, people, researcher):
+    rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
+    outbox.send_now(rule=rule, actor=researcher)
+    locmem.fail_next(Reason.AMBIGUOUS, "read timeout")
+    run_sender()
+    later = timezone.now() + sending.RECONCILE_GIVE_UP + datetime.timedelta(minutes=1)
+    sending.sweep(now=later, lease_alive=True)
+    message = Message.objects.get()
+    assert message.status == Status.FAILED
+    assert "does not resend" in message.error
+    assert usage_period_current(account=project.account).used == 0
+    assert locmem.outbox == []
+
+
+def test_adhoc_text_to_one_participant(project, people, researcher, editor):
+    message = outbox.adhoc_send(
+        participant=people[0], body="Call us back, [first_name]?", actor=editor
+    )
+    assert AuditEvent.objects.filter(action="message.adhoc").exists()
+    run_sender()
+    message.refresh_from_db()
+    assert message.status == Status.SENT
+    assert locmem.outbox[0].body == "Call us back, Ana?"
+
+
+def test_adhoc_bad_input_is_refused(project, people, researcher):
+    viewer = MembershipFactory(project=project, role=Membership.Role.VIEWER).user
+    with pytest.raises(PermissionDenied):
+        outbox.adhoc_send(participant=people[0], body="Hi", actor=viewer)
+    with pytest.raises(ValidationError):
+        outbox.adhoc_send(participant=people[0], body="  ", actor=researcher)
+    with pytest.raises(ValidationError):
+        outbox.adhoc_send(participant=people[0], body="Hi [dob]", actor=researcher)
+    Participant.objects.filter(pk=people[1].pk).update(withdrawn=True)
+    with pytest.raises(ValidationError) as exc:
+        outbox.adhoc_send(
+            participant=Participant.objects.get(pk=people[1].pk), body="Hi", actor=researcher
+        )
+    assert "cannot be texted" in str(exc.value)
+    assert not Message.objects.exists()
+
+
+def test_an_outsider_cannot_send_now(project, people):
+    rule = MessageRuleFactory(project=project)
+    with pytest.raises(PermissionDenied):
+        outbox.send_now(rule=rule, actor=UserFactory())
+    assert not Message.objects.exists()
+
+
+def test_cancel_only_while_queued_or_held(project, people, researcher):
+    outbox.send_now(rule=MessageRuleFactory(project=project), actor=researcher)
+    first = Message.objects.order_by("pk").first()
+    outbox.message_cancel(message=first, actor=researcher)
+    first.refresh_from_db()
+    assert first.status == Status.CANCELLED
+    run_sender()
+    with pytest.raises(ValidationError):
+        outbox.message_cancel(
+            message=Message.objects.filter(status=Status.SENT).first(), actor=researcher
+        )
+    assert len(locmem.outbox) == 2
+
+
+def test_archiving_a_rule_cancels_its_queued_texts(project, people, researcher):
+    rule = MessageRuleFactory(project=project)
+    outbox.send_now(rule=rule, actor=researcher)
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ARCHIVED, actor=researcher)
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.CANCELLED}
