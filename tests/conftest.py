@@ -102,3 +102,30 @@ def as_user(client):
         return client
 
     return _as
+
+
+# --- Reference data --------------------------------------------------------------------------
+# Migrations seed the plans and the administrators' group. A transactional test (threads, the
+# live server) ends by flushing every table, which would leave later tests without them: every
+# database test starts by putting back whatever is missing, exactly as the migrations write it.
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if marker is None and not {"db", "transactional_db", "live_server"} & names:
+        return
+    transactional = {"transactional_db", "live_server"} & names or (
+        marker is not None and marker.kwargs.get("transaction")
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    import importlib
+
+    from django.apps import apps
+
+    from billing.models import Plan
+
+    if not Plan.objects.exists():
+        importlib.import_module("billing.migrations.0003_seed_plans").seed(apps, None)
+        importlib.import_module(
+            "portal.migrations.0003_server_admin_group_and_append_only_audit"
+        ).create_group(apps, None)

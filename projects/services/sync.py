@@ -23,7 +23,7 @@ TIME_ZONES = zoneinfo.available_timezones()
 
 
 def sync_batch_size() -> int:
-    return getattr(settings, "PARTICIPANT_SYNC_BATCH_SIZE", 200)
+    return settings.PARTICIPANT_SYNC_BATCH_SIZE
 
 
 def sync_run_active(*, project: Project) -> SyncRun | None:
