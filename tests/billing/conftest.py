@@ -12,20 +12,6 @@ from tests.factories import AccountFactory, PlanFactory, ProjectFactory
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 
 
-@pytest.fixture(autouse=True)
-def published_plans(request):
-    """The seeded tiers (migration 0003), also after a transactional test flushed them."""
-    if request.node.get_closest_marker("django_db") is None:
-        return
-    request.getfixturevalue("db")
-    for name, projects, messages, order in [
-        ("Basic", 4, 1000, 0),
-        ("Plus", 10, 3000, 1),
-        ("Pro", 30, 7500, 2),
-    ]:
-        PlanFactory(name=name, project_limit=projects, monthly_messages=messages, sort_order=order)
-
-
 @pytest.fixture
 def plan(db):
     return PlanFactory(name="Basic", project_limit=4, monthly_messages=1000, pack_size=1000)

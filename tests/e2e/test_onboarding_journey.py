@@ -37,9 +37,6 @@ def test_a_researcher_gets_texting_approved_after_one_round_of_changes(
     PlanFactory(name="Plus", project_limit=10, monthly_messages=3000, sort_order=1)
     RedcapInstanceFactory(name="University REDCap")
     RedcapInstanceFactory(name="Retired REDCap", is_active=False)
-    # The seeded plan, also when an earlier transactional test flushed the database (under
-    # Playwright's event loop the serialized rollback does not restore it).
-    PlanFactory(name="Plus", project_limit=10, monthly_messages=3000, sort_order=1)
     admin = ServerAdminFactory(email="alex@uni.test", full_name="Alex Admin")
 
     # --- The researcher signs up and confirms the address ---------------------------------------
