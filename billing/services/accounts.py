@@ -49,7 +49,9 @@ def account_assert_project_slot(*, account: Account) -> None:
     approvals cannot both take the last slot.
     """
     account = (
-        Account.objects.select_for_update(of=("self",)).select_related("plan").get(pk=account.pk)
+        Account.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("plan")
+        .get(pk=account.pk)
     )
     active = _active_projects(account)
     limit = account.plan.project_limit
@@ -87,7 +89,7 @@ def account_plan_set(*, account: Account, plan: Plan, actor) -> Account:
     """
     with transaction.atomic():
         account = (
-            Account.objects.select_for_update(of=("self",))
+            Account.objects.select_for_update(of=("self",), no_key=True)
             .select_related("plan")
             .get(pk=account.pk)
         )

@@ -35,7 +35,7 @@ def assert_server_admin(actor) -> None:
 
 def lock_open(model: type[T], obj: T) -> T:
     """Lock a credit-pack or plan-change request that must still be waiting for a decision."""
-    locked = model.objects.select_for_update().select_related("account").get(pk=obj.pk)
+    locked = model.objects.select_for_update(no_key=True).select_related("account").get(pk=obj.pk)
     if locked.status != RequestStatus.REQUESTED:
         raise ValidationError(
             f"This request was already {locked.get_status_display().lower()}"

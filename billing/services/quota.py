@@ -75,18 +75,18 @@ def _usage_period_start(*, account: Account, today: datetime.date) -> UsagePerio
         # period (every path that locks both does so in this order), then look again: another
         # worker may have started the month while we waited.
         account = (
-            Account.objects.select_for_update(of=("self",))
+            Account.objects.select_for_update(of=("self",), no_key=True)
             .select_related("plan")
             .get(pk=account.pk)
         )
-        latest = (
-            UsagePeriod.objects.select_for_update()
-            .filter(account=account)
-            .order_by("-start")
-            .first()
-        )
+        latest = UsagePeriod.objects.filter(account=account).order_by("-start").first()
         if latest is not None and latest.end >= today:
+            # Another worker started it while we waited for the account. Do not lock the
+            # period: reservations hold it while they wait on nothing else, and holding the
+            # account while waiting for them is how a deadlock would start.
             return latest
+        if latest is not None:  # closing it: read its credits under its row lock
+            latest = UsagePeriod.objects.select_for_update(no_key=True).get(pk=latest.pk)
         now = timezone.now()
         carried = latest.credits_left if latest is not None else 0
         # Closing makes any reservation still aimed at the old month miss and look again.
@@ -241,7 +241,7 @@ def quota_release(*, project, units: int, reserved_at: datetime.datetime | None 
 
 
 def _release_into_closed_period(*, account: Account, period_id: int, units: int) -> None:
-    period = UsagePeriod.objects.select_for_update().get(pk=period_id)
+    period = UsagePeriod.objects.select_for_update(no_key=True).get(pk=period_id)
     drawn_before = period.credits_used
     period.used = max(0, period.used - units)
     period.save(update_fields=["used"])

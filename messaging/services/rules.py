@@ -230,7 +230,7 @@ def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
     if status == Status.ACTIVE:
         validate(rule)
     with transaction.atomic():
-        rule = MessageRule.objects.select_for_update().get(pk=rule.pk)
+        rule = MessageRule.objects.select_for_update(no_key=True).get(pk=rule.pk)
         old = rule.status
         rule.status = status
         if status == Status.ACTIVE and rule.materialized_through is None:

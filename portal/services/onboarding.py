@@ -187,7 +187,7 @@ def onboarding_request_update(
 ) -> OnboardingRequest:
     """Edit a draft or a request sent back for changes; optionally (re)submit it."""
     with transaction.atomic():
-        onboarding_request = OnboardingRequest.objects.select_for_update().get(
+        onboarding_request = OnboardingRequest.objects.select_for_update(no_key=True).get(
             pk=onboarding_request.pk
         )
         _assert_requester(onboarding_request, actor)
@@ -239,7 +239,7 @@ def onboarding_request_withdraw(
     *, onboarding_request: OnboardingRequest, actor
 ) -> OnboardingRequest:
     with transaction.atomic():
-        onboarding_request = OnboardingRequest.objects.select_for_update().get(
+        onboarding_request = OnboardingRequest.objects.select_for_update(no_key=True).get(
             pk=onboarding_request.pk
         )
         _assert_requester(onboarding_request, actor)
@@ -271,7 +271,7 @@ UNDECIDABLE = {
 def _lock_for_decision(onboarding_request: OnboardingRequest, actor) -> OnboardingRequest:
     _assert_server_admin(actor)
     onboarding_request = (
-        OnboardingRequest.objects.select_for_update(of=("self",))
+        OnboardingRequest.objects.select_for_update(of=("self",), no_key=True)
         .select_related("requester", "redcap_instance", "billing_account", "new_account_plan")
         .get(pk=onboarding_request.pk)
     )

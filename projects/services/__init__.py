@@ -108,7 +108,11 @@ def project_move_account(*, project: Project, account: Account, actor) -> Projec
                 "account, can move a project to that account."
             )
     with transaction.atomic():
-        project = Project.objects.select_for_update().select_related("account").get(pk=project.pk)
+        project = (
+            Project.objects.select_for_update(no_key=True)
+            .select_related("account")
+            .get(pk=project.pk)
+        )
         if project.account_id == account.pk:
             raise ValidationError(f"“{project.title}” is already billed to “{account.name}”.")
         if project.status != Project.Status.ARCHIVED:

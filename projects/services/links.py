@@ -65,7 +65,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
             }
         )
     with transaction.atomic():
-        existing = RedcapLink.objects.select_for_update().filter(project=project).first()
+        existing = RedcapLink.objects.select_for_update(no_key=True).filter(project=project).first()
         link = existing or RedcapLink(project=project)
         link.token_encrypted = crypto.encrypt(token)
         link.token_last4 = crypto.last4(token)
@@ -160,7 +160,9 @@ def provider_link_store(
         )
     try:
         with transaction.atomic():
-            existing = ProviderLink.objects.select_for_update().filter(project=project).first()
+            existing = (
+                ProviderLink.objects.select_for_update(no_key=True).filter(project=project).first()
+            )
             link = existing or ProviderLink(
                 project=project, webhook_secret=secrets.token_urlsafe(32)
             )
@@ -243,11 +245,11 @@ def secrets_rotate(*, batch_size: int = 500) -> int:
 
     count = 0
     with transaction.atomic():
-        redcap = list(RedcapLink.objects.select_for_update())
+        redcap = list(RedcapLink.objects.select_for_update(no_key=True))
         for link in redcap:
             link.token_encrypted = crypto.rotate(link.token_encrypted)
         RedcapLink.objects.bulk_update(redcap, ["token_encrypted"])
-        providers = list(ProviderLink.objects.select_for_update())
+        providers = list(ProviderLink.objects.select_for_update(no_key=True))
         for link in providers:
             link.config_encrypted = crypto.rotate(link.config_encrypted)
         ProviderLink.objects.bulk_update(providers, ["config_encrypted"])

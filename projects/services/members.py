@@ -58,7 +58,7 @@ def member_change_role(*, membership: Membership, role: str, actor) -> Membershi
     if role not in Role.values:
         raise ValidationError({"role": "Choose owner, editor or viewer."})
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        membership = Membership.objects.select_for_update(no_key=True).get(pk=membership.pk)
         if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(project) == 1:
             raise ValidationError(
                 "A project needs at least one owner. Make someone else an owner first."

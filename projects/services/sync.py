@@ -46,7 +46,7 @@ def sync_run_start(*, project: Project, actor=None) -> SyncRun:
     if not FieldMapping.objects.filter(project=project).exists():
         raise ValidationError("Map the phone and consent fields before syncing participants.")
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)  # one starter at a time
+        Project.objects.select_for_update(no_key=True).get(pk=project.pk)  # one starter at a time
         running = sync_run_active(project=project)
         if running is not None:
             return running
