@@ -205,7 +205,10 @@ def provider_link_store(
     fp = crypto.fingerprint(identity, purpose=f"provider:{provider}")
     clash = ProviderLink.objects.filter(fingerprint=fp).exclude(project=project).first()
     if clash is not None:
-        what = "Mosio API key" if provider == ProviderLink.Provider.MOSIO else "sender"
+        what = {
+            ProviderLink.Provider.MOSIO: "Mosio API key",
+            ProviderLink.Provider.TWILIO: "Twilio sender",
+        }.get(provider, "sender")
         raise ValidationError(
             f"This {what} is already linked to another StudyText project. One {what} serves one "
             "project (as REDCap also requires): use the one issued for this project."
