@@ -414,7 +414,14 @@ def provider_link(request, pk: int):
             except ValidationError as exc:
                 _form_errors(form, exc)
             else:
-                flash.success(request, f"{link.get_provider_display()} linked and checked.")
+                next_step = (
+                    ""
+                    if FieldMapping.objects.filter(project=project).exists()
+                    else " Next, map the REDCap fields."
+                )
+                flash.success(
+                    request, f"{link.get_provider_display()} linked and checked.{next_step}"
+                )
                 return redirect("project-provider", pk=project.pk)
     return render(
         request,

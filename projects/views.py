@@ -18,7 +18,14 @@ from projects.forms import (
     RedcapLinkForm,
     RoleForm,
 )
-from projects.models import FieldMapping, Membership, ProjectInvitation, RedcapLink, SyncRun
+from projects.models import (
+    FieldMapping,
+    Membership,
+    ProjectInvitation,
+    ProviderLink,
+    RedcapLink,
+    SyncRun,
+)
 from projects.services import (
     links,
     mapping,
@@ -176,9 +183,15 @@ def redcap_link(request, pk: int):
             except ValidationError as exc:
                 _form_errors(form, exc)
             else:
+                next_step = (
+                    ""
+                    if ProviderLink.objects.filter(project=project).exists()
+                    else " Next, link the SMS provider."
+                )
                 messages.success(
                     request,
-                    f"REDCap linked: “{link.redcap_project_title}” (REDCap {link.redcap_version}).",
+                    f"REDCap linked: “{link.redcap_project_title}” "
+                    f"(REDCap {link.redcap_version}).{next_step}",
                 )
                 return redirect("project-redcap", pk=project.pk)
     return render(

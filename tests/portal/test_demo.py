@@ -16,7 +16,7 @@ from projects.models import FieldMapping, Participant, Project, ProviderLink, Re
 from projects.sandbox import store
 from projects.sandbox.data import DEMO_TOKEN, REDCAP_VERSION
 from projects.services import links
-from tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, PlanFactory, ProjectFactory
 
 DEMO_PASSWORD = "demo-password-for-tests"
 
@@ -124,6 +124,7 @@ def test_once_the_cluster_starts_the_first_sync_fills_the_demo(settings, live_se
     from django_q.scheduler import scheduler
 
     settings.SITE_URL = live_server.url
+    PlanFactory(name="Basic")  # a transactional test may run after another one emptied the plans
     seed()
     ours = Schedule.objects.get(func="projects.tasks.participant_sync")
     later = timezone.now() + datetime.timedelta(days=1)
