@@ -204,3 +204,26 @@ def test_rotation_with_a_key_that_reads_nothing_changes_nothing(keys, secrets_ev
     with pytest.raises(crypto.SecretUnreadable):
         call_command("rotate_secrets", stdout=io.StringIO())
     assert list(RedcapLink.objects.values_list("token_encrypted", flat=True)) == before
+
+
+def test_the_django_admin_shows_no_secret_and_no_full_phone(
+    as_user, server_admin, secrets_everywhere
+):
+    from django.urls import reverse
+
+    _, phones = secrets_everywhere
+    client = as_user(server_admin)
+    pages = []
+    for model in (RedcapLink, ProviderLink, Participant):
+        name = f"admin:projects_{model._meta.model_name}"
+        pages.append(client.get(reverse(f"{name}_changelist")).content.decode())
+        for obj in model.objects.all()[:30]:
+            response = client.get(reverse(f"{name}_change", args=[obj.pk]))
+            assert response.status_code == 200
+            pages.append(response.content.decode())
+    shown = "\n".join(pages)
+    assert f"••••{DEMO_TOKEN[-4:]}" in shown  # the masked form is what is shown
+    for secret in (DEMO_TOKEN, TWILIO_AUTH_TOKEN, MOSIO_KEY):
+        assert secret not in shown
+    for phone in phones:
+        assert not any(form in shown for form in phone_forms(phone)), phone[-4:]
