@@ -3,6 +3,7 @@ import re
 from django import forms
 
 from messaging.models import MessageRule
+from messaging.services.provider_links import providers_offered
 from projects.models import ProviderLink
 
 WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
@@ -138,6 +139,10 @@ class ProviderLinkForm(forms.Form):
         max_value=500,
         help_text="1 for a US long code, 3 for toll-free, 100 or more for a short code.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].choices = providers_offered()
 
     def config(self) -> dict[str, str]:
         provider = self.cleaned_data["provider"]

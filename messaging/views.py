@@ -8,6 +8,7 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from billing.selectors import account_usage
@@ -387,6 +388,7 @@ def message_cancel(request, pk: int, message_id: int):
 
 
 # --- The provider link ------------------------------------------------------------------
+@sensitive_post_parameters("api_key", "auth_token")
 @login_required
 def provider_link(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
@@ -412,7 +414,14 @@ def provider_link(request, pk: int):
             except ValidationError as exc:
                 _form_errors(form, exc)
             else:
-                flash.success(request, f"{link.get_provider_display()} linked and checked.")
+                next_step = (
+                    ""
+                    if FieldMapping.objects.filter(project=project).exists()
+                    else " Next, map the REDCap fields."
+                )
+                flash.success(
+                    request, f"{link.get_provider_display()} linked and checked.{next_step}"
+                )
                 return redirect("project-provider", pk=project.pk)
     return render(
         request,
@@ -424,22 +433,20 @@ def provider_link(request, pk: int):
 @login_required
 @require_POST
 def provider_link_action(request, pk: int):
-    project, _ = project_get_for_user(user=request.user, pk=pk)
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
     link = ProviderLink.objects.filter(project=project).first()
     if link is None:
         raise Http404
     action = request.POST.get("action")
     try:
         if action == "test":
-            description = provider_links.provider_link_test(link=link)
-            flash.success(request, f"Connected: {description}.")
+            description = provider_links.provider_link_test(link=link, actor=request.user)
+            flash.success(request, f"Connected: {description.rstrip('.')}.")
         elif action == "resume":
-            project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
             provider_link_resume(link=link, actor=request.user)
             outbox.kick_sender()
             flash.success(request, "Sending resumed.")
         elif action == "remove":
-            project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
             provider_link_remove(project=project, actor=request.user)
             flash.success(
                 request, "Provider credentials removed. Texts wait until new ones are linked."

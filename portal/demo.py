@@ -1,20 +1,49 @@
-"""The sandbox demo that `make run` seeds: who can sign in, and a project to look at.
+"""The sandbox demo that `make run` seeds: who can sign in, and a working project to look at.
 
-It goes through the same services a person would use, so the demo has its audit trail too.
+It goes through the same services a person would use, so the demo has its audit trail too. The
+demo project is approved, linked to the REDCap sandbox and to the sandbox phone simulator, its
+fields are mapped, and its first participant sync is queued. Seeding again changes nothing: each
+step is skipped once done (and a researcher's own changes to the demo are kept).
 """
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.utils import timezone
 
 from billing.models import Plan
+from messaging.services.provider_links import provider_link_save
 from portal.models import User
 from portal.services import onboarding
 from portal.services.accounts import user_set_server_admin
-from projects.models import Project, RedcapInstance
+from projects.models import (
+    FieldMapping,
+    Project,
+    ProviderLink,
+    RedcapInstance,
+    RedcapLink,
+    SyncRun,
+)
+from projects.services import links, mapping, sync
 
 ADMIN_EMAIL = "admin@studytext.test"
 RESEARCHER_EMAIL = "researcher@studytext.test"
 SANDBOX_INSTANCE = "REDCap sandbox (simulated)"
 DEMO_PID = 101
+DEMO_SEND_RATE = Decimal("5")  # the simulator has no carrier limit; 5/s keeps the demo lively
+# The sandbox project's contact form (projects/sandbox/data.py).
+DEMO_MAPPING = {
+    "phone_field": "phone",
+    "consent_field": "sms_consent",
+    "consent_value": "1",
+    "time_zone_field": "tz",
+    "first_name_field": "first_name",
+    "optout_field": "optout",
+    "withdrawn_logic": "[withdrawn] = '1'",
+    "date_fields": ["enrollment_date"],
+    "phone_region": "US",
+    "time_zone": "America/New_York",
+}
 
 
 def _user(email: str, name: str, password: str) -> User:
@@ -64,9 +93,50 @@ def seed(*, password: str) -> list[str]:
         project = onboarding.onboarding_request_approve(
             onboarding_request=request, actor=admin, note="Demo project, approved at set-up."
         )
+    connected = connect_demo_project(project=project, owner=researcher)
     return [
         f"Server administrator: {ADMIN_EMAIL}",
         f"Researcher:           {RESEARCHER_EMAIL}",
         f"Password (both):      {password}",
         f"Demo project:         {project.title} (REDCap sandbox PID {DEMO_PID})",
+        f"                      {connected}",
     ]
+
+
+def connect_demo_project(*, project: Project, owner: User) -> str:
+    """Link the demo project to the sandbox REDCap and phone simulator, map its fields, and
+    queue its first sync. Returns one line saying what state it is in.
+
+    No web server runs during `seed_demo`, so nothing here calls the sandbox over HTTP: the
+    REDCap link and the data dictionary are read from the sandbox's data in this process
+    (links.redcap_link_set_sandbox), and the first sync is handed to django-q2's scheduler,
+    which starts it about half a minute after `make run` starts the task cluster, when the web
+    server is up. That sync is the live check of the link.
+    """
+    if not settings.SANDBOX_ENABLED:
+        return "Not linked: SANDBOX_ENABLED is off, so there is no sandbox to link it to."
+    if not RedcapLink.objects.filter(project=project).exists():
+        links.redcap_link_set_sandbox(project=project, actor=owner)
+    if not ProviderLink.objects.filter(project=project).exists():
+        provider_link_save(
+            project=project,
+            provider=ProviderLink.Provider.SANDBOX,
+            config={},
+            rate_per_second=DEMO_SEND_RATE,
+            actor=owner,
+        )
+    if not FieldMapping.objects.filter(project=project).exists():
+        mapping.field_mapping_save(
+            project=project,
+            actor=owner,
+            data=dict(DEMO_MAPPING),
+            dictionary=mapping.dictionary_from_sandbox(project=project),
+            ask_redcap_about_logic=False,
+        )
+    if not SyncRun.objects.filter(project=project).exists():
+        sync.sync_run_start(project=project, actor=owner, not_before=timezone.now())
+        return (
+            "Linked to the REDCap sandbox and the phone simulator; the first participant sync "
+            "runs about 30 seconds after the task cluster starts."
+        )
+    return "Linked to the REDCap sandbox and the phone simulator."

@@ -3,16 +3,21 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from projects.models import Membership
 
-def member_invited(*, project, email: str, role: str, actor) -> None:
+
+def member_invited(*, project, email: str, role: str, actor, has_account: bool) -> None:
     context = {
         "project": project,
-        "role": role,
+        "email": email,
+        "has_account": has_account,
+        "role": Membership.Role(role).label.lower(),
         "actor": actor,
         "url": settings.SITE_URL + reverse("project-detail", args=[project.pk]),
         "signup_url": settings.SITE_URL + reverse("signup"),
     }
-    subject = f"[StudyText] You were added to {project.title}"
+    verb = "added" if has_account else "invited"
+    subject = f"[StudyText] You were {verb} to {project.title}"
     send_mail(subject, render_to_string("projects/email/invited.txt", context), None, [email])
 
 

@@ -75,30 +75,29 @@ class FieldMappingForm(forms.Form):
     time_zone_field = forms.ChoiceField(
         label="Time-zone field",
         required=False,
-        help_text="Optional. A text field holding IANA names such as America/Chicago.",
+        help_text="A text field holding IANA names such as America/Chicago.",
     )
     first_name_field = forms.ChoiceField(
         label="First-name field",
         required=False,
-        help_text="Optional. Lets messages say [first_name].",
+        help_text="Lets messages say [first_name].",
     )
     optout_field = forms.ChoiceField(
         label="Opt-out field to write back to",
         required=False,
-        help_text="Optional. When a participant texts STOP, StudyText sets this field in REDCap.",
+        help_text="When a participant texts STOP, StudyText sets this field in REDCap.",
     )
     date_fields = forms.MultipleChoiceField(
         label="Date fields for schedules",
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Optional. Messages can be scheduled relative to these dates.",
+        help_text="Messages can be scheduled relative to these dates.",
     )
     withdrawn_logic = forms.CharField(
         label="“Withdrawn” logic",
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Optional REDCap logic, e.g. [withdrawn] = '1'. "
-        "Matching records are never texted.",
+        help_text="REDCap logic, e.g. [withdrawn] = '1'. Matching records are never texted.",
     )
     event = forms.ChoiceField(label="Event holding these fields", required=False)
     time_zone = forms.ChoiceField(
@@ -150,21 +149,24 @@ class ProjectSettingsForm(forms.ModelForm):
         widgets = {"help_reply": forms.Textarea(attrs={"rows": 2})}
 
 
+WEEKDAYS = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+
+
 class QuietHoursForm(forms.ModelForm):
     """Server administrators only: when texts may go out, in the participant's local time."""
 
     send_days = forms.TypedMultipleChoiceField(
         label="Days texts may go out",
         coerce=int,
-        choices=[
-            (0, "Monday"),
-            (1, "Tuesday"),
-            (2, "Wednesday"),
-            (3, "Thursday"),
-            (4, "Friday"),
-            (5, "Saturday"),
-            (6, "Sunday"),
-        ],
+        choices=WEEKDAYS,
         widget=forms.CheckboxSelectMultiple,
     )
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
@@ -357,6 +358,7 @@ class RedcapClient:
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as session:
             yield session
 
+    @sensitive_variables("data")  # the token is in `data`: keep it out of error reports
     def _call(
         self,
         content: str,
@@ -413,6 +415,8 @@ class RedcapClient:
             return response.text.strip()
         return self._json(response, expect)
 
+    # Every frame below this one (httpx, httpcore) holds the encoded form: hide all their values.
+    @sensitive_variables()
     def _send(self, session: httpx.Client, data: dict[str, str]) -> httpx.Response:
         return session.post(
             self.api_url,

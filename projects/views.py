@@ -1,14 +1,16 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from projects import selectors
 from projects.access import project_get_for_user
 from projects.forms import (
+    WEEKDAYS,
     FieldMappingForm,
     InviteForm,
     ProjectSettingsForm,
@@ -16,7 +18,14 @@ from projects.forms import (
     RedcapLinkForm,
     RoleForm,
 )
-from projects.models import FieldMapping, Membership, ProjectInvitation, RedcapLink, SyncRun
+from projects.models import (
+    FieldMapping,
+    Membership,
+    ProjectInvitation,
+    ProviderLink,
+    RedcapLink,
+    SyncRun,
+)
 from projects.services import (
     links,
     mapping,
@@ -75,12 +84,23 @@ def member_list(request, pk: int):
         project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
         if form.is_valid():
             try:
-                members.member_invite(project=project, actor=request.user, **form.cleaned_data)
+                result = members.member_invite(
+                    project=project, actor=request.user, **form.cleaned_data
+                )
             except ValidationError as exc:
                 _form_errors(form, exc)
             else:
-                messages.success(request, f"{form.cleaned_data['email']} was added.")
+                role_label = Role(result.role).label.lower()
+                if isinstance(result, ProjectInvitation):
+                    messages.success(
+                        request,
+                        f"{result.email} has no StudyText account yet: they were invited by "
+                        f"e-mail and join as {role_label} once they sign up and confirm it.",
+                    )
+                else:
+                    messages.success(request, f"{result.user.email} was added as {role_label}.")
                 return redirect("project-members", pk=project.pk)
+    memberships = list(project.memberships.select_related("user").order_by("user__email"))
     return render(
         request,
         "projects/members.html",
@@ -88,7 +108,8 @@ def member_list(request, pk: int):
             "project": project,
             "role": role,
             "form": form,
-            "memberships": project.memberships.select_related("user").order_by("user__email"),
+            "memberships": memberships,
+            "owner_count": sum(1 for m in memberships if m.role == Role.OWNER),
             "invitations": project.invitations.order_by("email"),
             "role_choices": Role.choices,
             "tab": "members",
@@ -106,13 +127,16 @@ def member_change_role(request, pk: int, membership_id: int):
         messages.error(request, "Choose owner, editor or viewer.")
     else:
         try:
-            members.member_change_role(
+            membership = members.member_change_role(
                 membership=membership, role=form.cleaned_data["role"], actor=request.user
             )
         except ValidationError as exc:
             messages.error(request, _errors(exc))
         else:
-            messages.success(request, f"{membership.user.email} is now {membership.role}.")
+            messages.success(
+                request,
+                f"{membership.user.email} is now {membership.get_role_display().lower()}.",
+            )
     return redirect("project-members", pk=project.pk)
 
 
@@ -144,6 +168,7 @@ def invitation_cancel(request, pk: int, invitation_id: int):
 
 
 # --- REDCap link ----------------------------------------------------------------------------
+@sensitive_post_parameters("token")
 @login_required
 def redcap_link(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
@@ -158,9 +183,15 @@ def redcap_link(request, pk: int):
             except ValidationError as exc:
                 _form_errors(form, exc)
             else:
+                next_step = (
+                    ""
+                    if ProviderLink.objects.filter(project=project).exists()
+                    else " Next, link the SMS provider."
+                )
                 messages.success(
                     request,
-                    f"REDCap linked: “{link.redcap_project_title}” (REDCap {link.redcap_version}).",
+                    f"REDCap linked: “{link.redcap_project_title}” "
+                    f"(REDCap {link.redcap_version}).{next_step}",
                 )
                 return redirect("project-redcap", pk=project.pk)
     return render(
@@ -179,7 +210,7 @@ def redcap_link(request, pk: int):
 @login_required
 @require_POST
 def redcap_link_test(request, pk: int):
-    project, _ = project_get_for_user(user=request.user, pk=pk)
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
     try:
         result = links.redcap_link_test(project=project, actor=request.user)
     except ValidationError as exc:
@@ -207,7 +238,8 @@ def redcap_link_remove(request, pk: int):
 # --- Field mapping --------------------------------------------------------------------------
 @login_required
 def field_mapping(request, pk: int):
-    project, role = project_get_for_user(user=request.user, pk=pk)
+    min_role = Role.EDITOR if request.method == "POST" else Role.VIEWER
+    project, role = project_get_for_user(user=request.user, pk=pk, min_role=min_role)
     current = FieldMapping.objects.filter(project=project).first()
     if not RedcapLink.objects.filter(project=project).exists():
         messages.info(
@@ -242,21 +274,19 @@ def field_mapping(request, pk: int):
             }
         )
     form = FieldMappingForm(request.POST or None, initial=initial, dictionary=dictionary)
-    if request.method == "POST":
-        project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
-        if form.is_valid():
-            try:
-                mapping.field_mapping_save(
-                    project=project,
-                    actor=request.user,
-                    data=form.cleaned_data,
-                    dictionary=dictionary,
-                )
-            except ValidationError as exc:
-                _form_errors(form, exc)
-            else:
-                messages.success(request, "Fields mapped. Next, sync the participants.")
-                return redirect("project-participants", pk=project.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            mapping.field_mapping_save(
+                project=project,
+                actor=request.user,
+                data=form.cleaned_data,
+                dictionary=dictionary,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Fields mapped. Next, sync the participants.")
+            return redirect("project-participants", pk=project.pk)
     consent_codes = {
         name: dictionary.coded_values(name)
         for name, _ in form.fields["consent_field"].choices
@@ -348,6 +378,11 @@ def sync_detail(request, pk: int, run_id: int):
 @login_required
 def project_settings(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
+    if request.method == "POST":
+        if "quiet" in request.POST and not request.user.is_server_admin:
+            raise PermissionDenied("Quiet hours are set by the server administrators.")
+        if "help" in request.POST:
+            project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
     help_form = ProjectSettingsForm(
         request.POST if "help" in request.POST else None, instance=project, prefix="help"
     )
@@ -357,7 +392,6 @@ def project_settings(request, pk: int):
     if request.method == "POST":
         try:
             if "help" in request.POST and help_form.is_valid():
-                project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
                 project_update_help_reply(
                     project=project,
                     actor=request.user,
@@ -365,21 +399,19 @@ def project_settings(request, pk: int):
                 )
                 messages.success(request, "HELP reply saved.")
                 return redirect("project-settings", pk=pk)
-            if "quiet" in request.POST:
-                if not request.user.is_server_admin:
-                    raise Http404
-                if quiet_form.is_valid():
-                    project_update_quiet_hours(
-                        project=project,
-                        actor=request.user,
-                        start=quiet_form.cleaned_data["send_window_start"],
-                        end=quiet_form.cleaned_data["send_window_end"],
-                        days=quiet_form.cleaned_data["send_days"],
-                    )
-                    messages.success(request, "Quiet hours saved.")
-                    return redirect("project-settings", pk=pk)
+            if "quiet" in request.POST and quiet_form.is_valid():
+                project_update_quiet_hours(
+                    project=project,
+                    actor=request.user,
+                    start=quiet_form.cleaned_data["send_window_start"],
+                    end=quiet_form.cleaned_data["send_window_end"],
+                    days=quiet_form.cleaned_data["send_days"],
+                )
+                messages.success(request, "Quiet hours saved.")
+                return redirect("project-settings", pk=pk)
         except ValidationError as exc:
             messages.error(request, _errors(exc))
+        project.refresh_from_db()  # an invalid form must not show its values as saved
     return render(
         request,
         "projects/settings.html",
@@ -388,6 +420,7 @@ def project_settings(request, pk: int):
             "role": role,
             "help_form": help_form,
             "quiet_form": quiet_form,
+            "send_days": [label for day, label in WEEKDAYS if day in project.send_days],
             "tab": "settings",
         },
     )

@@ -3,11 +3,14 @@ provider itself, then store encrypted (projects.services.links)."""
 
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from messaging.gateways import GatewayError, gateway_class
-from projects.models import Project, ProviderLink
+from projects.access import project_role
+from projects.models import Membership, Project, ProviderLink
 from projects.services.links import provider_link_store
 
 # What may serve only one project, per provider (REDCap enforces one Mosio key per project).
@@ -26,12 +29,28 @@ def _display(cls, config: dict[str, str]) -> dict[str, str]:
     return shown
 
 
+def providers_offered() -> list[tuple[str, str]]:
+    """Mosio and Twilio; the sandbox phone simulator only where the sandbox is on (never in
+    production, where a "linked" simulator would silently text nobody)."""
+    return [
+        (value, label)
+        for value, label in ProviderLink.Provider.choices
+        if value != ProviderLink.Provider.SANDBOX or settings.SANDBOX_ENABLED
+    ]
+
+
+# Every frame below (the gateway's HTTP call) holds the credentials: error reports hide them all.
+@sensitive_variables()
 def provider_link_save(
     *, project: Project, provider: str, config: dict[str, str], rate_per_second, actor
 ) -> ProviderLink:
     """Check the credentials with the provider (its cheapest authenticated call), then store."""
-    if provider not in ProviderLink.Provider.values:
-        raise ValidationError({"provider": "Choose Mosio, Twilio or the sandbox."})
+    # Checked here too (provider_link_store checks again): no provider call for a non-owner.
+    if project_role(user=actor, project=project) != Membership.Role.OWNER:
+        raise PermissionDenied("Only the project's owners can link its SMS provider.")
+    if provider not in dict(providers_offered()):
+        names = " or ".join(label for _, label in providers_offered())
+        raise ValidationError({"provider": f"Choose {names}."})
     try:
         rate = Decimal(str(rate_per_second))
     except ArithmeticError as exc:
@@ -54,7 +73,7 @@ def provider_link_save(
             f"{cls.label} did not accept these credentials: {exc.message}"
         ) from exc
     display = _display(cls, cleaned)
-    display["Checked"] = f"{description} ({timezone.now():%Y-%m-%d})"
+    display["Provider's answer"] = description
     return provider_link_store(
         project=project,
         provider=provider,
@@ -66,8 +85,11 @@ def provider_link_save(
     )
 
 
-def provider_link_test(*, link: ProviderLink) -> str:
+@sensitive_variables()
+def provider_link_test(*, link: ProviderLink, actor) -> str:
     """ "Test connection": the provider's cheapest authenticated call with the stored config."""
+    if project_role(user=actor, project=link.project) != Membership.Role.OWNER:
+        raise PermissionDenied("Only the project's owners can test its SMS provider link.")
     cls = gateway_class(link.provider)
     try:
         description = cls(link.config).check_credentials()

@@ -3,9 +3,11 @@
 import re
 import secrets
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from projects import crypto
 from projects.access import ROLE_RANK, project_role
@@ -14,14 +16,16 @@ from projects.redcap import RedcapClient, RedcapError
 from projects.signals import audit
 
 TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{32}$")
+SANDBOX_API_PATH = "/sandbox/redcap/api"
 
 
 def _assert_role(project: Project, actor, role: str) -> None:
     actual = project_role(user=actor, project=project)
     if actual is None or ROLE_RANK[actual] < ROLE_RANK[role]:
-        raise PermissionDenied(f"Only the project's {role}s can change its links.")
+        raise PermissionDenied(f"Only the project's {role}s can manage its links.")
 
 
+@sensitive_variables("token")
 def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapClient:
     """A client for the project's REDCap instance with its linked token (or the given one)."""
     if token is None:
@@ -32,6 +36,7 @@ def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapCl
     return RedcapClient(project.redcap_instance.api_url, token)
 
 
+@sensitive_variables("token")
 def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
     """Check the token against REDCap and store it encrypted.
 
@@ -64,6 +69,45 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
                 )
             }
         )
+    return _redcap_link_write(
+        project=project, token=token, version=version, info=info, actor=actor, checked=True
+    )
+
+
+def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
+    """Link a project of the built-in REDCap sandbox to its sandbox token, without an HTTP call.
+
+    Only for `manage.py seed_demo`: it runs before the web server that serves the sandbox has
+    started, so the live check of `redcap_link_set` cannot reach it. The sandbox's projects are
+    data in this code base (projects.sandbox.data), so the answers `project_info` and `version`
+    would give are read from there: the token, project id and title are the ones the sandbox
+    serves. The link is stored as not checked yet ("Test connection" and the first sync check
+    it over HTTP). Refused unless the sandbox is on and the project is one of its projects.
+    """
+    from projects.sandbox.data import REDCAP_VERSION, SANDBOX_PROJECTS
+
+    _assert_role(project, actor, Membership.Role.OWNER)
+    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
+    if not settings.SANDBOX_ENABLED or sandbox is None:
+        raise ValidationError("Only a project of the enabled REDCap sandbox can be linked so.")
+    if not project.redcap_instance.api_url.rstrip("/").endswith(SANDBOX_API_PATH):
+        raise ValidationError(
+            f"{project.redcap_instance} is not the REDCap sandbox; link its token with a check."
+        )
+    return _redcap_link_write(
+        project=project,
+        token=sandbox.token,
+        version=REDCAP_VERSION,
+        info=sandbox.project_info(),
+        actor=actor,
+        checked=False,
+    )
+
+
+@sensitive_variables("token")
+def _redcap_link_write(
+    *, project: Project, token: str, version: str, info: dict, actor, checked: bool
+) -> RedcapLink:
     with transaction.atomic():
         existing = RedcapLink.objects.select_for_update(no_key=True).filter(project=project).first()
         link = existing or RedcapLink(project=project)
@@ -74,7 +118,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
         link.redcap_project_title = str(info.get("project_title", ""))[:300]
         link.is_longitudinal = bool(int(info.get("is_longitudinal") or 0))
         link.linked_by = actor
-        link.last_checked_at = timezone.now()
+        link.last_checked_at = timezone.now() if checked else None
         link.last_error = ""
         link.save()
         audit.send(
@@ -90,7 +134,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
 
 def redcap_link_test(*, project: Project, actor) -> dict:
     """Call REDCap with the stored token; return version and title, or raise ValidationError."""
-    _assert_role(project, actor, Membership.Role.VIEWER)
+    _assert_role(project, actor, Membership.Role.OWNER)
     link = RedcapLink.objects.filter(project=project).first()
     if link is None:
         raise ValidationError("No REDCap token is linked yet.")
@@ -98,6 +142,13 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         client = redcap_client_for(project, token=link.token)
         version = client.version()
         info = client.project_info()
+        found = int(info.get("project_id") or 0)
+        if found != project.redcap_project_id:
+            raise RedcapError(
+                f"The linked token now opens REDCap project {found}, not project "
+                f"{project.redcap_project_id}. Link the token of project "
+                f"{project.redcap_project_id}."
+            )
     except RedcapError as exc:
         RedcapLink.objects.filter(pk=link.pk).update(
             last_checked_at=timezone.now(), last_error=str(exc)
@@ -108,6 +159,7 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         last_error="",
         redcap_version=str(version)[:32],
         redcap_project_title=str(info.get("project_title", ""))[:300],
+        is_longitudinal=bool(int(info.get("is_longitudinal") or 0)),
     )
     return {
         "version": str(version),
@@ -153,7 +205,10 @@ def provider_link_store(
     fp = crypto.fingerprint(identity, purpose=f"provider:{provider}")
     clash = ProviderLink.objects.filter(fingerprint=fp).exclude(project=project).first()
     if clash is not None:
-        what = "Mosio API key" if provider == ProviderLink.Provider.MOSIO else "sender"
+        what = {
+            ProviderLink.Provider.MOSIO: "Mosio API key",
+            ProviderLink.Provider.TWILIO: "Twilio sender",
+        }.get(provider, "sender")
         raise ValidationError(
             f"This {what} is already linked to another StudyText project. One {what} serves one "
             "project (as REDCap also requires): use the one issued for this project."

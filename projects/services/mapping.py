@@ -10,7 +10,7 @@ from django.db import transaction
 from projects import logic
 from projects.access import ROLE_RANK, project_role
 from projects.models import FieldMapping, Membership, Project
-from projects.redcap import RedcapError
+from projects.redcap import RedcapError, RedcapRequestError
 from projects.services.links import redcap_client_for
 from projects.signals import audit
 
@@ -53,21 +53,44 @@ class Dictionary:
         return pairs
 
 
+def dictionary_from_metadata(
+    metadata: list[dict], *, events: list[dict], is_longitudinal: bool
+) -> Dictionary:
+    """A Dictionary from REDCap's metadata export (descriptive fields hold no data)."""
+    fields = {row["field_name"]: row for row in metadata if row.get("field_type") != "descriptive"}
+    return Dictionary(fields=fields, events=list(events), is_longitudinal=is_longitudinal)
+
+
+def dictionary_from_sandbox(*, project: Project) -> Dictionary:
+    """The data dictionary of a REDCap-sandbox project, read in this process rather than over
+    HTTP: for the demo seed, which runs before the web server serving the sandbox starts (see
+    links.redcap_link_set_sandbox). The same rows the sandbox's metadata export returns."""
+    from projects.sandbox.data import SANDBOX_PROJECTS
+
+    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
+    if sandbox is None:
+        raise ValidationError(f"REDCap project {project.redcap_project_id} is not in the sandbox.")
+    return dictionary_from_metadata(
+        [dict(row) for row in sandbox.metadata],
+        events=[event.as_api() for event in sandbox.events],
+        is_longitudinal=sandbox.longitudinal,
+    )
+
+
 def dictionary_load(*, project: Project) -> Dictionary:
     """Read the data dictionary (and events) from REDCap; ValidationError in words on failure."""
-    client = redcap_client_for(project)
     try:
+        client = redcap_client_for(project)
         metadata = client.metadata()
         info = client.project_info()
         longitudinal = bool(int(info.get("is_longitudinal") or 0))
         events = client.events() if longitudinal else []
     except RedcapError as exc:
         raise ValidationError(str(exc)) from exc
-    fields = {row["field_name"]: row for row in metadata if row.get("field_type") != "descriptive"}
-    return Dictionary(fields=fields, events=events, is_longitudinal=longitudinal)
+    return dictionary_from_metadata(metadata, events=events, is_longitudinal=longitudinal)
 
 
-def _validate(mapping: FieldMapping, dictionary: Dictionary, project: Project) -> None:
+def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> None:
     errors: dict[str, str] = {}
     fields = dictionary.fields
 
@@ -141,16 +164,26 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, project: Project) -
         errors["phone_region"] = (
             f"“{mapping.phone_region}” is not a two-letter region code such as US."
         )
+    if time_zone not in zoneinfo.available_timezones():
+        errors["time_zone"] = "Choose a time zone such as America/Chicago."
     if errors:
         raise ValidationError(errors)
-    if project.time_zone not in zoneinfo.available_timezones():
-        raise ValidationError({"time_zone": "Choose a time zone such as America/Chicago."})
 
 
 def field_mapping_save(
-    *, project: Project, actor, data: dict, dictionary: Dictionary | None = None
+    *,
+    project: Project,
+    actor,
+    data: dict,
+    dictionary: Dictionary | None = None,
+    ask_redcap_about_logic: bool = True,
 ) -> FieldMapping:
-    """Validate the choices against the REDCap dictionary, then save them (and the defaults)."""
+    """Validate the choices against the REDCap dictionary, then save them (and the defaults).
+
+    "Withdrawn" logic is parsed here and then tried on REDCap itself, the judge of its own
+    logic. `ask_redcap_about_logic=False` is for the sandbox demo seed only (no web server is
+    running yet), where the sandbox would evaluate the logic with this same parser.
+    """
     role = project_role(user=actor, project=project)
     if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
         raise PermissionDenied("Only owners and editors can map fields.")
@@ -169,12 +202,12 @@ def field_mapping_save(
         "phone_region",
     ):
         if attr in data:
-            setattr(mapping, attr, data[attr] if data[attr] is not None else "")
+            empty = [] if attr == "date_fields" else ""
+            setattr(mapping, attr, data[attr] if data[attr] is not None else empty)
     mapping.phone_region = (mapping.phone_region or "").upper()
-    if "time_zone" in data:
-        project.time_zone = data["time_zone"]
-    _validate(mapping, dictionary, project)
-    if mapping.withdrawn_logic.strip():
+    time_zone = data.get("time_zone") or project.time_zone
+    _validate(mapping, dictionary, time_zone)
+    if mapping.withdrawn_logic.strip() and ask_redcap_about_logic:
         # REDCap is the judge of its own logic: ask it once before saving.
         try:
             redcap_client_for(project).records(
@@ -182,11 +215,16 @@ def field_mapping_save(
                 filter_logic=mapping.withdrawn_logic,
                 events=[mapping.event] if mapping.event else None,
             )
-        except RedcapError as exc:
+        except RedcapRequestError as exc:
             raise ValidationError(
                 {"withdrawn_logic": f"REDCap rejected this logic: {exc}"}
             ) from exc
+        except RedcapError as exc:
+            raise ValidationError(
+                f"The “withdrawn” logic could not be checked with REDCap: {exc}"
+            ) from exc
     with transaction.atomic():
+        project.time_zone = time_zone
         project.save(update_fields=["time_zone"])
         mapping.save()
         audit.send(

@@ -17,8 +17,11 @@ def _assert_owner(project: Project, actor) -> None:
         raise PermissionDenied("Only the project's owners can manage its members.")
 
 
-def _owner_count(project: Project) -> int:
-    return project.memberships.filter(role=Role.OWNER).count()
+def _owner_count_locked(project: Project) -> int:
+    """Count the owners with the project row locked, so that two owners demoting or removing
+    each other at the same moment cannot leave the project with none."""
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    return Membership.objects.filter(project=project, role=Role.OWNER).count()
 
 
 def member_invite(
@@ -47,7 +50,9 @@ def member_invite(
             sender=Project, actor=actor, action="member.invited", obj=project, message=message
         )
         transaction.on_commit(
-            lambda: emails.member_invited(project=project, email=email, role=role, actor=actor)
+            lambda: emails.member_invited(
+                project=project, email=email, role=role, actor=actor, has_account=user is not None
+            )
         )
     return result
 
@@ -58,12 +63,15 @@ def member_change_role(*, membership: Membership, role: str, actor) -> Membershi
     if role not in Role.values:
         raise ValidationError({"role": "Choose owner, editor or viewer."})
     with transaction.atomic():
+        owners = _owner_count_locked(project)
         membership = Membership.objects.select_for_update(no_key=True).get(pk=membership.pk)
-        if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(project) == 1:
+        if membership.role == Role.OWNER and role != Role.OWNER and owners == 1:
             raise ValidationError(
                 "A project needs at least one owner. Make someone else an owner first."
             )
         old = membership.role
+        if old == role:
+            return membership
         membership.role = role
         membership.save(update_fields=["role"])
         audit.send(
@@ -81,7 +89,9 @@ def member_remove(*, membership: Membership, actor) -> None:
     if membership.user_id != actor.pk:
         _assert_owner(project, actor)
     with transaction.atomic():
-        if membership.role == Role.OWNER and _owner_count(project) == 1:
+        owners = _owner_count_locked(project)
+        membership = Membership.objects.select_for_update(no_key=True).get(pk=membership.pk)
+        if membership.role == Role.OWNER and owners == 1:
             raise ValidationError("A project needs at least one owner. Add another owner first.")
         email = membership.user.email
         membership.delete()

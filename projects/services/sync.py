@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from projects import crypto
@@ -39,8 +40,15 @@ def sync_run_active(*, project: Project) -> SyncRun | None:
     )
 
 
-def sync_run_start(*, project: Project, actor=None) -> SyncRun:
-    """Queue a sync (or return the one already running). The work happens in django-q2."""
+def sync_run_start(
+    *, project: Project, actor=None, not_before: datetime.datetime | None = None
+) -> SyncRun:
+    """Queue a sync (or return the one already running). The work happens in django-q2.
+
+    With `not_before`, the run is handed to django-q2's scheduler for that time instead of its
+    queue: the demo seed queues the first sync of the sandbox project this way, because the web
+    server that serves the sandbox starts after the seed (and after the task cluster).
+    """
     if not RedcapLink.objects.filter(project=project).exists():
         raise ValidationError("Link the project's REDCap API token before syncing participants.")
     if not FieldMapping.objects.filter(project=project).exists():
@@ -50,12 +58,33 @@ def sync_run_start(*, project: Project, actor=None) -> SyncRun:
         running = sync_run_active(project=project)
         if running is not None:
             return running
-        run = SyncRun.objects.create(project=project, requested_by=actor)
-        transaction.on_commit(
-            lambda: async_task(
-                "projects.tasks.participant_sync", run.pk, task_name=f"participant-sync-{run.pk}"
-            )
+        # A run left queued or running past STALE_AFTER lost its worker (q2 kills a task after
+        # its timeout): say so, rather than show it as running forever.
+        SyncRun.objects.filter(
+            project=project, status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]
+        ).update(
+            status=SyncRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error="This sync stopped before it finished (its background worker was stopped).",
         )
+        run = SyncRun.objects.create(project=project, requested_by=actor)
+        if not_before is None:
+            transaction.on_commit(
+                lambda: async_task(
+                    "projects.tasks.participant_sync",
+                    run.pk,
+                    task_name=f"participant-sync-{run.pk}",
+                )
+            )
+        else:
+            Schedule.objects.create(
+                name=f"participant-sync-{run.pk}",
+                func="projects.tasks.participant_sync",
+                args=str(run.pk),
+                schedule_type=Schedule.ONCE,
+                repeats=-1,  # a ONCE schedule with negative repeats deletes itself after running
+                next_run=not_before,
+            )
     return run
 
 
@@ -172,18 +201,31 @@ def sync_run_execute(*, run_id: int) -> SyncRun | None:
         _sync(run, project)
     except (RedcapError, ValidationError) as exc:
         message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        SyncRun.objects.filter(pk=run.pk).update(
-            status=SyncRun.Status.FAILED, finished_at=timezone.now(), error=message
+        _fail(run, project, message)
+    except Exception:
+        # Not left "running" for half an hour: the page says it failed; q2 records the error.
+        _fail(
+            run,
+            project,
+            "The sync stopped on an unexpected error. Try again; if it fails again, tell the "
+            "server administrators.",
         )
-        audit.send(
-            sender=SyncRun,
-            actor=None,
-            action="participant_sync.failed",
-            obj=project,
-            message=message,
-        )
+        raise
     run.refresh_from_db()
     return run
+
+
+def _fail(run: SyncRun, project: Project, message: str) -> None:
+    SyncRun.objects.filter(pk=run.pk).update(
+        status=SyncRun.Status.FAILED, finished_at=timezone.now(), error=message
+    )
+    audit.send(
+        sender=SyncRun,
+        actor=None,
+        action="participant_sync.failed",
+        obj=project,
+        message=message,
+    )
 
 
 def _sync(run: SyncRun, project: Project) -> None:

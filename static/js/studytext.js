@@ -35,6 +35,7 @@
           } else {
             el.textContent = data[key];
           }
+          if (key === "status_display" && data.status) el.className = "badge badge-" + data.status;
         });
         if (data.done) {
           section.setAttribute("data-done", "1");

@@ -1,0 +1,162 @@
+"""The field-mapping page, against the sandbox's data dictionary over a live server."""
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from projects.models import FieldMapping, Membership, RedcapLink
+from projects.sandbox.data import LONGITUDINAL_TOKEN
+from projects.services import links, mapping
+from tests.factories import MembershipFactory, ProjectFactory
+from tests.projects.conftest import MAPPING
+
+
+def url(project):
+    return reverse("project-fields", args=[project.pk])
+
+
+def form_data(**overrides):
+    data = {k: v for k, v in MAPPING.items() if k != "event"}
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def longitudinal_project(sandbox_instance, researcher):
+    project = ProjectFactory(
+        redcap_instance=sandbox_instance, redcap_project_id=102, owner=researcher
+    )
+    links.redcap_link_set(project=project, token=LONGITUDINAL_TOKEN, actor=researcher)
+    return project
+
+
+def test_the_form_offers_the_fields_of_the_data_dictionary(as_user, researcher, linked_project):
+    page = as_user(researcher).get(url(linked_project)).content.decode()
+    assert '<option value="phone">phone — Mobile phone</option>' in page
+    assert "sms_consent — May we send you text messages?" in page
+    assert "enrollment_date — Enrollment date" in page  # a date field, for schedules
+    assert "bl_intro" not in page  # a descriptive field holds no data
+    assert "sms_consent</span>: 1 = Yes; 0 = No" in page  # the coded values, to pick from
+    assert "Event holding these fields" not in page  # a classic project has no events
+
+
+def test_an_owner_maps_the_fields_and_is_sent_to_sync(as_user, researcher, linked_project):
+    response = as_user(researcher).post(url(linked_project), form_data(), follow=True)
+    assert response.redirect_chain[-1][0] == reverse(
+        "project-participants", args=[linked_project.pk]
+    )
+    assert "Fields mapped. Next, sync the participants." in response.content.decode()
+    saved = FieldMapping.objects.get(project=linked_project)
+    assert (saved.phone_field, saved.consent_field, saved.date_fields) == (
+        "phone",
+        "sms_consent",
+        ["enrollment_date"],
+    )
+    page = as_user(researcher).get(url(linked_project)).content.decode()
+    assert '<option value="phone" selected>' in page  # the saved mapping is shown again
+
+
+def test_a_tampered_field_name_is_refused(as_user, researcher, linked_project):
+    page = (
+        as_user(researcher)
+        .post(url(linked_project), form_data(phone_field="ssn", time_zone_field="bl_goal2"))
+        .content.decode()
+    )
+    assert page.count("Select a valid choice.") == 2
+    assert not FieldMapping.objects.exists()
+
+
+def test_a_consent_value_that_is_not_a_coded_value_is_refused_naming_the_codes(
+    as_user, researcher, linked_project
+):
+    page = as_user(researcher).post(url(linked_project), form_data(consent_value="yes"))
+    assert "“yes” is not one of the coded values of sms_consent: 1 (Yes), 0 (No)." in (
+        page.content.decode()
+    )
+    assert not FieldMapping.objects.exists()
+
+
+def test_withdrawn_logic_redcap_rejects_is_refused_on_its_field(
+    as_user, researcher, linked_project
+):
+    page = as_user(researcher).post(
+        url(linked_project), form_data(withdrawn_logic="[withdrawn] = = '1'")
+    )
+    text = page.content.decode()
+    assert "withdrawn" in text and "has-error" in text
+    assert not FieldMapping.objects.exists()
+
+
+def test_a_longitudinal_project_must_choose_the_event(as_user, researcher, longitudinal_project):
+    client = as_user(researcher)
+    page = client.get(url(longitudinal_project)).content.decode()
+    assert "Event holding these fields" in page
+    assert '<option value="baseline_arm_1">Baseline</option>' in page
+    response = client.post(url(longitudinal_project), form_data(withdrawn_logic=""))
+    assert "This field is required." in response.content.decode()
+    assert not FieldMapping.objects.exists()
+    response = client.post(
+        url(longitudinal_project), form_data(withdrawn_logic="", event="baseline_arm_1")
+    )
+    assert response.status_code == 302
+    assert FieldMapping.objects.get().event == "baseline_arm_1"
+
+
+def test_the_service_also_requires_the_event_of_a_longitudinal_project(
+    researcher, longitudinal_project
+):
+    with pytest.raises(ValidationError) as exc:
+        mapping.field_mapping_save(
+            project=longitudinal_project,
+            actor=researcher,
+            data={**MAPPING, "withdrawn_logic": "", "event": "week_9_arm_1"},
+        )
+    assert "choose the event that holds these fields" in exc.value.message_dict["event"][0]
+
+
+def test_a_classic_project_ignores_a_posted_event(researcher, linked_project):
+    saved = mapping.field_mapping_save(
+        project=linked_project, actor=researcher, data={**MAPPING, "event": "baseline_arm_1"}
+    )
+    assert saved.event == ""
+
+
+def test_a_failed_mapping_leaves_the_project_time_zone_alone(researcher, linked_project):
+    before = linked_project.time_zone
+    with pytest.raises(ValidationError):
+        mapping.field_mapping_save(
+            project=linked_project,
+            actor=researcher,
+            data={**MAPPING, "phone_field": "nope", "time_zone": "Pacific/Honolulu"},
+        )
+    assert linked_project.time_zone == before
+    linked_project.refresh_from_db()
+    assert linked_project.time_zone == before
+
+
+def test_viewers_see_the_mapping_but_cannot_save_it(as_user, linked_project):
+    viewer = MembershipFactory(project=linked_project, role=Membership.Role.VIEWER).user
+    page = as_user(viewer).get(url(linked_project)).content.decode()
+    assert "Viewers cannot change the mapping." in page
+    assert "Save mapping" not in page
+
+
+def test_an_editor_may_map(as_user, linked_project):
+    editor = MembershipFactory(project=linked_project, role=Membership.Role.EDITOR).user
+    assert as_user(editor).post(url(linked_project), form_data()).status_code == 302
+    assert FieldMapping.objects.filter(project=linked_project).exists()
+
+
+def test_a_dictionary_redcap_will_not_give_is_explained(as_user, researcher, linked_project):
+    from projects.crypto import encrypt
+
+    RedcapLink.objects.update(token_encrypted=encrypt("0123456789ABCDEF" * 2))
+    page = as_user(researcher).get(url(linked_project)).content.decode()
+    assert "The data dictionary could not be read from REDCap" in page
+    assert reverse("project-redcap", args=[linked_project.pk]) in page
+
+
+def test_without_a_redcap_link_the_page_sends_you_to_link_it(as_user, researcher, sandbox_project):
+    response = as_user(researcher).get(url(sandbox_project), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("project-redcap", args=[sandbox_project.pk])
+    assert "REDCap API token first; the fields come from REDCap." in response.content.decode()
