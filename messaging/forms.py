@@ -5,6 +5,12 @@ from django import forms
 from messaging.models import MessageRule
 from projects.models import ProviderLink
 
+
+def split_record_ids(raw: str) -> list[str]:
+    """Record ids typed "1, 2 3;4" (commas, spaces, semicolons or new lines between them)."""
+    return [r for r in re.split(r"[\s,;]+", raw) if r]
+
+
 WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
 
 
@@ -107,8 +113,7 @@ class RuleForm(forms.ModelForm):
             self.initial["record_ids"] = ", ".join(self.instance.record_ids or [])
 
     def clean_record_ids(self) -> list[str]:
-        raw = self.cleaned_data.get("record_ids") or ""
-        return [r for r in re.split(r"[\s,;]+", raw) if r]
+        return split_record_ids(self.cleaned_data.get("record_ids") or "")
 
     def _post_clean(self):
         pass  # the service validates (with REDCap) and saves

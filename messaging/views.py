@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from billing.selectors import account_usage
 from messaging import piping, selectors
-from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm
+from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
 from messaging.services import outbox, provider_links, rules
 from messaging.signals import audit
@@ -247,7 +247,8 @@ def rule_preview(request, pk: int):
     result["unknown"] = piping.unknown_tokens(body, mapping)
     recipients = outbox.textable_participants(project=project)
     if request.POST.get("recipients") == MessageRule.Recipients.RECORDS:
-        ids = [r for r in request.POST.get("record_ids", "").replace(",", " ").split() if r]
+        # Split as the form does: "1;2" counted nobody before.
+        ids = split_record_ids(request.POST.get("record_ids", ""))
         recipients = recipients.filter(record_id__in=ids)
     count = recipients.count()
     units_each = result["segments"] if rules_unit_is_segment() else 1
@@ -366,6 +367,14 @@ class _Echo:
         return value
 
 
+def _csv_cell(value):
+    """A cell a spreadsheet shows as text: one starting with = + - @ (a rule name, a provider's
+    error, a REDCap record id) would otherwise run as a formula when the file is opened."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @login_required
 def message_log_csv(request, pk: int):
     project, _ = project_get_for_user(user=request.user, pk=pk)
@@ -400,7 +409,8 @@ def message_log_csv(request, pk: int):
         )
         for m in qs.iterator(chunk_size=1000):
             yield writer.writerow(
-                [
+                _csv_cell(value)
+                for value in [
                     m.pk,
                     m.participant.record_id,
                     m.participant.masked_phone,
