@@ -73,11 +73,14 @@
     });
   }
 
-  // Live preview of a message while it is typed (rule form).
+  // Live preview of a message while it is typed (rule form). Answers can arrive out of order
+  // (a slow one for an older text after a fast one for the newer): only the latest is shown.
   var previewTimer = null;
+  var previewSeq = 0;
   function refreshPreview() {
     var form = document.getElementById("rule-form");
     if (!form) return;
+    var seq = ++previewSeq;
     var data = new FormData();
     data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
     data.append("body", form.querySelector("[name=body]").value);
@@ -88,7 +91,7 @@
     fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (p) {
-        if (!p) return;
+        if (!p || seq !== previewSeq) return;
         document.getElementById("preview-text").textContent = p.text || "Type the text to see it here.";
         document.getElementById("preview-encoding").textContent =
           p.encoding + (p.ucs2_char ? " (because of “" + p.ucs2_char + "”)" : "");
@@ -115,10 +118,12 @@
 
   // The ad-hoc text on a participant's page: how it reads for them, and its segments.
   var adhocTimer = null;
+  var adhocSeq = 0;
   function refreshAdhocPreview() {
     var form = document.getElementById("adhoc-form");
     var out = document.getElementById("adhoc-preview");
     var body = form.querySelector("[name=body]").value;
+    var seq = ++adhocSeq;
     if (!body.trim()) { out.hidden = true; return; }
     var data = new FormData();
     data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
@@ -128,7 +133,7 @@
     fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (p) {
-        if (!p) return;
+        if (!p || seq !== adhocSeq) return;
         var words = "Reads: “" + p.text + "” · " + p.segments + " segment" +
           (p.segments === 1 ? "" : "s") + " (" + p.encoding +
           (p.ucs2_char ? ", because of “" + p.ucs2_char + "”" : "") + ")";
