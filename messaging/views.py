@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from billing.access import account_role
 from billing.selectors import account_usage
 from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
@@ -73,6 +74,12 @@ def _sending_hours(project) -> str:
     return f"{hours}, on " + ", ".join(WEEKDAY_NAMES[d] for d in days if 0 <= d < 7)
 
 
+def _sees_account(user, project) -> bool:
+    """Whether the billing account's page would open for this user (a project member need not
+    be on the account: a link would be a 404)."""
+    return account_role(user=user, account=project.account) is not None
+
+
 def _missing_setup_steps(project) -> list[tuple[str, str]]:
     """Set-up steps still to do before anything can be sent, with where to do them."""
     setup = project_setup_state(project=project)
@@ -106,6 +113,7 @@ def rule_list(request, pk: int):
                 project=project, status=MessageRule.Status.ARCHIVED
             ).count(),
             "held_total": sum(r.held_count for r in rule_rows),
+            "sees_account": _sees_account(request.user, project),
             "recent_sends": Send.objects.filter(project=project).select_related(
                 "rule", "created_by"
             )[:5],
@@ -287,7 +295,14 @@ def send_detail(request, pk: int, send_id: int):
     return render(
         request,
         "messaging/send_detail.html",
-        {"project": project, "role": role, "send": send, "progress": progress, "tab": "messages"},
+        {
+            "project": project,
+            "role": role,
+            "send": send,
+            "progress": progress,
+            "sees_account": _sees_account(request.user, project),
+            "tab": "messages",
+        },
     )
 
 

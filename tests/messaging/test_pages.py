@@ -418,3 +418,25 @@ def test_the_preview_counts_chosen_records_split_as_the_form_splits_them(
         {"body": "Hi", "recipients": "records", "record_ids": "1;2\n3, 4 999"},
     )
     assert response.json()["recipients"] == 4  # "1;2" used to count as one unknown record
+
+
+def test_the_held_note_links_the_account_only_for_people_who_can_open_it(
+    as_user, researcher, scene
+):
+    from billing.models import AccountMembership
+
+    project = scene["project"]
+    account_url = reverse("billing-account-detail", args=[project.account_id])
+    client = as_user(researcher)
+    pages = [
+        reverse("rule-list", args=[project.pk]),
+        reverse("send-detail", args=[project.pk, scene["send"].pk]),
+    ]
+    for url in pages:  # on the project, not on its billing account: the link would be a 404
+        page = html.unescape(_page(client, url))
+        assert account_url not in page
+        assert f"the owners of the account “{project.account}” add more messages" in page
+        assert client.get(account_url).status_code == 404
+    AccountMembership.objects.create(account=project.account, user=researcher, role="member")
+    for url in pages:
+        assert f'<a href="{account_url}">more messages are added</a>' in _page(client, url)
