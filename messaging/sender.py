@@ -64,6 +64,7 @@ QUEUE_FULL_PAUSE = 5.0
 BACKLOG_SECONDS = 1.0  # seconds of a link's pace kept prepared (a short read: pacing waits)
 MAX_BACKLOG = 200  # prepared texts per link, at most (a fast link: about a second of calls)
 MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
+DISCOVER_ROWS = 20  # rows read beyond the known links' room, for links not seen yet
 DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
 PREPARE_RETRY = datetime.timedelta(minutes=5)
 
@@ -80,9 +81,10 @@ def lease_acquire(owner: str) -> bool:
 
 
 def lease_renew(owner: str) -> bool:
+    """Extend our lease; False once it has run out (the sweep may have taken our rows since)."""
     now = timezone.now()
     return bool(
-        SenderLease.objects.filter(name=LEASE_NAME, owner=owner).update(
+        SenderLease.objects.filter(name=LEASE_NAME, owner=owner, expires_at__gt=now).update(
             expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS)
         )
     )
@@ -292,9 +294,10 @@ class _Loop:
     def _fill(self) -> None:
         """Load the next ready messages into per-link backlogs, prepared (eligible, rendered).
 
-        A link with enough in hand is left out of the read. When a read comes back full and a
-        link got more than it has room for, it is read again without that link: the oldest
-        texts of one long queue never hide another link's texts (no head-of-line blocking).
+        A read asks for what the links have room for (and a few rows for links not seen yet); a
+        link with enough in hand is left out. When a read comes back full, the queue is read
+        again without the links that are full now: the oldest texts of one long queue never hide
+        another link's texts (no head-of-line blocking).
         """
         self.last_fill = time.monotonic()
         skip = {
@@ -305,6 +308,13 @@ class _Loop:
         batch: list[Message] = []
         self.quiet = True
         for _ in range(MAX_READS):
+            # Read what the known links have room for, and a few rows for links not seen yet.
+            wanted = sum(
+                room.get(pk, s.backlog_target - len(s.backlog))
+                for pk, s in self.links.items()
+                if pk not in skip
+            )
+            limit = min(self.batch_size, wanted + DISCOVER_ROWS)
             rows = list(
                 _ready_queryset()
                 .exclude(project__provider_link__in=skip)
@@ -312,7 +322,7 @@ class _Loop:
                 .select_related(
                     "project", "project__provider_link", "project__account", "participant", "rule"
                 )
-                .order_by("not_before", "id")[: self.batch_size]
+                .order_by("not_before", "id")[:limit]
             )
             self.quiet = self.quiet and not rows
             crowded = set()
@@ -326,9 +336,10 @@ class _Loop:
                     batch.append(message)
                 else:
                     crowded.add(link.pk)
-            if len(rows) < self.batch_size or not crowded:
-                break  # every ready text of the links read was seen, or all of it fitted
-            skip |= crowded
+            if len(rows) < limit:
+                break  # every ready text (of the links not left out) was seen
+            skip |= crowded  # read again: without the links that are full now, and with the
+            # room of the links this read found
         if not batch:
             return
         now = timezone.now()
@@ -420,13 +431,16 @@ class _Loop:
             return False
         self.quiet = False
         try:
-            sending.attempts_start([p.message for _, p, _ in starting])
+            mine = {m.pk for m in sending.attempts_start([p.message for _, p, _ in starting])}
         except BaseException:
             for state, prepared, _ in reversed(starting):  # nothing was called: still claimed
                 state.in_flight -= 1
                 state.claimed.appendleft(prepared)
             raise
         for state, prepared, at in starting:
+            if prepared.message.pk not in mine:  # swept or claimed by another since: not ours
+                state.in_flight -= 1
+                continue
             self.in_flight += 1
             self.pool.submit(self._call, state, prepared, at)
         return True
@@ -488,10 +502,12 @@ class _Loop:
 
     def _after(self, state: LinkState, status: str, reason, retry_after) -> None:
         _count(self.report, status)
-        if reason == Reason.RATE_LIMITED:
-            state.bucket.back_off(retry_after or RATE_LIMITED_PAUSE)
-        elif reason == Reason.QUEUE_FULL:
-            state.bucket.back_off(retry_after or QUEUE_FULL_PAUSE)
+        if reason in (Reason.RATE_LIMITED, Reason.QUEUE_FULL):
+            pause = RATE_LIMITED_PAUSE if reason == Reason.RATE_LIMITED else QUEUE_FULL_PAUSE
+            state.bucket.back_off(retry_after or pause)
+            if state.bucket.wait(1) > 2:  # a long pause: do not keep texts claimed meanwhile
+                claimed, state.claimed = list(state.claimed), deque()
+                sending.unclaim(claimed)
         elif reason == Reason.BAD_CREDENTIALS and not state.paused:
             state.paused = True  # the link is paused now: give back what it holds
             state.backlog.clear()
@@ -504,8 +520,10 @@ class _Loop:
         if self.pool is None or self.in_flight < self.threads:
             for state in self.links.values():
                 if state.claimed and state.in_flight < state.max_in_flight:
+                    # Wake when the next text is half START_AHEAD from its turn, and start every
+                    # text due within START_AHEAD together: one attempt INSERT for a few texts.
                     cost = state.claimed[0].count.segments
-                    waits.append(state.bucket.wait(cost) - START_AHEAD)
+                    waits.append(state.bucket.wait(cost) - START_AHEAD / 2)
                 elif state.backlog and not state.paused:
                     waits.append(max(0.0, state.bucket.wait(1) - CLAIM_AHEAD))
         return min(max(min(waits), 0.0005), 0.1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -367,11 +367,37 @@ def deliver(message: Message, link: ProviderLink, gateway) -> Outcome:
     return record_success(message, attempt, result)
 
 
-def attempts_start(messages: list[Message]) -> None:
-    """Write the attempt rows of claimed messages about to be handed to the provider (one
-    INSERT). An attempt still `started` later means the call may have happened: never again."""
+def attempts_start(messages: list[Message]) -> list[Message]:
+    """Write the attempt rows of claimed messages about to be handed to the provider, and return
+    the ones that may be called: those still `sending` under THIS claim (their `reserved_at`).
+
+    An attempt row still `started` later means the call may have happened: never again. The same
+    transaction touches `updated_at`, so a sweep that judged the row stranded a moment ago (no
+    attempt, claimed long ago: a sender frozen, e.g. a laptop asleep) no longer matches it; and a
+    row the sweep did requeue, or another sender claimed since, is not called by this one.
+    """
+    if not messages:
+        return []
     now = timezone.now()
-    Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
+    claims: dict = {}
+    for message in messages:
+        claims.setdefault(message.reserved_at, []).append(message.pk)
+    mine = Q()
+    for reserved_at, ids in claims.items():
+        mine |= Q(pk__in=ids, reserved_at=reserved_at)
+    with transaction.atomic():
+        still = Message.objects.filter(mine, status=Status.SENDING).update(updated_at=now)
+        if still != len(messages):
+            ids = set(
+                Message.objects.filter(mine, status=Status.SENDING, updated_at=now).values_list(
+                    "pk", flat=True
+                )
+            )
+            messages = [m for m in messages if m.pk in ids]
+        Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
+    for message in messages:
+        message.updated_at = now
+    return messages
 
 
 def record_success(message: Message, attempt: Attempt | None, result: SendResult) -> Outcome:
