@@ -318,7 +318,7 @@ def unclaim(batch: list[Prepared]) -> int:
         with transaction.atomic():
             ids = set(
                 Message.objects.select_for_update()
-                .filter(pk__in=[p.message.pk for p in group], status=Status.SENDING)
+                .filter(_claimed_by_us([p.message for p in group]), status=Status.SENDING)
                 .exclude(attempt_log__outcome=Attempt.Outcome.STARTED)
                 .values_list("pk", flat=True)
             )
@@ -330,6 +330,18 @@ def unclaim(batch: list[Prepared]) -> int:
                 quota_release(project=mine[0].message.project, units=units, reserved_at=reserved_at)
             returned += len(ids)
     return returned
+
+
+def _claimed_by_us(messages: list[Message]) -> Q:
+    """These rows under the claims we made (a claim stamps `reserved_at`): a row requeued and
+    claimed again by another sender since has another stamp."""
+    claims: dict = {}
+    for message in messages:
+        claims.setdefault(message.reserved_at, []).append(message.pk)
+    mine = Q(pk__in=[])
+    for reserved_at, ids in claims.items():
+        mine |= Q(pk__in=ids, reserved_at=reserved_at)
+    return mine
 
 
 def _units_by_reservation(batch: list[Prepared]) -> dict:
@@ -379,12 +391,7 @@ def attempts_start(messages: list[Message]) -> list[Message]:
     if not messages:
         return []
     now = timezone.now()
-    claims: dict = {}
-    for message in messages:
-        claims.setdefault(message.reserved_at, []).append(message.pk)
-    mine = Q()
-    for reserved_at, ids in claims.items():
-        mine |= Q(pk__in=ids, reserved_at=reserved_at)
+    mine = _claimed_by_us(messages)
     with transaction.atomic():
         still = Message.objects.filter(mine, status=Status.SENDING).update(updated_at=now)
         if still != len(messages):
