@@ -33,6 +33,7 @@ MAX_ATTEMPTS = 5
 RECONCILE_AFTER = datetime.timedelta(minutes=2)
 RECONCILE_GIVE_UP = datetime.timedelta(minutes=30)
 STUCK_SENDING_AFTER = datetime.timedelta(minutes=5)
+STUCK_WHILE_SENDER_RUNS = datetime.timedelta(minutes=15)
 REDCAP_RETRY = datetime.timedelta(minutes=2)
 RECONCILE_BUDGET_SECONDS = 20.0
 
@@ -560,39 +561,41 @@ def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
     """Reconcile rows a dead sender left behind, and unknown rows with the provider."""
     now = now or timezone.now()
     counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "unconfirmed": 0}
-    stale = now - STUCK_SENDING_AFTER
-    if not lease_alive:
-        stuck = Message.objects.filter(status=Status.SENDING, updated_at__lt=stale).select_related(
-            "project", "project__account"
+    # While a sender runs (a long send keeps the lease nearly all the time), only rows stranded
+    # for much longer than any live sender holds one: a live loop calls a claimed row within
+    # seconds, and a call ends within the gateway's timeouts.
+    stale = now - (STUCK_SENDING_AFTER if not lease_alive else STUCK_WHILE_SENDER_RUNS)
+    stuck = Message.objects.filter(status=Status.SENDING, updated_at__lt=stale).select_related(
+        "project", "project__account"
+    )
+    for message in stuck:
+        # Every UPDATE below re-checks that the row is still sending and still stale, so a
+        # row a new sender claimed (or recorded) since it was read here is left alone.
+        still_stuck = Message.objects.filter(
+            pk=message.pk, status=Status.SENDING, updated_at__lt=stale
         )
-        for message in stuck:
-            # Every UPDATE below re-checks that the row is still sending and still stale, so a
-            # row a new sender claimed (or recorded) since it was read here is left alone.
-            still_stuck = Message.objects.filter(
-                pk=message.pk, status=Status.SENDING, updated_at__lt=stale
-            )
-            with transaction.atomic():
-                called = Attempt.objects.filter(
-                    message=message, outcome=Attempt.Outcome.STARTED
-                ).exists()
-                if called:
-                    # The provider call may have happened: never call again; ask the provider.
-                    n = still_stuck.update(
-                        status=Status.UNKNOWN,
-                        error="The sender stopped during the provider call; "
-                        "checking with the provider.",
-                        updated_at=now,
+        with transaction.atomic():
+            called = Attempt.objects.filter(
+                message=message, outcome=Attempt.Outcome.STARTED
+            ).exists()
+            if called:
+                # The provider call may have happened: never call again; ask the provider.
+                n = still_stuck.update(
+                    status=Status.UNKNOWN,
+                    error="The sender stopped during the provider call; "
+                    "checking with the provider.",
+                    updated_at=now,
+                )
+                counts["unknown"] += n
+            else:
+                n = still_stuck.update(status=Status.QUEUED, units=0, updated_at=now)
+                if n:
+                    quota_release(
+                        project=message.project,
+                        units=message.units,
+                        reserved_at=message.reserved_at,
                     )
-                    counts["unknown"] += n
-                else:
-                    n = still_stuck.update(status=Status.QUEUED, units=0, updated_at=now)
-                    if n:
-                        quota_release(
-                            project=message.project,
-                            units=message.units,
-                            reserved_at=message.reserved_at,
-                        )
-                    counts["requeued"] += n
+                counts["requeued"] += n
     unknown = Message.objects.filter(
         status=Status.UNKNOWN, updated_at__lt=now - RECONCILE_AFTER
     ).select_related("project", "project__account", "participant", "project__provider_link")

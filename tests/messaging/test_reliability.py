@@ -263,11 +263,8 @@ def test_with_a_third_of_calls_failing_every_text_ends_sent_or_failed_once_with_
 
 
 # --- A worker killed mid-send ---------------------------------------------------------------
-def test_a_worker_killed_after_the_provider_accepted_is_reconciled_without_a_second_call(
-    study, provider, monkeypatch
-):
-    fake = provider()
-    s = study(1)
+def kill_after_the_provider_accepts(s, monkeypatch) -> None:
+    """Send the study's text with a sender that dies once the provider has accepted it."""
     monkeypatch.setattr(outbox, "kick_sender", lambda: None)
     outbox.send_now(rule=s.rule, actor=s.project.memberships.get().user)
 
@@ -278,6 +275,14 @@ def test_a_worker_killed_after_the_provider_accepted_is_reconciled_without_a_sec
     with pytest.raises(Killed):
         sender.run()
     monkeypatch.undo()  # the next worker is healthy
+
+
+def test_a_worker_killed_after_the_provider_accepted_is_reconciled_without_a_second_call(
+    study, provider, monkeypatch
+):
+    fake = provider()
+    s = study(1)
+    kill_after_the_provider_accepts(s, monkeypatch)
 
     message = Message.objects.get(project=s.project)
     assert message.status == Status.SENDING
@@ -304,6 +309,27 @@ def test_a_worker_killed_after_the_provider_accepted_is_reconciled_without_a_sec
     stats = fake.stats()
     assert (stats["send_attempts"], stats["accepted"], stats["duplicates"]) == (1, 1, 0)
     assert message.attempt_log.count() == 1
+    assert_quota_matches(s, units=1)
+
+
+def test_a_row_a_dead_sender_left_is_recovered_even_while_another_sender_runs(
+    study, provider, monkeypatch
+):
+    fake = provider()
+    s = study(1)
+    kill_after_the_provider_accepts(s, monkeypatch)
+    # A long send elsewhere keeps the lease taken whenever the dispatcher looks.
+    SenderLease.objects.update(owner="another", expires_at=timezone.now() + datetime.timedelta(1))
+    assert sender.lease_alive()
+    now = timezone.now()
+
+    soon = sending.sweep(now=now + datetime.timedelta(minutes=6), lease_alive=True)
+    later = sending.sweep(now=now + datetime.timedelta(minutes=16), lease_alive=True)
+    found = sending.sweep(now=now + datetime.timedelta(minutes=19), lease_alive=True)
+
+    assert (soon["unknown"], later["unknown"], found["reconciled"]) == (0, 1, 1)
+    assert statuses(s.project) == {Status.SENT: 1}
+    assert fake.stats()["send_attempts"] == 1
     assert_quota_matches(s, units=1)
 
 
