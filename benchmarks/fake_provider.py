@@ -27,6 +27,12 @@ Failure kinds (each failing send picks one at random, seeded):
   timeout       the message is accepted, then the answer is held for `hang_s` seconds, past
                 the client's read timeout (the other ambiguous case); set hang_s above it
 
+It also answers REDCap's record export (`content=record`) at `fake.redcap_api_url`, for the values
+the sender pipes at release: every record asked for, with each field asked for taken from
+`fake.redcap_records[record][field]` (default: "<field> <record>"); records in
+`fake.redcap_gone` are not returned, and with `fake.redcap_down` set every REDCap call gets HTTP
+503. `redcap_latency_ms` delays its answers; `stats()["redcap_calls"]` counts them.
+
 Twilio's magic test numbers are honoured: To +15005550001 -> 21211 (invalid), +15005550009 ->
 21614 (not mobile), +15005550004 -> 21610 (unsubscribed).
 """
@@ -58,6 +64,7 @@ MAGIC_NUMBERS = {
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient {to}."),
 }
 TWILIO_PREFIX = "/2010-04-01/Accounts/"
+REDCAP_PREFIX = "/redcap/api/"
 MOSIO_PREFIX = "/mosio/api/"
 
 
@@ -94,6 +101,7 @@ class FakeProvider:
         dedup: str = "to+body",
         auth_token: str | None = None,
         mosio_api_key: str | None = None,
+        redcap_latency_ms: float = 0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -116,6 +124,10 @@ class FakeProvider:
         self.dedup = dedup
         self.auth_token = auth_token
         self.mosio_api_key = mosio_api_key
+        self.redcap_latency_s = redcap_latency_ms / 1000
+        self.redcap_records: dict[str, dict[str, str]] = {}
+        self.redcap_gone: set[str] = set()
+        self.redcap_down = False
         self.host, self.port = host, port
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -168,6 +180,10 @@ class FakeProvider:
     def mosio_api_base(self) -> str:
         return f"{self.url}mosio/api/"
 
+    @property
+    def redcap_api_url(self) -> str:
+        return f"{self.url}redcap/api/"
+
     # --- records -----------------------------------------------------------------------------
     def reset(self) -> None:
         with getattr(self, "lock", threading.Lock()):
@@ -183,6 +199,7 @@ class FakeProvider:
             self.first_accept: float | None = None
             self.last_accept: float | None = None
             self.inbound: list[dict[str, Any]] = []
+            self.redcap_calls: list[dict[str, Any]] = []
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -199,6 +216,7 @@ class FakeProvider:
                 "rate_limited": self.rate_limited,
                 "failures": dict(self.failures),
                 "max_in_flight": self.max_in_flight,
+                "redcap_calls": len(self.redcap_calls),
                 "accepted_per_second": (accepted - 1) / span if accepted > 1 and span else None,
                 "config": {
                     "latency_ms": self.latency_s * 1000,
@@ -270,6 +288,13 @@ def _twilio_message(message: dict[str, Any], *, status: str) -> dict[str, Any]:
     }
 
 
+def _index(item: tuple[str, str]) -> tuple[str, int]:
+    """Sort `records[10]` after `records[9]`."""
+    name, _ = item
+    match = re.fullmatch(r"(\w+)\[(\d+)\]", name)
+    return (match.group(1), int(match.group(2))) if match else (name, -1)
+
+
 class _Handler(BaseHTTPRequestHandler):
     provider: FakeProvider
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx's pool expects
@@ -337,7 +362,34 @@ class _Handler(BaseHTTPRequestHandler):
             return self._twilio(method, parts.path[len(TWILIO_PREFIX) :], query, form)
         if parts.path.startswith(MOSIO_PREFIX):
             return self._mosio(method, parts.path[len(MOSIO_PREFIX) :], query, form)
+        if parts.path == REDCAP_PREFIX and method == "POST":
+            return self._redcap(form)
         self._reply(404, {"message": "Not found"})
+
+    # --- REDCap: the record export the sender pipes from ---------------------------------------
+    def _redcap(self, form: dict[str, str]) -> None:
+        provider = self.provider
+        records = [v for k, v in sorted(form.items(), key=_index) if k.startswith("records[")]
+        fields = [v for k, v in sorted(form.items(), key=_index) if k.startswith("fields[")]
+        events = [v for k, v in sorted(form.items(), key=_index) if k.startswith("events[")]
+        call = {"content": form.get("content"), "records": records, "fields": fields}
+        with provider.lock:
+            provider.redcap_calls.append({**call, "events": events})
+        if provider.redcap_latency_s:
+            time.sleep(provider.redcap_latency_s)
+        if provider.redcap_down:
+            return self._reply(503, {"error": "REDCap is down for maintenance."})
+        if form.get("content") != "record":
+            return self._reply(400, {"error": "This fake REDCap only exports records."})
+        rows = []
+        for record in records:
+            if record in provider.redcap_gone:
+                continue
+            stored = provider.redcap_records.get(record, {})
+            row = {"record_id": record}  # REDCap puts the record id first
+            row.update({f: stored.get(f, f"{f} {record}") for f in fields if f != "record_id"})
+            rows.append(row)
+        self._reply(200, rows)
 
     # --- sends, common to both providers -----------------------------------------------------
     def _send(self, *, on_refused, on_accepted, **fields: str) -> None:
