@@ -5,8 +5,10 @@
 It sets up Django on its own throwaway SQLite file (the embedded default: WAL, IMMEDIATE
 transactions), migrates, seeds an account, projects, participants and Twilio provider links whose
 credentials are fake, points TWILIO_API_BASE at a FakeProvider (benchmarks/fake_provider.py), and
-runs the real pipeline: "send now" materialisation, then `messaging.sender.run` (claim, quota,
-gateway over HTTP, record), as the q2 task does. It prints, measured in the same run:
+runs the real pipeline: "send now" materialisation, then `messaging.sender.run` (release: the
+first name each text pipes is exported from REDCap as it goes out, one record export per batch,
+from a third FakeProvider's fake REDCap with --redcap-latency-ms; claim, quota, gateway over
+HTTP, record), as the q2 task does. It prints, measured in the same run:
 
   (a) rate_ratio: achieved / configured rate for a 2,000-message send at 50 messages per second
       with 50 ms provider latency. The fake enforces the rate with a token bucket holding one
@@ -20,8 +22,9 @@ gateway over HTTP, record), as the q2 task does. It prints, measured in the same
 Its last line is `rate_ratio=… bare_ratio=… queries_per_message=…`. Targets: rate_ratio >= 0.9
 with no 429, bare_ratio >= 0.5, queries_per_message <= 10 and about the same at both sizes.
 Options: --messages N (default 2000), --small N (200), --rate R (50), --latency-ms L (50),
---burst B (default: R). The fake runs in a child process, as a real provider is elsewhere: in
-this process its threads would compete with the sender's for the interpreter lock.
+--burst B (default: R), --redcap-latency-ms L (100). The fakes run in child processes, as a
+real provider is elsewhere: in this process their threads would compete with the sender's for
+the interpreter lock.
 """
 
 from __future__ import annotations
@@ -122,7 +125,14 @@ class Seed:
 
         from messaging.models import MessageRule
         from projects import crypto
-        from projects.models import FieldMapping, Membership, Participant, Project, ProviderLink
+        from projects.models import (
+            FieldMapping,
+            Membership,
+            Participant,
+            Project,
+            ProviderLink,
+            RedcapLink,
+        )
 
         self.projects += 1
         n = self.projects
@@ -141,6 +151,14 @@ class Seed:
             send_days=list(range(7)),
         )
         Membership.objects.create(project=project, user=self.user, role=Membership.Role.OWNER)
+        token = secrets.token_hex(16).upper()
+        RedcapLink.objects.create(
+            project=project,
+            token_encrypted=crypto.encrypt(token),
+            token_last4=token[-4:],
+            token_fingerprint=crypto.fingerprint(token, purpose="redcap-token"),
+            linked_by=self.user,
+        )
         FieldMapping.objects.create(
             project=project,
             phone_field="phone",
@@ -311,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--burst", type=float, default=None, help="default: one second's worth")
+    parser.add_argument("--redcap-latency-ms", type=float, default=100)
     args = parser.parse_args(argv)
 
     directory = tempfile.mkdtemp(prefix="studytext-bench-")
@@ -345,21 +364,28 @@ def _run(args) -> None:
             latency_ms=args.latency_ms, rate=args.rate, burst=args.burst or args.rate
         ) as limited,
         RemoteFake(latency_ms=args.latency_ms) as free,
+        RemoteFake(redcap_latency_ms=args.redcap_latency_ms) as redcap,
     ):
+        seed.instance.api_url = redcap.twilio_api_base.replace("2010-04-01/", "redcap/api/")
+        seed.instance.save()
         # (c) small, then (a) and (c) large: paced at the configured rate.
         settings.TWILIO_API_BASE = limited.twilio_api_base
         small = run_pipeline(seed, counter, messages=args.small, rate=args.rate)
         small_stats = limited.stats()
+        small_stats["redcap_calls"] = redcap.stats()["redcap_calls"]
         limited.reset()
+        redcap.reset()
         large = run_pipeline(seed, counter, messages=args.messages, rate=args.rate)
         large_stats = limited.stats()
+        large_stats["redcap_calls"] = redcap.stats()["redcap_calls"]
         for name, result, stats in (("small", small, small_stats), ("paced", large, large_stats)):
             print(
                 f"{name}: {result['sent']} sent of {stats['send_attempts']} provider calls in "
                 f"{result['elapsed']:.1f} s ({result['runs']} sender runs); provider accepted "
                 f"{stats['accepted_per_second'] or 0:.1f}/s, 429s {stats['rate_limited']}, "
-                f"duplicates {stats['duplicates']}; {result['queries']} queries "
-                f"({result['queries_per_message']:.2f} per message); statuses {result['statuses']}",
+                f"duplicates {stats['duplicates']}; {stats['redcap_calls']} REDCap exports; "
+                f"{result['queries']} queries ({result['queries_per_message']:.2f} per message); "
+                f"statuses {result['statuses']}",
                 flush=True,
             )
         rate_ratio = (large_stats["accepted_per_second"] or 0) / args.rate
@@ -371,13 +397,16 @@ def _run(args) -> None:
         url = f"{free.twilio_api_base}Accounts/{ACCOUNT_SID}/Messages.json"
         bare_rate = run_bare(url, messages=args.messages, concurrency=concurrency)
         free.reset()
+        redcap.reset()
         fast = run_pipeline(seed, counter, messages=args.messages, rate=9999)
         fast_stats = free.stats()
+        fast_stats["redcap_calls"] = redcap.stats()["redcap_calls"]
         pipeline_rate = fast["sent"] / fast["elapsed"]
         print(
             f"unpaced: pipeline {pipeline_rate:.1f} msg/s ({fast['sent']} sent, "
             f"{fast['queries_per_message']:.2f} queries per message, provider max in flight "
-            f"{fast_stats['max_in_flight']}); bare httpx loop {bare_rate:.1f} msg/s "
+            f"{fast_stats['max_in_flight']}, {fast_stats['redcap_calls']} REDCap exports); "
+            f"bare httpx loop {bare_rate:.1f} msg/s "
             f"(concurrency {concurrency})",
             flush=True,
         )

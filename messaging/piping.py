@@ -61,3 +61,45 @@ def render(body: str, context: PipingContext) -> str:
 
     # Piped values never add piping of their own: one pass, no recursion.
     return TOKEN_RE.sub(replace, body)
+
+
+# --- At release: the values come from REDCap, not from the synced copy ------------------------
+# The synced copy (participant.first_name, participant.dates) serves the preview and scheduling;
+# the text itself pipes what REDCap holds when it goes out (a corrected name, a moved date).
+
+
+def record_fields(body: str, mapping) -> list[str]:
+    """The REDCap fields `body` pipes from the participant's record: the mapped first-name field
+    and the mapped dates it names. [record_id] and the survey links need no record export."""
+    if mapping is None:
+        return []
+    used = set(tokens(body))
+    fields = []
+    if mapping.first_name_field and used & {"first_name", mapping.first_name_field}:
+        fields.append(mapping.first_name_field)
+    fields += [f for f in mapping.date_fields if f in used and f not in fields]
+    return fields
+
+
+@dataclass(frozen=True)
+class RecordSnapshot:
+    """A participant's pipeable fields as REDCap holds them now (the shape of a Participant)."""
+
+    record_id: str
+    first_name: str
+    dates: dict[str, str]
+
+
+def record_values(record_id: str, row: dict, mapping) -> dict[str, str]:
+    """What a text may pipe, from the participant's REDCap record as exported at release. Read
+    as the sync reads it, and shaped by `participant_values`, so the preview and the text agree."""
+
+    def value(name: str) -> str:
+        return str(row.get(name, "") or "").strip() if name else ""
+
+    fresh = RecordSnapshot(
+        record_id=record_id,
+        first_name=value(mapping.first_name_field)[:100],
+        dates={f: value(f) for f in mapping.date_fields if value(f)},
+    )
+    return participant_values(fresh, mapping)

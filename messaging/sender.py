@@ -5,11 +5,15 @@ pace is kept even with several worker hosts. Inside the loop each link has its o
 (counting segments) and its own cap on calls in flight, and provider calls run on a thread pool:
 a slow or rate-limited link never holds up another.
 
-Only the loop's own thread touches the database; the pool threads make the HTTP calls and
-nothing else. So there is one writer (SQLite never makes it wait on itself, and a sender holds one
-connection, not one per thread), and writes are batched:
+Only the loop's own thread touches the database; the pool threads (and the REDCap threads) make
+the HTTP calls and nothing else. So there is one writer (SQLite never makes it wait on itself,
+and a sender holds one connection, not one per thread), and writes are batched:
 
-    fill     the next ready messages, a bounded number per link, checked and rendered (prepare)
+    fill     the next ready messages, a bounded number per link, checked and rendered (prepare).
+             What a link's texts need from REDCap (completion, survey links, the values they
+             pipe: read when they go out, not from the synced copy) is fetched first on a
+             REDCap thread, one fetch per link at a time (sending.ReleaseData); the texts wait
+             for it, still queued, while the other links go on
     claim    a link's next few messages (a quarter of a second of its pace) in one transaction:
              queued -> sending and their quota (sending.claim_batch)
     start    when the link's bucket will have a token within START_AHEAD: the attempt rows (one
@@ -32,7 +36,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -66,6 +70,7 @@ MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
 DISCOVER_ROWS = 20  # rows read beyond the known links' room, for links not seen yet
 DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
 PREPARE_RETRY = datetime.timedelta(minutes=5)
+REDCAP_THREADS = 4  # REDCap exports at release in flight at once (one per link at most)
 
 
 def lease_acquire(owner: str) -> bool:
@@ -196,6 +201,18 @@ def _ready_queryset():
     ).exclude(rule__status__in=["paused", "archived"])
 
 
+def _ready_rows():
+    """The ready messages with what preparing them reads."""
+    return _ready_queryset().select_related(
+        "project",
+        "project__provider_link",
+        "project__account",
+        "project__redcap_instance",
+        "participant",
+        "rule",
+    )
+
+
 def ready_count() -> int:
     return _ready_queryset().count()
 
@@ -235,6 +252,16 @@ class _Loop:
         self.pool = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms") if threads else None
         )
+        # REDCap exports at release run here, not on the loop's thread: a slow REDCap holds up
+        # neither the pace of calls already claimed nor the other links (nor the lease).
+        self.redcap_pool = (
+            ThreadPoolExecutor(max_workers=REDCAP_THREADS, thread_name_prefix="redcap")
+            if threads
+            else None
+        )
+        # Per link: messages read from the queue whose REDCap data is being fetched (still
+        # queued in the database; prepared when the data is in).
+        self.fetching: dict[int, tuple[list[Message], sending.ReleaseData, Future]] = {}
         self.results: queue.SimpleQueue = queue.SimpleQueue()
         self.links: dict[int, LinkState] = {}
         self.in_flight = 0
@@ -253,6 +280,7 @@ class _Loop:
                     logger.warning("The sender lost its lease; stopping.")
                     return
                 self.last_renew = now
+            self._collect()
             if not self.in_flight and not self._pending():
                 if self.quiet:
                     return  # nothing in hand, and the queue was read after the last change
@@ -266,6 +294,10 @@ class _Loop:
                 self._record(self._drain(timeout=self._next_wake()))
 
     def close(self, *, orderly: bool) -> None:
+        if self.redcap_pool is not None:
+            # Texts waiting for REDCap are still queued in the database: nothing to give back.
+            self.redcap_pool.shutdown(wait=False, cancel_futures=True)
+            self.fetching.clear()
         if self.pool is not None:
             if not orderly:
                 self.pool.shutdown(wait=False, cancel_futures=True)
@@ -279,7 +311,7 @@ class _Loop:
             sending.unclaim(claimed)
 
     def _pending(self) -> bool:
-        return any(s.backlog or s.claimed for s in self.links.values())
+        return bool(self.fetching) or any(s.backlog or s.claimed for s in self.links.values())
 
     # --- fill: read the queue, check and render -------------------------------------------
     def _fill_due(self, now: float) -> bool:
@@ -287,7 +319,8 @@ class _Loop:
         if since >= DISCOVER_EVERY:
             return True  # texts for a link not seen yet
         return since >= FILL_EVERY and any(
-            not s.paused and len(s.backlog) < s.backlog_target // 2 for s in self.links.values()
+            not s.paused and pk not in self.fetching and len(s.backlog) < s.backlog_target // 2
+            for pk, s in self.links.items()
         )
 
     def _fill(self) -> None:
@@ -302,7 +335,9 @@ class _Loop:
         skip = {
             pk for pk, s in self.links.items() if s.paused or len(s.backlog) >= s.backlog_target
         }
+        skip |= set(self.fetching)  # one REDCap fetch per link at a time
         in_hand = [p.message.pk for s in self.links.values() for p in (*s.backlog, *s.claimed)]
+        in_hand += [m.pk for messages, _, _ in self.fetching.values() for m in messages]
         room: dict[int, int] = {}
         batch: list[Message] = []
         self.quiet = True
@@ -315,12 +350,9 @@ class _Loop:
             )
             limit = min(self.batch_size, wanted + DISCOVER_ROWS)
             rows = list(
-                _ready_queryset()
+                _ready_rows()
                 .exclude(project__provider_link__in=skip)
                 .exclude(pk__in=in_hand + [m.pk for m in batch])
-                .select_related(
-                    "project", "project__provider_link", "project__account", "participant", "rule"
-                )
                 .order_by("not_before", "id")[:limit]
             )
             self.quiet = self.quiet and not rows
@@ -341,23 +373,72 @@ class _Loop:
             # room of the links this read found
         if not batch:
             return
-        now = timezone.now()
-        surveys = sending.SurveyData()
-        sent_counts = sending.sends_so_far(batch)
-        suppressed = sending.suppressed_fingerprints(batch)
         project_ids = {m.project_id for m in batch}
         mappings = {
             m.project_id: m for m in FieldMapping.objects.filter(project_id__in=project_ids)
         }
+        redcap = sending.ReleaseData.for_batch(batch, mappings)
+        now_ready = []
         for message in batch:
+            data = redcap[message.project_id]
+            if self.redcap_pool is None or not data.needed:
+                now_ready.append(message)  # (inline: the REDCap calls are made as it is prepared)
+                continue
+            link_pk = message.project.provider_link.pk
+            if link_pk not in self.fetching:
+                data.connect()  # reads the token: on this thread (the database)
+                future = self.redcap_pool.submit(self._fetch, data)
+                self.fetching[link_pk] = ([], data, future)
+            self.fetching[link_pk][0].append(message)
+        self._prepare(now_ready, redcap)
+
+    def _fetch(self, data: sending.ReleaseData) -> None:
+        """On a REDCap thread: what a link's texts need from REDCap (HTTP only, no database)."""
+        try:
+            data.fetch()
+        finally:
+            self.results.put(None)  # wake the loop
+
+    def _collect(self) -> None:
+        """Prepare the texts whose REDCap data came in. They are read again first: REDCap may
+        have taken seconds, and meanwhile a text may have been cancelled, its rule, project or
+        link paused, its participant withdrawn (one query per fetch)."""
+        for link_pk in [pk for pk, (_, _, future) in self.fetching.items() if future.done()]:
+            messages, data, future = self.fetching.pop(link_pk)
+            self.quiet = False
+            if self.links[link_pk].paused:
+                continue  # still queued; they go when the link is resumed
+            fresh = {m.pk: m for m in _ready_rows().filter(pk__in=[m.pk for m in messages])}
+            messages = [fresh[m.pk] for m in messages if m.pk in fresh]
+            error = future.exception()
+            if error is not None:
+                logger.error(
+                    "REDCap data for %d messages could not be fetched; retrying later.",
+                    len(messages),
+                    exc_info=error,
+                )
+                later = timezone.now() + PREPARE_RETRY
+                for message in messages:
+                    sending.defer(message, later, "It could not be prepared; retrying.")
+                self.report.skipped_or_deferred += len(messages)
+                continue
+            self._prepare(messages, {data.project.pk: data})
+
+    def _prepare(self, messages: list[Message], redcap: dict) -> None:
+        """Check and render (sending.prepare) into the links' backlogs."""
+        if not messages:
+            return
+        now = timezone.now()
+        sent_counts = sending.sends_so_far(messages)
+        suppressed = sending.suppressed_fingerprints(messages)
+        for message in messages:
             try:
                 prepared = sending.prepare(
                     message,
                     now=now,
-                    surveys=surveys,
+                    redcap=redcap[message.project_id],
                     sent_counts=sent_counts,
                     suppressed=suppressed,
-                    mappings=mappings,
                 )
             except Exception:  # noqa: BLE001 - one bad row must not stop every other text
                 logger.exception("Message %s could not be prepared; retrying later.", message.pk)
@@ -479,6 +560,10 @@ class _Loop:
         if not items:
             return False
         self.quiet = False
+        woken = len(items)
+        items = [item for item in items if item is not None]  # None: a REDCap fetch is done
+        if not items:
+            return bool(woken)
         successes = []
         for state, prepared, result, exc in items:
             state.in_flight -= 1

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import Count, F, Q
 from django.db.models.expressions import RawSQL
@@ -52,20 +53,185 @@ class Prepared:
     units: int
 
 
-class SurveyData:
-    """Survey links and completion per (project, instrument, event), fetched once per batch."""
+class ReleaseData:
+    """What one project's texts need from REDCap at release, asked once per batch.
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple, dict[str, dict]] = {}
+    Planned from the batch's messages (`add`), connected on the sender's own thread (`connect`
+    reads the token: the database), then fetched (`fetch`: HTTP only, no database), so the
+    sender loop can fetch on a helper thread while it keeps pacing the other links:
 
-    def get(self, project: Project, instrument: str, event: str) -> dict[str, dict]:
-        key = (project.pk, instrument, event)
-        if key not in self._cache:
-            rows = redcap_client_for(project).participant_list(
-                instrument=instrument, event=event or None
-            )
-            self._cache[key] = {str(r.get("record", "")): r for r in rows}
-        return self._cache[key]
+    - one participant list per (instrument, event) the texts need: survey links, and completion
+      for "stop when complete";
+    - one record export (`records`) of the batch's records whose texts pipe participant fields,
+      with only the fields they pipe (first name, mapped dates), in the mapped event: the text
+      says what REDCap holds when it goes out, never the synced copy;
+    - a survey-queue link per record the participant list did not give one for.
+
+    Nothing is asked when no text needs it (a body without piping costs no REDCap call). A
+    failure is remembered for the batch (a REDCap that is down is asked once, not once per
+    text); the accessors raise it, and `prepare` defers each text it concerns. An accessor
+    asked about something the plan did not hold fetches it there and then.
+    """
+
+    def __init__(self, project: Project, mapping: FieldMapping | None, messages=()) -> None:
+        self.project = project
+        self.mapping = mapping
+        self.client = None
+        self.error: RedcapError | None = None  # no client: the token is not linked
+        self.surveys_wanted: set[tuple[str, str]] = set()
+        self.queue_links_wanted: dict[str, tuple[str, str]] = {}
+        self.record_ids: list[str] = []
+        self.fields: list[str] = []
+        self._surveys: dict[tuple[str, str], dict[str, dict] | RedcapError] = {}
+        self._records: dict[str, dict] | RedcapError | None = None
+        self._queue_links: dict[str, str | RedcapError] = {}
+        self.fetched = False
+        for message in messages:
+            self.add(message)
+
+    @classmethod
+    def for_batch(
+        cls, messages: list[Message], mappings: dict[int, FieldMapping | None]
+    ) -> dict[int, "ReleaseData"]:
+        """One per project of the batch, planned from its messages."""
+        by_project: dict[int, ReleaseData] = {}
+        for message in messages:
+            data = by_project.get(message.project_id)
+            if data is None:
+                data = by_project[message.project_id] = cls(
+                    message.project, mappings.get(message.project_id)
+                )
+            data.add(message)
+        return by_project
+
+    # --- the plan ------------------------------------------------------------------------------
+    def add(self, message: Message) -> None:
+        participant = message.participant
+        if not (participant.in_redcap and participant.consented and participant.phone_encrypted):
+            return  # skipped before anything is asked (minimum necessary)
+        if participant.withdrawn or participant.issue or participant.number_invalid:
+            return
+        rule = message.rule
+        body = rule.body if rule is not None else message.adhoc_body
+        used = set(piping.tokens(body))
+        record = participant.record_id
+        if rule is not None and rule.instrument:
+            if rule.stop_when_complete or used & piping.SURVEY_TOKENS:
+                self.surveys_wanted.add((rule.instrument, rule.event))
+            if "survey-queue-link" in used:
+                self.queue_links_wanted.setdefault(record, (rule.instrument, rule.event))
+        fields = piping.record_fields(body, self.mapping)
+        if fields:
+            if record not in self.record_ids:
+                self.record_ids.append(record)
+            self.fields += [f for f in fields if f not in self.fields]
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.surveys_wanted or self.record_ids)
+
+    # --- asking REDCap -------------------------------------------------------------------------
+    def connect(self) -> None:
+        """The REDCap client (the token comes from the database: call this on the DB thread)."""
+        if self.client is not None or self.error is not None:
+            return
+        try:
+            self.client = redcap_client_for(self.project)
+        except ValidationError as exc:  # no token linked
+            self.error = RedcapError(" ".join(exc.messages))
+        except RedcapError as exc:  # e.g. an API URL that is no longer allowed
+            self.error = exc
+        except Exception:  # noqa: BLE001 - a bug here must not stop the sender loop
+            logger.exception("No REDCap client for project %s.", self.project.pk)
+            self.error = RedcapError("StudyText could not read the project's REDCap link.")
+
+    def fetch(self) -> None:
+        """Everything planned, from REDCap (HTTP only: safe on any thread after `connect`)."""
+        if self.fetched:
+            return
+        for key in sorted(self.surveys_wanted):
+            if key not in self._surveys:
+                self._surveys[key] = self._ask(self._survey_list, *key)
+        if self.record_ids and self._records is None:
+            self._records = self._ask(self._export, self.record_ids, self.fields)
+        failed = None
+        for record, key in self.queue_links_wanted.items():
+            survey = self._surveys.get(key)
+            if isinstance(survey, RedcapError):
+                continue  # the text is deferred anyway
+            if survey and survey.get(record, {}).get("survey_queue_link"):
+                continue
+            # Once REDCap fails, it is not asked again for every other record.
+            self._queue_links[record] = failed or self._ask(self._queue_link, record)
+            if isinstance(self._queue_links[record], RedcapError):
+                failed = self._queue_links[record]
+        self.fetched = True
+
+    def _ask(self, call, *args):
+        if self.error is not None:
+            return self.error
+        if self.client is None:
+            raise RuntimeError("ReleaseData.connect() must run before fetch().")
+        try:
+            return call(*args)
+        except RedcapError as exc:
+            return exc
+
+    def _survey_list(self, instrument: str, event: str) -> dict[str, dict]:
+        rows = self.client.participant_list(instrument=instrument, event=event or None)
+        return {str(r.get("record", "")): r for r in rows}
+
+    def _export(self, record_ids: list[str], fields: list[str]) -> dict[str, dict]:
+        events = [self.mapping.event] if self.mapping is not None and self.mapping.event else None
+        rows = self.client.records(records=record_ids, fields=fields, events=events)
+        found: dict[str, dict] = {}
+        for row in rows:
+            if row.get("redcap_repeat_instrument"):
+                continue  # the mapped fields live on the record's first, non-repeating row
+            # REDCap always exports the record-id field, and first: no data dictionary needed
+            # to know its name.
+            found.setdefault(str(next(iter(row.values()), "")), row)
+        return found
+
+    def _queue_link(self, record: str) -> str:
+        return self.client.survey_queue_link(record=record)
+
+    def _ensure(self) -> None:
+        if not self.fetched:
+            self.connect()
+            self.fetch()
+
+    # --- what prepare reads (raise RedcapError when REDCap failed) -----------------------------
+    def survey(self, instrument: str, event: str) -> dict[str, dict]:
+        self._ensure()
+        key = (instrument, event)
+        if key not in self._surveys:  # not planned: ask now
+            self.surveys_wanted.add(key)
+            self._surveys[key] = self._ask(self._survey_list, *key)
+        return _answer(self._surveys[key])
+
+    def survey_queue_link(self, record: str, instrument: str, event: str) -> str:
+        link = self.survey(instrument, event).get(record, {}).get("survey_queue_link", "")
+        if link:
+            return link
+        if record not in self._queue_links:
+            self._queue_links[record] = self._ask(self._queue_link, record)
+        return _answer(self._queue_links[record])
+
+    def record(self, record_id: str, fields: list[str]) -> dict | None:
+        """The record's row as REDCap exports it now, or None when REDCap has no such record."""
+        self._ensure()
+        if record_id not in self.record_ids or not set(fields) <= set(self.fields):
+            # Not planned: ask for this record alone.
+            found = _answer(self._ask(self._export, [record_id], fields))
+            return found.get(record_id)
+        return _answer(self._records).get(record_id)
+
+
+def _answer(value):
+    if isinstance(value, RedcapError):
+        raise value
+    return value
 
 
 def _skip(message: Message, reason: str) -> None:
@@ -112,12 +278,14 @@ def prepare(
     message: Message,
     *,
     now: datetime.datetime,
-    surveys: SurveyData,
+    redcap: ReleaseData,
     sent_counts: dict,
     suppressed: set,
-    mappings: dict[int, FieldMapping | None],
 ) -> Prepared | None:
-    """Check eligibility at release time and render the text. None: skipped or deferred."""
+    """Check eligibility at release time and render the text. None: skipped or deferred.
+
+    `redcap` is the ReleaseData of the message's project (its field mapping, and what REDCap
+    holds now)."""
     project, participant, rule = message.project, message.participant, message.rule
     if project.status != Project.Status.ACTIVE:
         return None  # stays queued; a paused project releases nothing
@@ -160,40 +328,42 @@ def prepare(
             if not any(o.key == message.occurrence for o in still):
                 _skip(message, f"The date in REDCap ({rule.date_field}) changed.")
                 return None
-    mapping = mappings.get(project.pk)
+    mapping = redcap.mapping
     body_template = rule.body if rule is not None else message.adhoc_body
-    context = piping.PipingContext(values=piping.participant_values(participant, mapping))
-    if rule is not None and rule.instrument:
-        used = set(piping.tokens(body_template))
-        if rule.stop_when_complete or used & piping.SURVEY_TOKENS:
-            try:
-                survey = surveys.get(project, rule.instrument, rule.event).get(
-                    participant.record_id, {}
-                )
-            except RedcapError as exc:
-                # Fail safe: without the completion status, do not text; try again shortly.
-                defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {exc}")
-                return None
-            if rule.stop_when_complete and str(survey.get("response_status", "")) == "2":
-                _skip(message, "The participant already completed the survey.")
-                return None
-            queue_link = survey.get("survey_queue_link", "")
-            if "survey-queue-link" in used and not queue_link:
-                try:
-                    queue_link = redcap_client_for(project).survey_queue_link(
-                        record=participant.record_id
-                    )
-                except RedcapError as exc:
-                    defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {exc}")
+    used = set(piping.tokens(body_template))
+    values = {"record_id": participant.record_id}
+    survey_link = queue_link = ""
+    try:
+        if rule is not None and rule.instrument:
+            if rule.stop_when_complete or used & piping.SURVEY_TOKENS:
+                survey = redcap.survey(rule.instrument, rule.event).get(participant.record_id, {})
+                if rule.stop_when_complete and str(survey.get("response_status", "")) == "2":
+                    _skip(message, "The participant already completed the survey.")
                     return None
-            context = piping.PipingContext(
-                values=context.values,
-                survey_link=survey.get("survey_link", ""),
-                survey_queue_link=queue_link,
-            )
-            if "survey-link" in used and not context.survey_link:
-                _skip(message, "REDCap has no survey link for this record.")
+                survey_link = survey.get("survey_link", "")
+                if "survey-link" in used and not survey_link:
+                    _skip(message, "REDCap has no survey link for this record.")
+                    return None
+            if "survey-queue-link" in used:
+                queue_link = redcap.survey_queue_link(
+                    participant.record_id, rule.instrument, rule.event
+                )
+        fields = piping.record_fields(body_template, mapping)
+        if fields:
+            # The piped values are what REDCap holds now; the synced copy is for the preview.
+            row = redcap.record(participant.record_id, fields)
+            if row is None:
+                _skip(message, "The record is gone from REDCap.")
                 return None
+            values = piping.record_values(participant.record_id, row, mapping)
+    except RedcapError as exc:
+        # Fail safe: without what REDCap holds now (completion, links, piped values), do not
+        # text; try again shortly.
+        defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {exc}")
+        return None
+    context = piping.PipingContext(
+        values=values, survey_link=survey_link, survey_queue_link=queue_link
+    )
     body = piping.render(body_template, context)
     if len(body) > piping.MAX_BODY_CHARS:
         Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(

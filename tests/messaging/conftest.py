@@ -36,3 +36,30 @@ def fake_provider():
     ):
         yield fake
     fake.stop()
+
+
+@pytest.fixture
+def fake_redcap(fake_provider):
+    """Link a project's REDCap to the fake provider's record export, which answers what texts
+    pipe at release: `fake_provider.redcap_records[record][field]` ("<field> <record>" when not
+    set), nothing for records in `redcap_gone`, HTTP 503 with `redcap_down`."""
+    from projects import crypto
+    from projects.models import RedcapInstance, RedcapLink
+    from tests.factories import UserFactory
+
+    def link(project, *, token: str = "A" * 32):
+        instance = RedcapInstance.objects.create(
+            name=f"Fake REDCap {project.pk}", api_url=fake_provider.redcap_api_url
+        )
+        project.redcap_instance = instance
+        project.save(update_fields=["redcap_instance"])
+        RedcapLink.objects.create(
+            project=project,
+            token_encrypted=crypto.encrypt(token),
+            token_last4=crypto.last4(token),
+            token_fingerprint=crypto.fingerprint(token, purpose="redcap-token"),
+            linked_by=UserFactory(),
+        )
+        return fake_provider
+
+    return link

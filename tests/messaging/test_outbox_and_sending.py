@@ -36,15 +36,24 @@ ALWAYS = {
 
 
 @pytest.fixture
-def project(researcher):
+def project(researcher, fake_redcap):
     project = ProjectFactory(owner=researcher, **ALWAYS)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
+    fake_redcap(project)  # the piped names come from (fake) REDCap at release
     return project
 
 
 @pytest.fixture
-def people(project):
+def redcap(fake_provider):
+    """The fake REDCap's records (what the texts pipe when they go out)."""
+    return fake_provider
+
+
+@pytest.fixture
+def people(project, redcap):
+    names = {"1": "Ana", "2": "Ben", "3": "Cy"}
+    redcap.redcap_records.update({r: {"first_name": n} for r, n in names.items()})
     return [
         ParticipantFactory(
             project=project, record_id="1", first_name="Ana", time_zone="America/Chicago"

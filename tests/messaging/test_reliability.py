@@ -29,7 +29,7 @@ from messaging.gateways import base
 from messaging.models import Attempt, Message, MessageRule, OptOut, SenderLease
 from messaging.services import outbox, sending
 from projects import crypto
-from projects.models import FieldMapping, ProviderLink
+from projects.models import FieldMapping, ProviderLink, RedcapInstance, RedcapLink
 from tests.factories import AccountFactory, ParticipantFactory, PlanFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,9 +109,17 @@ def provider(settings, monkeypatch):
 
 
 @pytest.fixture
-def study(researcher):
+def redcap():
+    """A fake REDCap the studies' texts pipe the first name from when they go out."""
+    with FakeProvider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def study(researcher, redcap):
     """study(n) -> a project texting through Twilio (fake credentials), open all day every day,
-    with n consented participants and a rule sent by hand."""
+    with n consented participants and a rule sent by hand that pipes their first name (from
+    the fake REDCap, at release)."""
     made = []
 
     def make(n: int, *, monthly: int = 100_000, rate: float = 500) -> SimpleNamespace:
@@ -128,6 +136,18 @@ def study(researcher):
         )
         FieldMapping.objects.create(
             project=project, phone_field="phone", consent_field="consent", first_name_field="name"
+        )
+        project.redcap_instance = RedcapInstance.objects.create(
+            name=f"Fake REDCap {k}", api_url=redcap.redcap_api_url
+        )
+        project.save(update_fields=["redcap_instance"])
+        token = secrets.token_hex(16).upper()
+        RedcapLink.objects.create(
+            project=project,
+            token_encrypted=crypto.encrypt(token),
+            token_last4=crypto.last4(token),
+            token_fingerprint=crypto.fingerprint(token, purpose="redcap-token"),
+            linked_by=researcher,
         )
         sender_number = f"+1415555{k:04d}"
         config = {
@@ -551,6 +571,35 @@ def test_a_slow_link_with_a_long_queue_does_not_hold_up_another_link(study, prov
     assert set(statuses(slow.project)) == {Status.SENT, Status.QUEUED}
     assert fake.stats()["duplicates"] == 0
     assert_quota_matches(slow, units=slow_sent)
+
+
+def test_a_slow_redcap_holds_up_only_the_texts_that_wait_for_it(study, provider, redcap):
+    fake = provider()
+    piping = study(20)  # pipes the first name: it is fetched from REDCap as the texts go out
+    plain = study(20)
+    MessageRule.objects.filter(pk=plain.rule.pk).update(body="Please fill in your sleep diary.")
+    redcap.redcap_latency_s = 2.0
+    outbox_send_now_without_kick(piping)  # queued first: read first
+    outbox_send_now_without_kick(plain)
+
+    asked = timezone.now()
+    report = sender.run(max_seconds=20)
+
+    assert report.sent == 40
+    assert fake.stats()["duplicates"] == 0
+
+    def sent_at(s):
+        return sorted(Message.objects.filter(project=s.project).values_list("sent_at", flat=True))
+
+    # The plain texts went while the piped ones waited for REDCap (on a thread of its own).
+    assert sent_at(plain)[-1] < asked + datetime.timedelta(seconds=1.5) < sent_at(piping)[0]
+    assert len(redcap.redcap_calls) == 1  # one export for the batch's 20 records
+    bodies = {
+        m.participant.record_id: m.body for m in Message.objects.filter(project=piping.project)
+    }
+    assert all(
+        body == f"Hi name {r}, please fill in today's sleep diary." for r, body in bodies.items()
+    )
 
 
 def test_with_no_sender_threads_the_loop_calls_the_provider_itself(study, provider, settings):
