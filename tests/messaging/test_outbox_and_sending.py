@@ -175,7 +175,10 @@ def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
         (Reason.REJECTED, Status.FAILED, None),
     ],
 )
-def test_failures_are_classified(project, people, researcher, reason, status, check):
+def test_failures_are_classified(project, people, researcher, reason, status, check, monkeypatch):
+    # A first retry waits uniform(0, 0.5 s): one drawn near 0 falls due while the sender still
+    # runs, and it goes out. Wait long enough that it is still queued when the sender stops.
+    monkeypatch.setattr(sending, "backoff_delay", lambda attempt, retry_after=None: 60.0)
     rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
     outbox.send_now(rule=rule, actor=researcher)
     locmem.fail_next(reason, "provider says no", code=21211)
