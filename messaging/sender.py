@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
@@ -525,9 +526,11 @@ class _Loop:
             self.pool.submit(self._call, state, prepared, at)
         return True
 
+    @sensitive_variables()
     def _call(self, state: LinkState, prepared: sending.Prepared, at: float) -> None:
         """On a pool thread: wait for the text's turn, then the provider call, and nothing else
-        (no database)."""
+        (no database). A crash report shows no value of this frame or any below it (the number,
+        the provider's credentials)."""
         message = prepared.message
         _sleep_until(at)
         gap = MIN_SPACING * prepared.count.segments / state.rate

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from .base import (
     ConfigField,
@@ -61,6 +62,7 @@ def override_slug() -> str:
     return slug
 
 
+@sensitive_variables()  # the decrypted config: never in a crash report
 def get_gateway(link: Any, **kwargs: Any) -> Gateway:
     """The gateway for a provider link (anything with `.provider` and a decrypted `.config`).
 

@@ -27,7 +27,9 @@ For read-only calls (`check_credentials`, `fetch_status`, `find_sent`, `poll_inb
 non-permanent reason, AMBIGUOUS included, simply means "try again later".
 
 Error messages are meant for a study coordinator: they never contain a secret or a full phone
-number (`scrub`).
+number (`scrub`). Crash reports neither: the provider calls (`send`, `check_credentials`,
+`fetch_status`, `find_sent`, `poll_inbound`, `_request`) are marked `sensitive_variables()`, so
+Django's error reports show no value of their frames or of any frame below them (httpx's).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import Any, ClassVar
 
 import httpx
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +242,9 @@ class Gateway:
         raise NotImplementedError(f"{self.label} delivers inbound texts by webhook.")
 
     # --- helpers for HTTP providers ----------------------------------------------------------
+    # Every frame below holds the credentials (headers, auth) and the number (the form): a crash
+    # report (Django's SafeExceptionReporterFilter) shows none of their values.
+    @sensitive_variables()
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One HTTP call, never following redirects; transport failures become GatewayError."""
         if self.timeout is not None:

@@ -47,6 +47,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from .base import (
     ConfigField,
@@ -152,6 +153,7 @@ class MosioGateway(Gateway):
         return cleaned
 
     # --- the contract ------------------------------------------------------------------------
+    @sensitive_variables()
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
         # Mosio takes no status callback (A7); status_callback is accepted and ignored.
         phone = to_mosio_phone(to)
@@ -179,10 +181,12 @@ class MosioGateway(Gateway):
         logger.debug("Mosio accepted %s to %s", transaction, mask_phone(to))
         return SendResult(provider_message_id=str(transaction), status="accepted")
 
+    @sensitive_variables()
     def check_credentials(self) -> str:
         self._history(limit=1)  # A6
         return "Mosio accepted the API key (text history is readable)."
 
+    @sensitive_variables()
     def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
         phone = to_mosio_phone(to)
         if phone is None:
@@ -197,6 +201,7 @@ class MosioGateway(Gateway):
                 return str(item.get("Id"))
         return None
 
+    @sensitive_variables()
     def poll_inbound(self, *, since: datetime) -> list[InboundSms]:
         inbound = []
         for item in self._history(since=since):

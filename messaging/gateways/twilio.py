@@ -29,6 +29,7 @@ import httpx
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from .base import (
     ConfigField,
@@ -155,6 +156,7 @@ class TwilioGateway(Gateway):
         return {CONFIG_ACCOUNT_SID: sid, CONFIG_AUTH_TOKEN: token, CONFIG_SENDER: sender}
 
     # --- the contract ------------------------------------------------------------------------
+    @sensitive_variables()
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
         if not E164_RE.match(to or ""):
             raise GatewayError(
@@ -189,6 +191,7 @@ class TwilioGateway(Gateway):
         logger.debug("Twilio accepted %s to %s (%s)", sid, mask_phone(to), result.status)
         return result
 
+    @sensitive_variables()
     def check_credentials(self) -> str:
         response = self._request("GET", self._url("", account=True), auth=self._auth)
         self._raise_for_status(response, sending=False)
@@ -221,6 +224,7 @@ class TwilioGateway(Gateway):
             description += "; a trial account only texts verified numbers"
         return description
 
+    @sensitive_variables()
     def fetch_status(self, *, provider_message_id: str) -> str | None:
         if not MESSAGE_SID_RE.match(provider_message_id or ""):
             return None
@@ -233,6 +237,7 @@ class TwilioGateway(Gateway):
         status = self._json(response, sending=False).get("status")
         return str(status) if status else None
 
+    @sensitive_variables()
     def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
         # Not filtered by DateSent: a message still queued at Twilio (a long code releases one
         # segment a second) has no date_sent yet, and missing it here would mean a duplicate.

@@ -17,6 +17,7 @@ from django.db.models import Count, F, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from billing.services import quota_release, quota_reserve
 from messaging import piping, segments
@@ -536,8 +537,10 @@ class Outcome:
     retry_after: float | None = None
 
 
+@sensitive_variables()
 def deliver(message: Message, link: ProviderLink, gateway) -> Outcome:
-    """The ONE provider call for a claimed message, recorded before and after."""
+    """The ONE provider call for a claimed message, recorded before and after. A crash report
+    shows no value of this frame or any below it (the number, the provider's credentials)."""
     attempt = Attempt.objects.create(message=message, started_at=timezone.now())
     try:
         result: SendResult = gateway.send(
