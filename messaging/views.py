@@ -167,6 +167,7 @@ def _rule_form(request, project, role, rule=None):
             "redcap_error": redcap_error,
             "preview_participants": participants,
             "piping_names": sorted(piping.allowed_tokens(mapping)),
+            "piping_dates": bool(mapping and mapping.date_fields),
             "sending_hours": _sending_hours(project),
             "tab": "messages",
         },
