@@ -97,6 +97,14 @@ def participant_values(
     return values
 
 
+def missing_values(body: str, context: PipingContext) -> list[str]:
+    """The mapped fields the body pipes that are blank for this participant (a date not filled
+    in REDCap): the text would read "joined on ." The preview names them."""
+    return sorted(
+        {t for t in tokens(body) if t not in SURVEY_TOKENS and not context.values.get(t, "")}
+    )
+
+
 def render(body: str, context: PipingContext) -> str:
     def replace(match: re.Match) -> str:
         name = match.group(1)

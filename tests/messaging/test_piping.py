@@ -148,3 +148,31 @@ def test_the_message_form_says_how_dates_read_when_the_project_has_date_fields(
     FieldMappingFactory(project=project, date_fields=date_fields)
     page = as_user(researcher).get(reverse("rule-create", args=[project.pk])).content.decode()
     assert ("Dates are piped as participants read them: “Wed, Oct 28”" in page) is shown
+
+
+def test_missing_values_names_the_piped_fields_that_are_blank_for_this_participant():
+    context = piping.PipingContext(values={"first_name": "Ana", "enrollment_date": ""})
+    body = "Hi [first_name], you joined on [enrollment_date]: [survey-link] [visit]"
+    assert piping.missing_values(body, context) == ["enrollment_date", "visit"]
+    assert piping.missing_values("Hi [first_name]", context) == []
+
+
+@pytest.mark.django_db
+def test_the_preview_warns_when_a_piped_date_is_blank_for_the_chosen_participant(
+    researcher, as_user
+):
+    from django.urls import reverse
+
+    from tests.factories import FieldMappingFactory, ParticipantFactory, ProjectFactory
+
+    project = ProjectFactory(owner=researcher)
+    FieldMappingFactory(project=project)
+    yael = ParticipantFactory(project=project, first_name="Yael", dates={})
+    url = reverse("rule-preview", args=[project.pk])
+    body = "Hi [first_name], you joined on [enrollment_date]. [dob]"
+    data = as_user(researcher).post(url, {"body": body, "participant": yael.pk}).json()
+    assert data["text"] == "Hi Yael, you joined on . "
+    assert data["missing"] == ["enrollment_date"]  # [dob] is reported as unknown instead
+    assert data["unknown"] == ["dob"]
+    field_names = as_user(researcher).post(url, {"body": body}).json()
+    assert field_names["missing"] == []  # "(field names)" shows the names, nothing is blank
