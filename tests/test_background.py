@@ -119,7 +119,7 @@ def site_environment(database_url: str, cluster_name: str) -> dict[str, str]:
         QUOTA_UNIT="message",
         SENDER_THREADS="16",
         SENDER_MAX_IN_FLIGHT_PER_LINK="16",
-        SENDER_MAX_SECONDS="45",
+        SENDER_MAX_SECONDS="40",
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )
