@@ -8,7 +8,7 @@ ADDR ?= 127.0.0.1:8000
 # e-mails) must name ADDR too, whatever SITE_URL .env holds. An exported SITE_URL still wins.
 SITE_URL ?= http://$(ADDR)
 
-.PHONY: run test install browser lint format migrate check-deploy clean benchmarks
+.PHONY: run test install browser lint format migrate clean benchmarks
 
 run: install .env
 	$(PY) manage.py migrate --noinput
