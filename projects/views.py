@@ -266,6 +266,7 @@ def field_mapping(request, pk: int):
                     "time_zone_field",
                     "first_name_field",
                     "optout_field",
+                    "optout_value",
                     "date_fields",
                     "withdrawn_logic",
                     "event",
