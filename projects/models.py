@@ -46,6 +46,17 @@ class Project(models.Model):
     pi_email = models.EmailField("PI e-mail")
     irb_protocol = models.CharField("IRB protocol number", max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.TextField(
+        blank=True, help_text="Why it is paused, suspended or archived (shown to the team)."
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     time_zone = models.CharField(
         max_length=64,
         default="America/New_York",

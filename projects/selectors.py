@@ -67,3 +67,12 @@ def project_setup_state(*, project: Project) -> dict[str, bool]:
         "mapping": FieldMapping.objects.filter(project=project).exists(),
         "synced": SyncRun.objects.filter(project=project, status=SyncRun.Status.SUCCEEDED).exists(),
     }
+
+
+def account_project_slots(*, project: Project) -> dict[str, int]:
+    """The project's account: its plan's project limit and the projects taking a slot now."""
+    account = project.account
+    return {
+        "limit": account.plan.project_limit,
+        "used": Project.objects.filter(account=account).exclude(status="archived").count(),
+    }

@@ -309,9 +309,15 @@ def _sync(run: SyncRun, project: Project) -> None:
 
 
 def sync_all_due() -> int:
-    """The 15-minute schedule: queue a sync for every linked, mapped, active project."""
+    """The 15-minute schedule: queue a sync for every linked, mapped, active or paused project.
+
+    Paused projects are kept in sync so that, on resuming, their texts go only to participants
+    who are still eligible (consent, withdrawal and opt-outs as REDCap holds them now).
+    """
     projects = Project.objects.filter(
-        status=Project.Status.ACTIVE, redcap_link__isnull=False, field_mapping__isnull=False
+        status__in=[Project.Status.ACTIVE, Project.Status.PAUSED],
+        redcap_link__isnull=False,
+        field_mapping__isnull=False,
     )
     count = 0
     for project in projects:
