@@ -6,6 +6,12 @@ from messaging.models import MessageRule
 from messaging.services.provider_links import providers_offered
 from projects.models import ProviderLink
 
+
+def split_record_ids(raw: str) -> list[str]:
+    """Record ids typed "1, 2 3;4" (commas, spaces, semicolons or new lines between them)."""
+    return [r for r in re.split(r"[\s,;]+", raw) if r]
+
+
 WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
 
 
@@ -21,7 +27,8 @@ class RuleForm(forms.ModelForm):
         coerce=int,
         choices=WEEKDAYS,
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "inline-choices"}),
+        help_text="Leave every day unticked to text every day.",
     )
     instrument = forms.ChoiceField(label="Survey", required=False)
     date_field = forms.ChoiceField(label="REDCap date", required=False)
@@ -54,12 +61,12 @@ class RuleForm(forms.ModelForm):
             "body": "Text",
             "recipients": "Send to",
             "filter_logic": "REDCap filter logic",
-            "schedule": "When",
+            "schedule": "Schedule",
             "send_time": "At (participant's local time)",
             "once_date": "Date",
             "start_date": "From",
             "until_date": "Until",
-            "max_occurrences": "Or stop after this many times",
+            "max_occurrences": "Or this many times",
             "offset_days": "Days after (negative: before)",
             "max_sends": "Stop after this many texts to a participant",
             "stop_when_complete": "Stop once the participant has completed the survey",
@@ -79,7 +86,7 @@ class RuleForm(forms.ModelForm):
     def __init__(self, *args, instruments: list[tuple[str, str]], date_fields: list[str], **kw):
         super().__init__(*args, **kw)
         self.fields["kind"].choices = MessageRule.Kind.choices  # no blank radio
-        for name in ("stop_when_complete", "max_sends"):
+        for name in ("stop_when_complete", "max_sends", "send_time"):
             self.fields[name].help_text = ""  # the label says it all
         self.fields["instrument"].choices = [("", "— none —"), *instruments]
         self.fields["date_field"].choices = [
@@ -87,12 +94,27 @@ class RuleForm(forms.ModelForm):
             *[(f, f) for f in date_fields],
         ]
         self.fields["event"].help_text = "Longitudinal projects: the event of the survey."
+        if not date_fields:
+            self.fields[
+                "date_field"
+            ].help_text = "No REDCap date field is mapped yet: add one under Set-up → Fields."
+        # Shown only for the choice that needs them, and required there (the service says so
+        # when one is missing): "(optional)" next to them would mislead.
+        for name in (
+            "filter_logic",
+            "record_ids",
+            "once_date",
+            "start_date",
+            "until_date",
+            "max_occurrences",
+            "date_field",
+        ):
+            self.fields[name].conditionally_required = True
         if self.instance.pk:
             self.initial["record_ids"] = ", ".join(self.instance.record_ids or [])
 
     def clean_record_ids(self) -> list[str]:
-        raw = self.cleaned_data.get("record_ids") or ""
-        return [r for r in re.split(r"[\s,;]+", raw) if r]
+        return split_record_ids(self.cleaned_data.get("record_ids") or "")
 
     def _post_clean(self):
         pass  # the service validates (with REDCap) and saves
@@ -106,6 +128,8 @@ class AdhocForm(forms.Form):
         label="Text",
         widget=forms.Textarea(attrs={"rows": 3, "data-preview-source": "1"}),
         max_length=1600,
+        help_text="You can pipe [first_name] and the mapped dates. Survey links go in a "
+        "survey invitation.",
     )
 
 

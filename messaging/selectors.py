@@ -7,28 +7,44 @@ from messaging.models import Message, MessageRule, Send
 from projects.models import Participant, Project
 
 LOG_STATUSES = [s for s in Message.Status.values]
+# Filters that a coordinator thinks of as one: "failed" in counts and badges means both.
+FAILED_OR_UNDELIVERED = "failed,undelivered"
 
 
-def rules_for_project(*, project: Project) -> list[MessageRule]:
-    """Rules with their counts of sent and pending texts, in two queries."""
-    rules = list(
-        MessageRule.objects.filter(project=project).exclude(status=MessageRule.Status.ARCHIVED)
-    )
+def log_status_filter(value: str) -> str:
+    """The statuses asked for, as "a" or "a,b", keeping only real ones ("" when none is)."""
+    return ",".join(s for s in value.split(",") if s in LOG_STATUSES)
+
+
+def rules_for_project(*, project: Project, archived: bool = False) -> list[MessageRule]:
+    """Rules (the current ones, or the archived ones) with their counts of texts by outcome,
+    in two queries."""
+    rules = MessageRule.objects.filter(project=project)
+    if archived:
+        rules = rules.filter(status=MessageRule.Status.ARCHIVED)
+    else:
+        rules = rules.exclude(status=MessageRule.Status.ARCHIVED)
+    rules = list(rules)
     counts = (
         Message.objects.filter(rule__in=rules)
         .values("rule_id")
         .annotate(
             sent=Count("id", filter=Q(status__in=["sent", "delivered"])),
             pending=Count("id", filter=Q(status__in=["queued", "held", "sending"])),
+            held=Count("id", filter=Q(status="held")),
             failed=Count("id", filter=Q(status__in=["failed", "undelivered"])),
+            unconfirmed=Count("id", filter=Q(status="unknown")),
         )
+        .order_by()
     )
     by_rule = {row["rule_id"]: row for row in counts}
     for rule in rules:
         row = by_rule.get(rule.pk, {})
         rule.sent_count = row.get("sent", 0)
         rule.pending_count = row.get("pending", 0)
+        rule.held_count = row.get("held", 0)
         rule.failed_count = row.get("failed", 0)
+        rule.unconfirmed_count = row.get("unconfirmed", 0)
     return rules
 
 
@@ -37,15 +53,21 @@ def messages_for_project(
     project: Project,
     status: str = "",
     rule_id: int | None = None,
+    send_id: int | None = None,
     record: str = "",
     since: datetime.date | None = None,
     until: datetime.date | None = None,
 ) -> QuerySet[Message]:
     qs = Message.objects.filter(project=project).select_related("participant", "rule")
-    if status in LOG_STATUSES:
-        qs = qs.filter(status=status)
+    statuses = log_status_filter(status).split(",") if status else []
+    if len(statuses) == 1 and statuses[0]:
+        qs = qs.filter(status=statuses[0])
+    elif len(statuses) > 1:
+        qs = qs.filter(status__in=statuses)
     if rule_id:
         qs = qs.filter(rule_id=rule_id)
+    if send_id:
+        qs = qs.filter(send_id=send_id)
     if record:
         qs = qs.filter(participant__record_id=record.strip())
     if since:
@@ -55,8 +77,11 @@ def messages_for_project(
     return qs.order_by("-due_at", "-id")
 
 
-def send_progress(*, send: Send) -> dict[str, int]:
-    """Counts by status for one batch: one GROUP BY on an index, whatever the size."""
+def send_progress(*, send: Send) -> dict:
+    """Counts by status for one batch: one GROUP BY on an index, whatever the size.
+
+    `done_count` counts the texts that reached an outcome (held ones have not: they wait for
+    quota); `done` is True once nothing is queued or sending any more."""
     counts = dict(
         Message.objects.filter(send=send).values_list("status").annotate(n=Count("id")).order_by()
     )

@@ -4,23 +4,42 @@ One loop runs at a time (a lease in the database; a dead loop's lease expires), 
 pace is kept even with several worker hosts. Inside the loop each link has its own token bucket
 (counting segments) and its own cap on calls in flight, and provider calls run on a thread pool:
 a slow or rate-limited link never holds up another.
+
+Only the loop's own thread touches the database; the pool threads make the HTTP calls and
+nothing else. So there is one writer (SQLite never makes it wait on itself, and a sender holds one
+connection, not one per thread), and writes are batched:
+
+    fill     the next ready messages, a bounded number per link, checked and rendered (prepare)
+    claim    a link's next few messages (a quarter of a second of its pace) in one transaction:
+             queued -> sending and their quota (sending.claim_batch)
+    start    when the link's bucket will have a token within START_AHEAD: the attempt rows (one
+             INSERT for all started together), then the calls go to the pool, each with the
+             moment it may go out; the pool thread waits for it. So the pace is kept to the
+             millisecond even while this thread is busy reading or writing for a moment.
+    record   the answers that came back, in one transaction (sending.record_successes); refusals
+             one by one (sending.record_failure)
+
+Claimed rows that were never called when the loop stops go back to the queue (sending.unclaim);
+if the loop dies instead, the sweep does it (no attempt row: requeued; an attempt row: unknown,
+then reconciled with the provider).
 """
 
 import datetime
 import logging
+import math
+import queue
 import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from messaging.gateways import Reason, get_gateway
+from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
 from messaging.services import sending
 from projects.models import FieldMapping, Project
@@ -28,6 +47,25 @@ from projects.models import FieldMapping, Project
 logger = logging.getLogger(__name__)
 LEASE_NAME = "sender"
 LEASE_SECONDS = 30
+RENEW_EVERY = 5.0  # seconds; well inside LEASE_SECONDS
+FILL_EVERY = 0.25  # seconds between two reads of the queue
+CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
+MAX_CLAIM = 50  # messages claimed in one transaction, at most
+BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
+START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
+# Calls of one link leave at least this fraction of their nominal gap apart, even when threads
+# wake late together (the host was busy): late texts catch up at 4/3 of the pace, not in a burst.
+MIN_SPACING = 0.75
+# Without a Retry-After: a 429 says "slower, now" (a per-second limit); a full sender queue
+# (Twilio 30001 / 21611) drains more slowly.
+RATE_LIMITED_PAUSE = 1.0
+QUEUE_FULL_PAUSE = 5.0
+BACKLOG_SECONDS = 1.0  # seconds of a link's pace kept prepared (a short read: pacing waits)
+MAX_BACKLOG = 200  # prepared texts per link, at most (a fast link: about a second of calls)
+MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
+DISCOVER_ROWS = 20  # rows read beyond the known links' room, for links not seen yet
+DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
+PREPARE_RETRY = datetime.timedelta(minutes=5)
 
 
 def lease_acquire(owner: str) -> bool:
@@ -42,9 +80,10 @@ def lease_acquire(owner: str) -> bool:
 
 
 def lease_renew(owner: str) -> bool:
+    """Extend our lease; False once it has run out (the sweep may have taken our rows since)."""
     now = timezone.now()
     return bool(
-        SenderLease.objects.filter(name=LEASE_NAME, owner=owner).update(
+        SenderLease.objects.filter(name=LEASE_NAME, owner=owner, expires_at__gt=now).update(
             expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS)
         )
     )
@@ -59,32 +98,37 @@ def lease_alive() -> bool:
 
 
 class TokenBucket:
-    """`rate` segments per second, with a burst of one second's worth."""
+    """`rate` segments per second; holds at most BURST_SECONDS of it (and at least one text), so
+    after a pause the sender never bursts past what a provider's own limiter allows.
 
-    def __init__(self, rate: float) -> None:
+    Tokens may go negative: a text taken before its turn (START_AHEAD) or longer than the bucket
+    puts the next one further back, so every text has its own moment and the pace holds.
+    """
+
+    def __init__(self, rate: float, *, clock=time.monotonic) -> None:
+        self.clock = clock
         self.rate = max(rate, 0.01)
-        self.capacity = max(self.rate, 1.0)
+        self.capacity = max(1.0, self.rate * BURST_SECONDS)
         self.tokens = 1.0
-        self.updated = time.monotonic()
-        self.blocked_until = 0.0
+        self.updated = clock()
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
     def wait(self, cost: float) -> float:
-        """Seconds until a text of `cost` segments may start (0: now)."""
-        now = time.monotonic()
-        self._refill(now)
-        wait = max(0.0, (min(cost, self.capacity) - self.tokens) / self.rate)
-        return max(wait, self.blocked_until - now, 0.0)
+        """Seconds until a text costing `cost` segments may go (0: now)."""
+        self._refill(self.clock())
+        return max(0.0, (min(cost, self.capacity) - self.tokens) / self.rate)
 
     def take(self, cost: float) -> None:
-        self._refill(time.monotonic())
-        self.tokens -= cost  # may go negative for a long text: the next one waits longer
+        self._refill(self.clock())
+        self.tokens -= cost
 
     def back_off(self, seconds: float) -> None:
-        self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+        """Nothing more for `seconds` (the provider said slow down), then the usual pace."""
+        self._refill(self.clock())
+        self.tokens = min(self.tokens, 0.0) - seconds * self.rate
 
 
 @dataclass
@@ -93,8 +137,26 @@ class LinkState:
     gateway: object
     bucket: TokenBucket
     max_in_flight: int
+    callback_url: str | None = None
     in_flight: int = 0
-    backlog: deque = field(default_factory=deque)
+    paused: bool = False
+    spacing: threading.Lock = field(default_factory=threading.Lock)
+    last_call: float = -math.inf  # when the previous call left (pool threads only)
+    backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
+    claimed: deque = field(default_factory=deque)  # sending in the database, not called yet
+
+    @property
+    def rate(self) -> float:
+        return self.bucket.rate
+
+    @property
+    def backlog_target(self) -> int:
+        wanted = max(2 * self.max_in_flight, math.ceil(self.rate * BACKLOG_SECONDS))
+        return min(wanted, MAX_BACKLOG)
+
+    @property
+    def claim_size(self) -> int:
+        return max(1, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
 
 
 @dataclass
@@ -113,70 +175,14 @@ def _in_flight_cap(rate: float) -> int:
     return max(2, min(int(rate) + 2, settings.SENDER_MAX_IN_FLIGHT_PER_LINK))
 
 
-def _thread_send(message: Message, state: LinkState) -> sending.Outcome:
-    try:
-        return sending.deliver(message, state.link, state.gateway)
-    finally:
-        connection.close()  # each pool thread has its own connection; do not leak it
-
-
-def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderReport:
-    """Send what is due until the queue is empty or `max_seconds` pass. One loop at a time."""
-    owner = uuid.uuid4().hex
-    report = SenderReport()
-    if not lease_acquire(owner):
-        return report
-    max_seconds = settings.SENDER_MAX_SECONDS if max_seconds is None else max_seconds
-    threads = settings.SENDER_THREADS
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms") if threads else None
-    deadline = time.monotonic() + max_seconds
-    last_renew = time.monotonic()
-    links: dict[int, LinkState] = {}
-    futures: set[Future] = set()
-    lock = threading.Lock()
-
-    def done(state: LinkState, future: Future) -> None:
-        with lock:
-            state.in_flight -= 1
-            futures.discard(future)
-        try:
-            outcome: sending.Outcome = future.result()
-        except Exception:  # noqa: BLE001 - a bug must not kill the loop; the sweep recovers the row
-            logger.exception("Sending a message failed unexpectedly.")
-            return
-        _count(report, outcome)
-        if outcome.reason in (Reason.RATE_LIMITED, Reason.QUEUE_FULL):
-            state.bucket.back_off(outcome.retry_after or 5.0)
-
-    try:
-        while time.monotonic() < deadline:
-            if time.monotonic() - last_renew > 5:
-                if not lease_renew(owner):
-                    break
-                last_renew = time.monotonic()
-            fetched = _fill_backlogs(links, batch_size, report)
-            progressed = _release(links, pool, futures, lock, done, report)
-            idle = not any(s.backlog for s in links.values())
-            if idle and not futures and not fetched:
-                break
-            if not progressed:
-                time.sleep(_next_wake(links))
-        report.more_work = any(s.backlog for s in links.values()) or ready_count() > 0
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
-        lease_release(owner)
-    return report
-
-
-def _count(report: SenderReport, outcome: sending.Outcome) -> None:
-    if outcome.status == Message.Status.SENT:
+def _count(report: SenderReport, status: str) -> None:
+    if status == Message.Status.SENT:
         report.sent += 1
-    elif outcome.status == Message.Status.QUEUED:
+    elif status == Message.Status.QUEUED:
         report.retried += 1
-    elif outcome.status == Message.Status.UNKNOWN:
+    elif status == Message.Status.UNKNOWN:
         report.unknown += 1
-    else:
+    elif status == Message.Status.FAILED:
         report.failed += 1
 
 
@@ -194,41 +200,176 @@ def ready_count() -> int:
     return _ready_queryset().count()
 
 
-def _fill_backlogs(links: dict, batch_size: int, report: SenderReport) -> bool:
-    """Load the next ready messages into per-link backlogs, prepared (eligible and rendered)."""
-    if sum(len(s.backlog) for s in links.values()) >= batch_size // 2:
-        return False
-    queued_ids = {p.message.pk for s in links.values() for p in s.backlog}
-    batch = list(
-        _ready_queryset()
-        .exclude(pk__in=queued_ids)
-        .select_related(
-            "project", "project__provider_link", "participant", "rule", "project__account"
+def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderReport:
+    """Send what is due until the queue is empty or `max_seconds` pass. One loop at a time."""
+    owner = uuid.uuid4().hex
+    report = SenderReport()
+    if not lease_acquire(owner):
+        return report
+    max_seconds = settings.SENDER_MAX_SECONDS if max_seconds is None else max_seconds
+    loop = _Loop(owner, report, threads=settings.SENDER_THREADS, batch_size=batch_size)
+    orderly = False
+    try:
+        loop.run(deadline=time.monotonic() + max_seconds)
+        orderly = True
+    except Exception:
+        orderly = True  # a bug or a database error: still record what came back
+        raise
+    finally:
+        # Not after a BaseException (the worker is being killed): a dead worker records
+        # nothing, and the sweep then finds its rows (that is what it is for).
+        try:
+            loop.close(orderly=orderly)
+        finally:
+            lease_release(owner)
+    report.more_work = any(s.backlog for s in loop.links.values()) or ready_count() > 0
+    return report
+
+
+class _Loop:
+    def __init__(self, owner: str, report: SenderReport, *, threads: int, batch_size: int):
+        self.owner = owner
+        self.report = report
+        self.batch_size = batch_size
+        self.threads = threads
+        self.pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms") if threads else None
         )
-        .order_by("not_before", "id")[:batch_size]
-    )
-    if not batch:
-        return False
-    now = timezone.now()
-    surveys = sending.SurveyData()
-    sent_counts = sending.sends_so_far(batch)
-    suppressed = sending.suppressed_fingerprints(batch)
-    project_ids = {m.project_id for m in batch}
-    mappings = {m.project_id: m for m in FieldMapping.objects.filter(project_id__in=project_ids)}
-    for message in batch:
-        prepared = sending.prepare(
-            message,
-            now=now,
-            surveys=surveys,
-            sent_counts=sent_counts,
-            suppressed=suppressed,
-            mappings=mappings,
+        self.results: queue.SimpleQueue = queue.SimpleQueue()
+        self.links: dict[int, LinkState] = {}
+        self.in_flight = 0
+        self.last_fill = -math.inf
+        self.quiet = False  # the last read of the queue found nothing, and nothing happened since
+        self.last_renew = time.monotonic()
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self, *, deadline: float) -> None:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if now - self.last_renew >= RENEW_EVERY:
+                if not lease_renew(self.owner):
+                    logger.warning("The sender lost its lease; stopping.")
+                    return
+                self.last_renew = now
+            if not self.in_flight and not self._pending():
+                if self.quiet:
+                    return  # nothing in hand, and the queue was read after the last change
+                self._fill()
+            elif self._fill_due(now):
+                self._fill()
+            self._claim()
+            started = self._start()
+            recorded = self._record(self._drain(timeout=0))
+            if not (started or recorded):
+                self._record(self._drain(timeout=self._next_wake()))
+
+    def close(self, *, orderly: bool) -> None:
+        if self.pool is not None:
+            if not orderly:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                return
+            self.pool.shutdown(wait=True)  # the calls in flight finish (the gateway has timeouts)
+            self._record(self._drain(timeout=0))
+        if orderly:
+            claimed = [p for s in self.links.values() for p in s.claimed]
+            for state in self.links.values():
+                state.claimed.clear()
+            sending.unclaim(claimed)
+
+    def _pending(self) -> bool:
+        return any(s.backlog or s.claimed for s in self.links.values())
+
+    # --- fill: read the queue, check and render -------------------------------------------
+    def _fill_due(self, now: float) -> bool:
+        since = now - self.last_fill
+        if since >= DISCOVER_EVERY:
+            return True  # texts for a link not seen yet
+        return since >= FILL_EVERY and any(
+            not s.paused and len(s.backlog) < s.backlog_target // 2 for s in self.links.values()
         )
-        if prepared is None:
-            report.skipped_or_deferred += 1
-            continue
-        link = message.project.provider_link
-        state = links.get(link.pk)
+
+    def _fill(self) -> None:
+        """Load the next ready messages into per-link backlogs, prepared (eligible, rendered).
+
+        A read asks for what the links have room for (and a few rows for links not seen yet); a
+        link with enough in hand is left out. When a read comes back full, the queue is read
+        again without the links that are full now: the oldest texts of one long queue never hide
+        another link's texts (no head-of-line blocking).
+        """
+        self.last_fill = time.monotonic()
+        skip = {
+            pk for pk, s in self.links.items() if s.paused or len(s.backlog) >= s.backlog_target
+        }
+        in_hand = [p.message.pk for s in self.links.values() for p in (*s.backlog, *s.claimed)]
+        room: dict[int, int] = {}
+        batch: list[Message] = []
+        self.quiet = True
+        for _ in range(MAX_READS):
+            # Read what the known links have room for, and a few rows for links not seen yet.
+            wanted = sum(
+                room.get(pk, s.backlog_target - len(s.backlog))
+                for pk, s in self.links.items()
+                if pk not in skip
+            )
+            limit = min(self.batch_size, wanted + DISCOVER_ROWS)
+            rows = list(
+                _ready_queryset()
+                .exclude(project__provider_link__in=skip)
+                .exclude(pk__in=in_hand + [m.pk for m in batch])
+                .select_related(
+                    "project", "project__provider_link", "project__account", "participant", "rule"
+                )
+                .order_by("not_before", "id")[:limit]
+            )
+            self.quiet = self.quiet and not rows
+            crowded = set()
+            for message in rows:
+                link = message.project.provider_link
+                if link.pk not in room:
+                    state = self._state(link)
+                    room[link.pk] = state.backlog_target - len(state.backlog)
+                if room[link.pk] > 0:
+                    room[link.pk] -= 1
+                    batch.append(message)
+                else:
+                    crowded.add(link.pk)
+            if len(rows) < limit:
+                break  # every ready text (of the links not left out) was seen
+            skip |= crowded  # read again: without the links that are full now, and with the
+            # room of the links this read found
+        if not batch:
+            return
+        now = timezone.now()
+        surveys = sending.SurveyData()
+        sent_counts = sending.sends_so_far(batch)
+        suppressed = sending.suppressed_fingerprints(batch)
+        project_ids = {m.project_id for m in batch}
+        mappings = {
+            m.project_id: m for m in FieldMapping.objects.filter(project_id__in=project_ids)
+        }
+        for message in batch:
+            try:
+                prepared = sending.prepare(
+                    message,
+                    now=now,
+                    surveys=surveys,
+                    sent_counts=sent_counts,
+                    suppressed=suppressed,
+                    mappings=mappings,
+                )
+            except Exception:  # noqa: BLE001 - one bad row must not stop every other text
+                logger.exception("Message %s could not be prepared; retrying later.", message.pk)
+                sending.defer(message, now + PREPARE_RETRY, "It could not be prepared; retrying.")
+                prepared = None
+            if prepared is None:
+                self.report.skipped_or_deferred += 1
+                continue
+            self.links[message.project.provider_link.pk].backlog.append(prepared)
+
+    def _state(self, link) -> LinkState:
+        state = self.links.get(link.pk)
         if state is None:
             rate = float(link.rate_per_second)
             state = LinkState(
@@ -236,54 +377,166 @@ def _fill_backlogs(links: dict, batch_size: int, report: SenderReport) -> bool:
                 gateway=get_gateway(link),
                 bucket=TokenBucket(rate),
                 max_in_flight=_in_flight_cap(rate),
+                callback_url=sending.status_callback_url(link),
             )
-            links[link.pk] = state
-        state.backlog.append(prepared)
-    return True
+            self.links[link.pk] = state
+            # Build the HTTP client now: its first use would otherwise hold the first calls
+            # back together (~0.1 s), and they would reach the provider as one burst.
+            getattr(state.gateway, "client", None)
+        return state
 
+    # --- claim: a few at a time, just ahead of their turn ---------------------------------
+    def _claim(self) -> None:
+        for state in self.links.values():
+            if state.paused or not state.backlog:
+                continue
+            size = state.claim_size
+            if len(state.claimed) >= max(1, size // 2):
+                continue
+            if state.bucket.wait(1) > CLAIM_AHEAD:
+                continue  # backing off (429): do not hold rows in `sending` meanwhile
+            batch = [state.backlog.popleft() for _ in range(min(size, len(state.backlog)))]
+            claimed, held = sending.claim_batch(batch, provider=state.link.provider)
+            state.claimed.extend(claimed)
+            self.report.held += len(held)
+            self.quiet = False
 
-def _release(links, pool, futures, lock, done, report) -> bool:
-    """Claim and start every message whose link has a token and room in flight."""
-    progressed = False
-    for state in links.values():
-        while state.backlog and state.in_flight < state.max_in_flight:
-            prepared = state.backlog[0]
-            cost = prepared.count.segments
-            if state.bucket.wait(cost) > 0:
-                break
-            state.backlog.popleft()
-            result = sending.claim(prepared, provider=state.link.provider)
-            if result == "held":
-                report.held += 1
-                continue
-            if result != "sending":
-                continue
-            state.bucket.take(cost)
-            progressed = True
-            message = prepared.message
-            if pool is None:
-                _count(report, sending.deliver(message, state.link, state.gateway))
-                continue
-            with lock:
+    # --- start: paced by each link's bucket ------------------------------------------------
+    def _start(self) -> bool:
+        starting: list[tuple[LinkState, sending.Prepared, float]] = []
+        # Each link with work gets a fair share of the pool: a slow provider cannot take every
+        # thread while another link's texts wait.
+        busy = sum(1 for s in self.links.values() if s.claimed or s.in_flight)
+        share = max(1, self.threads // max(1, busy))
+        for state in self.links.values():
+            while (
+                state.claimed
+                and state.in_flight < min(state.max_in_flight, share)
+                and (self.pool is None or self.in_flight + len(starting) < self.threads)
+            ):
+                cost = state.claimed[0].count.segments
+                wait = state.bucket.wait(cost)
+                if wait > (START_AHEAD if self.pool is not None else 0):
+                    break
+                state.bucket.take(cost)
+                prepared = state.claimed.popleft()
+                if self.pool is None:  # SENDER_THREADS = 0: call here, one at a time
+                    outcome = sending.deliver(prepared.message, state.link, state.gateway)
+                    self._after(state, outcome.status, outcome.reason, outcome.retry_after)
+                    continue
                 state.in_flight += 1
-            future = pool.submit(_thread_send, message, state)
-            with lock:
-                futures.add(future)
-            future.add_done_callback(lambda f, s=state: done(s, f))
-    return progressed
+                starting.append((state, prepared, time.monotonic() + wait))
+        if not starting:
+            return False
+        self.quiet = False
+        try:
+            mine = {m.pk for m in sending.attempts_start([p.message for _, p, _ in starting])}
+        except BaseException:
+            for state, prepared, _ in reversed(starting):  # nothing was called: still claimed
+                state.in_flight -= 1
+                state.claimed.appendleft(prepared)
+            raise
+        for state, prepared, at in starting:
+            if prepared.message.pk not in mine:  # swept or claimed by another since: not ours
+                state.in_flight -= 1
+                continue
+            self.in_flight += 1
+            self.pool.submit(self._call, state, prepared, at)
+        return True
+
+    def _call(self, state: LinkState, prepared: sending.Prepared, at: float) -> None:
+        """On a pool thread: wait for the text's turn, then the provider call, and nothing else
+        (no database)."""
+        message = prepared.message
+        _sleep_until(at)
+        gap = MIN_SPACING * prepared.count.segments / state.rate
+        with state.spacing:
+            at = max(time.monotonic(), state.last_call + gap)
+            state.last_call = at
+        _sleep_until(at)
+        try:
+            result = state.gateway.send(
+                to=message.participant.phone, body=message.body, status_callback=state.callback_url
+            )
+        except BaseException as exc:  # GatewayError, or a bug (left to the sweep)
+            self.results.put((state, prepared, None, exc))
+        else:
+            self.results.put((state, prepared, result, None))
+
+    # --- record ----------------------------------------------------------------------------
+    def _drain(self, *, timeout: float) -> list:
+        items = []
+        try:
+            first = self.results.get(timeout=timeout) if timeout else self.results.get_nowait()
+            items.append(first)
+            while True:
+                items.append(self.results.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _record(self, items: list) -> bool:
+        if not items:
+            return False
+        self.quiet = False
+        successes = []
+        for state, prepared, result, exc in items:
+            state.in_flight -= 1
+            self.in_flight -= 1
+            if result is not None:
+                successes.append((prepared.message, result))
+            elif not isinstance(exc, GatewayError):
+                logger.error(
+                    "Sending message %s failed unexpectedly; the sweep will reconcile it.",
+                    prepared.message.pk,
+                    exc_info=exc,
+                )
+        sending.record_successes(successes)
+        self.report.sent += len(successes)
+        for state, prepared, result, exc in items:
+            if result is None and isinstance(exc, GatewayError):
+                outcome = sending.record_failure(prepared.message, None, exc, state.link)
+                self._after(state, outcome.status, outcome.reason, outcome.retry_after)
+        return True
+
+    def _after(self, state: LinkState, status: str, reason, retry_after) -> None:
+        _count(self.report, status)
+        if reason in (Reason.RATE_LIMITED, Reason.QUEUE_FULL):
+            pause = RATE_LIMITED_PAUSE if reason == Reason.RATE_LIMITED else QUEUE_FULL_PAUSE
+            state.bucket.back_off(retry_after or pause)
+            if state.bucket.wait(1) > 2:  # a long pause: do not keep texts claimed meanwhile
+                claimed, state.claimed = list(state.claimed), deque()
+                sending.unclaim(claimed)
+        elif reason == Reason.BAD_CREDENTIALS and not state.paused:
+            state.paused = True  # the link is paused now: give back what it holds
+            state.backlog.clear()
+            claimed, state.claimed = list(state.claimed), deque()
+            sending.unclaim(claimed)
+
+    def _next_wake(self) -> float:
+        now = time.monotonic()
+        waits = [max(0.0, FILL_EVERY - (now - self.last_fill))]
+        if self.pool is None or self.in_flight < self.threads:
+            for state in self.links.values():
+                if state.claimed and state.in_flight < state.max_in_flight:
+                    # Wake when the next text is half START_AHEAD from its turn, and start every
+                    # text due within START_AHEAD together: one attempt INSERT for a few texts.
+                    cost = state.claimed[0].count.segments
+                    waits.append(state.bucket.wait(cost) - START_AHEAD / 2)
+                elif state.backlog and not state.paused:
+                    waits.append(max(0.0, state.bucket.wait(1) - CLAIM_AHEAD))
+        return min(max(min(waits), 0.0005), 0.1)
 
 
-def _next_wake(links: dict) -> float:
-    waits = [
-        s.bucket.wait(s.backlog[0].count.segments)
-        for s in links.values()
-        if s.backlog and s.in_flight < s.max_in_flight
-    ]
-    return min([0.05, *[max(w, 0.001) for w in waits]]) if waits else 0.02
+def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def run_and_reschedule() -> SenderReport:
-    """The task body: run, and queue another run if work remains."""
+    """The task body: run, and queue another run if work remains. (django-q2's worker closes
+    stale database connections around every task.)"""
     report = run()
     if report.more_work:
         from django_q.tasks import async_task

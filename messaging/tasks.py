@@ -8,11 +8,13 @@ def dispatch() -> dict:
     """Every minute: materialise due texts, sweep stranded rows, make sure the sender runs."""
     report = outbox.dispatch()
     alive = sender.lease_alive()
-    swept = sending.sweep(lease_alive=alive)
+    # Kick the sender before the sweep: reconciling asks providers, which may be slow or down,
+    # and a dispatch killed by its timeout meanwhile must not leave the queue without a sender.
     if not alive and sender.ready_count():
         from django_q.tasks import async_task
 
         async_task("messaging.tasks.send_queued", task_name="sender")
+    swept = sending.sweep(lease_alive=alive)
     return {"queued": report.queued, "skipped": report.skipped, **swept}
 
 

@@ -1,4 +1,5 @@
 import csv
+import datetime
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
@@ -6,20 +7,25 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateformat import time_format
 from django.utils.dateparse import parse_date
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from billing.access import account_role
 from billing.selectors import account_usage
 from messaging import piping, selectors
-from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm
-from messaging.models import Message, MessageRule, Send
+from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
+from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
 from messaging.services import outbox, provider_links, rules
 from messaging.signals import audit
 from projects.access import project_get_for_user
 from projects.models import FieldMapping, Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
+from projects.selectors import project_setup_state
 from projects.services.links import (
     provider_link_remove,
     provider_link_resume,
@@ -50,19 +56,72 @@ def _instruments(project) -> tuple[list[tuple[str, str]], str]:
     return [(r["instrument_name"], r["instrument_label"]) for r in rows], ""
 
 
+def _can_edit(role) -> bool:
+    return role in (Role.OWNER, Role.EDITOR)
+
+
+def _sending_hours(project) -> str:
+    """The project's sending window in words: "between 9:00 a.m. and 8:00 p.m., Mon–Fri"."""
+    start, end = project.send_window_start, project.send_window_end
+    if start <= datetime.time(0, 0) and end >= datetime.time(23, 59):
+        hours = "at any hour"
+    else:
+        hours = f"between {time_format(start, 'g:i a')} and {time_format(end, 'g:i a')}"
+    days = sorted(set(project.send_days or []))
+    if len(days) == 7:
+        return f"{hours}, every day"
+    if days == [0, 1, 2, 3, 4]:
+        return f"{hours}, Monday to Friday"
+    return f"{hours}, on " + ", ".join(WEEKDAY_NAMES[d] for d in days if 0 <= d < 7)
+
+
+def _sees_account(user, project) -> bool:
+    """Whether the billing account's page would open for this user (a project member need not
+    be on the account: a link would be a 404)."""
+    return account_role(user=user, account=project.account) is not None
+
+
+def _missing_setup_steps(project) -> list[tuple[str, str]]:
+    """Set-up steps still to do before anything can be sent, with where to do them."""
+    setup = project_setup_state(project=project)
+    steps = [
+        ("redcap", "link REDCap", reverse("project-redcap", args=[project.pk])),
+        ("provider", "link the SMS provider", reverse("project-provider", args=[project.pk])),
+        ("mapping", "map the fields", reverse("project-fields", args=[project.pk])),
+        ("synced", "sync the participants", reverse("project-participants", args=[project.pk])),
+    ]
+    return [(label, url) for key, label, url in steps if not setup[key]]
+
+
 # --- Rules --------------------------------------------------------------------------------
 @login_required
 def rule_list(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
+    show_archived = request.GET.get("archived") == "1"
+    rule_rows = selectors.rules_for_project(project=project, archived=show_archived)
     return render(
         request,
         "messaging/rule_list.html",
         {
             "project": project,
             "role": role,
-            "rules": selectors.rules_for_project(project=project),
-            "recent_sends": Send.objects.filter(project=project).select_related("rule")[:5],
-            "has_provider": ProviderLink.objects.filter(project=project).exists(),
+            "can_edit": _can_edit(role),
+            "rules": rule_rows,
+            "show_archived": show_archived,
+            "archived_count": 0
+            if show_archived
+            else MessageRule.objects.filter(
+                project=project, status=MessageRule.Status.ARCHIVED
+            ).count(),
+            "held_total": sum(r.held_count for r in rule_rows),
+            "sees_account": _sees_account(request.user, project),
+            "recent_sends": Send.objects.filter(project=project).select_related(
+                "rule", "created_by"
+            )[:5],
+            "missing_steps": _missing_setup_steps(project),
+            "provider_paused": ProviderLink.objects.filter(
+                project=project, is_paused=True
+            ).exists(),
             "tab": "messages",
         },
     )
@@ -108,6 +167,7 @@ def _rule_form(request, project, role, rule=None):
             "redcap_error": redcap_error,
             "preview_participants": participants,
             "piping_names": sorted(piping.allowed_tokens(mapping)),
+            "sending_hours": _sending_hours(project),
             "tab": "messages",
         },
     )
@@ -138,8 +198,9 @@ def rule_detail(request, pk: int, rule_id: int):
             "project": project,
             "role": role,
             "rule": rule,
+            "can_edit": _can_edit(role),
             "recent": recent,
-            "sends": rule.sends.all()[:10],
+            "sends": rule.sends.select_related("created_by")[:10],
             "tab": "messages",
         },
     )
@@ -195,7 +256,8 @@ def rule_preview(request, pk: int):
     result["unknown"] = piping.unknown_tokens(body, mapping)
     recipients = outbox.textable_participants(project=project)
     if request.POST.get("recipients") == MessageRule.Recipients.RECORDS:
-        ids = [r for r in request.POST.get("record_ids", "").replace(",", " ").split() if r]
+        # Split as the form does: "1;2" counted nobody before.
+        ids = split_record_ids(request.POST.get("record_ids", ""))
         recipients = recipients.filter(record_id__in=ids)
     count = recipients.count()
     units_each = result["segments"] if rules_unit_is_segment() else 1
@@ -228,28 +290,57 @@ def send_detail(request, pk: int, send_id: int):
     send = get_object_or_404(
         Send.objects.select_related("rule", "created_by"), pk=send_id, project=project
     )
-    progress = selectors.send_progress(send=send)
+    progress = _progress_words(selectors.send_progress(send=send))
     if request.GET.get("format") == "json":
         return JsonResponse(progress)
     return render(
         request,
         "messaging/send_detail.html",
-        {"project": project, "role": role, "send": send, "progress": progress, "tab": "messages"},
+        {
+            "project": project,
+            "role": role,
+            "send": send,
+            "progress": progress,
+            "sees_account": _sees_account(request.user, project),
+            "tab": "messages",
+        },
     )
 
 
-def _log_filters(request) -> dict:
-    rule = request.GET.get("rule", "")
+def _progress_words(progress: dict) -> dict:
+    """The sentences the progress page shows (and the page's script updates while it polls)."""
+    total = progress["total"]
+    people = f"{total} participant{'s' if total != 1 else ''}"
+    if not progress["done"]:
+        headline = f"Sending to {people}"
+    elif progress["held"]:
+        headline = f"Done, except {progress['held']} held (over quota), of {people}"
+    else:
+        headline = f"Done: {people}"
     return {
-        "status": request.GET.get("status", ""),
+        **progress,
+        "headline": headline,
+        "percent_label": f"{progress['done_count']} of {total} done ({progress['percent']}%)",
+    }
+
+
+def _date_param(request, name: str) -> datetime.date | None:
+    # A hand-edited address ("2026-02-30", "yesterday") filters nothing instead of failing.
+    try:
+        return parse_date(request.GET.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+def _log_filters(request) -> dict:
+    rule, send = request.GET.get("rule", ""), request.GET.get("send", "")
+    return {
+        "status": selectors.log_status_filter(request.GET.get("status", "")),
         "rule_id": int(rule) if rule.isdigit() else None,
-        "record": request.GET.get("record", ""),
-        "since": parse_date(request.GET.get("since", "") or "")
-        if request.GET.get("since")
-        else None,
-        "until": parse_date(request.GET.get("until", "") or "")
-        if request.GET.get("until")
-        else None,
+        "send_id": int(send) if send.isdigit() else None,
+        "record": request.GET.get("record", "").strip(),
+        "since": _date_param(request, "since"),
+        "until": _date_param(request, "until"),
     }
 
 
@@ -260,15 +351,27 @@ def message_log(request, pk: int):
     page = Paginator(selectors.messages_for_project(project=project, **filters), 50).get_page(
         request.GET.get("page")
     )
+    send = (
+        Send.objects.filter(project=project, pk=filters["send_id"]).select_related("rule").first()
+        if filters["send_id"]
+        else None
+    )
     return render(
         request,
         "messaging/log.html",
         {
             "project": project,
             "role": role,
+            "can_edit": _can_edit(role),
             "page": page,
             "filters": request.GET,
-            "statuses": Message.Status.choices,
+            "filtered": any(filters.values()),
+            "send": send,
+            "statuses": [
+                *Message.Status.choices,
+                (selectors.FAILED_OR_UNDELIVERED, "Failed or not delivered"),
+            ],
+            "cancellable": (Message.Status.QUEUED, Message.Status.HELD),
             "rules": MessageRule.objects.filter(project=project).only("pk", "name"),
             "tab": "log",
         },
@@ -278,6 +381,14 @@ def message_log(request, pk: int):
 class _Echo:
     def write(self, value):
         return value
+
+
+def _csv_cell(value):
+    """A cell a spreadsheet shows as text: one starting with = + - @ (a rule name, a provider's
+    error, a REDCap record id) would otherwise run as a formula when the file is opened."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 @login_required
@@ -314,7 +425,8 @@ def message_log_csv(request, pk: int):
         )
         for m in qs.iterator(chunk_size=1000):
             yield writer.writerow(
-                [
+                _csv_cell(value)
+                for value in [
                     m.pk,
                     m.participant.record_id,
                     m.participant.masked_phone,
@@ -353,7 +465,9 @@ def participant_detail(request, pk: int, participant_id: int):
                 _form_errors(form, exc)
             else:
                 flash.success(
-                    request, "Text queued; it goes out within the participant's quiet hours."
+                    request,
+                    f"Text queued for record {participant.record_id}: it goes out within the "
+                    f"project's sending hours ({_sending_hours(project)}, participant's time).",
                 )
                 return redirect("participant-detail", pk=project.pk, participant_id=participant.pk)
     return render(
@@ -363,7 +477,11 @@ def participant_detail(request, pk: int, participant_id: int):
             "project": project,
             "role": role,
             "participant": participant,
+            "can_edit": _can_edit(role),
             "texts": selectors.participant_messages(participant=participant)[:100],
+            "cancellable": (Message.Status.QUEUED, Message.Status.HELD),
+            "delivered_statuses": (Message.Status.SENT, Message.Status.DELIVERED),
+            "sending_hours": _sending_hours(project),
             "form": form,
             "textable": outbox.textable_participants(project=project)
             .filter(pk=participant.pk)
@@ -383,7 +501,13 @@ def message_cancel(request, pk: int, message_id: int):
     except ValidationError as exc:
         flash.error(request, _errors(exc))
     else:
-        flash.success(request, "Text cancelled.")
+        flash.success(request, f"Text to record {message.participant.record_id} cancelled.")
+    # Back where the button was (the log with its filters, or the participant's page).
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     return redirect("message-log", pk=project.pk)
 
 

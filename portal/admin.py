@@ -1,9 +1,18 @@
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
-from portal.models import ApiToken, AuditEvent, OnboardingComment, OnboardingRequest, User
-from portal.services.accounts import user_set_server_admin
+from portal.models import (
+    SERVER_ADMIN_GROUP,
+    ApiToken,
+    AuditEvent,
+    OnboardingComment,
+    OnboardingRequest,
+    User,
+)
+from portal.services.accounts import server_admin_role_changed_by, user_set_server_admin
 
 
 @admin.register(User)
@@ -19,7 +28,36 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+    # Admin-site access follows the "Server administrators" group (and superuser); a box of its
+    # own would let the two drift apart.
+    readonly_fields = ["is_staff"]
     actions = ["grant_server_admin", "revoke_server_admin"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None or obj.pk != request.user.pk or "groups" not in form.base_fields:
+            return form
+
+        class OwnUserForm(form):
+            def clean_groups(self):
+                groups = self.cleaned_data["groups"]
+                stays = any(g.name == SERVER_ADMIN_GROUP for g in groups)
+                if obj.is_server_admin and not obj.is_superuser and not stays:
+                    raise ValidationError("You cannot remove your own administrator role.")
+                return groups
+
+        return OwnUserForm
+
+    def save_model(self, request, obj, form, change):
+        if "groups" in form.cleaned_data:
+            in_group = any(g.name == SERVER_ADMIN_GROUP for g in form.cleaned_data["groups"])
+            obj.is_staff = in_group or obj.is_superuser
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        # The group change is audited (with who made it) by portal.receivers.
+        with server_admin_role_changed_by(request.user):
+            super().save_related(request, form, formsets, change)
 
     def _set_role(self, request, queryset, grant: bool) -> None:
         for user in queryset:
@@ -35,6 +73,29 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Remove the server-administrator role")
     def revoke_server_admin(self, request, queryset):
         self._set_role(request, queryset, grant=False)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """The "Server administrators" group is the role itself: renaming or deleting it would take the
+    role from everyone at once, unaudited. Membership changes go through the user pages."""
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.name == SERVER_ADMIN_GROUP:
+            return ["name"]
+        return super().get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.name == SERVER_ADMIN_GROUP:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_related(self, request, form, formsets, change):
+        with server_admin_role_changed_by(request.user):
+            super().save_related(request, form, formsets, change)
 
 
 class OnboardingCommentInline(admin.TabularInline):

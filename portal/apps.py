@@ -6,4 +6,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from portal import receivers  # noqa: F401  (connects the apps' audit signals)
+        from portal import (  # noqa: F401
+            checks,  # registers the deploy checks
+            receivers,  # connects the apps' audit signals and the admin-group receiver
+        )

@@ -288,9 +288,15 @@ class DecisionForm(forms.Form):
     note = forms.CharField(
         label="Note to the researcher",
         widget=forms.Textarea(attrs={"rows": 3}),
-        required=False,
-        help_text="Required when asking for changes or rejecting.",
+        required=False,  # the service asks for it when it is needed, with its own message
+        help_text="The researcher reads it on the request and in the e-mail. "
+        "You may leave it empty when you approve.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Shown next to the label instead of "(optional)", which is true for one choice in three.
+        self.fields["note"].required_when = "to ask for changes or to reject"
 
 
 class CommentForm(forms.Form):

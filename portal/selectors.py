@@ -1,7 +1,25 @@
-from django.db.models import Count, Q, QuerySet
-from django.shortcuts import get_object_or_404
+import datetime
 
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from messaging.models import Message, MessageRule
 from portal.models import AuditEvent, OnboardingRequest
+from projects.models import FieldMapping, ProviderLink, RedcapLink, SyncRun
+from projects.selectors import projects_for_user
 
 
 def onboarding_requests_for_user(*, user) -> QuerySet[OnboardingRequest]:
@@ -74,3 +92,77 @@ def audit_events(
     if actor_email:
         qs = qs.filter(actor__email__icontains=actor_email)
     return qs
+
+
+def _count_per_project(qs: QuerySet) -> Coalesce:
+    """A correlated COUNT of `qs` rows for each project (0 when none), for an annotation."""
+    counted = (
+        qs.filter(project=OuterRef("pk"))
+        .order_by()
+        .values("project")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+FAILED_WINDOW = datetime.timedelta(days=7)
+
+
+def dashboard_projects(*, user, limit: int = 50) -> list:
+    """The user's projects (every project for an administrator) with what a coordinator checks
+    first: which set-up steps are done, how many messages are active, and what is waiting on
+    someone (held and unconfirmed texts, texts that failed in the last 7 days). One query,
+    however many projects and messages there are."""
+    of_project = {"project": OuterRef("pk")}
+    since = timezone.now() - FAILED_WINDOW
+    projects = list(
+        projects_for_user(user=user)
+        .annotate(
+            has_redcap=Exists(RedcapLink.objects.filter(**of_project)),
+            has_provider=Exists(ProviderLink.objects.filter(**of_project)),
+            provider_paused=Exists(ProviderLink.objects.filter(**of_project, is_paused=True)),
+            has_mapping=Exists(FieldMapping.objects.filter(**of_project)),
+            has_synced=Exists(
+                SyncRun.objects.filter(**of_project, status=SyncRun.Status.SUCCEEDED)
+            ),
+            active_rules=_count_per_project(
+                MessageRule.objects.filter(status=MessageRule.Status.ACTIVE)
+            ),
+            held_count=_count_per_project(Message.objects.filter(status=Message.Status.HELD)),
+            unconfirmed_count=_count_per_project(
+                Message.objects.filter(status=Message.Status.UNKNOWN)
+            ),
+            failed_count=_count_per_project(
+                Message.objects.filter(
+                    status__in=[Message.Status.FAILED, Message.Status.UNDELIVERED],
+                    updated_at__gte=since,
+                )
+            ),
+        )
+        # Projects with something waiting come first, so none hides beyond the limit.
+        .annotate(
+            attention=Case(
+                When(
+                    Q(held_count__gt=0)
+                    | Q(failed_count__gt=0)
+                    | Q(unconfirmed_count__gt=0)
+                    | Q(provider_paused=True),
+                    then=Value(0),
+                ),
+                default=Value(1),
+            )
+        )
+        .order_by("attention", "title", "pk")[:limit]
+    )
+    for project in projects:
+        steps = [project.has_redcap, project.has_provider, project.has_mapping, project.has_synced]
+        project.setup_done = sum(steps)
+        project.setup_complete = all(steps)
+        project.needs_attention = bool(
+            project.held_count
+            or project.failed_count
+            or project.unconfirmed_count
+            or project.provider_paused
+        )
+    return projects

@@ -238,6 +238,6 @@ LOGGING = {
 # and how long one loop runs before handing over to a fresh task (below the q2 timeout).
 SENDER_THREADS = env.int("SENDER_THREADS", default=16)
 SENDER_MAX_IN_FLIGHT_PER_LINK = env.int("SENDER_MAX_IN_FLIGHT_PER_LINK", default=16)
-SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=45)
+SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)
 PARTICIPANT_SYNC_BATCH_SIZE = env.int("PARTICIPANT_SYNC_BATCH_SIZE", default=200)

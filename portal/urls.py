@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 
 from portal.views import accounts, audit, dashboard, onboarding
 
@@ -68,6 +71,9 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),
+    # Pages that name no icon (the admin site) make browsers ask for /favicon.ico. Lazy: the
+    # hashed name of the file is known only once the static files are collected.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("img/favicon.svg"))),
 ]
 
 # The simulated REDCap (development and tests only; `check --deploy` refuses it in production).

@@ -241,7 +241,7 @@ def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
 def held_release(*, account_id: int) -> int:
     """Credits arrived or a period began: held texts go back to the queue, oldest first."""
     released = Message.objects.filter(status=Status.HELD, project__account_id=account_id).update(
-        status=Status.QUEUED, updated_at=timezone.now()
+        status=Status.QUEUED, error="", updated_at=timezone.now()
     )
     if released:
         kick_sender()

@@ -1,5 +1,9 @@
 """Sign-up, e-mail verification and the server-administrator role."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
@@ -77,28 +81,70 @@ def user_verify_email(*, uidb64: str, token: str) -> User:
     return user
 
 
+# Who is changing the role right now. The group can be changed from several places (the grant and
+# revoke actions, the admin's user form, the command line, a shell); the m2m_changed receiver in
+# portal.receivers audits every change and keeps `is_staff` in step, and reads the actor here.
+_role_actor: ContextVar = ContextVar("server_admin_role_actor", default=None)
+
+
+@contextmanager
+def server_admin_role_changed_by(actor) -> Iterator[None]:
+    """Attribute the administrator-group changes made inside this block to `actor`."""
+    token = _role_actor.set(actor)
+    try:
+        yield
+    finally:
+        _role_actor.reset(token)
+
+
+def server_admin_group() -> Group:
+    return Group.objects.get_or_create(name=SERVER_ADMIN_GROUP)[0]
+
+
 def user_set_server_admin(*, user: User, actor, grant: bool) -> User:
     """Grant or revoke the server-administrator role (group membership plus admin-site access).
 
     `actor=None` means the command line (`manage.py grant_admin`), used for the first administrator.
+    The audit event and `is_staff` follow from the group change (`user_server_admin_role_sync`).
     """
     if actor is not None and not actor.is_server_admin:
         raise ValidationError("Only a server administrator can change who is an administrator.")
     if not grant and actor is not None and user.pk == actor.pk:
         raise ValidationError("You cannot remove your own administrator role.")
-    group, _ = Group.objects.get_or_create(name=SERVER_ADMIN_GROUP)
-    with transaction.atomic():
+    group = server_admin_group()
+    with transaction.atomic(), server_admin_role_changed_by(actor):
         if grant:
             user.groups.add(group)
         else:
             user.groups.remove(group)
-        user.is_staff = grant or user.is_superuser
-        user.save(update_fields=["is_staff"])
+        # Already a member (or already not): nothing changed, but mend an out-of-step flag.
+        staff = grant or user.is_superuser
+        if user.is_staff != staff:
+            user.is_staff = staff
+            user.save(update_fields=["is_staff"])
         user.__dict__.pop("_is_server_admin", None)
-        audit_record(
-            actor=actor,
-            action="user.admin_granted" if grant else "user.admin_revoked",
-            obj=user,
-            message=("Granted" if grant else "Revoked") + " the server-administrator role.",
-        )
     return user
+
+
+def user_server_admin_role_sync(*, user_ids: set[int], granted: bool) -> None:
+    """The administrator group gained (or lost) these users: audit it and keep `is_staff` in step.
+
+    Called by the m2m_changed receiver, whichever way the group was changed. A superuser keeps
+    `is_staff` (the admin site is theirs anyway).
+    """
+    if not user_ids:
+        return
+    actor = _role_actor.get()
+    users = list(User.objects.filter(pk__in=user_ids))
+    with transaction.atomic():
+        if granted:
+            User.objects.filter(pk__in=user_ids).update(is_staff=True)
+        else:
+            User.objects.filter(pk__in=user_ids, is_superuser=False).update(is_staff=False)
+        for user in users:
+            audit_record(
+                actor=actor,
+                action="user.admin_granted" if granted else "user.admin_revoked",
+                obj=user,
+                message=("Granted" if granted else "Revoked") + " the server-administrator role.",
+            )

@@ -1,9 +1,9 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils import timezone
 
 from portal import selectors
 from portal.models import OnboardingRequest
-from projects.selectors import projects_for_user
 
 
 @login_required
@@ -11,7 +11,8 @@ def dashboard(request):
     user = request.user
     context = {
         "my_requests": selectors.onboarding_requests_for_user(user=user)[:20],
-        "projects": projects_for_user(user=user)[:50],
+        "projects": selectors.dashboard_projects(user=user, limit=50),
+        "failed_since": timezone.localdate() - selectors.FAILED_WINDOW,
     }
     if user.is_server_admin:
         counts = selectors.onboarding_request_counts_by_status()

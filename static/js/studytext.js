@@ -17,13 +17,20 @@
     if (message && !window.confirm(message)) event.preventDefault();
   }
 
-  // Live progress: <section data-poll-url="...json" data-done="0"> with [data-field] children.
-  function poll(section) {
+  // Live progress: <section data-poll-url="...json" data-done="0"> with [data-field] children
+  // (their text follows the field) and [data-show-if] ones (shown while that count is not 0).
+  // After a few failed polls in a row (signed out, server gone) it stops rather than loop forever.
+  var POLL_GIVE_UP = 5;
+  function poll(section, failures) {
+    failures = failures || 0;
     var url = section.getAttribute("data-poll-url");
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) return;
+        section.querySelectorAll("[data-show-if]").forEach(function (el) {
+          el.hidden = !data[el.getAttribute("data-show-if")];
+        });
         section.querySelectorAll("[data-field]").forEach(function (el) {
           var key = el.getAttribute("data-field");
           if (!(key in data)) return;
@@ -40,10 +47,18 @@
         if (data.done) {
           section.setAttribute("data-done", "1");
         } else {
-          window.setTimeout(function () { poll(section); }, 1000);
+          window.setTimeout(function () { poll(section, 0); }, 1000);
         }
       })
-      .catch(function () { window.setTimeout(function () { poll(section); }, 3000); });
+      .catch(function () {
+        if (failures + 1 < POLL_GIVE_UP) {
+          window.setTimeout(function () { poll(section, failures + 1); }, 3000);
+        }
+      });
+  }
+
+  function number(n) {
+    return Number(n).toLocaleString("en-US");
   }
 
   // <div data-show-when="schedule=once">: shown only while that radio/select has that value.
@@ -59,11 +74,14 @@
     });
   }
 
-  // Live preview of a message while it is typed (rule form).
+  // Live preview of a message while it is typed (rule form). Answers can arrive out of order
+  // (a slow one for an older text after a fast one for the newer): only the latest is shown.
   var previewTimer = null;
+  var previewSeq = 0;
   function refreshPreview() {
     var form = document.getElementById("rule-form");
     if (!form) return;
+    var seq = ++previewSeq;
     var data = new FormData();
     data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
     data.append("body", form.querySelector("[name=body]").value);
@@ -74,7 +92,7 @@
     fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (p) {
-        if (!p) return;
+        if (!p || seq !== previewSeq) return;
         document.getElementById("preview-text").textContent = p.text || "Type the text to see it here.";
         document.getElementById("preview-encoding").textContent =
           p.encoding + (p.ucs2_char ? " (because of “" + p.ucs2_char + "”)" : "");
@@ -83,7 +101,8 @@
         document.getElementById("preview-recipients").textContent =
           p.recipients + (p.recipients_note ? " (" + p.recipients_note + ")" : "");
         document.getElementById("preview-cost").textContent =
-          p.cost + " " + p.unit + (p.cost === 1 ? "" : "s") + " of " + p.remaining + " left this month";
+          number(p.cost) + " " + p.unit + (p.cost === 1 ? "" : "s") +
+          " (" + number(p.remaining) + " left this month)";
         var warn = document.getElementById("preview-warning");
         var notes = [];
         if (p.unknown && p.unknown.length) notes.push("Unknown piping: [" + p.unknown.join("], [") + "]");
@@ -98,6 +117,33 @@
     previewTimer = window.setTimeout(refreshPreview, 250);
   }
 
+  // The ad-hoc text on a participant's page: how it reads for them, and its segments.
+  var adhocTimer = null;
+  var adhocSeq = 0;
+  function refreshAdhocPreview() {
+    var form = document.getElementById("adhoc-form");
+    var out = document.getElementById("adhoc-preview");
+    var body = form.querySelector("[name=body]").value;
+    var seq = ++adhocSeq;
+    if (!body.trim()) { out.hidden = true; return; }
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    data.append("body", body);
+    data.append("participant", form.getAttribute("data-participant"));
+    data.append("recipients", "records");
+    fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (p) {
+        if (!p || seq !== adhocSeq) return;
+        var words = "Reads: “" + p.text + "” · " + p.segments + " segment" +
+          (p.segments === 1 ? "" : "s") + " (" + p.encoding +
+          (p.ucs2_char ? ", because of “" + p.ucs2_char + "”" : "") + ")";
+        if (p.unknown && p.unknown.length) words += " · Unknown piping: [" + p.unknown.join("], [") + "]";
+        out.textContent = words;
+        out.hidden = false;
+      });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[type=radio], select").forEach(function (input) {
       input.addEventListener("change", syncConditional);
@@ -109,6 +155,13 @@
       ruleForm.addEventListener("change", schedulePreview);
       document.getElementById("preview-participant").addEventListener("change", schedulePreview);
       refreshPreview();
+    }
+    var adhoc = document.getElementById("adhoc-form");
+    if (adhoc) {
+      adhoc.querySelector("[name=body]").addEventListener("input", function () {
+        window.clearTimeout(adhocTimer);
+        adhocTimer = window.setTimeout(refreshAdhocPreview, 250);
+      });
     }
     document.querySelectorAll("[data-poll-url]").forEach(function (section) {
       if (section.getAttribute("data-done") !== "1") poll(section);

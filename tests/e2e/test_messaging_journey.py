@@ -113,9 +113,11 @@ def test_an_editor_sends_a_survey_invitation_and_sees_it_on_the_phones(live_serv
     # --- Send it now and watch the progress ----------------------------------------------------
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Send now").click()
-    expect(page.get_by_role("heading", level=2)).to_contain_text(f"sending to {ready} participants")
+    expect(page.get_by_role("heading", level=2)).to_contain_text(f"{ready} participants")
     expect(page.locator("[data-field=sent]")).to_have_text(str(ready))
     expect(page.locator("progress[data-field=percent]")).to_have_attribute("value", "100")
+    expect(page.get_by_role("heading", level=2)).to_contain_text(f"Done: {ready} participants")
+    expect(page.locator("#progress-label")).to_have_text(f"{ready} of {ready} done (100%)")
     page.screenshot(path=str(SHOTS / "messaging-progress.png"), full_page=True)
     invitation = MessageRule.objects.get(name="Baseline invitation")
     assert Message.objects.filter(rule=invitation, status="sent").count() == ready
@@ -129,7 +131,7 @@ def test_an_editor_sends_a_survey_invitation_and_sees_it_on_the_phones(live_serv
     )
     card = page.locator(f"#phone-{first.record_id}")
     expect(card).to_contain_text(f"Hi {first.first_name}, please take our 2-minute survey")
-    expect(card.locator("a").first).to_have_attribute(
+    expect(card.locator(".phone-screen a").first).to_have_attribute(
         "href", re.compile(r"/sandbox/redcap/surveys/\?s=")
     )
     page.screenshot(path=str(SHOTS / "messaging-phones.png"), full_page=True)

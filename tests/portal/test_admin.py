@@ -111,8 +111,8 @@ def test_the_grant_action_makes_an_administrator_and_is_audited(as_user, researc
     assert researcher.is_server_admin
     assert researcher.is_staff
     assert researcher.groups.filter(name=SERVER_ADMIN_GROUP).exists()
-    event = AuditEvent.objects.get(action="user.admin_granted")
-    assert (event.actor, event.object_id) == (server_admin, str(researcher.pk))
+    event = AuditEvent.objects.get(action="user.admin_granted", object_id=str(researcher.pk))
+    assert event.actor == server_admin
     # The new administrator reaches the admin site and the review queue.
     client = as_user(researcher)
     assert client.get(reverse("admin:index")).status_code == 200
@@ -126,7 +126,7 @@ def test_the_revoke_action_removes_the_role_and_is_audited(as_user, server_admin
     assert not colleague.is_server_admin
     assert not colleague.is_staff
     event = AuditEvent.objects.get(action="user.admin_revoked")
-    assert event.actor == server_admin
+    assert (event.actor, event.object_id) == (server_admin, str(colleague.pk))
     client = as_user(colleague)
     assert client.get(reverse("admin:index")).status_code == 302
     assert client.get(reverse("onboarding-queue")).status_code == 403
@@ -147,9 +147,8 @@ def test_grant_admin_command_grants_and_revokes_and_is_audited(capsys):
     assert user.is_server_admin
     assert user.is_staff
     assert user.email_verified
-    event = AuditEvent.objects.get(action="user.admin_granted")
+    event = AuditEvent.objects.get(action="user.admin_granted", object_id=str(user.pk))
     assert event.actor is None
-    assert event.object_id == str(user.pk)
 
     call_command("grant_admin", "first@uni.test", "--revoke")
     assert "removed from first@uni.test" in capsys.readouterr().out
@@ -193,6 +192,171 @@ def test_the_admin_refuses_a_second_account_for_the_same_address_in_another_case
     assert response.status_code == 200
     assert "already exists" in response.content.decode()
     assert User.objects.filter(email__iexact="riley@uni.test").count() == 1
+
+
+# --- The role changed on the user form or the group, not through the actions ---------------------
+def _user_form_data(user, **changes):
+    """What the admin's user change form posts for `user`, with `changes` applied."""
+    joined = user.date_joined
+    data = {
+        "email": user.email,
+        "full_name": user.full_name,
+        "time_zone": user.time_zone,
+        "email_verified": "on" if user.email_verified else "",
+        "is_active": "on" if user.is_active else "",
+        "is_superuser": "on" if user.is_superuser else "",
+        "groups": [g.pk for g in user.groups.all()],
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v != ""}
+
+
+def _admin_group():
+    return Group.objects.get_or_create(name=SERVER_ADMIN_GROUP)[0]
+
+
+def test_adding_someone_to_the_group_on_the_user_form_grants_the_role_and_is_audited(
+    as_user, researcher, server_admin
+):
+    response = as_user(server_admin).post(
+        reverse("admin:portal_user_change", args=[researcher.pk]),
+        _user_form_data(researcher, groups=[_admin_group().pk]),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    researcher = User.objects.get(pk=researcher.pk)
+    assert researcher.is_server_admin
+    assert researcher.is_staff
+    event = AuditEvent.objects.get(action="user.admin_granted", object_id=str(researcher.pk))
+    assert event.actor == server_admin
+    assert as_user(researcher).get(reverse("admin:index")).status_code == 200
+
+
+def test_removing_someone_from_the_group_on_the_user_form_revokes_the_role_and_is_audited(
+    as_user, server_admin
+):
+    colleague = ServerAdminFactory(email="colleague@uni.test")
+    other = Group.objects.create(name="Newsletter")
+    response = as_user(server_admin).post(
+        reverse("admin:portal_user_change", args=[colleague.pk]),
+        _user_form_data(colleague, groups=[other.pk]),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    colleague = User.objects.get(pk=colleague.pk)
+    assert not colleague.is_server_admin
+    assert not colleague.is_staff
+    event = AuditEvent.objects.get(action="user.admin_revoked")
+    assert (event.actor, event.object_id) == (server_admin, str(colleague.pk))
+    assert as_user(colleague).get(reverse("admin:index")).status_code == 302
+
+
+def test_saving_the_user_form_without_touching_the_group_records_no_role_change(
+    as_user, researcher, server_admin
+):
+    before = AuditEvent.objects.filter(action__startswith="user.admin_").count()
+    colleague = ServerAdminFactory(email="colleague@uni.test")
+    client = as_user(server_admin)
+    client.post(
+        reverse("admin:portal_user_change", args=[researcher.pk]),
+        _user_form_data(researcher, full_name="Riley R."),
+    )
+    client.post(
+        reverse("admin:portal_user_change", args=[colleague.pk]),
+        _user_form_data(colleague, full_name="Col League"),
+    )
+    assert User.objects.get(pk=researcher.pk).full_name == "Riley R."
+    # Only the factory's own grant of the colleague, nothing from the two saves.
+    assert AuditEvent.objects.filter(action__startswith="user.admin_").count() == before + 1
+    assert User.objects.get(pk=colleague.pk).is_staff
+
+
+def test_the_is_staff_box_is_not_editable_on_its_own(as_user, researcher, server_admin):
+    response = as_user(server_admin).post(
+        reverse("admin:portal_user_change", args=[researcher.pk]),
+        _user_form_data(researcher, is_staff="on"),
+    )
+    assert response.status_code == 302
+    assert not User.objects.get(pk=researcher.pk).is_staff
+
+
+def test_an_administrator_cannot_leave_the_group_on_their_own_user_form(as_user, server_admin):
+    response = as_user(server_admin).post(
+        reverse("admin:portal_user_change", args=[server_admin.pk]),
+        _user_form_data(server_admin, groups=[]),
+    )
+    assert response.status_code == 200
+    assert "You cannot remove your own administrator role." in response.content.decode()
+    assert User.objects.get(pk=server_admin.pk).is_server_admin
+    assert not AuditEvent.objects.filter(action="user.admin_revoked").exists()
+
+
+def test_changes_from_the_groups_side_are_audited_and_keep_is_staff_in_step(
+    researcher, other_researcher, server_admin
+):
+    from portal.services.accounts import server_admin_role_changed_by
+
+    group = _admin_group()
+    with server_admin_role_changed_by(server_admin):
+        group.user_set.add(researcher, other_researcher)
+    both = [researcher.pk, other_researcher.pk]
+    assert User.objects.filter(pk__in=both, is_staff=True).count() == 2
+    granted = AuditEvent.objects.filter(action="user.admin_granted", actor=server_admin)
+    assert sorted(granted.values_list("object_id", flat=True)) == sorted(
+        [str(researcher.pk), str(other_researcher.pk)]
+    )
+
+    with server_admin_role_changed_by(server_admin):
+        group.user_set.remove(researcher)
+    assert not User.objects.get(pk=researcher.pk).is_staff
+    assert User.objects.get(pk=other_researcher.pk).is_staff
+    group.user_set.clear()  # a shell, say: audited all the same, with no one named
+    assert not User.objects.get(pk=other_researcher.pk).is_staff
+    assert not User.objects.get(pk=server_admin.pk).is_staff
+    revoked = AuditEvent.objects.filter(action="user.admin_revoked")
+    assert sorted(revoked.values_list("object_id", "actor")) == sorted(
+        [
+            (str(researcher.pk), server_admin.pk),
+            (str(other_researcher.pk), None),
+            (str(server_admin.pk), None),
+        ]
+    )
+
+
+def test_removing_a_non_member_or_changing_another_group_records_nothing(researcher):
+    newsletter = Group.objects.create(name="Newsletter")
+    researcher.groups.add(newsletter)
+    researcher.groups.remove(_admin_group())
+    _admin_group().user_set.remove(researcher)
+    researcher.groups.clear()
+    assert not AuditEvent.objects.filter(action__startswith="user.admin_").exists()
+
+
+def test_a_superuser_removed_from_the_group_keeps_the_admin_site(db):
+    boss = UserFactory(email="boss@uni.test", is_superuser=True, is_staff=True)
+    boss.groups.add(_admin_group())
+    boss.groups.remove(_admin_group())
+    assert User.objects.get(pk=boss.pk).is_staff
+    assert AuditEvent.objects.filter(action="user.admin_revoked", object_id=str(boss.pk)).exists()
+
+
+def test_the_administrator_group_cannot_be_renamed_or_deleted_in_the_admin(as_user, server_admin):
+    group = _admin_group()
+    client = as_user(server_admin)
+    response = client.post(
+        reverse("admin:auth_group_change", args=[group.pk]), {"name": "Renamed", "permissions": []}
+    )
+    assert response.status_code == 302
+    assert client.get(reverse("admin:auth_group_delete", args=[group.pk])).status_code == 403
+    other = Group.objects.create(name="Newsletter")
+    response = client.post(
+        reverse("admin:auth_group_changelist"),
+        {"action": "delete_selected", "_selected_action": [group.pk, other.pk], "post": "yes"},
+    )
+    assert response.status_code == 403
+    names = sorted(Group.objects.values_list("name", flat=True))
+    assert names == ["Newsletter", SERVER_ADMIN_GROUP]
+    assert User.objects.get(pk=server_admin.pk).is_server_admin
 
 
 # --- No secret in full ----------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -108,3 +110,145 @@ def test_the_dashboard_costs_the_same_with_5_or_100_rows(
         response = client.get(reverse("dashboard"))
     assert response.status_code == 200
     assert len(response.context["projects"]) == 50
+
+
+# --- Each project's set-up and what is waiting ---------------------------------------------------
+def _message(project, status, *, updated_days_ago=0, **extra):
+    from django.utils import timezone
+
+    from messaging.models import Message
+    from tests.factories import ParticipantFactory
+
+    now = timezone.now()
+    message = Message.objects.create(
+        project=project,
+        participant=ParticipantFactory(project=project),
+        occurrence="x",
+        dedup_key=f"dash-{Message.objects.count()}-{project.pk}-{status}",
+        status=status,
+        due_at=now,
+        not_before=now,
+        **extra,
+    )
+    if updated_days_ago:
+        Message.objects.filter(pk=message.pk).update(
+            updated_at=now - datetime.timedelta(days=updated_days_ago)
+        )
+    return message
+
+
+def _set_up_fully(project, user):
+    from projects.models import RedcapLink, SyncRun
+    from tests.factories import FieldMappingFactory, ProviderLinkFactory
+
+    RedcapLink.objects.create(
+        project=project,
+        token_encrypted="x",
+        token_last4="ABCD",
+        token_fingerprint=f"fp-{project.pk}",
+        linked_by=user,
+    )
+    ProviderLinkFactory(project=project)
+    FieldMappingFactory(project=project)
+    SyncRun.objects.create(project=project, status=SyncRun.Status.SUCCEEDED)
+
+
+def _row(page: str, title: str) -> str:
+    start = page.index(f"<strong>{title}</strong>")
+    return page[start : page.index("</tr>", start)]
+
+
+def test_each_project_shows_its_set_up_state_and_the_next_step(as_user, researcher):
+    from tests.factories import FieldMappingFactory
+
+    new = ProjectFactory(title="Brand New", owner=researcher)
+    half = ProjectFactory(title="Half Way", owner=researcher)
+    ready = ProjectFactory(title="All Set", owner=researcher)
+    _set_up_fully(ready, researcher)
+    _set_up_fully(half, researcher)
+    from projects.models import FieldMapping, SyncRun
+
+    FieldMapping.objects.filter(project=half).delete()
+    SyncRun.objects.filter(project=half).delete()
+    page = as_user(researcher).get(reverse("dashboard")).content.decode()
+    assert "0 of 4 done" in _row(page, "Brand New")
+    assert reverse("project-redcap", args=[new.pk]) + '">link REDCap' in _row(page, "Brand New")
+    assert "2 of 4 done" in _row(page, "Half Way")
+    assert reverse("project-fields", args=[half.pk]) + '">map the fields' in _row(page, "Half Way")
+    assert '<span class="badge badge-ok">Ready</span>' in _row(page, "All Set")
+    assert FieldMappingFactory  # (used by _set_up_fully)
+
+
+def test_each_project_shows_what_waits_on_the_team_with_links_to_it(as_user, researcher):
+    from projects.models import ProviderLink
+
+    busy = ProjectFactory(title="Busy Study", owner=researcher)
+    quiet = ProjectFactory(title="Quiet Study", owner=researcher)
+    _set_up_fully(busy, researcher)
+    for _ in range(2):
+        _message(busy, "held")
+    _message(busy, "failed")
+    _message(busy, "undelivered")
+    _message(busy, "failed", updated_days_ago=10)  # last month's news
+    _message(busy, "unknown")
+    _message(busy, "sent")
+    _message(quiet, "sent")
+    ProviderLink.objects.filter(project=busy).update(is_paused=True)
+
+    page = as_user(researcher).get(reverse("dashboard")).content.decode()
+    row = _row(page, "Busy Study")
+    log = reverse("message-log", args=[busy.pk])
+    assert f'href="{log}?status=held">2 held (over quota)</a>' in row
+    assert f'href="{log}?status=failed,undelivered&amp;since=' in row
+    assert "2 failed this week</a>" in row
+    assert f'href="{log}?status=unknown">1 unconfirmed</a>' in row
+    assert f'href="{reverse("project-provider", args=[busy.pk])}">Sending paused</a>' in row
+    assert f'href="{reverse("rule-list", args=[busy.pk])}">0 active messages</a>' in row
+    quiet_row = _row(page, "Quiet Study")
+    assert "Nothing" in quiet_row
+    assert reverse("rule-list", args=[quiet.pk]) in quiet_row
+    assert reverse("message-log", args=[quiet.pk]) in quiet_row
+    # What needs someone comes first.
+    assert page.index("Busy Study") < page.index("Quiet Study")
+
+
+def test_active_messages_are_counted_per_project(as_user, researcher):
+    from tests.factories import MessageRuleFactory
+
+    project = ProjectFactory(title="Counted", owner=researcher)
+    MessageRuleFactory.create_batch(3, project=project)
+    MessageRuleFactory(project=project, status="paused")
+    MessageRuleFactory(project=ProjectFactory(owner=researcher))
+    page = as_user(researcher).get(reverse("dashboard")).content.decode()
+    assert ">3 active messages</a>" in _row(page, "Counted")
+
+
+def test_attention_first_keeps_a_troubled_project_within_the_first_50(as_user, server_admin):
+    for i in range(55):
+        ProjectFactory(title=f"Calm {i:02d}")
+    troubled = ProjectFactory(title="Zulu Trouble")
+    _message(troubled, "held")
+    response = as_user(server_admin).get(reverse("dashboard"))
+    titles = [p.title for p in response.context["projects"]]
+    assert len(titles) == 50 and titles[0] == "Zulu Trouble"
+
+
+@pytest.mark.parametrize("persona", ["researcher", "server_admin"])
+def test_the_waiting_counts_cost_the_same_with_few_or_many_messages(
+    as_user, request, persona, django_assert_max_num_queries
+):
+    user = request.getfixturevalue(persona)
+    client = as_user(user)
+    first = ProjectFactory(owner=user)
+    _set_up_fully(first, user)
+    _message(first, "held")
+    small = _count_queries(client)
+    for i in range(8):
+        project = ProjectFactory(owner=user)
+        if i % 2:
+            _set_up_fully(project, user)
+        for status in ("held", "failed", "unknown", "sent", "queued"):
+            _message(project, status)
+    with django_assert_max_num_queries(small):
+        response = client.get(reverse("dashboard"))
+    assert sum(p.held_count for p in response.context["projects"]) == 9

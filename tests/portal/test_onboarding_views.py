@@ -591,6 +591,17 @@ def test_reject_and_ask_for_changes_need_a_note(as_user, server_admin, decision)
     assert obj.status == Status.SUBMITTED
 
 
+def test_the_decision_form_says_when_the_note_is_required(as_user, server_admin):
+    obj = OnboardingRequestFactory()
+    page = as_user(server_admin).get(reverse("onboarding-detail", args=[obj.pk])).content.decode()
+    form = page[page.index('id="decision-form"') : page.index("Record decision")]
+    start = form.index('<label for="id_note">')
+    label = form[start : form.index("</label>", start)]
+    assert "(required to ask for changes or to reject)" in label
+    assert "(optional)" not in form
+    assert "You may leave it empty when you approve." in form
+
+
 def test_a_decision_must_be_one_of_the_three(as_user, server_admin):
     obj = OnboardingRequestFactory()
     response = as_user(server_admin).post(

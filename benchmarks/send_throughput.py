@@ -1,0 +1,398 @@
+"""Send throughput: the real pipeline against a loopback fake provider, as ratios.
+
+    .venv/bin/python benchmarks/send_throughput.py
+
+It sets up Django on its own throwaway SQLite file (the embedded default: WAL, IMMEDIATE
+transactions), migrates, seeds an account, projects, participants and Twilio provider links whose
+credentials are fake, points TWILIO_API_BASE at a FakeProvider (benchmarks/fake_provider.py), and
+runs the real pipeline: "send now" materialisation, then `messaging.sender.run` (claim, quota,
+gateway over HTTP, record), as the q2 task does. It prints, measured in the same run:
+
+  (a) rate_ratio: achieved / configured rate for a 2,000-message send at 50 messages per second
+      with 50 ms provider latency. The fake enforces the rate with a token bucket holding one
+      second's worth (50: "50 a second"; --burst changes it) and answers 429 beyond it; the 429s
+      are printed, and any 429 makes rate_ratio 0;
+  (b) bare_ratio: pipeline throughput / a bare httpx loop with the same concurrency, against the
+      same fake with no rate limit;
+  (c) queries_per_message: database queries per sent message (every query of the materialisation
+      and the sender, on every thread), at 200 and at 2,000 messages; the larger is reported.
+
+Its last line is `rate_ratio=… bare_ratio=… queries_per_message=…`. Targets: rate_ratio >= 0.9
+with no 429, bare_ratio >= 0.5, queries_per_message <= 10 and about the same at both sizes.
+Options: --messages N (default 2000), --small N (200), --rate R (50), --latency-ms L (50),
+--burst B (default: R). The fake runs in a child process, as a real provider is elsewhere: in
+this process its threads would compete with the sender's for the interpreter lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "f" * 32
+
+
+def configure_environment(directory: str) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ["DATABASE_URL"] = f"sqlite:///{directory}/bench.sqlite3"
+    os.environ["SMS_GATEWAY_OVERRIDE"] = ""
+    os.environ["REDIS_URL"] = ""
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["DJANGO_DEBUG"] = "False"  # no query log kept in memory
+    os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-secret-key-not-for-production")
+    os.environ.setdefault("SECRETS_ENCRYPTION_KEYS", "w2nrQiDO3D_4uvgFdTsmaMCiQ_Qx0pb4fwTJ3dJsMBE=")
+    os.environ.setdefault("SECRETS_FINGERPRINT_KEY", "benchmark-fingerprint-key")
+
+
+class QueryCounter:
+    """Counts every statement sent through Django's cursor wrapper, on every thread."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+        self.active = False
+
+    def install(self) -> None:
+        from django.db.backends import utils
+
+        counter = self
+        original_execute = utils.CursorWrapper.execute
+        original_executemany = utils.CursorWrapper.executemany
+
+        def execute(self, sql, params=None):
+            counter.tick()
+            return original_execute(self, sql, params)
+
+        def executemany(self, sql, param_list):
+            counter.tick()
+            return original_executemany(self, sql, param_list)
+
+        utils.CursorWrapper.execute = execute
+        utils.CursorWrapper.executemany = executemany
+
+    def tick(self) -> None:
+        if self.active:
+            with self.lock:
+                self.count += 1
+
+    def start(self) -> None:
+        with self.lock:
+            self.count = 0
+        self.active = True
+
+    def stop(self) -> int:
+        self.active = False
+        return self.count
+
+
+class Seed:
+    """The objects every phase shares, and a fresh project per phase."""
+
+    def __init__(self) -> None:
+        from billing.models import Account, Plan
+        from portal.models import User
+        from projects.models import RedcapInstance
+
+        self.user = User.objects.create_user(
+            email="bench@uni.test", password=None, full_name="Bench"
+        )
+        plan = Plan.objects.create(name="Bench", project_limit=100, monthly_messages=1_000_000)
+        self.account = Account.objects.create(name="Bench lab", plan=plan)
+        self.instance = RedcapInstance.objects.create(
+            name="Bench REDCap", api_url="https://redcap.bench.test/api/"
+        )
+        self.projects = 0
+
+    def project(self, *, participants: int, rate: float):
+        import datetime
+        import secrets
+
+        from messaging.models import MessageRule
+        from projects import crypto
+        from projects.models import FieldMapping, Membership, Participant, Project, ProviderLink
+
+        self.projects += 1
+        n = self.projects
+        project = Project.objects.create(
+            account=self.account,
+            redcap_instance=self.instance,
+            redcap_project_id=9000 + n,
+            title=f"Bench study {n}",
+            pi_name="Pat Investigator",
+            pi_email="pi@uni.test",
+            irb_protocol=f"IRB-BENCH-{n}",
+            time_zone="UTC",
+            # No quiet hours: a benchmark must not depend on the time of day it runs at.
+            send_window_start=datetime.time(0, 0),
+            send_window_end=datetime.time(23, 59, 59, 999999),
+            send_days=list(range(7)),
+        )
+        Membership.objects.create(project=project, user=self.user, role=Membership.Role.OWNER)
+        FieldMapping.objects.create(
+            project=project,
+            phone_field="phone",
+            consent_field="consent",
+            first_name_field="first_name",
+        )
+        sender = f"+1415555{n:04d}"
+        config = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "sender": sender}
+        ProviderLink.objects.create(
+            project=project,
+            provider="twilio",
+            config_encrypted=crypto.encrypt_json(config),
+            display={"Sender": sender},
+            fingerprint=crypto.fingerprint(sender, purpose="provider:twilio"),
+            rate_per_second=rate,
+            webhook_secret=secrets.token_urlsafe(32),
+            linked_by=self.user,
+        )
+        rows = []
+        for i in range(participants):
+            phone = f"+1{200 + n:03d}555{i:04d}"
+            rows.append(
+                Participant(
+                    project=project,
+                    record_id=str(i + 1),
+                    phone_encrypted=crypto.encrypt(phone),
+                    phone_fingerprint=crypto.fingerprint(phone, purpose="phone"),
+                    phone_last4=phone[-4:],
+                    consented=True,
+                    first_name=f"P{i}",
+                )
+            )
+        Participant.objects.bulk_create(rows, batch_size=500)
+        rule = MessageRule.objects.create(
+            project=project,
+            kind=MessageRule.Kind.ALERT,
+            name=f"Bench alert {n}",
+            body=f"Hello [first_name], this is study {n}: please remember your visit.",
+            schedule=MessageRule.Schedule.MANUAL,
+            status=MessageRule.Status.ACTIVE,
+            created_by=self.user,
+        )
+        return project, rule
+
+
+def _serve_fake(conn, options: dict) -> None:
+    """The fake provider's own process: answers "stats", "reset" and "stop" on a pipe."""
+    from fake_provider import FakeProvider
+
+    fake = FakeProvider(**options).start()
+    conn.send(fake.twilio_api_base)
+    while True:
+        command = conn.recv()
+        if command == "stats":
+            conn.send(fake.stats())
+        elif command == "reset":
+            fake.reset()
+            conn.send(None)
+        else:
+            fake.stop()
+            conn.send(None)
+            return
+
+
+class RemoteFake:
+    """A FakeProvider in a child process, as a real provider is: its threads do not compete
+    with the sender's for this process's interpreter lock."""
+
+    def __init__(self, **options) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve_fake, args=(child, options), daemon=True)
+
+    def __enter__(self) -> RemoteFake:
+        self.process.start()
+        self.twilio_api_base = self.conn.recv()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conn.send("stop")
+        self.conn.recv()
+        self.process.join(5)
+
+    def stats(self) -> dict:
+        self.conn.send("stats")
+        return self.conn.recv()
+
+    def reset(self) -> None:
+        self.conn.send("reset")
+        self.conn.recv()
+
+
+def run_pipeline(seed: Seed, counter: QueryCounter, *, messages: int, rate: float) -> dict:
+    """Send now to `messages` participants and run the sender loop until the queue is empty,
+    as the q2 task does (a run lasts SENDER_MAX_SECONDS at most; another follows if work is left).
+    """
+    from django.db.models import Count
+
+    from messaging import sender
+    from messaging.models import Message
+    from messaging.services.outbox import send_now
+
+    project, rule = seed.project(participants=messages, rate=rate)
+    counter.start()
+    started = time.monotonic()
+    send_now(rule=rule, actor=seed.user)
+    reports = []
+    while True:
+        report = sender.run()
+        reports.append(report)
+        if not report.more_work:
+            break
+    elapsed = time.monotonic() - started
+    queries = counter.stop()
+    statuses = dict(
+        Message.objects.filter(project=project).values_list("status").annotate(n=Count("id"))
+    )
+    sent = statuses.get(Message.Status.SENT, 0)
+    return {
+        "sent": sent,
+        "statuses": statuses,
+        "elapsed": elapsed,
+        "queries": queries,
+        "queries_per_message": queries / max(sent, 1),
+        "runs": len(reports),
+    }
+
+
+def run_bare(url: str, *, messages: int, concurrency: int) -> float:
+    """A bare httpx loop: `concurrency` threads posting as fast as the fake answers."""
+    import httpx
+
+    client = httpx.Client(
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        timeout=10,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
+    counter = iter(range(messages))
+    lock = threading.Lock()
+
+    def worker() -> int:
+        done = 0
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return done
+            response = client.post(
+                url,
+                data={"To": f"+1300555{n:04d}", "Body": f"bare {n}", "From": "+14155550000"},
+            )
+            response.raise_for_status()
+            done += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        total = sum(pool.map(lambda _: worker(), range(concurrency)))
+    elapsed = time.monotonic() - started
+    client.close()
+    assert total == messages
+    return messages / elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--burst", type=float, default=None, help="default: one second's worth")
+    args = parser.parse_args(argv)
+
+    directory = tempfile.mkdtemp(prefix="studytext-bench-")
+    configure_environment(directory)
+    try:
+        _run(args)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(args) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    began = time.monotonic()
+    call_command("migrate", verbosity=0, interactive=False)
+    counter = QueryCounter()
+    counter.install()
+    seed = Seed()
+    concurrency = min(settings.SENDER_THREADS, settings.SENDER_MAX_IN_FLIGHT_PER_LINK)
+    print(
+        f"setup: migrated in {time.monotonic() - began:.1f} s; sender threads "
+        f"{settings.SENDER_THREADS}, in flight per link {settings.SENDER_MAX_IN_FLIGHT_PER_LINK}",
+        flush=True,
+    )
+
+    with (
+        RemoteFake(
+            latency_ms=args.latency_ms, rate=args.rate, burst=args.burst or args.rate
+        ) as limited,
+        RemoteFake(latency_ms=args.latency_ms) as free,
+    ):
+        # (c) small, then (a) and (c) large: paced at the configured rate.
+        settings.TWILIO_API_BASE = limited.twilio_api_base
+        small = run_pipeline(seed, counter, messages=args.small, rate=args.rate)
+        small_stats = limited.stats()
+        limited.reset()
+        large = run_pipeline(seed, counter, messages=args.messages, rate=args.rate)
+        large_stats = limited.stats()
+        for name, result, stats in (("small", small, small_stats), ("paced", large, large_stats)):
+            print(
+                f"{name}: {result['sent']} sent of {stats['send_attempts']} provider calls in "
+                f"{result['elapsed']:.1f} s ({result['runs']} sender runs); provider accepted "
+                f"{stats['accepted_per_second'] or 0:.1f}/s, 429s {stats['rate_limited']}, "
+                f"duplicates {stats['duplicates']}; {result['queries']} queries "
+                f"({result['queries_per_message']:.2f} per message); statuses {result['statuses']}",
+                flush=True,
+            )
+        rate_ratio = (large_stats["accepted_per_second"] or 0) / args.rate
+        if large_stats["rate_limited"] or small_stats["rate_limited"]:
+            rate_ratio = 0.0  # a 429 means the pace was not kept: fail the target outright
+
+        # (b) no rate limit: the pipeline against a bare loop of the same concurrency.
+        settings.TWILIO_API_BASE = free.twilio_api_base
+        url = f"{free.twilio_api_base}Accounts/{ACCOUNT_SID}/Messages.json"
+        bare_rate = run_bare(url, messages=args.messages, concurrency=concurrency)
+        free.reset()
+        fast = run_pipeline(seed, counter, messages=args.messages, rate=9999)
+        fast_stats = free.stats()
+        pipeline_rate = fast["sent"] / fast["elapsed"]
+        print(
+            f"unpaced: pipeline {pipeline_rate:.1f} msg/s ({fast['sent']} sent, "
+            f"{fast['queries_per_message']:.2f} queries per message, provider max in flight "
+            f"{fast_stats['max_in_flight']}); bare httpx loop {bare_rate:.1f} msg/s "
+            f"(concurrency {concurrency})",
+            flush=True,
+        )
+    bare_ratio = pipeline_rate / bare_rate
+    queries_per_message = max(small["queries_per_message"], large["queries_per_message"])
+    print(
+        f"queries per message: {small['queries_per_message']:.2f} at {args.small}, "
+        f"{large['queries_per_message']:.2f} at {args.messages}; total "
+        f"{time.monotonic() - began:.1f} s"
+    )
+    print(
+        f"rate_ratio={rate_ratio:.3f} bare_ratio={bare_ratio:.3f} "
+        f"queries_per_message={queries_per_message:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
