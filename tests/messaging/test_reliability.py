@@ -71,6 +71,13 @@ class FlakyTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+@pytest.fixture(autouse=True)
+def threaded_sender(settings):
+    """These tests are about the real sender: its provider calls on a thread pool (the test
+    settings send inline, for tests inside a transaction)."""
+    settings.SENDER_THREADS = 16
+
+
 @pytest.fixture
 def provider(settings, monkeypatch):
     """provider(**FakeProvider options) -> a started fake that the Twilio gateway talks to over
