@@ -9,7 +9,7 @@ from billing.services import account_assert_project_slot
 from projects import emails
 from projects.access import ROLE_RANK, project_role
 from projects.models import Membership, Project, RedcapInstance
-from projects.signals import audit
+from projects.signals import audit, project_status_changed
 
 
 def project_create(
@@ -216,6 +216,7 @@ def project_set_status(*, project: Project, status: str, actor, reason: str = ""
             message=f"Project {STATUS_WORDS[verb]}." + (f" Reason: {reason}" if reason else ""),
             data={"from": current, "to": wanted},
         )
+        project_status_changed.send(sender=Project, project=project, old=current, new=wanted)
         if verb in ("suspended", "unsuspended"):
             transaction.on_commit(
                 partial(emails.project_status_changed, project_id=project.pk), robust=True

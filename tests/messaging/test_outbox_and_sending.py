@@ -288,3 +288,39 @@ def test_archiving_a_rule_cancels_its_queued_texts(project, people, researcher):
     outbox.send_now(rule=rule, actor=researcher)
     rules.rule_set_status(rule=rule, status=MessageRule.Status.ARCHIVED, actor=researcher)
     assert set(Message.objects.values_list("status", flat=True)) == {Status.CANCELLED}
+
+
+def test_a_participant_opted_out_in_redcap_is_skipped_at_release_and_is_no_recipient(
+    project, people, researcher
+):
+    outbox.send_now(rule=MessageRuleFactory(project=project), actor=researcher)
+    Participant.objects.filter(pk=people[0].pk).update(redcap_opted_out=True)
+    run_sender()
+    skipped = Message.objects.get(participant=people[0])
+    assert skipped.status == Status.SKIPPED
+    assert skipped.error == "The participant is marked as opted out in REDCap."
+    assert len(locmem.outbox) == 2
+    assert not outbox.textable_participants(project=project).filter(pk=people[0].pk).exists()
+
+
+def test_a_stop_is_flagged_for_redcap_and_its_write_back_queued_after_the_commit(
+    project, people, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        sending.opt_out_record(participant=people[0], source=OptOut.Source.KEYWORD)
+    people[0].refresh_from_db()
+    assert people[0].optout_write_pending == "out"
+    assert len(callbacks) == 1
+
+
+def test_archiving_the_project_cancels_its_waiting_texts_and_pausing_keeps_them(
+    project, people, researcher
+):
+    from projects.services import project_set_status
+
+    outbox.send_now(rule=MessageRuleFactory(project=project), actor=researcher)
+    project_set_status(project=project, status=project.Status.PAUSED, actor=researcher)
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.QUEUED}
+    project_set_status(project=project, status=project.Status.ARCHIVED, actor=researcher)
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.CANCELLED}
+    assert "archived" in Message.objects.first().error
