@@ -4,14 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 ADDR ?= 127.0.0.1:8000
+# `make run` serves the demo at ADDR, so its links (the REDCap sandbox the demo project syncs from,
+# e-mails) must name ADDR too, whatever SITE_URL .env holds. An exported SITE_URL still wins.
+SITE_URL ?= http://$(ADDR)
 
-.PHONY: run test install browser lint format migrate check-deploy clean benchmarks
+.PHONY: run test install browser lint format migrate clean benchmarks
 
 run: install .env
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	SITE_URL=$(SITE_URL) $(PY) manage.py seed_demo
 	@echo "StudyText: open http://$(ADDR)/ (Ctrl-C stops the web server and the task cluster)"
-	$(PY) manage.py devserver $(ADDR)
+	SITE_URL=$(SITE_URL) $(PY) manage.py devserver $(ADDR)
 
 test: install browser
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,7 @@ from django import forms
 
 from messaging.models import MessageRule
 from messaging.services.provider_links import providers_offered
+from messaging.services.rules import RULE_FIELDS
 from projects.models import ProviderLink
 
 
@@ -35,27 +36,7 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = MessageRule
-        fields = [
-            "kind",
-            "name",
-            "body",
-            "instrument",
-            "event",
-            "recipients",
-            "filter_logic",
-            "record_ids",
-            "schedule",
-            "send_time",
-            "once_date",
-            "recur_days",
-            "start_date",
-            "until_date",
-            "max_occurrences",
-            "date_field",
-            "offset_days",
-            "stop_when_complete",
-            "max_sends",
-        ]
+        fields = list(RULE_FIELDS)
         labels = {
             "kind": "Kind",
             "body": "Text",

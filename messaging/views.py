@@ -167,6 +167,7 @@ def _rule_form(request, project, role, rule=None):
             "redcap_error": redcap_error,
             "preview_participants": participants,
             "piping_names": sorted(piping.allowed_tokens(mapping)),
+            "piping_dates": bool(mapping and mapping.date_fields),
             "sending_hours": _sending_hours(project),
             "tab": "messages",
         },
@@ -254,6 +255,8 @@ def rule_preview(request, pk: int):
     )
     result = rules.body_preview(body=body, context=context)
     result["unknown"] = piping.unknown_tokens(body, mapping)
+    blank = piping.missing_values(body, context) if participant else []
+    result["missing"] = [t for t in blank if t not in result["unknown"]]
     recipients = outbox.textable_participants(project=project)
     if request.POST.get("recipients") == MessageRule.Recipients.RECORDS:
         # Split as the form does: "1;2" counted nobody before.

@@ -97,7 +97,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 Q_CLUSTER = {
-    "name": "studytext",
+    # Keys the Redis queue and stats: sites (or test runs) sharing one Redis need their own name.
+    # django-q2 reads Q_CLUSTER_NAME too; it must match, which reading it here guarantees.
+    "name": env("Q_CLUSTER_NAME", default="studytext"),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 60,  # a task running longer is killed ...
     "retry": 120,  # ... before it could be handed out a second time (timeout < retry)

@@ -24,7 +24,9 @@ def project_get_for_user(
 ) -> tuple[Project, str]:
     """Return (project, role). Outsiders get 404; members below `min_role` get 403."""
     project = (
-        Project.objects.select_related("account", "account__plan", "redcap_instance")
+        Project.objects.select_related(
+            "account", "account__plan", "redcap_instance", "status_changed_by"
+        )
         .filter(pk=pk)
         .first()
     )

@@ -33,6 +33,9 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["status", "redcap_instance"]
     search_fields = ["title", "pi_name", "irb_protocol"]
     inlines = [MembershipInline]
+    # Pausing, archiving and suspending go through the project's Settings page, which checks the
+    # account's project slots, asks for a reason and audits the change.
+    readonly_fields = ["status", "status_reason", "status_changed_at", "status_changed_by"]
 
 
 @admin.register(Membership)

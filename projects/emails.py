@@ -27,3 +27,22 @@ def project_owners_emails(project) -> list[str]:
             "user__email", flat=True
         )
     )
+
+
+def project_status_changed(*, project_id: int) -> None:
+    """Tell the owners that the administrators suspended (or unsuspended) their project."""
+    from projects.models import Project
+
+    project = Project.objects.get(pk=project_id)
+    recipients = project_owners_emails(project)
+    if not recipients:
+        return
+    context = {
+        "project": project,
+        "url": settings.SITE_URL + reverse("project-settings", args=[project.pk]),
+    }
+    subject = f"[StudyText] {project.title} is {project.get_status_display().lower()}"
+    if project.status == "paused":
+        subject = f"[StudyText] {project.title} is no longer suspended"
+    body = render_to_string("projects/email/status_changed.txt", context)
+    send_mail(subject, body, None, recipients)

@@ -83,9 +83,17 @@ class FieldMappingForm(forms.Form):
         help_text="Lets messages say [first_name].",
     )
     optout_field = forms.ChoiceField(
-        label="Opt-out field to write back to",
+        label="Opt-out field",
         required=False,
-        help_text="When a participant texts STOP, StudyText sets this field in REDCap.",
+        help_text="Records marked opted out here are never texted; when a participant texts "
+        "STOP, StudyText marks it in REDCap.",
+    )
+    optout_value = forms.CharField(
+        label="Value that means “opted out”",
+        max_length=100,
+        required=False,
+        initial="1",
+        help_text="The coded value; for a checkbox, the code of its “opted out” option.",
     )
     date_fields = forms.MultipleChoiceField(
         label="Date fields for schedules",

@@ -46,6 +46,17 @@ class Project(models.Model):
     pi_email = models.EmailField("PI e-mail")
     irb_protocol = models.CharField("IRB protocol number", max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.TextField(
+        blank=True, help_text="Why it is paused, suspended or archived (shown to the team)."
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     time_zone = models.CharField(
         max_length=64,
         default="America/New_York",
@@ -186,7 +197,17 @@ class FieldMapping(models.Model):
     )
     time_zone_field = models.CharField(max_length=100, blank=True)
     first_name_field = models.CharField(max_length=100, blank=True)
-    optout_field = models.CharField("Opt-out field to write back to", max_length=100, blank=True)
+    optout_field = models.CharField(
+        "Opt-out field",
+        max_length=100,
+        blank=True,
+        help_text="Records marked opted out here are never texted; STOP is written back to it.",
+    )
+    optout_value = models.CharField(
+        max_length=100,
+        default="1",
+        help_text="The coded value that means “opted out” (a checkbox: the option's code).",
+    )
     withdrawn_logic = models.TextField(
         blank=True, help_text="REDCap logic that is true for withdrawn participants."
     )
@@ -214,6 +235,7 @@ class FieldMapping(models.Model):
             self.consent_field,
             self.time_zone_field,
             self.first_name_field,
+            self.optout_field,
             *self.date_fields,
         ]
         return list(dict.fromkeys(f for f in fields if f))
@@ -232,6 +254,11 @@ class Participant(models.Model):
         NO_CONSENT = "no_consent", "No consent to texts"
         UNKNOWN_TIME_ZONE = "unknown_time_zone", "Unknown time zone"
 
+    class OptoutWrite(models.TextChoices):
+        NONE = "", "Nothing to write"
+        OPT_OUT = "out", "Opt-out to write to REDCap"
+        OPT_IN = "in", "Opt-in to write to REDCap"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="participants")
     record_id = models.CharField(max_length=100)
     phone_encrypted = models.TextField(blank=True)
@@ -241,6 +268,19 @@ class Participant(models.Model):
     time_zone = models.CharField(max_length=64, blank=True)
     first_name = models.CharField(max_length=100, blank=True)
     withdrawn = models.BooleanField(default=False)
+    redcap_opted_out = models.BooleanField(
+        "opted out in REDCap",
+        default=False,
+        help_text="The mapped opt-out field in REDCap says so: never texted.",
+    )
+    optout_write_pending = models.CharField(
+        max_length=3,
+        choices=OptoutWrite.choices,
+        blank=True,
+        default="",
+        help_text="An opt-out (or opt-in) waits to be written to REDCap; the 15-minute sync "
+        "retries it.",
+    )
     dates = models.JSONField(default=dict, blank=True)
     issue = models.CharField(max_length=20, choices=Issue.choices, blank=True, default="")
     issue_detail = models.CharField(max_length=200, blank=True)
@@ -261,7 +301,14 @@ class Participant(models.Model):
                 fields=["project", "record_id"], name="unique_participant_record"
             )
         ]
-        indexes = [models.Index(fields=["project", "issue", "in_redcap"])]
+        indexes = [
+            models.Index(fields=["project", "issue", "in_redcap"]),
+            models.Index(
+                fields=["project"],
+                condition=~models.Q(optout_write_pending=""),
+                name="participant_optout_pending",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Record {self.record_id}"
@@ -283,6 +330,7 @@ class Participant(models.Model):
             and self.in_redcap
             and self.consented
             and not self.withdrawn
+            and not self.redcap_opted_out
             and not self.number_invalid
         )
 

@@ -16,24 +16,29 @@ def redcap_instances_offered() -> QuerySet[RedcapInstance]:
     return RedcapInstance.objects.filter(is_active=True)
 
 
-def participant_counts(*, project: Project) -> dict[str, int]:
-    """Ready / not usable / gone, in one aggregate query."""
-    return Participant.objects.filter(project=project).aggregate(
-        total=Count("id"),
-        ready=Count("id", filter=Q(issue="", in_redcap=True, consented=True, withdrawn=False)),
-        not_usable=Count("id", filter=~Q(issue="") & Q(in_redcap=True)),
-        withdrawn=Count("id", filter=Q(withdrawn=True, in_redcap=True)),
-        gone=Count("id", filter=Q(in_redcap=False)),
-    )
-
-
+READY = Q(issue="", in_redcap=True, consented=True, withdrawn=False, redcap_opted_out=False)
 PARTICIPANT_FILTERS = {
-    "ready": Q(issue="", in_redcap=True, consented=True, withdrawn=False),
+    "ready": READY,
     "not_usable": ~Q(issue="") & Q(in_redcap=True),
     "withdrawn": Q(withdrawn=True, in_redcap=True),
+    "opted_out": Q(redcap_opted_out=True, in_redcap=True),
     "gone": Q(in_redcap=False),
     "all": Q(),
 }
+
+
+def participant_counts(*, project: Project) -> dict[str, int]:
+    """How many in each view of the participants page, in one aggregate query; `optout_pending`
+    counts the opt-outs still waiting to be written to REDCap."""
+    return Participant.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        **{
+            show: Count("id", filter=condition)
+            for show, condition in PARTICIPANT_FILTERS.items()
+            if show != "all"
+        },
+        optout_pending=Count("id", filter=~Q(optout_write_pending="")),
+    )
 
 
 def participants_for_project(
@@ -61,4 +66,13 @@ def project_setup_state(*, project: Project) -> dict[str, bool]:
         "provider": ProviderLink.objects.filter(project=project).exists(),
         "mapping": FieldMapping.objects.filter(project=project).exists(),
         "synced": SyncRun.objects.filter(project=project, status=SyncRun.Status.SUCCEEDED).exists(),
+    }
+
+
+def account_project_slots(*, project: Project) -> dict[str, int]:
+    """The project's account: its plan's project limit and the projects taking a slot now."""
+    account = project.account
+    return {
+        "limit": account.plan.project_limit,
+        "used": Project.objects.filter(account=account).exclude(status="archived").count(),
     }

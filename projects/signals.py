@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # obj (the model instance acted on), message (plain words; never a secret, body or phone number),
 # and optionally data (a small dict of non-sensitive details).
 audit = Signal()
+
+# A project's status changed (inside the transaction that changed it). Keyword arguments:
+# project, old (status), new (status). Messaging cancels the texts waiting for an archived one.
+project_status_changed = Signal()

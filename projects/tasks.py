@@ -1,6 +1,6 @@
 """django-q2 tasks: thin, take ids, call services."""
 
-from projects.services import sync
+from projects.services import participants, sync
 
 
 def participant_sync(run_id: int) -> None:
@@ -9,5 +9,13 @@ def participant_sync(run_id: int) -> None:
 
 
 def participant_sync_all() -> int:
-    """Scheduled every 15 minutes: queue syncs for linked, mapped, active projects."""
+    """Scheduled every 15 minutes: write the opt-outs still waiting for REDCap, then queue syncs
+    for linked, mapped, active or paused projects."""
+    participants.optout_write_backs_retry()
     return sync.sync_all_due()
+
+
+def optout_write_back(participant_id: int) -> None:
+    """Write one participant's pending opt-out (or opt-in) to REDCap. Lost or failed, it stays
+    pending and the 15-minute schedule above writes it."""
+    participants.participant_optout_write_back(participant_id=participant_id)

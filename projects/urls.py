@@ -29,4 +29,5 @@ urlpatterns = [
     path("<int:pk>/participants/sync/", views.sync_start, name="project-sync-start"),
     path("<int:pk>/participants/sync/<int:run_id>/", views.sync_detail, name="project-sync"),
     path("<int:pk>/settings/", views.project_settings, name="project-settings"),
+    path("<int:pk>/status/", views.project_status, name="project-status"),
 ]

@@ -21,6 +21,7 @@ from projects.forms import (
 from projects.models import (
     FieldMapping,
     Membership,
+    Project,
     ProjectInvitation,
     ProviderLink,
     RedcapLink,
@@ -30,6 +31,8 @@ from projects.services import (
     links,
     mapping,
     members,
+    project_set_status,
+    project_status_changes_for,
     project_update_help_reply,
     project_update_quiet_hours,
     sync,
@@ -266,6 +269,7 @@ def field_mapping(request, pk: int):
                     "time_zone_field",
                     "first_name_field",
                     "optout_field",
+                    "optout_value",
                     "date_fields",
                     "withdrawn_logic",
                     "event",
@@ -421,6 +425,41 @@ def project_settings(request, pk: int):
             "help_form": help_form,
             "quiet_form": quiet_form,
             "send_days": [label for day, label in WEEKDAYS if day in project.send_days],
+            "status_changes": project_status_changes_for(project=project, user=request.user),
+            "slots": selectors.account_project_slots(project=project)
+            if project.status == Project.Status.ARCHIVED
+            else None,
             "tab": "settings",
         },
     )
+
+
+STATUS_DONE = {
+    Project.Status.PAUSED: "“{title}” is paused: no texts go out until it is resumed.",
+    Project.Status.ACTIVE: "“{title}” is active: texts go out again.",
+    Project.Status.ARCHIVED: "“{title}” is archived: no texts go out and it takes no project slot.",
+    Project.Status.SUSPENDED: "“{title}” is suspended; its owners were told why by e-mail.",
+}
+
+
+@login_required
+@require_POST
+def project_status(request, pk: int):
+    """Pause, resume, archive, un-archive (owners), suspend and unsuspend (administrators)."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+    before = project.status
+    try:
+        project = project_set_status(
+            project=project,
+            status=request.POST.get("status", ""),
+            actor=request.user,
+            reason=request.POST.get("reason", "")[:500],
+        )
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    else:
+        done = STATUS_DONE[project.status]
+        if before in (Project.Status.ARCHIVED, Project.Status.SUSPENDED):
+            done = "“{title}” is back, and paused: resume it when texts may go out again."
+        messages.success(request, done.format(title=project.title))
+    return redirect("project-settings", pk=project.pk)

@@ -22,7 +22,14 @@ from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
 
 Status = Message.Status
-TEXTABLE = Q(issue="", in_redcap=True, consented=True, withdrawn=False, number_invalid=False)
+TEXTABLE = Q(
+    issue="",
+    in_redcap=True,
+    consented=True,
+    withdrawn=False,
+    redcap_opted_out=False,
+    number_invalid=False,
+)
 
 
 def kick_sender() -> None:
@@ -270,4 +277,15 @@ def retention_purge(*, now=None) -> int:
         Message.objects.filter(created_at__lt=cutoff)
         .exclude(body="", adhoc_body="")
         .update(body="", adhoc_body="", updated_at=timezone.now())
+    )
+
+
+def project_archived_cancel(*, project_id: int) -> int:
+    """An archived project sends nothing more: its queued and held texts are cancelled."""
+    return Message.objects.filter(
+        project_id=project_id, status__in=[Status.QUEUED, Status.HELD]
+    ).update(
+        status=Status.CANCELLED,
+        error="Cancelled: the project was archived.",
+        updated_at=timezone.now(),
     )

@@ -28,6 +28,7 @@ from messaging.signals import audit
 from projects.models import FieldMapping, Participant, Project, ProviderLink
 from projects.redcap import RedcapError
 from projects.services.links import provider_link_pause, redcap_client_for
+from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
@@ -110,7 +111,9 @@ class ReleaseData:
         participant = message.participant
         if not (participant.in_redcap and participant.consented and participant.phone_encrypted):
             return  # skipped before anything is asked (minimum necessary)
-        if participant.withdrawn or participant.issue or participant.number_invalid:
+        if participant.withdrawn or participant.redcap_opted_out:
+            return
+        if participant.issue or participant.number_invalid:
             return
         rule = message.rule
         body = rule.body if rule is not None else message.adhoc_body
@@ -300,6 +303,9 @@ def prepare(
         return None
     if participant.withdrawn:
         _skip(message, "The participant has withdrawn.")
+        return None
+    if participant.redcap_opted_out:
+        _skip(message, "The participant is marked as opted out in REDCap.")
         return None
     if not participant.consented:
         _skip(message, "The participant has not consented to texts.")
@@ -709,6 +715,7 @@ def opt_out_record(*, participant: Participant, source: str, detail: str = "") -
             defaults={"participant": participant, "source": source, "detail": detail},
         )
         if created:
+            participant_optout_write_back_request(participant_id=participant.pk)
             Message.objects.filter(
                 participant__project_id=participant.project_id,
                 participant__phone_fingerprint=participant.phone_fingerprint,

@@ -335,38 +335,45 @@ def onboarding_request_approve(
     return project
 
 
+def _decide_with_note(
+    onboarding_request: OnboardingRequest, actor, *, status: str, note: str, missing: str
+) -> OnboardingRequest:
+    if not note.strip():
+        raise ValidationError({"note": missing})
+    with transaction.atomic():
+        onboarding_request = _lock_for_decision(onboarding_request, actor)
+        _decide(onboarding_request, actor, status, note)
+        audit_record(
+            actor=actor,
+            action=f"onboarding_request.{status}",
+            obj=onboarding_request,
+            message=f"{Status(status).label}. Note: {note}",
+        )
+    return onboarding_request
+
+
 def onboarding_request_reject(
     *, onboarding_request: OnboardingRequest, actor, note: str
 ) -> OnboardingRequest:
-    if not note.strip():
-        raise ValidationError({"note": "Tell the researcher why the request is rejected."})
-    with transaction.atomic():
-        onboarding_request = _lock_for_decision(onboarding_request, actor)
-        _decide(onboarding_request, actor, Status.REJECTED, note)
-        audit_record(
-            actor=actor,
-            action="onboarding_request.rejected",
-            obj=onboarding_request,
-            message=f"Rejected. Note: {note}",
-        )
-    return onboarding_request
+    return _decide_with_note(
+        onboarding_request,
+        actor,
+        status=Status.REJECTED,
+        note=note,
+        missing="Tell the researcher why the request is rejected.",
+    )
 
 
 def onboarding_request_request_changes(
     *, onboarding_request: OnboardingRequest, actor, note: str
 ) -> OnboardingRequest:
-    if not note.strip():
-        raise ValidationError({"note": "Tell the researcher what to change."})
-    with transaction.atomic():
-        onboarding_request = _lock_for_decision(onboarding_request, actor)
-        _decide(onboarding_request, actor, Status.CHANGES_REQUESTED, note)
-        audit_record(
-            actor=actor,
-            action="onboarding_request.changes_requested",
-            obj=onboarding_request,
-            message=f"Changes requested. Note: {note}",
-        )
-    return onboarding_request
+    return _decide_with_note(
+        onboarding_request,
+        actor,
+        status=Status.CHANGES_REQUESTED,
+        note=note,
+        missing="Tell the researcher what to change.",
+    )
 
 
 def onboarding_comment_create(

@@ -1,11 +1,15 @@
+from functools import partial
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from billing.models import Account, AccountMembership
 from billing.services import account_assert_project_slot
+from projects import emails
 from projects.access import ROLE_RANK, project_role
 from projects.models import Membership, Project, RedcapInstance
-from projects.signals import audit
+from projects.signals import audit, project_status_changed
 
 
 def project_create(
@@ -129,3 +133,117 @@ def project_move_account(*, project: Project, account: Account, actor) -> Projec
             data={"from_account": old_account.pk, "to_account": account.pk},
         )
     return project
+
+
+Status = Project.Status
+# (from, to) -> (audit verb, who may: "owner" or "admin"). Everything that leaves "archived" or
+# "suspended" lands on "paused": texting resumes only when the team presses Resume.
+STATUS_CHANGES = {
+    (Status.ACTIVE, Status.PAUSED): ("paused", "owner"),
+    (Status.PAUSED, Status.ACTIVE): ("resumed", "owner"),
+    (Status.ACTIVE, Status.ARCHIVED): ("archived", "owner"),
+    (Status.PAUSED, Status.ARCHIVED): ("archived", "owner"),
+    (Status.ARCHIVED, Status.PAUSED): ("unarchived", "owner"),
+    (Status.ACTIVE, Status.SUSPENDED): ("suspended", "admin"),
+    (Status.PAUSED, Status.SUSPENDED): ("suspended", "admin"),
+    (Status.SUSPENDED, Status.PAUSED): ("unsuspended", "admin"),
+}
+
+
+def project_status_changes_for(*, project: Project, user) -> list[str]:
+    """The statuses `user` may move `project` to now (for the Settings page's buttons)."""
+    role = project_role(user=user, project=project)
+    is_admin = getattr(user, "is_server_admin", False)
+    return [
+        to
+        for (frm, to), (_, who) in STATUS_CHANGES.items()
+        if frm == project.status
+        and (is_admin or (who == "owner" and role == Membership.Role.OWNER))
+    ]
+
+
+def project_set_status(*, project: Project, status: str, actor, reason: str = "") -> Project:
+    """Pause, resume, archive, un-archive, suspend or unsuspend a project.
+
+    Owners pause, resume, archive and un-archive; only server administrators suspend (with a
+    reason the team sees) and unsuspend. An archived or suspended project comes back paused.
+    Un-archiving takes a project slot again: refused, with the numbers, when the account's plan
+    is full (the project's row and then the account's are locked, so two cannot take the last
+    slot). No text goes out unless the project is active.
+    """
+    reason = reason.strip()
+    is_admin = getattr(actor, "is_server_admin", False)
+    if not is_admin and project_role(user=actor, project=project) != Membership.Role.OWNER:
+        raise PermissionDenied("Only the project's owners can pause, resume or archive it.")
+    try:
+        wanted = Status(status)
+    except ValueError:
+        raise ValidationError(f"“{status}” is not a project status.") from None
+    with transaction.atomic():
+        project = (
+            Project.objects.select_for_update(no_key=True)
+            .select_related("account")
+            .get(pk=project.pk)
+        )
+        current = project.status
+        change = STATUS_CHANGES.get((current, wanted))
+        if change is None:
+            raise ValidationError(_status_refusal(project, wanted))
+        verb, who = change
+        if who == "admin" and not is_admin:
+            raise PermissionDenied(
+                "This project was suspended by the server administrators; only they can change "
+                "its status."
+                if current == Status.SUSPENDED
+                else "Only the server administrators suspend projects."
+            )
+        if wanted == Status.SUSPENDED and not reason:
+            raise ValidationError({"reason": "Say why, so the team knows what to fix."})
+        if current == Status.ARCHIVED:
+            account_assert_project_slot(account=project.account)
+        project.status = wanted
+        project.status_reason = "" if wanted == Status.ACTIVE else reason
+        project.status_changed_at = timezone.now()
+        project.status_changed_by = actor
+        project.save(
+            update_fields=["status", "status_reason", "status_changed_at", "status_changed_by"]
+        )
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action=f"project.{verb}",
+            obj=project,
+            message=f"Project {STATUS_WORDS[verb]}." + (f" Reason: {reason}" if reason else ""),
+            data={"from": current, "to": wanted},
+        )
+        project_status_changed.send(sender=Project, project=project, old=current, new=wanted)
+        if verb in ("suspended", "unsuspended"):
+            transaction.on_commit(
+                partial(emails.project_status_changed, project_id=project.pk), robust=True
+            )
+    return project
+
+
+STATUS_WORDS = {
+    "paused": "paused: no texts go out until it is resumed",
+    "resumed": "resumed: texts go out again",
+    "archived": "archived: no texts go out and it no longer takes a project slot",
+    "unarchived": "un-archived; it is paused until the team resumes it",
+    "suspended": "suspended by the server administrators",
+    "unsuspended": "unsuspended; it is paused until the team resumes it",
+}
+
+
+def _status_refusal(project: Project, wanted: str) -> str:
+    if project.status == wanted:
+        return f"“{project.title}” is already {project.get_status_display().lower()}."
+    if project.status == Status.ARCHIVED:
+        return "An archived project is un-archived first; it comes back paused."
+    if project.status == Status.SUSPENDED:
+        return "A suspended project is unsuspended first; it comes back paused."
+    if wanted == Status.ACTIVE:
+        return "Only a paused project can be resumed."
+    return (
+        f"A project cannot go from {project.get_status_display().lower()} to "
+        f"{Status(wanted).label.lower()}."
+    )

@@ -16,6 +16,7 @@ from projects.signals import audit
 
 DATE_VALIDATIONS = {"date_ymd", "date_mdy", "date_dmy"}
 TEXTUAL_TYPES = {"text", "notes", "calc", "sql"}
+OPTOUT_TYPES = {"yesno", "truefalse", "checkbox", "radio", "dropdown", "text"}
 
 
 @dataclass(frozen=True)
@@ -119,17 +120,22 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> 
     need("time_zone_field", "time-zone field", optional=True)
     need("first_name_field", "first-name field", optional=True)
     optout = need("optout_field", "opt-out field", optional=True)
-    if optout and fields[optout]["field_type"] not in {
-        "yesno",
-        "truefalse",
-        "checkbox",
-        "radio",
-        "dropdown",
-        "text",
-    }:
+    if optout and fields[optout]["field_type"] not in OPTOUT_TYPES:
         errors["optout_field"] = (
             f"{optout} cannot hold an opt-out flag (it is a {fields[optout]['field_type']} field)."
         )
+    elif not optout:
+        mapping.optout_value = mapping.optout_value or "1"
+    else:
+        mapping.optout_value = (mapping.optout_value or "").strip()
+        coded = dictionary.coded_values(optout)
+        if not mapping.optout_value:
+            errors["optout_value"] = "Give the value that means “opted out”."
+        elif coded and mapping.optout_value not in {code for code, _ in coded}:
+            labels = ", ".join(f"{c} ({label})" for c, label in coded)
+            errors["optout_value"] = (
+                f"“{mapping.optout_value}” is not one of the coded values of {optout}: {labels}."
+            )
     for name in mapping.date_fields:
         meta = fields.get(name)
         if meta is None:
@@ -196,6 +202,7 @@ def field_mapping_save(
         "time_zone_field",
         "first_name_field",
         "optout_field",
+        "optout_value",
         "withdrawn_logic",
         "date_fields",
         "event",

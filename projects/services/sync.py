@@ -16,6 +16,11 @@ from projects import crypto
 from projects.models import FieldMapping, Participant, Project, RedcapLink, SyncRun
 from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
+from projects.services.participants import (
+    checkbox_column,
+    optout_write_backs_for_project,
+    redcap_marks_opted_out,
+)
 from projects.signals import audit
 
 Issue = Participant.Issue
@@ -98,9 +103,9 @@ def _value(row: dict, field: str) -> str:
 
 
 def _consented(row: dict, mapping: FieldMapping) -> bool:
-    checkbox_column = f"{mapping.consent_field}___{mapping.consent_value}"
-    if checkbox_column in row:  # a checkbox exports one 0/1 column per code
-        return str(row[checkbox_column]) == "1"
+    column = checkbox_column(mapping.consent_field, mapping.consent_value)
+    if column in row:  # a checkbox exports one 0/1 column per code
+        return str(row[column]) == "1"
     return _value(row, mapping.consent_field) == mapping.consent_value
 
 
@@ -112,6 +117,7 @@ def _participant_values(row: dict, mapping: FieldMapping, withdrawn: bool) -> di
     values = {
         "consented": consented,
         "withdrawn": withdrawn,
+        "redcap_opted_out": redcap_marks_opted_out(row, mapping),
         "first_name": _value(row, mapping.first_name_field)[:100]
         if mapping.first_name_field
         else "",
@@ -176,6 +182,7 @@ UPDATE_FIELDS = [
     "number_invalid",
     "consented",
     "withdrawn",
+    "redcap_opted_out",
     "first_name",
     "time_zone",
     "dates",
@@ -231,6 +238,7 @@ def _fail(run: SyncRun, project: Project, message: str) -> None:
 def _sync(run: SyncRun, project: Project) -> None:
     mapping = FieldMapping.objects.get(project=project)
     client = redcap_client_for(project)
+    optout_write_backs_for_project(project=project, client=client)  # so this sync reads them
     events = [mapping.event] if mapping.event else None
     id_field = client.record_id_field()
     ids = client.record_ids(events=events)
@@ -301,9 +309,15 @@ def _sync(run: SyncRun, project: Project) -> None:
 
 
 def sync_all_due() -> int:
-    """The 15-minute schedule: queue a sync for every linked, mapped, active project."""
+    """The 15-minute schedule: queue a sync for every linked, mapped, active or paused project.
+
+    Paused projects are kept in sync so that, on resuming, their texts go only to participants
+    who are still eligible (consent, withdrawal and opt-outs as REDCap holds them now).
+    """
     projects = Project.objects.filter(
-        status=Project.Status.ACTIVE, redcap_link__isnull=False, field_mapping__isnull=False
+        status__in=[Project.Status.ACTIVE, Project.Status.PAUSED],
+        redcap_link__isnull=False,
+        field_mapping__isnull=False,
     )
     count = 0
     for project in projects:

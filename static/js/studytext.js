@@ -106,6 +106,7 @@
         var warn = document.getElementById("preview-warning");
         var notes = [];
         if (p.unknown && p.unknown.length) notes.push("Unknown piping: [" + p.unknown.join("], [") + "]");
+        if (p.missing && p.missing.length) notes.push("Blank in REDCap for this participant: [" + p.missing.join("], [") + "].");
         if (p.too_long) notes.push("Too long: carriers refuse texts over 1,600 characters.");
         if (p.cost > p.remaining) notes.push("This send is more than the quota left; the rest would be held.");
         warn.textContent = notes.join(" ");
@@ -139,6 +140,7 @@
           (p.segments === 1 ? "" : "s") + " (" + p.encoding +
           (p.ucs2_char ? ", because of “" + p.ucs2_char + "”" : "") + ")";
         if (p.unknown && p.unknown.length) words += " · Unknown piping: [" + p.unknown.join("], [") + "]";
+        if (p.missing && p.missing.length) words += " · Blank in REDCap: [" + p.missing.join("], [") + "]";
         out.textContent = words;
         out.hidden = false;
       });

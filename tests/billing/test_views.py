@@ -427,3 +427,9 @@ def test_page_queries_do_not_grow_with_projects_days_or_accounts(
     Account.objects.bulk_create(AccountFactory.build(plan=small.plan) for _ in range(1000))
     with django_assert_max_num_queries(len(baseline)):
         get(large)
+
+
+def test_an_administrator_without_an_account_is_sent_to_all_accounts(as_user, server_admin):
+    page = as_user(server_admin).get(reverse("billing-account-list")).content.decode()
+    assert reverse("billing-admin-accounts") in page
+    assert "Request texting for a project" not in page

@@ -107,7 +107,8 @@ def test_an_owner_sets_up_a_project_and_sees_its_participants(live_server, page)
     page.get_by_label("“Withdrawn” logic").fill("[withdrawn] = '1'")
     page.get_by_label("First-name field").select_option("first_name")
     page.get_by_label("Time-zone field").select_option("tz")
-    page.get_by_label("Opt-out field to write back to").select_option("optout")
+    page.get_by_label("Opt-out field").select_option("optout")
+    expect(page.get_by_label("Value that means “opted out”")).to_have_value("1")
     page.get_by_role("group", name="Date fields for schedules").get_by_role(
         "checkbox", name="enrollment_date — Enrollment date"
     ).check()
@@ -118,7 +119,8 @@ def test_an_owner_sets_up_a_project_and_sees_its_participants(live_server, page)
         "Fields mapped. Next, sync the participants."
     )
     expect(page.get_by_text("No participants yet")).to_be_visible()
-    assert FieldMapping.objects.get(project=project).time_zone_field == "tz"
+    saved = FieldMapping.objects.get(project=project)
+    assert (saved.time_zone_field, saved.optout_field, saved.optout_value) == ("tz", "optout", "1")
 
     # --- 4. The sync, and its progress ----------------------------------------------------------
     page.get_by_role("button", name="Sync from REDCap now").click()
@@ -159,9 +161,11 @@ def test_an_owner_sets_up_a_project_and_sees_its_participants(live_server, page)
     # --- 5. The participants, and the records that could not be used ---------------------------
     progress.get_by_role("link", name="See participants").click()
     filters = page.get_by_role("navigation", name="Which participants")
-    expect(filters.get_by_role("link", name=re.compile(r"^Ready"))).to_contain_text("17")
+    # 16: Kai (record 11) is consented, but opted out in REDCap.
+    expect(filters.get_by_role("link", name=re.compile(r"^Ready"))).to_contain_text("16")
     table = page.locator("#participants")
-    expect(table.locator("tbody tr")).to_have_count(17)
+    expect(table.locator("tbody tr")).to_have_count(16)
+    expect(table).not_to_contain_text("Kai")
     expect(table).to_contain_text("Avery")
     expect(table).to_contain_text("•••-•••-0101")
     expect(table).not_to_contain_text("615")  # no area code: only the last 4 digits are shown
@@ -183,6 +187,10 @@ def test_an_owner_sets_up_a_project_and_sees_its_participants(live_server, page)
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(table).to_contain_text("Noel")
 
+    filters.get_by_role("link", name=re.compile(r"^Opted out in REDCap")).click()
+    expect(table.locator("tbody tr")).to_have_count(2)  # Kai, and Wren (who never consented)
+    expect(table.locator("tbody tr").first).to_contain_text("Kai")
+
     page.get_by_label("Find").fill("Casey")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_text("No participant matches this view.")).to_be_visible()
@@ -195,7 +203,7 @@ def test_an_owner_sets_up_a_project_and_sees_its_participants(live_server, page)
     page.get_by_role("navigation", name="Project").get_by_role("link", name="Overview").click()
     expect(page.get_by_role("region", name="Finish setting up")).to_have_count(0)
     people = page.get_by_role("region", name="Participants")
-    expect(people.locator(".stat")).to_have_text(["17", "7", "1"])
+    expect(people.locator(".stat")).to_have_text(["16", "7", "1", "2"])
     expect(people.get_by_role("link", name="records not usable")).to_have_attribute(
         "href", f"/projects/{project.pk}/participants/?show=not_usable"
     )

@@ -12,6 +12,7 @@ MAPPING = {
     "time_zone_field": "tz",
     "first_name_field": "first_name",
     "optout_field": "optout",
+    "optout_value": "1",
     "withdrawn_logic": "[withdrawn] = '1'",
     "date_fields": ["enrollment_date"],
     "event": "",

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from messaging.services.provider_links import provider_link_save
 from portal.models import AuditEvent
-from projects.models import Membership, ProjectInvitation, SyncRun
+from projects.models import Membership, Project, ProjectInvitation, SyncRun
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +62,19 @@ def _sandbox_provider(project, owner):
     provider_link_save(
         project=project, provider="sandbox", config={}, rate_per_second=1, actor=owner
     )
+
+
+def _status(project, status):
+    Project.objects.filter(pk=project.pk).update(status=status)
+
+
+def _status_change(status, *, before=None, reason=""):
+    def make(project, owner):
+        if before:
+            _status(project, before)
+        return reverse("project-status", args=[project.pk]), {"status": status, "reason": reason}
+
+    return make
 
 
 def _run(project, owner):
@@ -186,6 +199,10 @@ CASES = [
             {"action": "remove"},
         ),
     ),
+    Case("pause the project", "owner", 302, _status_change("paused")),
+    Case("resume the project", "owner", 302, _status_change("active", before="paused")),
+    Case("archive the project", "owner", 302, _status_change("archived")),
+    Case("un-archive the project", "owner", 302, _status_change("paused", before="archived")),
     # --- editors' actions --------------------------------------------------------------------
     Case(
         "save the field mapping",
@@ -223,6 +240,12 @@ CASES = [
             },
         ),
     ),
+]
+
+
+CASES += [
+    Case("suspend the project", "admin", 302, _status_change("suspended", reason="Misuse.")),
+    Case("lift a suspension", "admin", 302, _status_change("paused", before="suspended")),
 ]
 
 
@@ -275,6 +298,7 @@ def test_the_matrix_covers_every_projects_route():
         "project-sync-start",
         "project-sync",
         "project-settings",
+        "project-status",
     }
     # project-list is not project-scoped: tests/projects/test_views.py covers it.
     assert {p.name for p in urlpatterns} - {"project-list"} == covered

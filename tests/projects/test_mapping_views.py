@@ -76,6 +76,29 @@ def test_a_consent_value_that_is_not_a_coded_value_is_refused_naming_the_codes(
     assert not FieldMapping.objects.exists()
 
 
+def test_an_opt_out_value_that_is_not_one_of_the_checkbox_codes_is_refused(
+    as_user, researcher, linked_project
+):
+    page = as_user(researcher).post(url(linked_project), form_data(optout_value="yes"))
+    assert "“yes” is not one of the coded values of optout: 1 (Stop texting me)." in (
+        page.content.decode()
+    )
+    assert not FieldMapping.objects.exists()
+
+
+def test_the_opt_out_field_and_its_value_are_saved_and_shown_again(
+    as_user, researcher, linked_project
+):
+    client = as_user(researcher)
+    client.post(url(linked_project), form_data(optout_field="withdrawn", withdrawn_logic=""))
+    saved = FieldMapping.objects.get(project=linked_project)
+    assert (saved.optout_field, saved.optout_value) == ("withdrawn", "1")
+    assert "withdrawn" in saved.redcap_fields
+    page = client.get(url(linked_project)).content.decode()
+    assert '<option value="withdrawn" selected>' in page
+    assert 'name="optout_value" value="1"' in page
+
+
 def test_withdrawn_logic_redcap_rejects_is_refused_on_its_field(
     as_user, researcher, linked_project
 ):

@@ -44,6 +44,7 @@ def project(researcher, db):
     )
     ParticipantFactory(project=project, record_id="5", first_name="Noel", withdrawn=True)
     ParticipantFactory(project=project, record_id="6", first_name="Gone", in_redcap=False)
+    ParticipantFactory(project=project, record_id="7", first_name="Kai", redcap_opted_out=True)
     ParticipantFactory(project=ProjectFactory(), record_id="1", first_name="Other project")
     return project
 
@@ -56,7 +57,8 @@ def project(researcher, db):
         ("not_usable", ["3", "4"]),
         ("withdrawn", ["5"]),
         ("gone", ["6"]),
-        ("all", ["1", "2", "3", "4", "5", "6", "10"]),
+        ("opted_out", ["7"]),
+        ("all", ["1", "2", "3", "4", "5", "6", "7", "10"]),
         ("bogus", ["1", "2", "10"]),
     ],
 )
@@ -75,7 +77,37 @@ def test_records_not_usable_are_listed_with_their_reason(as_user, researcher, pr
     assert "Unknown time zone" in page
     assert "Mars/Olympus" in page
     counts = as_user(researcher).get(url(project)).context["counts"]
-    assert counts == {"total": 7, "ready": 3, "not_usable": 2, "withdrawn": 1, "gone": 1}
+    assert counts == {
+        "total": 8,
+        "ready": 3,
+        "not_usable": 2,
+        "withdrawn": 1,
+        "opted_out": 1,
+        "gone": 1,
+        "optout_pending": 0,
+    }
+
+
+@pytest.mark.django_db
+def test_participants_opted_out_in_redcap_have_their_own_view(as_user, researcher, project):
+    client = as_user(researcher)
+    page = client.get(url(project)).content.decode()
+    assert 'Opted out in REDCap <span class="badge">1</span>' in page
+    page = client.get(url(project, show="opted_out")).content.decode()
+    assert page.count("Opted out in REDCap") == 3  # the pill, the badge and the reason
+    overview = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert "opted out in REDCap</a>" in overview
+
+
+@pytest.mark.django_db
+def test_opt_outs_waiting_for_redcap_are_counted_on_the_page(as_user, researcher, project):
+    page = as_user(researcher).get(url(project)).content.decode()
+    assert 'id="optout-pending"' not in page
+    Participant.objects.filter(project=project, record_id__in=["1", "2"]).update(
+        optout_write_pending="out"
+    )
+    page = as_user(researcher).get(url(project)).content.decode()
+    assert "2 opt-outs recorded in StudyText are not in REDCap yet" in page
 
 
 @pytest.mark.django_db
@@ -142,6 +174,8 @@ def test_the_page_costs_the_same_with_5_or_200_participants(
                 phone_last4=f"{n:04d}",
                 consented=True,
                 issue=Issue.NO_CONSENT if n % 3 else "",
+                redcap_opted_out=n % 5 == 0,
+                optout_write_pending="out" if n % 7 == 0 else "",
             )
             for n in range(5, 200)
         ]

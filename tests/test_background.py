@@ -1,0 +1,235 @@
+"""The real background path, end to end: no `sync` queue, no test settings.
+
+The rest of the suite runs django-q2 inline. This test migrates a database of its own in a
+subprocess (the schedules are registered there, by post_migrate), seeds a project, queues a "send
+now" before the cluster starts (the task must be in the broker: enqueued by transaction.on_commit)
+and another while it runs, then runs `manage.py qcluster` with portal.settings: real worker
+processes, the sender's thread pool, the broker and the scheduler. It stops the cluster with
+SIGTERM as a service manager would, and checks every text went to the provider exactly once,
+nothing failed, every schedule ran, and the cluster's log shows no "database is locked" and no
+traceback.
+
+Backends follow the environment, so CI's two legs cover both brokers: by default a temporary
+SQLite file (WAL, IMMEDIATE, busy timeout) with the ORM broker; with DATABASE_URL=postgres://...
+a fresh database on that server (created and dropped here); with REDIS_URL the Redis broker,
+under a cluster name of its own so that nothing else on that Redis takes its tasks.
+
+Slow (about a minute: the scheduler first runs 30 s after the cluster starts). It runs in
+`make test` and CI; select it alone with `pytest -m slow`.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PARTICIPANTS = 30
+SEND_RULE = "messaging.tasks.send_queued"
+SCHEDULES = {
+    "messaging-dispatch": "messaging.tasks.dispatch",
+    "messaging-retention": "messaging.tasks.retention_purge",
+    "participant-sync-all": "projects.tasks.participant_sync_all",
+    "Start monthly usage periods": "billing.tasks.usage_periods_start",
+}
+# Generous: a loaded 2-core machine, each process importing Django.
+STEP_TIMEOUT = 180
+WAIT_SECONDS = 150  # all sent and every schedule run once (the scheduler's first tick is at 30 s)
+WAIT_TIMEOUT = WAIT_SECONDS + STEP_TIMEOUT
+STOP_SECONDS = 60
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    url = os.environ.get("DATABASE_URL", "")
+    if urlsplit(url).scheme in ("postgres", "postgresql", "pgsql"):
+        yield from _fresh_postgres_database(url)
+    else:
+        yield f"sqlite:///{tmp_path / 'site.sqlite3'}"
+
+
+def _fresh_postgres_database(url: str):
+    import environ
+    import psycopg
+    from psycopg import sql
+
+    config = environ.Env.db_url_config(url)
+    server = {
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
+    name = f"studytext_background_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(**server) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(url)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(**server) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def cluster_name():
+    name = f"studytext-background-{uuid.uuid4().hex[:12]}"
+    yield name
+    redis_url = os.environ.get("REDIS_URL", "")
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        try:
+            for key in client.scan_iter(f"django_q:{name}:*"):
+                client.delete(key)
+        finally:
+            client.close()
+
+
+def site_environment(database_url: str, cluster_name: str) -> dict[str, str]:
+    """The environment of a real site (portal.settings), with every setting that matters here
+    given explicitly, so a developer's .env cannot change the test."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="background-test-secret-key",
+        SECRETS_ENCRYPTION_KEYS="w2nrQiDO3D_4uvgFdTsmaMCiQ_Qx0pb4fwTJ3dJsMBE=",
+        SECRETS_FINGERPRINT_KEY="background-test-fingerprint-key",
+        DATABASE_URL=database_url,
+        REDIS_URL=os.environ.get("REDIS_URL", ""),
+        Q_CLUSTER_NAME=cluster_name,
+        Q_WORKERS="2",
+        SMS_GATEWAY_OVERRIDE="console",
+        SANDBOX_ENABLED="false",
+        EMAIL_URL="consolemail://",
+        QUOTA_UNIT="message",
+        SENDER_THREADS="16",
+        SENDER_MAX_IN_FLIGHT_PER_LINK="16",
+        SENDER_MAX_SECONDS="40",
+        LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def run(args: list[str], env: dict, timeout: float = STEP_TIMEOUT) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def step(env: dict, name: str, *args, timeout: float = STEP_TIMEOUT) -> dict:
+    out = run(["-m", "tests.background_steps", name, *map(str, args)], env, timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_cluster(cluster: subprocess.Popen) -> int:
+    """SIGTERM to the cluster's main process (as systemd or Ctrl-C would), then wait for it and
+    every process it started to exit."""
+    cluster.send_signal(signal.SIGTERM)
+    code = cluster.wait(timeout=STOP_SECONDS)
+    deadline = time.monotonic() + 15
+    while group_alive(cluster.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return code
+
+
+def test_the_task_cluster_sends_every_text_exactly_once_with_no_lock_errors(
+    database_url, cluster_name, tmp_path
+):
+    env = site_environment(database_url, cluster_name)
+    run(["manage.py", "migrate", "--noinput"], env, timeout=600)
+    seeded = step(env, "seed", PARTICIPANTS)
+    before, during = seeded["rules"]
+
+    # Queued before any worker runs: the sender task is in the broker, put there on commit.
+    first = step(env, "send", seeded["owner"], before)
+    assert first["total"] == PARTICIPANTS
+    assert first["queued_tasks"] == [SEND_RULE]
+
+    log_path = tmp_path / "qcluster.log"
+    with log_path.open("w") as log:
+        cluster = subprocess.Popen(  # noqa: S603
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: nothing outlives the test
+        )
+        try:
+            sent_first = step(env, "wait", PARTICIPANTS, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
+            assert sent_first["done"], f"{sent_first}\n{log_path.read_text()[-8000:]}"
+            # Queued while the workers run: picked up from the broker by the live cluster.
+            second = step(env, "send", seeded["owner"], during)
+            assert second["total"] == PARTICIPANTS
+            waited = step(
+                env, "wait", 2 * PARTICIPANTS, WAIT_SECONDS, "schedules", timeout=WAIT_TIMEOUT
+            )
+            exit_code = stop_cluster(cluster)
+            orphans = group_alive(cluster.pid)
+        finally:
+            if group_alive(cluster.pid):
+                os.killpg(cluster.pid, signal.SIGKILL)
+            if cluster.poll() is None:
+                cluster.wait(timeout=STOP_SECONDS)
+    cluster_log = log_path.read_text()
+
+    assert waited["done"], f"Not done in {WAIT_SECONDS} s: {waited}\n{cluster_log[-8000:]}"
+    assert exit_code == 0, cluster_log
+    assert not orphans, "A cluster process outlived SIGTERM."
+
+    result = step(env, "report")
+    postgres = urlsplit(database_url).scheme != "sqlite"
+    assert result["database"] == ("postgresql" if postgres else "sqlite")
+    assert result["journal_mode"] == ("" if postgres else "wal")
+    assert result["broker"] == ("Redis" if env["REDIS_URL"] else "ORM")
+    total = 2 * PARTICIPANTS
+    assert result["messages"] == total
+    assert result["by_status"] == {"sent": total}
+    # Exactly once: one provider call per text, each accepted, each with its own provider id.
+    assert result["attempt_rows"] == total
+    assert result["attempt_outcomes"] == {"accepted": total}
+    assert result["attempts_per_message"] == [1]
+    assert result["message_attempts"] == [1]
+    assert result["provider_ids"] == total
+    assert cluster_log.count("SMS to ") == total  # the console gateway's line per text
+
+    assert result["failures"] == []
+    assert SEND_RULE in result["successes"]
+    assert {name: s["func"] for name, s in result["schedules"].items()} == SCHEDULES
+    assert all(s["ran"] for s in result["schedules"].values()), result["schedules"]
+    assert result["queued_tasks"] == []
+
+    assert "database is locked" not in cluster_log
+    assert "Traceback" not in cluster_log, cluster_log
+    assert " ERROR " not in cluster_log, cluster_log
