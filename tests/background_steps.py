@@ -15,7 +15,8 @@ import django
 
 def seed(participants: str) -> dict:
     """A project ready to text: account, owner, sandbox provider link (the console gateway
-    overrides it), mapping, textable participants and two manual rules without survey links."""
+    overrides it), mapping, textable participants and two manual rules that ask nothing of
+    REDCap at release (no survey link, no piped name: the project has no REDCap here)."""
     from tests.factories import (
         AccountFactory,
         FieldMappingFactory,
@@ -33,7 +34,9 @@ def seed(participants: str) -> dict:
     ProviderLinkFactory(project=project, linked_by=owner, rate_per_second=100)
     ParticipantFactory.create_batch(int(participants), project=project)
     rules = [
-        MessageRuleFactory(project=project, created_by=owner, name=name).pk
+        MessageRuleFactory(
+            project=project, created_by=owner, name=name, body="Reminder for [record_id]."
+        ).pk
         for name in ("Before the cluster starts", "While the cluster runs")
     ]
     return {"owner": owner.pk, "rules": rules}

@@ -85,10 +85,11 @@ def test_participant_values_pipe_dates_readably_and_keep_the_rest():
 
 @pytest.mark.django_db
 def test_the_preview_shows_and_counts_exactly_the_text_the_participant_receives(
-    researcher, as_user
+    researcher, as_user, fake_redcap
 ):
     """The preview and the sender share the renderer, so the date, the length and the segments
-    in the preview are the ones that go out."""
+    in the preview are the ones that go out (the preview pipes the synced copy, the text what
+    REDCap holds at release: the same values here)."""
     from django.urls import reverse
     from django.utils import timezone
 
@@ -115,6 +116,8 @@ def test_the_preview_shows_and_counts_exactly_the_text_the_participant_receives(
     ana = ParticipantFactory(
         project=project, first_name="Ana", dates={"enrollment_date": f"{this_year}-10-28"}
     )
+    redcap = fake_redcap(project)
+    redcap.redcap_records[ana.record_id] = {"first_name": "Ana", **ana.dates}
     # 160 GSM-7 characters with the ISO date (one segment), 161 with "Wed, Oct 28" (two).
     body = "Hi [first_name], you joined on [enrollment_date]. " + "x" * 126
     rule = MessageRuleFactory(project=project, body=body)
