@@ -14,7 +14,7 @@ from tests.e2e.test_billing_journey import PASSWORD, sign_in
 from tests.factories import ServerAdminFactory, UserFactory
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
 ]
 
