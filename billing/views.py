@@ -1,4 +1,3 @@
-import csv
 import datetime
 
 from django.conf import settings
@@ -6,13 +5,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from billing import selectors, services
 from billing.access import account_get_for_user
 from billing.charts import daily_chart, gauge
+from billing.exports import csv_response
 from billing.forms import CreditPackRequestForm, DecisionForm, PlanChangeRequestForm
 from billing.models import AccountMembership, CreditPackRequest, PlanChangeRequest
 from billing.signals import audit
@@ -90,26 +89,6 @@ def account_detail(request, pk: int):
     )
 
 
-def _csv_response(rows, filename: str) -> StreamingHttpResponse:
-    class Echo:
-        def write(self, value):
-            return value
-
-    writer = csv.writer(Echo())
-
-    def safe(value):
-        # A cell starting with = + - @ would run as a formula in a spreadsheet.
-        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-            return "'" + value
-        return value
-
-    response = StreamingHttpResponse(
-        (writer.writerow([safe(v) for v in row]) for row in rows), content_type="text/csv"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 @login_required
 def account_usage_csv(request, pk: int):
     account, role = account_get_for_user(user=request.user, pk=pk)
@@ -121,7 +100,7 @@ def account_usage_csv(request, pk: int):
         message="Exported the usage CSV.",
     )
     rows = selectors.usage_csv_rows(accounts=type(account).objects.filter(pk=account.pk))
-    return _csv_response(rows, f"studytext-usage-account-{account.pk}.csv")
+    return csv_response(rows, f"studytext-usage-account-{account.pk}.csv")
 
 
 @login_required
@@ -227,7 +206,7 @@ def admin_usage_csv(request):
         message=f"Exported the usage CSV of every account ({raw or 'all months'}).",
     )
     name = f"studytext-usage-{month:%Y-%m}.csv" if month else "studytext-usage.csv"
-    return _csv_response(selectors.usage_csv_rows(month=month), name)
+    return csv_response(selectors.usage_csv_rows(month=month), name)
 
 
 @server_admin_required

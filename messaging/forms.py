@@ -2,7 +2,7 @@ import re
 
 from django import forms
 
-from messaging.models import MessageRule
+from messaging.models import WEEKDAY_NAMES, MessageRule
 from messaging.services.provider_links import providers_offered
 from messaging.services.rules import RULE_FIELDS
 from projects.models import ProviderLink
@@ -13,7 +13,7 @@ def split_record_ids(raw: str) -> list[str]:
     return [r for r in re.split(r"[\s,;]+", raw) if r]
 
 
-WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
+WEEKDAYS = list(enumerate(WEEKDAY_NAMES))
 
 
 class RuleForm(forms.ModelForm):

@@ -1,11 +1,10 @@
-import csv
 import datetime
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from billing.access import account_role
+from billing.exports import csv_response
 from billing.selectors import account_usage
 from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
@@ -23,6 +23,7 @@ from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
 from messaging.services import outbox, provider_links, rules
 from messaging.signals import audit
 from projects.access import project_get_for_user
+from projects.forms import error_text, form_apply_errors
 from projects.models import FieldMapping, Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
 from projects.selectors import project_setup_state
@@ -33,18 +34,6 @@ from projects.services.links import (
 )
 
 Role = Membership.Role
-
-
-def _errors(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for name, errs in exc.message_dict.items():
-            form.add_error(name if name in form.fields else None, errs)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _instruments(project) -> tuple[list[tuple[str, str]], str]:
@@ -149,7 +138,7 @@ def _rule_form(request, project, role, rule=None):
                         rule=saved, status=MessageRule.Status.ACTIVE, actor=request.user
                     )
             except ValidationError as exc:
-                _form_errors(form, exc)
+                form_apply_errors(form, exc)
             else:
                 flash.success(
                     request, f"“{saved.name}” saved ({saved.get_status_display().lower()})."
@@ -215,7 +204,7 @@ def rule_status(request, pk: int, rule_id: int):
     try:
         rules.rule_set_status(rule=rule, status=request.POST.get("status", ""), actor=request.user)
     except ValidationError as exc:
-        flash.error(request, _errors(exc))
+        flash.error(request, error_text(exc))
     else:
         flash.success(request, "Saved.")
     return redirect("rule-detail", pk=project.pk, rule_id=rule.pk)
@@ -229,7 +218,7 @@ def rule_send_now(request, pk: int, rule_id: int):
     try:
         send = outbox.send_now(rule=rule, actor=request.user)
     except ValidationError as exc:
-        flash.error(request, _errors(exc))
+        flash.error(request, error_text(exc))
         return redirect("rule-detail", pk=project.pk, rule_id=rule.pk)
     return redirect("send-detail", pk=project.pk, send_id=send.pk)
 
@@ -381,19 +370,6 @@ def message_log(request, pk: int):
     )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_cell(value):
-    """A cell a spreadsheet shows as text: one starting with = + - @ (a rule name, a provider's
-    error, a REDCap record id) would otherwise run as a formula when the file is opened."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @login_required
 def message_log_csv(request, pk: int):
     project, _ = project_get_for_user(user=request.user, pk=pk)
@@ -407,49 +383,42 @@ def message_log_csv(request, pk: int):
         data={k: v for k, v in request.GET.items()},
     )
     tz = timezone.get_current_timezone()
-    writer = csv.writer(_Echo())
+
+    def when(moment) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
 
     def rows():
-        yield writer.writerow(
-            [
-                "message_id",
-                "record_id",
-                "phone",
-                "message",
-                "kind",
-                "status",
-                "due",
-                "sent",
-                "delivered",
-                "segments",
-                "units",
-                "error",
-            ]
-        )
+        yield [
+            "message_id",
+            "record_id",
+            "phone",
+            "message",
+            "kind",
+            "status",
+            "due",
+            "sent",
+            "delivered",
+            "segments",
+            "units",
+            "error",
+        ]
         for m in qs.iterator(chunk_size=1000):
-            yield writer.writerow(
-                _csv_cell(value)
-                for value in [
-                    m.pk,
-                    m.participant.record_id,
-                    m.participant.masked_phone,
-                    m.rule.name if m.rule else "ad hoc",
-                    m.kind,
-                    m.status,
-                    m.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                    m.sent_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if m.sent_at else "",
-                    m.delivered_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-                    if m.delivered_at
-                    else "",
-                    m.segments,
-                    m.units,
-                    m.error,
-                ]
-            )
+            yield [
+                m.pk,
+                m.participant.record_id,
+                m.participant.masked_phone,
+                m.rule.name if m.rule else "ad hoc",
+                m.kind,
+                m.status,
+                when(m.due_at),
+                when(m.sent_at),
+                when(m.delivered_at),
+                m.segments,
+                m.units,
+                m.error,
+            ]
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="messages-project-{project.pk}.csv"'
-    return response
+    return csv_response(rows(), f"messages-project-{project.pk}.csv")
 
 
 @login_required
@@ -465,7 +434,7 @@ def participant_detail(request, pk: int, participant_id: int):
                     participant=participant, body=form.cleaned_data["body"], actor=request.user
                 )
             except ValidationError as exc:
-                _form_errors(form, exc)
+                form_apply_errors(form, exc)
             else:
                 flash.success(
                     request,
@@ -502,7 +471,7 @@ def message_cancel(request, pk: int, message_id: int):
     try:
         outbox.message_cancel(message=message, actor=request.user)
     except ValidationError as exc:
-        flash.error(request, _errors(exc))
+        flash.error(request, error_text(exc))
     else:
         flash.success(request, f"Text to record {message.participant.record_id} cancelled.")
     # Back where the button was (the log with its filters, or the participant's page).
@@ -539,7 +508,7 @@ def provider_link(request, pk: int):
                     actor=request.user,
                 )
             except ValidationError as exc:
-                _form_errors(form, exc)
+                form_apply_errors(form, exc)
             else:
                 next_step = (
                     ""
@@ -581,7 +550,7 @@ def provider_link_action(request, pk: int):
         else:
             raise Http404
     except ValidationError as exc:
-        flash.error(request, "The provider check failed: " + _errors(exc))
+        flash.error(request, "The provider check failed: " + error_text(exc))
     return redirect("project-provider", pk=project.pk)
 
 

@@ -1,5 +1,3 @@
-import zoneinfo
-
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
@@ -8,24 +6,9 @@ from django.core.validators import MinValueValidator
 
 from billing.selectors import accounts_for_user, plans_offered
 from portal.models import OnboardingRequest, User
+from portal.services.onboarding import EDITABLE_FIELDS, REQUIRED_TO_SUBMIT
+from projects.forms import time_zone_choices
 from projects.selectors import redcap_instances_offered
-
-COMMON_TIME_ZONES = [
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Phoenix",
-    "America/Los_Angeles",
-    "America/Anchorage",
-    "Pacific/Honolulu",
-    "America/Puerto_Rico",
-    "UTC",
-]
-
-
-def time_zone_choices() -> list[tuple[str, str]]:
-    others = sorted(zoneinfo.available_timezones() - set(COMMON_TIME_ZONES))
-    return [(tz, tz.replace("_", " ")) for tz in COMMON_TIME_ZONES + others]
 
 
 class SignInForm(AuthenticationForm):
@@ -123,26 +106,7 @@ class OnboardingRequestForm(forms.ModelForm):
 
     class Meta:
         model = OnboardingRequest
-        fields = [
-            "redcap_instance",
-            "redcap_project_id",
-            "project_title",
-            "pi_name",
-            "pi_email",
-            "irb_protocol",
-            "irb_status",
-            "summary",
-            "expected_participants",
-            "expected_messages_per_month",
-            "message_kinds",
-            "account_choice",
-            "billing_account",
-            "new_account_name",
-            "new_account_plan",
-            "new_account_time_zone",
-            "attest_no_phi",
-            "attest_consent",
-        ]
+        fields = [*EDITABLE_FIELDS, "account_choice"]
         labels = {
             "redcap_instance": "REDCap server",
             "redcap_project_id": "REDCap project id (PID)",
@@ -209,15 +173,8 @@ class OnboardingRequestForm(forms.ModelForm):
         elif self.fields["billing_account"].queryset.exists():
             self.initial["account_choice"] = self.ACCOUNT_EXISTING
         if submit:
-            for name in (
-                "pi_name",
-                "pi_email",
-                "irb_protocol",
-                "irb_status",
-                "summary",
-                "expected_participants",
-                "expected_messages_per_month",
-            ):
+            # (No kind of message ticked has its own message: clean_message_kinds.)
+            for name in REQUIRED_TO_SUBMIT.keys() - {"message_kinds"}:
                 self.fields[name].required = True
             self.fields["pi_name"].error_messages["required"] = "Enter the PI's name."
             self.fields["pi_email"].error_messages["required"] = "Enter the PI's e-mail address."

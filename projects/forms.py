@@ -1,24 +1,43 @@
 import zoneinfo
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from projects.models import Membership, Project, RedcapInstance
 from projects.services.mapping import DATE_VALIDATIONS, Dictionary
 
 
-def _time_zone_choices():
-    common = [
-        "America/New_York",
-        "America/Chicago",
-        "America/Denver",
-        "America/Phoenix",
-        "America/Los_Angeles",
-        "America/Anchorage",
-        "Pacific/Honolulu",
-        "UTC",
-    ]
-    rest = sorted(zoneinfo.available_timezones() - set(common))
-    return [(tz, tz.replace("_", " ")) for tz in common + rest]
+def error_text(exc: ValidationError) -> str:
+    """A service's refusal as one line, for a flash message."""
+    return " ".join(exc.messages)
+
+
+def form_apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
+    """Show a service's refusal on the form: beside the fields it names, the rest on top."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+COMMON_TIME_ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "UTC",
+]
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every IANA time zone, the common US ones first."""
+    others = sorted(zoneinfo.available_timezones() - set(COMMON_TIME_ZONES))
+    return [(tz, tz.replace("_", " ")) for tz in COMMON_TIME_ZONES + others]
 
 
 class InviteForm(forms.Form):
@@ -110,7 +129,7 @@ class FieldMappingForm(forms.Form):
     event = forms.ChoiceField(label="Event holding these fields", required=False)
     time_zone = forms.ChoiceField(
         label="Project time zone",
-        choices=_time_zone_choices,
+        choices=time_zone_choices,
         help_text="Used for participants whose record has no time zone.",
     )
     phone_region = forms.CharField(

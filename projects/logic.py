@@ -376,24 +376,14 @@ def parse(
         if not isinstance(source, str):
             raise LogicError("The logic must be text.")
         expression = _parse_cached(source)
-    if fields is not None:
-        known = set(fields)
-        unknown = sorted(expression.fields - known)
+    for what, used, known in (
+        ("field", expression.fields, fields),
+        ("event", expression.events, events),
+    ):
+        unknown = sorted(used - set(known)) if known is not None else []
         if unknown:
             raise LogicError(
-                "Unknown field"
-                + ("s" if len(unknown) > 1 else "")
-                + ": "
-                + ", ".join(f"[{name}]" for name in unknown)
-                + "."
-            )
-    if events is not None:
-        unknown = sorted(expression.events - set(events))
-        if unknown:
-            raise LogicError(
-                "Unknown event"
-                + ("s" if len(unknown) > 1 else "")
-                + ": "
+                f"Unknown {what}{'s' if len(unknown) > 1 else ''}: "
                 + ", ".join(f"[{name}]" for name in unknown)
                 + "."
             )

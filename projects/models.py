@@ -1,9 +1,11 @@
 import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from billing.models import validate_time_zone
+from projects.redcap import RedcapConfigError, validate_api_url
 
 
 def default_send_days() -> list[int]:
@@ -23,6 +25,17 @@ class RedcapInstance(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """An API URL ending in /api/, and https in production: the token travels in every
+        request. http only with DEBUG on, or on this machine (the sandbox)."""
+        super().clean()
+        if not self.api_url:
+            return  # blank, or not a URL at all: the field itself says so
+        try:
+            validate_api_url(self.api_url, allow_http=settings.DEBUG)
+        except RedcapConfigError as exc:
+            raise ValidationError({"api_url": str(exc)}) from exc
 
 
 class Project(models.Model):

@@ -17,6 +17,8 @@ from projects.forms import (
     QuietHoursForm,
     RedcapLinkForm,
     RoleForm,
+    error_text,
+    form_apply_errors,
 )
 from projects.models import (
     FieldMapping,
@@ -39,18 +41,6 @@ from projects.services import (
 )
 
 Role = Membership.Role
-
-
-def _errors(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errs in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errs)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @login_required
@@ -91,7 +81,7 @@ def member_list(request, pk: int):
                     project=project, actor=request.user, **form.cleaned_data
                 )
             except ValidationError as exc:
-                _form_errors(form, exc)
+                form_apply_errors(form, exc)
             else:
                 role_label = Role(result.role).label.lower()
                 if isinstance(result, ProjectInvitation):
@@ -134,7 +124,7 @@ def member_change_role(request, pk: int, membership_id: int):
                 membership=membership, role=form.cleaned_data["role"], actor=request.user
             )
         except ValidationError as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, error_text(exc))
         else:
             messages.success(
                 request,
@@ -151,7 +141,7 @@ def member_remove(request, pk: int, membership_id: int):
     try:
         members.member_remove(membership=membership, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, _errors(exc))
+        messages.error(request, error_text(exc))
         return redirect("project-members", pk=project.pk)
     if membership.user_id == request.user.pk and not request.user.is_server_admin:
         messages.success(request, f"You left {project.title}.")
@@ -184,7 +174,7 @@ def redcap_link(request, pk: int):
                     project=project, token=form.cleaned_data["token"], actor=request.user
                 )
             except ValidationError as exc:
-                _form_errors(form, exc)
+                form_apply_errors(form, exc)
             else:
                 next_step = (
                     ""
@@ -217,7 +207,7 @@ def redcap_link_test(request, pk: int):
     try:
         result = links.redcap_link_test(project=project, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, "REDCap connection failed: " + _errors(exc))
+        messages.error(request, "REDCap connection failed: " + error_text(exc))
     else:
         messages.success(
             request,
@@ -255,28 +245,11 @@ def field_mapping(request, pk: int):
         return render(
             request,
             "projects/field_mapping.html",
-            {"project": project, "role": role, "redcap_error": _errors(exc), "tab": "setup"},
+            {"project": project, "role": role, "redcap_error": error_text(exc), "tab": "setup"},
         )
     initial = {"time_zone": project.time_zone, "phone_region": "US"}
     if current:
-        initial.update(
-            {
-                f: getattr(current, f)
-                for f in (
-                    "phone_field",
-                    "consent_field",
-                    "consent_value",
-                    "time_zone_field",
-                    "first_name_field",
-                    "optout_field",
-                    "optout_value",
-                    "date_fields",
-                    "withdrawn_logic",
-                    "event",
-                    "phone_region",
-                )
-            }
-        )
+        initial.update({f: getattr(current, f) for f in mapping.MAPPING_FIELDS})
     form = FieldMappingForm(request.POST or None, initial=initial, dictionary=dictionary)
     if request.method == "POST" and form.is_valid():
         try:
@@ -287,7 +260,7 @@ def field_mapping(request, pk: int):
                 dictionary=dictionary,
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_apply_errors(form, exc)
         else:
             messages.success(request, "Fields mapped. Next, sync the participants.")
             return redirect("project-participants", pk=project.pk)
@@ -346,7 +319,7 @@ def sync_start(request, pk: int):
     try:
         run = sync.sync_run_start(project=project, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, _errors(exc))
+        messages.error(request, error_text(exc))
         return redirect("project-participants", pk=project.pk)
     return redirect("project-sync", pk=project.pk, run_id=run.pk)
 
@@ -414,7 +387,7 @@ def project_settings(request, pk: int):
                 messages.success(request, "Quiet hours saved.")
                 return redirect("project-settings", pk=pk)
         except ValidationError as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, error_text(exc))
         project.refresh_from_db()  # an invalid form must not show its values as saved
     return render(
         request,
@@ -456,7 +429,7 @@ def project_status(request, pk: int):
             reason=request.POST.get("reason", "")[:500],
         )
     except ValidationError as exc:
-        messages.error(request, _errors(exc))
+        messages.error(request, error_text(exc))
     else:
         done = STATUS_DONE[project.status]
         if before in (Project.Status.ARCHIVED, Project.Status.SUSPENDED):

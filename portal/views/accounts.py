@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from portal.forms import ProfileForm, ResendVerificationForm, SignInForm, SignUpForm
 from portal.models import User
 from portal.services import accounts, profile
+from projects.forms import error_text
 
 
 @method_decorator(axes_dispatch, name="dispatch")
@@ -42,7 +43,7 @@ def verify_email(request, uidb64: str, token: str):
     try:
         accounts.user_verify_email(uidb64=uidb64, token=token)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, error_text(exc))
     else:
         messages.success(request, "Your e-mail address is confirmed. Sign in to continue.")
     return redirect("login")

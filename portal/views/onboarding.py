@@ -11,15 +11,8 @@ from portal.access import server_admin_required
 from portal.forms import CommentForm, DecisionForm, OnboardingRequestForm
 from portal.models import OnboardingRequest
 from portal.services import onboarding
+from projects.forms import error_text, form_apply_errors
 from projects.selectors import redcap_instances_offered
-
-
-def _apply_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @login_required
@@ -38,7 +31,7 @@ def request_create(request):
                 requester=request.user, data=form.service_data(), submit=submit
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            form_apply_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -71,7 +64,7 @@ def request_edit(request, pk: int):
                 onboarding_request=obj, actor=request.user, data=form.service_data(), submit=submit
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            form_apply_errors(form, exc)
         else:
             messages.success(request, "Request submitted." if submit else "Changes saved.")
             return redirect("onboarding-detail", pk=obj.pk)
@@ -101,7 +94,7 @@ def request_submit(request, pk: int):
     try:
         onboarding.onboarding_request_submit(onboarding_request=obj, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, "This request is not ready to submit: " + " ".join(exc.messages))
+        messages.error(request, "This request is not ready to submit: " + error_text(exc))
         if obj.is_editable and obj.requester_id == request.user.pk:
             return redirect("onboarding-edit", pk=obj.pk)
     else:
@@ -116,7 +109,7 @@ def request_withdraw(request, pk: int):
     try:
         onboarding.onboarding_request_withdraw(onboarding_request=obj, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, error_text(exc))
     else:
         messages.success(request, "Request withdrawn.")
     return redirect("onboarding-detail", pk=obj.pk)
@@ -133,7 +126,7 @@ def request_comment(request, pk: int):
                 onboarding_request=obj, author=request.user, body=form.cleaned_data["body"]
             )
         except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+            messages.error(request, error_text(exc))
         else:
             messages.success(request, "Comment posted.")
     else:
@@ -167,7 +160,7 @@ def request_decide(request, pk: int):
             )
             messages.success(request, "Sent back for changes. The researcher has been told.")
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, error_text(exc))
     return redirect("onboarding-detail", pk=obj.pk)
 
 

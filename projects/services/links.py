@@ -114,9 +114,8 @@ def _redcap_link_write(
         link.token_encrypted = crypto.encrypt(token)
         link.token_last4 = crypto.last4(token)
         link.token_fingerprint = crypto.fingerprint(token, purpose="redcap-token")
-        link.redcap_version = str(version)[:32]
-        link.redcap_project_title = str(info.get("project_title", ""))[:300]
-        link.is_longitudinal = bool(int(info.get("is_longitudinal") or 0))
+        for field, value in _redcap_facts(version, info).items():
+            setattr(link, field, value)
         link.linked_by = actor
         link.last_checked_at = timezone.now() if checked else None
         link.last_error = ""
@@ -130,6 +129,15 @@ def _redcap_link_write(
             f"(ends in {link.token_last4}).",
         )
     return link
+
+
+def _redcap_facts(version, info: dict) -> dict:
+    """What a link keeps of REDCap's answers to `version` and `project_info`."""
+    return {
+        "redcap_version": str(version)[:32],
+        "redcap_project_title": str(info.get("project_title", ""))[:300],
+        "is_longitudinal": bool(int(info.get("is_longitudinal") or 0)),
+    }
 
 
 def redcap_link_test(*, project: Project, actor) -> dict:
@@ -155,11 +163,7 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         )
         raise ValidationError(str(exc)) from exc
     RedcapLink.objects.filter(pk=link.pk).update(
-        last_checked_at=timezone.now(),
-        last_error="",
-        redcap_version=str(version)[:32],
-        redcap_project_title=str(info.get("project_title", ""))[:300],
-        is_longitudinal=bool(int(info.get("is_longitudinal") or 0)),
+        last_checked_at=timezone.now(), last_error="", **_redcap_facts(version, info)
     )
     return {
         "version": str(version),
@@ -168,21 +172,26 @@ def redcap_link_test(*, project: Project, actor) -> dict:
     }
 
 
-def redcap_link_remove(*, project: Project, actor) -> None:
+def _link_remove(model, *, project: Project, actor, action: str, describe) -> None:
+    """Delete the project's link (RedcapLink or ProviderLink), if any, and audit what it was."""
     _assert_role(project, actor, Membership.Role.OWNER)
     with transaction.atomic():
-        link = RedcapLink.objects.filter(project=project).first()
+        link = model.objects.filter(project=project).first()
         if link is None:
             return
-        last4 = link.token_last4
+        message = describe(link)
         link.delete()
-        audit.send(
-            sender=RedcapLink,
-            actor=actor,
-            action="redcap_link.removed",
-            obj=project,
-            message=f"REDCap API token (ends in {last4}) removed.",
-        )
+        audit.send(sender=model, actor=actor, action=action, obj=project, message=message)
+
+
+def redcap_link_remove(*, project: Project, actor) -> None:
+    _link_remove(
+        RedcapLink,
+        project=project,
+        actor=actor,
+        action="redcap_link.removed",
+        describe=lambda link: f"REDCap API token (ends in {link.token_last4}) removed.",
+    )
 
 
 def provider_link_store(
@@ -246,20 +255,13 @@ def provider_link_store(
 
 
 def provider_link_remove(*, project: Project, actor) -> None:
-    _assert_role(project, actor, Membership.Role.OWNER)
-    with transaction.atomic():
-        link = ProviderLink.objects.filter(project=project).first()
-        if link is None:
-            return
-        label = link.get_provider_display()
-        link.delete()
-        audit.send(
-            sender=ProviderLink,
-            actor=actor,
-            action="provider_link.removed",
-            obj=project,
-            message=f"{label} credentials removed.",
-        )
+    _link_remove(
+        ProviderLink,
+        project=project,
+        actor=actor,
+        action="provider_link.removed",
+        describe=lambda link: f"{link.get_provider_display()} credentials removed.",
+    )
 
 
 def provider_link_pause(*, link: ProviderLink, reason: str, actor=None) -> None:

@@ -18,6 +18,22 @@ DATE_VALIDATIONS = {"date_ymd", "date_mdy", "date_dmy"}
 TEXTUAL_TYPES = {"text", "notes", "calc", "sql"}
 OPTOUT_TYPES = {"yesno", "truefalse", "checkbox", "radio", "dropdown", "text"}
 
+# What a coordinator chooses on the field-mapping page (the form's fields, the project's time
+# zone aside).
+MAPPING_FIELDS = (
+    "phone_field",
+    "consent_field",
+    "consent_value",
+    "time_zone_field",
+    "first_name_field",
+    "optout_field",
+    "optout_value",
+    "date_fields",
+    "withdrawn_logic",
+    "event",
+    "phone_region",
+)
+
 
 @dataclass(frozen=True)
 class Dictionary:
@@ -195,19 +211,7 @@ def field_mapping_save(
         raise PermissionDenied("Only owners and editors can map fields.")
     dictionary = dictionary or dictionary_load(project=project)
     mapping = FieldMapping.objects.filter(project=project).first() or FieldMapping(project=project)
-    for attr in (
-        "phone_field",
-        "consent_field",
-        "consent_value",
-        "time_zone_field",
-        "first_name_field",
-        "optout_field",
-        "optout_value",
-        "withdrawn_logic",
-        "date_fields",
-        "event",
-        "phone_region",
-    ):
+    for attr in MAPPING_FIELDS:
         if attr in data:
             empty = [] if attr == "date_fields" else ""
             setattr(mapping, attr, data[attr] if data[attr] is not None else empty)

@@ -49,7 +49,7 @@ def race(projects, *, attempts: int, units: int = 1, in_claim: bool = True) -> l
 
 
 @pytest.mark.parametrize("in_claim", [True, False], ids=["in-claim-transaction", "autocommit"])
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_workers_racing_for_the_last_units_get_exactly_the_units_left(in_claim):
     plan = PlanFactory(name="Basic", project_limit=4, monthly_messages=1000)
     account = AccountFactory(plan=plan)
@@ -65,7 +65,7 @@ def test_workers_racing_for_the_last_units_get_exactly_the_units_left(in_claim):
     assert sum(DailyUsage.objects.values_list("units", flat=True)) == 25
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_workers_starting_the_month_together_make_one_period_and_share_its_quota():
     plan = PlanFactory(name="Tiny", project_limit=2, monthly_messages=20)
     account = AccountFactory(plan=plan)
@@ -79,7 +79,7 @@ def test_workers_starting_the_month_together_make_one_period_and_share_its_quota
     assert ProjectUsage.objects.get(project=project).units == 20
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_workers_spend_credits_to_the_last_unit_and_not_one_more():
     plan = PlanFactory(name="Basic", project_limit=4, monthly_messages=1000)
     account = AccountFactory(plan=plan)
@@ -93,7 +93,7 @@ def test_workers_spend_credits_to_the_last_unit_and_not_one_more():
     assert (period.used, period.credits_left) == (1030, 0)
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_credits_added_while_workers_race_are_all_spent_and_never_overspent():
     plan = PlanFactory(name="Basic", project_limit=4, monthly_messages=1000)
     account = AccountFactory(plan=plan)

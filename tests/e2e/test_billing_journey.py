@@ -24,7 +24,7 @@ from tests.factories import (
 PASSWORD = "a-good-long-password"
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
 ]
 

@@ -2,6 +2,7 @@
 sandbox, one Mosio key / one Twilio sender per project, test connection, owners only."""
 
 import base64
+import re
 
 import httpx
 import pytest
@@ -143,6 +144,12 @@ def test_malformed_credentials_are_refused_on_their_field_without_a_call(owner, 
     assert "Enter the sender as a phone number in international format" in page
     assert not any(route.called for route in providers.routes)
     assert not ProviderLink.objects.exists()
+
+
+def test_a_new_link_offers_the_us_long_code_rate_of_1_text_a_second(owner, project):
+    page = owner.get(page_url(project)).content.decode()
+    assert re.search(r'<input[^>]*name="rate_per_second"[^>]*value="1"', page)
+    assert ProviderLink._meta.get_field("rate_per_second").default == 1
 
 
 @pytest.mark.parametrize("rate", ["0", "0.01", "501", "fast"])

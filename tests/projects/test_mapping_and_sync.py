@@ -4,6 +4,7 @@ from django_q.models import Schedule
 
 from projects.crypto import encrypt
 from projects.models import FieldMapping, Participant, SyncRun
+from projects.redcap import RedcapClient
 from projects.sandbox import store
 from projects.sandbox.data import SANDBOX_PROJECTS
 from projects.services import mapping, sync
@@ -120,3 +121,35 @@ def test_the_sync_runs_every_15_minutes(db):
     schedule = Schedule.objects.get(name="participant-sync-all")
     assert schedule.func == "projects.tasks.participant_sync_all"
     assert schedule.minutes == 15
+
+
+def test_the_sync_asks_redcap_for_the_mapped_fields_only_and_in_batches(
+    mapped_project, researcher, settings, monkeypatch
+):
+    exports = []
+    export = RedcapClient._export_records
+
+    def spy(self, **kwargs):
+        exports.append(kwargs)
+        return export(self, **kwargs)
+
+    monkeypatch.setattr(RedcapClient, "_export_records", spy)
+    settings.PARTICIPANT_SYNC_BATCH_SIZE = 7
+    dictionary = {f["field_name"] for f in SANDBOX_PROJECTS[101].metadata}
+    mapped = {"record_id", "phone", "sms_consent", "tz", "first_name", "optout", "enrollment_date"}
+    assert mapped < dictionary  # the demo holds more than the mapping names (e.g. "withdrawn")
+
+    run = sync.sync_run_start(project=mapped_project, actor=researcher)
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    listings = [e for e in exports if not e.get("records")]
+    batches = [e for e in exports if e.get("records")]
+    # The record ids (all, then the withdrawn ones by REDCap's own logic): the id field alone.
+    assert [e["fields"] for e in listings] == [["record_id"], ["record_id"]]
+    assert listings[1]["filter_logic"] == "[withdrawn] = '1'"
+    # The records themselves: the mapped fields and nothing else, at most 7 records a call.
+    assert all(set(e["fields"]) == mapped for e in batches)
+    assert [len(e["records"]) for e in batches] == [7, 7, 7, run.total - 21]
+    participant = Participant.objects.filter(project=mapped_project, issue="").first()
+    assert set(participant.dates) == {"enrollment_date"}

@@ -91,7 +91,7 @@ def test_the_opt_out_value_must_be_one_of_the_fields_codes(linked_project, resea
     ]
 
 
-def test_the_sync_exports_the_opt_out_field_and_only_the_mapped_fields(mapped_project):
+def test_the_opt_out_field_is_among_the_fields_a_sync_exports(mapped_project):
     assert "optout" in FieldMapping.objects.get(project=mapped_project).redcap_fields
 
 
