@@ -401,11 +401,13 @@ def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared]
         raise ValueError("claim_batch takes the messages of one project.")
     now = timezone.now()
     with transaction.atomic():
-        # Lock the rows still queued (PostgreSQL: a concurrent claimer waits, then sees them
-        # taken; SQLite: the IMMEDIATE transaction already serialises writers).
+        # Lock the rows still queued, in id order, skipping rows another sender is claiming
+        # right now (PostgreSQL: no waiting on each other, so no deadlock between two claimers
+        # of overlapping batches; SQLite: the IMMEDIATE transaction already serialises writers).
         free = set(
-            Message.objects.select_for_update()
+            Message.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(pk__in=[p.message.pk for p in batch], status=Status.QUEUED)
+            .order_by("pk")
             .values_list("pk", flat=True)
         )
         batch = [p for p in batch if p.message.pk in free]
@@ -495,8 +497,9 @@ def unclaim(batch: list[Prepared]) -> int:
     for group in by_project.values():
         with transaction.atomic():
             ids = set(
-                Message.objects.select_for_update()
+                Message.objects.select_for_update(no_key=True)
                 .filter(_claimed_by_us([p.message for p in group]), status=Status.SENDING)
+                .order_by("pk")
                 .exclude(attempt_log__outcome=Attempt.Outcome.STARTED)
                 .values_list("pk", flat=True)
             )
