@@ -59,4 +59,4 @@ benchmarks: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) staticfiles .test-db* .pytest_cache
+	rm -rf $(VENV) build staticfiles .test-db* .pytest_cache
