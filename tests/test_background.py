@@ -233,3 +233,63 @@ def test_the_task_cluster_sends_every_text_exactly_once_with_no_lock_errors(
     assert "database is locked" not in cluster_log
     assert "Traceback" not in cluster_log, cluster_log
     assert " ERROR " not in cluster_log, cluster_log
+
+
+def test_ctrl_c_stops_the_web_server_and_the_task_cluster_together(
+    database_url, cluster_name, tmp_path
+):
+    """`make run` ends in `manage.py devserver`: Ctrl-C in its terminal (SIGINT to the whole
+    foreground process group) must stop the web server and every cluster process."""
+    import re
+    import socket
+    import urllib.request
+
+    env = site_environment(database_url, cluster_name)
+    env["DJANGO_DEBUG"] = "true"  # the development server, as `make run` starts it
+    run(["manage.py", "migrate", "--noinput"], env, timeout=600)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path / "devserver.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(  # noqa: S603
+            [sys.executable, "manage.py", "devserver", f"127.0.0.1:{port}"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group, like a terminal's foreground job
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+        )
+        try:
+            deadline = time.monotonic() + STEP_TIMEOUT
+            status = None
+            while time.monotonic() < deadline and status is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/") as r:
+                        status = r.status
+                except OSError:
+                    time.sleep(0.5)
+            assert status == 200, log_path.read_text()
+            # Serving, and the cluster has started its workers ("Q Cluster … running.").
+            while time.monotonic() < deadline and not re.search(
+                r"Q Cluster \S+ .*running\.", log_path.read_text()
+            ):
+                time.sleep(0.5)
+            assert re.search(r"Q Cluster \S+ .*running\.", log_path.read_text()), log_path.read_text()
+            os.killpg(server.pid, signal.SIGINT)  # Ctrl-C
+            code = server.wait(timeout=STOP_SECONDS)
+            deadline = time.monotonic() + 15
+            while group_alive(server.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            orphans = group_alive(server.pid)
+        finally:
+            if group_alive(server.pid):
+                os.killpg(server.pid, signal.SIGKILL)
+            if server.poll() is None:
+                server.wait(timeout=STOP_SECONDS)
+    output = log_path.read_text()
+    assert "Web server and task cluster stopped." in output, output
+    assert not orphans, f"A process outlived Ctrl-C:\n{output}"
+    assert code == 0, f"exit status {code}:\n{output}"
+    assert "Traceback" not in output, output

@@ -15,13 +15,29 @@ class Command(BaseCommand):
     def handle(self, *args, addrport: str, **options):
         cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"])  # noqa: S603
         self.stdout.write(f"django-q2 cluster started (pid {cluster.pid}).")
+        interrupted = False
         try:
             call_command("runserver", addrport, use_reloader=False)
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C (runserver turns it into sys.exit(0)) reached the whole foreground process
+            # group: the cluster got it too and is stopping. A second signal in the middle of its
+            # shutdown would break it, so wait for it first.
+            interrupted = True
         finally:
-            if cluster.poll() is None:
-                cluster.send_signal(signal.SIGTERM)
-                try:
-                    cluster.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    cluster.kill()
+            self._stop(cluster, already_signalled=interrupted)
             self.stdout.write("Web server and task cluster stopped.")
+
+    @staticmethod
+    def _stop(cluster: subprocess.Popen, *, already_signalled: bool) -> None:
+        if already_signalled:
+            try:
+                cluster.wait(timeout=20)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        if cluster.poll() is None:
+            cluster.send_signal(signal.SIGTERM)
+            try:
+                cluster.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                cluster.kill()
