@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
 from portal.models import AuditEvent
 from projects.models import Project
@@ -48,3 +49,64 @@ def test_only_an_owner_of_both_or_an_administrator_moves_a_project(
         project_move_account(project=project, account=target, actor=researcher)
     with pytest.raises(PermissionDenied):
         project_move_account(project=project, account=target, actor=other_researcher)
+
+
+# --- The Django admin cannot go around the project limit --------------------------------------
+
+
+def _admin_change_data(project, **changes) -> dict:
+    """Everything the admin's change form for `project` posts, with `changes` applied."""
+    data = {
+        "account": project.account_id,
+        "redcap_instance": project.redcap_instance_id,
+        "redcap_project_id": project.redcap_project_id,
+        "title": project.title,
+        "pi_name": project.pi_name,
+        "pi_email": project.pi_email,
+        "irb_protocol": project.irb_protocol,
+        "time_zone": project.time_zone,
+        "send_window_start": "09:00",
+        "send_window_end": "20:00",
+        "send_days": "[0, 1, 2, 3, 4]",
+        "help_reply": "",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    return {**data, **changes}
+
+
+def test_the_django_admin_cannot_move_a_project_into_a_full_account(
+    as_user, server_admin, instance
+):
+    full = AccountFactory(name="Full Lab")
+    for _ in range(4):
+        ProjectFactory(account=full, redcap_instance=instance)
+    project = ProjectFactory(redcap_instance=instance)
+    home = project.account
+    client = as_user(server_admin)
+    url = reverse("admin:projects_project_change", args=[project.pk])
+
+    assert 'name="account"' not in client.get(url).content.decode()
+    response = client.post(url, _admin_change_data(project, account=full.pk, title="Renamed"))
+
+    assert response.status_code == 302  # the rest of the form was saved ...
+    project.refresh_from_db()
+    assert project.title == "Renamed"
+    assert project.account == home  # ... but not the account
+    assert full.projects.count() == 4
+    assert not AuditEvent.objects.filter(action="project.account_moved").exists()
+
+
+def test_the_django_admin_cannot_add_a_project(as_user, server_admin, instance):
+    account = AccountFactory()
+    client = as_user(server_admin)
+    url = reverse("admin:projects_project_add")
+    project = ProjectFactory.build(account=account, redcap_instance=instance)
+
+    assert client.get(url).status_code == 403
+    assert client.post(url, _admin_change_data(project)).status_code == 403
+    assert not Project.objects.exists()
+    changelist = client.get(reverse("admin:projects_project_changelist")).content.decode()
+    assert url not in changelist  # no "Add project" button
