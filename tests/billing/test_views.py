@@ -16,6 +16,7 @@ from billing.models import (
     ProjectUsage,
 )
 from billing.services import quota_reserve
+from messaging.models import Message
 from portal.models import AuditEvent
 from tests.factories import (
     AccountFactory,
@@ -355,15 +356,39 @@ def test_the_banner_says_when_messages_are_held(as_user, owner, project, clock):
 # --- Query counts do not grow with the data ------------------------------------------------------
 
 
-def build(account, instance, *, projects: int, months: int, now: datetime.datetime) -> None:
-    """`projects` projects with usage this month, and `months` past months with usage on every
-    day (this month's days too)."""
+def build(
+    account, instance, *, projects: int, months: int, messages: int, now: datetime.datetime
+) -> None:
+    """`projects` projects with usage this month, each with a participant and `messages` texts
+    to them in every status, and `months` past months with usage on every day (this month's days
+    too)."""
     from billing.models import UsagePeriod
     from billing.services.quota import month_bounds
-    from projects.models import Project
+    from projects.models import Participant, Project
 
     Project.objects.bulk_create(
         ProjectFactory.build(account=account, redcap_instance=instance) for _ in range(projects)
+    )
+    participants = Participant.objects.bulk_create(
+        Participant(project=p, record_id="1", consented=True) for p in account.projects.all()
+    )
+    statuses = list(Message.Status)
+    Message.objects.bulk_create(
+        Message(
+            project_id=participant.project_id,
+            participant=participant,
+            occurrence=f"{n}",
+            dedup_key=f"billing-test:{participant.pk}:{n}",
+            status=statuses[n % len(statuses)],
+            due_at=now - datetime.timedelta(minutes=n),
+            not_before=now - datetime.timedelta(minutes=n),
+            body="Time for today's survey.",
+            segments=1,
+            units=1,
+            reserved_at=now - datetime.timedelta(minutes=n),
+        )
+        for participant in participants
+        for n in range(messages)
     )
     today = now.date()
     start = month_bounds(today)[0]
@@ -403,7 +428,7 @@ def build(account, instance, *, projects: int, months: int, now: datetime.dateti
         ("billing-review", True),
     ],
 )
-def test_page_queries_do_not_grow_with_projects_days_or_accounts(
+def test_page_queries_do_not_grow_with_projects_messages_days_or_accounts(
     as_user, owner, server_admin, instance, clock, django_assert_max_num_queries, view, admin
 ):
     now = clock.local(2026, 11, 11, 12, 0)
@@ -414,13 +439,15 @@ def test_page_queries_do_not_grow_with_projects_days_or_accounts(
         assert client.get(reverse(view, args=args)).status_code == 200
 
     small = AccountFactory(name="Small", owners=[owner])
-    build(small, instance, projects=10, months=0, now=now)
+    build(small, instance, projects=10, months=0, messages=1, now=now)
     CreditPackRequestFactory(account=small, requested_by=owner)
     with CaptureQueriesContext(connection) as baseline:
         get(small)
 
     large = AccountFactory(name="Large", owners=[owner])
-    build(large, instance, projects=1000, months=36, now=now)  # 1,000 projects, ~1,100 days
+    # 1,000 projects with 3,000 messages, ~1,100 days
+    build(large, instance, projects=1000, months=36, messages=3, now=now)
+    assert Message.objects.filter(project__account=large).count() == 3000
     CreditPackRequest.objects.bulk_create(
         CreditPackRequestFactory.build(account=large, requested_by=owner) for _ in range(1000)
     )
