@@ -178,6 +178,35 @@ def test_a_past_period_can_be_opened(as_user, owner, account, clock):
     assert "This period is over: 400 messages used" in html
 
 
+def test_last_month_can_be_opened_before_this_month_has_any_usage(as_user, owner, account, clock):
+    clock.local(2026, 10, 20, 12, 0)
+    october = UsagePeriodFactory(account=account, used=400)
+    clock.local(2026, 11, 2, 12, 0)  # November began; nothing reserved yet, so no row for it
+    client = as_user(owner)
+
+    current = client.get(url("billing-account-detail", account.pk)).content.decode()
+    assert "November 2026" in current
+    assert f'href="?period={october.pk}"' in current  # the "View" link to October ...
+
+    html = client.get(url("billing-account-detail", account.pk, period=october.pk))
+    html = html.content.decode()
+    assert "October 2026" in html  # ... opens October, not the empty November
+    assert "November 2026" not in html
+    assert "This period is over: 400 messages used" in html
+
+
+def test_the_current_period_opened_by_id_is_shown_as_current(as_user, owner, account, clock):
+    clock.local(2026, 11, 11, 12, 0)
+    november = UsagePeriodFactory(account=account, used=300)
+    html = (
+        as_user(owner)
+        .get(url("billing-account-detail", account.pk, period=november.pk))
+        .content.decode()
+    )
+    assert "November 2026" in html and "past period" not in html
+    assert "day 11 of 30" in html
+
+
 def test_another_accounts_period_is_not_shown(as_user, owner, account, clock):
     clock.local(2026, 11, 2, 12, 0)
     foreign = UsagePeriodFactory(account=AccountFactory(), used=999)
