@@ -118,6 +118,32 @@ def test_an_outsider_posting_a_pack_request_gets_404(as_user, other_researcher, 
     assert not CreditPackRequest.objects.exists()
 
 
+def test_a_member_posting_a_plan_change_is_refused_with_a_reason(as_user, member, account):
+    pro = Plan.objects.get(name="Pro")
+    response = as_user(member).post(
+        url("billing-plan-change-request", account.pk), {"to_plan": pro.pk, "note": "More"}
+    )
+    assert response.status_code == 403
+    assert "Only an owner of the account “Sleep Lab”" in response.content.decode()
+    assert not PlanChangeRequest.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="plan_change").exists()
+    account.refresh_from_db()
+    assert account.plan.name == "Basic"
+
+
+def test_an_outsider_posting_a_plan_change_gets_404(as_user, other_researcher, account):
+    pro = Plan.objects.get(name="Pro")
+    response = as_user(other_researcher).post(
+        url("billing-plan-change-request", account.pk), {"to_plan": pro.pk}
+    )
+    assert response.status_code == 404
+    assert "Sleep Lab" not in response.content.decode()
+    assert not PlanChangeRequest.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="plan_change").exists()
+    account.refresh_from_db()
+    assert account.plan.name == "Basic"
+
+
 # --- The account page ---------------------------------------------------------------------------
 
 
