@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import Schedule
 
-from billing import services, tasks
+from billing import selectors, services, tasks
 from billing.models import DailyUsage, ProjectUsage, UsagePeriod
 from billing.services import quota_release, quota_reserve, quota_units_for
 from billing.services.quota import month_bounds
@@ -476,6 +476,29 @@ def test_jumping_past_both_thresholds_sends_one_email(
     assert len(threshold_mail()) == 1
     period = period_of(project.account)
     assert period.warned_80_at is not None and period.warned_100_at is not None
+
+
+def test_jumping_past_both_thresholds_marks_80_percent_passed_for_the_rest_of_the_period(
+    project, owner, admins, clock, django_capture_on_commit_callbacks
+):
+    clock.local(2026, 11, 12, 9, 30)
+    UsagePeriodFactory(account=project.account, used=700, credits=500)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert quota_reserve(project=project, units=300)  # 70% to 100% in one reservation
+    period = period_of(project.account)
+    assert period.warned_80_at is not None
+    assert period.warned_80_at == period.warned_100_at  # marked by the same statement
+    assert selectors.quota_alerts_for_user(user=owner) == [period]  # the banner shows
+
+    # Later that month: credits spent, a release back under 100%, then past 80% again.
+    clock.local(2026, 11, 20, 9, 30)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert quota_reserve(project=project, units=10)  # 1,010
+        quota_release(project=project, units=250)  # 760
+        assert quota_reserve(project=project, units=50)  # 810
+    [mail_100] = threshold_mail()  # still only the 100% e-mail
+    assert "80%" not in mail_100.subject
+    assert mail_100.subject.startswith("Sleep Lab has used all")
 
 
 def test_each_month_warns_again(project, admins, clock, django_capture_on_commit_callbacks):
