@@ -35,9 +35,10 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     # Pausing, archiving and suspending go through the project's Settings page, which checks the
     # account's project slots, asks for a reason and audits the change. The billing account is
-    # read-only for the same reason: a move goes through projects.services.project_move_account
-    # (the target plan's project limit, audited), and projects are created only by approving an
-    # onboarding request (which takes a slot the same way), so there is no "add" here either.
+    # read-only for the same reason: a move goes through the Settings page's "Move to this
+    # account" (project_move_account: the target plan's project limit, audited), and projects
+    # are created only by approving an onboarding request (which takes a slot the same way), so
+    # there is no "add" here either.
     readonly_fields = [
         "account",
         "status",
