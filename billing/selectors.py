@@ -111,13 +111,22 @@ class AccountUsage:
 def account_usage(
     *, account: Account, period_id: int | None = None, now: datetime.datetime | None = None
 ) -> AccountUsage:
-    """The account's current period (or a past one, by id) with its projection."""
+    """The account's current period (or a past one, by id) with its projection.
+
+    A period asked for by id is shown as past unless it is the latest and its last day has not
+    passed. So the latest row counts as past once its month is over: early in a month nothing
+    may have been reserved yet, and last month is still the latest row while the current month
+    (shown empty) has none. An id that is not one of the account's periods shows the current
+    period."""
     local_now = account_local_now(account, now)
     today = local_now.date()
     latest = UsagePeriod.objects.filter(account=account).order_by("-start").first()
-    if period_id is not None and (latest is None or latest.pk != period_id):
-        period = UsagePeriod.objects.filter(account=account, pk=period_id).first()
-        if period is not None:
+    if period_id is not None and latest is not None:
+        if latest.pk == period_id:
+            period = latest
+        else:
+            period = UsagePeriod.objects.filter(account=account, pk=period_id).first()
+        if period is not None and (period.pk != latest.pk or period.end < today):
             period.account = account
             return AccountUsage(account, period, False, None, today)
     if latest is not None and latest.end >= today:

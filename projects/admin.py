@@ -34,8 +34,21 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ["title", "pi_name", "irb_protocol"]
     inlines = [MembershipInline]
     # Pausing, archiving and suspending go through the project's Settings page, which checks the
-    # account's project slots, asks for a reason and audits the change.
-    readonly_fields = ["status", "status_reason", "status_changed_at", "status_changed_by"]
+    # account's project slots, asks for a reason and audits the change. The billing account is
+    # read-only for the same reason: a move goes through the Settings page's "Move to this
+    # account" (project_move_account: the target plan's project limit, audited), and projects
+    # are created only by approving an onboarding request (which takes a slot the same way), so
+    # there is no "add" here either.
+    readonly_fields = [
+        "account",
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "status_changed_by",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(Membership)

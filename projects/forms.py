@@ -169,6 +169,24 @@ class FieldMappingForm(forms.Form):
         self.all_field_names = {name for name, _ in all_fields}
 
 
+class MoveAccountForm(forms.Form):
+    account = forms.ModelChoiceField(
+        queryset=None,
+        label="Bill to",
+        empty_label=None,
+        error_messages={
+            "invalid_choice": "Choose one of the accounts listed: you can move a project only to "
+            "an account you own.",
+            "required": "Choose the account to bill from now on.",
+        },
+    )
+
+    def __init__(self, *args, accounts, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = accounts
+        self.fields["account"].label_from_instance = lambda a: f"{a.name} ({a.plan.name} plan)"
+
+
 class ProjectSettingsForm(forms.ModelForm):
     class Meta:
         model = Project

@@ -1,7 +1,8 @@
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Length
 
-from projects.models import Participant, Project, RedcapInstance, SyncRun
+from billing.models import Account, AccountMembership
+from projects.models import Membership, Participant, Project, RedcapInstance, SyncRun
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -76,3 +77,14 @@ def account_project_slots(*, project: Project) -> dict[str, int]:
         "limit": account.plan.project_limit,
         "used": Project.objects.filter(account=account).exclude(status="archived").count(),
     }
+
+
+def accounts_to_move_to(*, project: Project, user) -> QuerySet[Account]:
+    """Billing accounts `user` may move `project` to: any other account for a server
+    administrator; for an owner of the project, the other accounts they own; else none."""
+    qs = Account.objects.exclude(pk=project.account_id).select_related("plan").order_by("name")
+    if getattr(user, "is_server_admin", False):
+        return qs
+    if not project.memberships.filter(user=user, role=Membership.Role.OWNER).exists():
+        return qs.none()
+    return qs.filter(memberships__user=user, memberships__role=AccountMembership.Role.OWNER)

@@ -30,4 +30,5 @@ urlpatterns = [
     path("<int:pk>/participants/sync/<int:run_id>/", views.sync_detail, name="project-sync"),
     path("<int:pk>/settings/", views.project_settings, name="project-settings"),
     path("<int:pk>/status/", views.project_status, name="project-status"),
+    path("<int:pk>/account/", views.project_account, name="project-account"),
 ]

@@ -13,6 +13,7 @@ from projects.forms import (
     WEEKDAYS,
     FieldMappingForm,
     InviteForm,
+    MoveAccountForm,
     ProjectSettingsForm,
     QuietHoursForm,
     RedcapLinkForm,
@@ -33,6 +34,7 @@ from projects.services import (
     links,
     mapping,
     members,
+    project_move_account,
     project_set_status,
     project_status_changes_for,
     project_update_help_reply,
@@ -402,6 +404,9 @@ def project_settings(request, pk: int):
             "slots": selectors.account_project_slots(project=project)
             if project.status == Project.Status.ARCHIVED
             else None,
+            "move_form": MoveAccountForm(
+                accounts=selectors.accounts_to_move_to(project=project, user=request.user)
+            ),
             "tab": "settings",
         },
     )
@@ -435,4 +440,32 @@ def project_status(request, pk: int):
         if before in (Project.Status.ARCHIVED, Project.Status.SUSPENDED):
             done = "“{title}” is back, and paused: resume it when texts may go out again."
         messages.success(request, done.format(title=project.title))
+    return redirect("project-settings", pk=project.pk)
+
+
+@login_required
+@require_POST
+def project_account(request, pk: int):
+    """Bill the project to another account from now on (its owners who own that account too,
+    or a server administrator); refused with the numbers when that account's plan is full."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+    form = MoveAccountForm(
+        request.POST, accounts=selectors.accounts_to_move_to(project=project, user=request.user)
+    )
+    if not form.is_valid():
+        messages.error(request, "Nothing changed: " + " ".join(form.errors["account"]))
+        return redirect("project-settings", pk=project.pk)
+    old_account = project.account
+    try:
+        project = project_move_account(
+            project=project, account=form.cleaned_data["account"], actor=request.user
+        )
+    except ValidationError as exc:
+        messages.error(request, "Nothing changed: " + error_text(exc))
+    else:
+        messages.success(
+            request,
+            f"“{project.title}” is now billed to “{project.account.name}”. Texts sent from now "
+            f"on count against its quota; what was already sent stays with “{old_account.name}”.",
+        )
     return redirect("project-settings", pk=project.pk)

@@ -24,8 +24,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Model, OuterRef, Q, Subquery
-from django.db.models.functions import Greatest
+from django.db.models import F, Model, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from billing import emails
@@ -148,8 +148,10 @@ def quota_reserve(*, project, units: int) -> bool:
 
     One conditional UPDATE on the period row; True when reserved, False when the account is over
     quota (the caller holds the message; nothing was written). Also counts the units for the
-    project and the day, and notes the 80% / 100% thresholds (one e-mail each per period, sent
-    after commit). Call it inside the transaction that claims the message. O(1): no counting.
+    project and the day, and notes the 80% / 100% thresholds (at most one e-mail each per
+    period, sent after commit; a reservation that jumps past both at once sends only the 100%
+    e-mail and marks 80% as passed, see `_note_thresholds`). Call it inside the transaction that
+    claims the message. O(1): no counting.
     """
     if units < 0:
         raise ValueError("Cannot reserve a negative number of units.")
@@ -180,7 +182,15 @@ def quota_reserve(*, project, units: int) -> bool:
 
 
 def _note_thresholds(*, period_id: int) -> None:
-    """Mark each threshold reached once per period (a conditional UPDATE decides who e-mails)."""
+    """Mark each threshold (80%, 100% of the included units) reached, once per period, and
+    e-mail the owners and administrators about it after commit.
+
+    A conditional UPDATE claims a threshold, so when several workers cross it together exactly
+    one of them e-mails. A reservation that jumps past both 80% and 100% at once sends only the
+    100% e-mail (it says all the 80% one would), and the same UPDATE marks 80% as passed too: no
+    80% e-mail follows later in the period (even if a release takes usage back under 100%), and
+    the quota banner, which shows from 80%, shows.
+    """
     row = UsagePeriod.objects.values("used", "included", "warned_80_at", "warned_100_at").get(
         pk=period_id
     )
@@ -190,19 +200,17 @@ def _note_thresholds(*, period_id: int) -> None:
     for percent, field in THRESHOLDS:
         if row[field] is not None or row["used"] * 100 < row["included"] * percent:
             continue
+        marks = {field: now}
+        if percent == 100:  # 80% is passed too, whether or not it was marked already
+            marks["warned_80_at"] = Coalesce(F("warned_80_at"), Value(now))
         claimed = UsagePeriod.objects.filter(pk=period_id, **{f"{field}__isnull": True}).update(
-            **{field: now}
+            **marks
         )
         if claimed:
             transaction.on_commit(
                 partial(emails.quota_threshold_reached, period_id=period_id, percent=percent),
                 robust=True,
             )
-            if percent == 100:
-                # Jumping past both at once: one e-mail (100%) is enough.
-                UsagePeriod.objects.filter(pk=period_id, warned_80_at__isnull=True).update(
-                    warned_80_at=now
-                )
         return
 
 

@@ -1,7 +1,18 @@
 """N workers race for the last units of a quota and get exactly the units available.
 
 Each thread has its own database connection (the test database is a file on SQLite, a real
-server on PostgreSQL), as the web server and the q2 workers do. The same tests run on both.
+server on PostgreSQL), as the web server and the q2 workers do. The same tests run on both, but
+they prove different things:
+
+- On SQLite they cannot catch a race. Every `quota_reserve` opens its own transaction, and SQLite
+  runs with `transaction_mode=IMMEDIATE`, so each one takes the database's single write lock when
+  it begins and the workers take turns, whether or not the caller is in a transaction (even a
+  naive read-then-write would pass). There they check correctness under serialisation: the units
+  handed out, the period, per-project and per-day counters agree; one period per month; credits
+  spent to the last unit; and no worker fails while waiting for the lock.
+- On PostgreSQL (CI's second leg, `.ci/run`, which runs the whole suite with DATABASE_URL set and
+  fails the build if a test fails) the workers really do run at once: that leg is the one that
+  would catch an overshoot, a duplicate period or a deadlock.
 """
 
 import threading
@@ -20,8 +31,9 @@ WORKERS = 8
 def race(projects, *, attempts: int, units: int = 1, in_claim: bool = True) -> list[int]:
     """Start WORKERS threads together; each tries `attempts` reservations, cycling through the
     projects, inside a transaction of its own as messaging's claim does (or, with
-    in_claim=False, in autocommit, where a read-then-write would race even on SQLite).
-    Returns the units each worker got."""
+    in_claim=False, in autocommit: then `quota_reserve`'s own transaction is the only one).
+    Returns the units each worker got. On SQLite both variants are serialised (see the module
+    docstring); only on PostgreSQL do they race."""
     barrier = threading.Barrier(WORKERS)
     got = [0] * WORKERS
     errors: list[BaseException] = []

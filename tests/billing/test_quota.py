@@ -4,12 +4,15 @@ import zoneinfo
 import pytest
 from django.core import mail
 from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_q.models import Schedule
 
-from billing import services, tasks
+from billing import selectors, services, tasks
 from billing.models import DailyUsage, ProjectUsage, UsagePeriod
 from billing.services import quota_release, quota_reserve, quota_units_for
+from billing.services.quota import month_bounds
 from billing.signals import credits_added, period_started
 from tests.factories import AccountFactory, ProjectFactory, UsagePeriodFactory
 
@@ -147,6 +150,70 @@ def test_a_reservation_costs_the_same_few_queries_however_much_was_sent(project,
         quota_reserve(project=project, units=1)
     assert len(early) == len(late) <= 8
     assert not any("COUNT(" in q["sql"].upper() for q in late.captured_queries)
+
+
+def add_history(account, instance, *, months: int, projects: int) -> None:
+    """`months` closed months before October 2026, and `projects` more projects of the account,
+    each with a unit used today."""
+    past, start = [], datetime.date(2026, 10, 1)
+    for _ in range(months):
+        start = month_bounds(start - datetime.timedelta(days=1))[0]
+        past.append(
+            UsagePeriod(
+                account=account,
+                start=start,
+                end=month_bounds(start)[1],
+                used=900,
+                included=1000,
+                closed_at=timezone.now(),
+            )
+        )
+    UsagePeriod.objects.bulk_create(past)
+    for _ in range(projects):
+        quota_reserve(project=ProjectFactory(account=account, redcap_instance=instance), units=1)
+
+
+def no_count(queries) -> bool:
+    return not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+
+
+def test_a_release_costs_the_same_few_queries_however_much_was_sent(project, instance, clock):
+    clock.local(2026, 11, 12, 9, 30)
+    project.account  # loaded, as messaging's release has it  # noqa: B018
+    quota_reserve(project=project, units=2)  # the month's first: creates the rows
+    with CaptureQueriesContext(connection) as early:
+        quota_release(project=project, units=1)
+
+    add_history(project.account, instance, months=36, projects=20)
+    UsagePeriod.objects.filter(closed_at__isnull=True).update(used=F("used") + 500)
+    with CaptureQueriesContext(connection) as late:
+        quota_release(project=project, units=1)
+
+    assert period_of(project.account).used == 520  # 20 + 500 from the others, ours released
+    assert project_units(project) == 0
+    assert len(early) == len(late) <= 6
+    assert no_count(late)
+
+
+def test_a_release_into_a_closed_month_costs_the_same_few_queries_however_much_was_sent(
+    project, instance, clock
+):
+    reserved_at = clock.local(2026, 10, 31, 23, 0)
+    project.account  # noqa: B018
+    UsagePeriodFactory(account=project.account, used=1000, credits=50)
+    assert quota_reserve(project=project, units=10)  # all from credits
+    clock.local(2026, 11, 12, 9, 30)
+    services.usage_period_current(account=project.account)  # November begins
+    with CaptureQueriesContext(connection) as early:
+        quota_release(project=project, units=1, reserved_at=reserved_at)
+
+    add_history(project.account, instance, months=36, projects=20)
+    with CaptureQueriesContext(connection) as late:
+        quota_release(project=project, units=1, reserved_at=reserved_at)
+
+    assert period_of(project.account).credits == 40 + 2  # both refunds came back
+    assert len(early) == len(late) <= 13
+    assert no_count(late)
 
 
 # --- Month boundaries in the account's time zone ------------------------------------------------
@@ -409,6 +476,29 @@ def test_jumping_past_both_thresholds_sends_one_email(
     assert len(threshold_mail()) == 1
     period = period_of(project.account)
     assert period.warned_80_at is not None and period.warned_100_at is not None
+
+
+def test_jumping_past_both_thresholds_marks_80_percent_passed_for_the_rest_of_the_period(
+    project, owner, admins, clock, django_capture_on_commit_callbacks
+):
+    clock.local(2026, 11, 12, 9, 30)
+    UsagePeriodFactory(account=project.account, used=700, credits=500)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert quota_reserve(project=project, units=300)  # 70% to 100% in one reservation
+    period = period_of(project.account)
+    assert period.warned_80_at is not None
+    assert period.warned_80_at == period.warned_100_at  # marked by the same statement
+    assert selectors.quota_alerts_for_user(user=owner) == [period]  # the banner shows
+
+    # Later that month: credits spent, a release back under 100%, then past 80% again.
+    clock.local(2026, 11, 20, 9, 30)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert quota_reserve(project=project, units=10)  # 1,010
+        quota_release(project=project, units=250)  # 760
+        assert quota_reserve(project=project, units=50)  # 810
+    [mail_100] = threshold_mail()  # still only the 100% e-mail
+    assert "80%" not in mail_100.subject
+    assert mail_100.subject.startswith("Sleep Lab has used all")
 
 
 def test_each_month_warns_again(project, admins, clock, django_capture_on_commit_callbacks):

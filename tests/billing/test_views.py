@@ -16,6 +16,7 @@ from billing.models import (
     ProjectUsage,
 )
 from billing.services import quota_reserve
+from messaging.models import Message
 from portal.models import AuditEvent
 from tests.factories import (
     AccountFactory,
@@ -117,6 +118,32 @@ def test_an_outsider_posting_a_pack_request_gets_404(as_user, other_researcher, 
     assert not CreditPackRequest.objects.exists()
 
 
+def test_a_member_posting_a_plan_change_is_refused_with_a_reason(as_user, member, account):
+    pro = Plan.objects.get(name="Pro")
+    response = as_user(member).post(
+        url("billing-plan-change-request", account.pk), {"to_plan": pro.pk, "note": "More"}
+    )
+    assert response.status_code == 403
+    assert "Only an owner of the account “Sleep Lab”" in response.content.decode()
+    assert not PlanChangeRequest.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="plan_change").exists()
+    account.refresh_from_db()
+    assert account.plan.name == "Basic"
+
+
+def test_an_outsider_posting_a_plan_change_gets_404(as_user, other_researcher, account):
+    pro = Plan.objects.get(name="Pro")
+    response = as_user(other_researcher).post(
+        url("billing-plan-change-request", account.pk), {"to_plan": pro.pk}
+    )
+    assert response.status_code == 404
+    assert "Sleep Lab" not in response.content.decode()
+    assert not PlanChangeRequest.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="plan_change").exists()
+    account.refresh_from_db()
+    assert account.plan.name == "Basic"
+
+
 # --- The account page ---------------------------------------------------------------------------
 
 
@@ -175,6 +202,35 @@ def test_a_past_period_can_be_opened(as_user, owner, account, clock):
     )
     assert "October 2026" in html
     assert "This period is over: 400 messages used" in html
+
+
+def test_last_month_can_be_opened_before_this_month_has_any_usage(as_user, owner, account, clock):
+    clock.local(2026, 10, 20, 12, 0)
+    october = UsagePeriodFactory(account=account, used=400)
+    clock.local(2026, 11, 2, 12, 0)  # November began; nothing reserved yet, so no row for it
+    client = as_user(owner)
+
+    current = client.get(url("billing-account-detail", account.pk)).content.decode()
+    assert "November 2026" in current
+    assert f'href="?period={october.pk}"' in current  # the "View" link to October ...
+
+    html = client.get(url("billing-account-detail", account.pk, period=october.pk))
+    html = html.content.decode()
+    assert "October 2026" in html  # ... opens October, not the empty November
+    assert "November 2026" not in html
+    assert "This period is over: 400 messages used" in html
+
+
+def test_the_current_period_opened_by_id_is_shown_as_current(as_user, owner, account, clock):
+    clock.local(2026, 11, 11, 12, 0)
+    november = UsagePeriodFactory(account=account, used=300)
+    html = (
+        as_user(owner)
+        .get(url("billing-account-detail", account.pk, period=november.pk))
+        .content.decode()
+    )
+    assert "November 2026" in html and "past period" not in html
+    assert "day 11 of 30" in html
 
 
 def test_another_accounts_period_is_not_shown(as_user, owner, account, clock):
@@ -355,15 +411,39 @@ def test_the_banner_says_when_messages_are_held(as_user, owner, project, clock):
 # --- Query counts do not grow with the data ------------------------------------------------------
 
 
-def build(account, instance, *, projects: int, months: int, now: datetime.datetime) -> None:
-    """`projects` projects with usage this month, and `months` past months with usage on every
-    day (this month's days too)."""
+def build(
+    account, instance, *, projects: int, months: int, messages: int, now: datetime.datetime
+) -> None:
+    """`projects` projects with usage this month, each with a participant and `messages` texts
+    to them in every status, and `months` past months with usage on every day (this month's days
+    too)."""
     from billing.models import UsagePeriod
     from billing.services.quota import month_bounds
-    from projects.models import Project
+    from projects.models import Participant, Project
 
     Project.objects.bulk_create(
         ProjectFactory.build(account=account, redcap_instance=instance) for _ in range(projects)
+    )
+    participants = Participant.objects.bulk_create(
+        Participant(project=p, record_id="1", consented=True) for p in account.projects.all()
+    )
+    statuses = list(Message.Status)
+    Message.objects.bulk_create(
+        Message(
+            project_id=participant.project_id,
+            participant=participant,
+            occurrence=f"{n}",
+            dedup_key=f"billing-test:{participant.pk}:{n}",
+            status=statuses[n % len(statuses)],
+            due_at=now - datetime.timedelta(minutes=n),
+            not_before=now - datetime.timedelta(minutes=n),
+            body="Time for today's survey.",
+            segments=1,
+            units=1,
+            reserved_at=now - datetime.timedelta(minutes=n),
+        )
+        for participant in participants
+        for n in range(messages)
     )
     today = now.date()
     start = month_bounds(today)[0]
@@ -403,7 +483,7 @@ def build(account, instance, *, projects: int, months: int, now: datetime.dateti
         ("billing-review", True),
     ],
 )
-def test_page_queries_do_not_grow_with_projects_days_or_accounts(
+def test_page_queries_do_not_grow_with_projects_messages_days_or_accounts(
     as_user, owner, server_admin, instance, clock, django_assert_max_num_queries, view, admin
 ):
     now = clock.local(2026, 11, 11, 12, 0)
@@ -414,13 +494,15 @@ def test_page_queries_do_not_grow_with_projects_days_or_accounts(
         assert client.get(reverse(view, args=args)).status_code == 200
 
     small = AccountFactory(name="Small", owners=[owner])
-    build(small, instance, projects=10, months=0, now=now)
+    build(small, instance, projects=10, months=0, messages=1, now=now)
     CreditPackRequestFactory(account=small, requested_by=owner)
     with CaptureQueriesContext(connection) as baseline:
         get(small)
 
     large = AccountFactory(name="Large", owners=[owner])
-    build(large, instance, projects=1000, months=36, now=now)  # 1,000 projects, ~1,100 days
+    # 1,000 projects with 3,000 messages, ~1,100 days
+    build(large, instance, projects=1000, months=36, messages=3, now=now)
+    assert Message.objects.filter(project__account=large).count() == 3000
     CreditPackRequest.objects.bulk_create(
         CreditPackRequestFactory.build(account=large, requested_by=owner) for _ in range(1000)
     )

@@ -14,7 +14,7 @@ from django.urls import reverse
 from messaging.services.provider_links import provider_link_save
 from portal.models import AuditEvent
 from projects.models import Membership, Project, ProjectInvitation, SyncRun
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import AccountFactory, MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -243,7 +243,13 @@ CASES = [
 ]
 
 
+def _move_account(project, owner):
+    target = AccountFactory(name="Other Lab", owners=[owner])
+    return reverse("project-account", args=[project.pk]), {"account": target.pk}
+
+
 CASES += [
+    Case("move to another billing account", "owner", 302, _move_account),
     Case("suspend the project", "admin", 302, _status_change("suspended", reason="Misuse.")),
     Case("lift a suspension", "admin", 302, _status_change("paused", before="suspended")),
 ]
@@ -299,6 +305,7 @@ def test_the_matrix_covers_every_projects_route():
         "project-sync",
         "project-settings",
         "project-status",
+        "project-account",
     }
     # project-list is not project-scoped: tests/projects/test_views.py covers it.
     assert {p.name for p in urlpatterns} - {"project-list"} == covered
