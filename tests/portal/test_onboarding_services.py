@@ -266,6 +266,25 @@ def test_changes_requested_then_edited_and_resubmitted(
     assert AuditEvent.objects.filter(action="onboarding_request.resubmitted").exists()
 
 
+def test_rejection_emails_the_researcher_with_the_note(
+    researcher, server_admin, django_capture_on_commit_callbacks
+):
+    obj = OnboardingRequestFactory(requester=researcher, project_title="Sleep and Mood")
+    with django_capture_on_commit_callbacks(execute=True):
+        onboarding.onboarding_request_reject(
+            onboarding_request=obj, actor=server_admin, note="Texting is not in the IRB protocol."
+        )
+    assert [m.to for m in mail.outbox] == [[researcher.email]]
+    message = mail.outbox[0]
+    assert message.subject == "[StudyText] Your texting request for Sleep and Mood: rejected"
+    assert "is now: rejected." in message.body
+    assert "Texting is not in the IRB protocol." in message.body
+    assert f"/requests/{obj.pk}/" in message.body
+    # A rejection is final: no invitation to edit and resubmit, no project to set up.
+    assert "resubmit" not in message.body
+    assert "Your project is ready" not in message.body
+
+
 def test_only_the_requester_can_edit_and_only_while_editable(researcher, other_researcher):
     obj = OnboardingRequestFactory(requester=researcher, status=Status.DRAFT)
     with pytest.raises(PermissionDenied):

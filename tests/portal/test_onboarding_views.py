@@ -564,17 +564,22 @@ def test_an_administrator_approves_and_the_project_exists(
     ],
 )
 def test_reject_and_ask_for_changes_show_the_note_to_the_researcher(
-    as_user, researcher, server_admin, decision, status, message
+    as_user, researcher, server_admin, decision, status, message, django_capture_on_commit_callbacks
 ):
     obj = OnboardingRequestFactory(requester=researcher)
-    response = as_user(server_admin).post(
-        reverse("onboarding-decide", args=[obj.pk]),
-        {"decision": decision, "note": "Say who texts the participants."},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(server_admin).post(
+            reverse("onboarding-decide", args=[obj.pk]),
+            {"decision": decision, "note": "Say who texts the participants."},
+            follow=True,
+        )
     assert message in response.content.decode()
     obj.refresh_from_db()
     assert obj.status == status
+    # "The researcher has been told": by e-mail, with the note.
+    assert [m.to for m in mail.outbox] == [[researcher.email]]
+    assert mail.outbox[0].subject.endswith(f": {obj.get_status_display().lower()}")
+    assert "Say who texts the participants." in mail.outbox[0].body
     page = as_user(researcher).get(reverse("onboarding-detail", args=[obj.pk])).content.decode()
     assert "Say who texts the participants." in page
 
