@@ -489,6 +489,32 @@ def test_submitting_a_draft_that_is_incomplete_sends_the_researcher_to_the_form(
     assert obj.status == Status.DRAFT
 
 
+def test_submitting_a_draft_whose_server_was_retired_says_so_and_writes_nothing(
+    as_user, researcher, server_admin, django_capture_on_commit_callbacks
+):
+    instance = RedcapInstanceFactory(name="Old REDCap")
+    obj = OnboardingRequestFactory(
+        requester=researcher, redcap_instance=instance, status=Status.DRAFT, submitted_at=None
+    )
+    instance.is_active = False
+    instance.save()
+    before = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(researcher).post(
+            reverse("onboarding-submit", args=[obj.pk]), follow=True
+        )
+    assert response.redirect_chain[-1][0] == reverse("onboarding-edit", args=[obj.pk])
+    assert (
+        "This request is not ready to submit: The REDCap server “Old REDCap” is no longer offered "
+        "by StudyText. Edit the request and choose another REDCap server"
+        in response.content.decode()
+    )
+    obj.refresh_from_db()
+    assert obj.status == Status.DRAFT
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+
+
 def test_an_empty_comment_is_refused(as_user, researcher):
     obj = OnboardingRequestFactory(requester=researcher)
     response = as_user(researcher).post(
@@ -667,6 +693,30 @@ def test_approval_is_refused_when_the_plan_has_no_slot_and_nothing_is_created(
     obj.refresh_from_db()
     assert obj.status == Status.SUBMITTED
     assert Project.objects.count() == 1
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+
+
+def test_approving_a_request_whose_server_was_retired_says_so_and_creates_nothing(
+    as_user, researcher, server_admin, django_capture_on_commit_callbacks
+):
+    instance = RedcapInstanceFactory(name="Old REDCap")
+    obj = OnboardingRequestFactory(requester=researcher, redcap_instance=instance)
+    instance.is_active = False
+    instance.save()
+    before = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(server_admin).post(
+            reverse("onboarding-decide", args=[obj.pk]), {"decision": "approve"}, follow=True
+        )
+    assert (
+        "The REDCap server “Old REDCap” is no longer active, so no project can be created on it."
+        in response.content.decode()
+    )
+    obj.refresh_from_db()
+    assert obj.status == Status.SUBMITTED
+    assert not Project.objects.exists()
+    assert not Account.objects.exists()
     assert AuditEvent.objects.count() == before
     assert mail.outbox == []
 
