@@ -517,11 +517,38 @@ def test_submitting_a_draft_whose_server_was_retired_says_so_and_writes_nothing(
 
 def test_an_empty_comment_is_refused(as_user, researcher):
     obj = OnboardingRequestFactory(requester=researcher)
+    before = AuditEvent.objects.count()
     response = as_user(researcher).post(
         reverse("onboarding-comment", args=[obj.pk]), {"body": "   "}, follow=True
     )
+    assert response.context["comment_form"].errors["body"] == ["Write a comment before posting it."]
     assert "Write a comment before posting it." in response.content.decode()
     assert not OnboardingComment.objects.exists()
+    assert AuditEvent.objects.count() == before
+
+
+def test_a_comment_over_the_length_limit_says_so_and_keeps_the_text(
+    as_user, researcher, django_capture_on_commit_callbacks
+):
+    obj = OnboardingRequestFactory(requester=researcher)
+    before = AuditEvent.objects.count()
+    body = "Our IRB letter says " + "x" * 5000
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(researcher).post(
+            reverse("onboarding-comment", args=[obj.pk]), {"body": body}, follow=True
+        )
+    page = response.content.decode()
+    message = (
+        f"A comment can be at most 5000 characters long; this one has {len(body)}. "
+        "Shorten it, or post it as two comments."
+    )
+    assert message in page
+    assert "Write a comment before posting it." not in page
+    # The researcher's text is still in the box, to shorten rather than retype.
+    assert body in page
+    assert not OnboardingComment.objects.exists()
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
 
 
 def test_withdrawing_twice_says_it_is_already_withdrawn(as_user, researcher):
