@@ -572,6 +572,10 @@ def test_a_researcher_acting_on_someone_elses_request_gets_404_and_nothing_chang
     else:
         response = client.post(url, {"body": "Hello"})
     assert response.status_code == 404
+    # The same page as for a request that does not exist: it neither confirms nor names it.
+    page = response.content.decode()
+    assert "This page does not exist, or it belongs to a project or request you cannot see." in page
+    assert obj.project_title not in page
     obj.refresh_from_db()
     assert obj.status == Status.DRAFT
     assert obj.project_title != "Hijacked"
@@ -580,8 +584,10 @@ def test_a_researcher_acting_on_someone_elses_request_gets_404_and_nothing_chang
 
 
 def test_a_missing_request_is_404(as_user, researcher, server_admin):
-    assert as_user(researcher).get(reverse("onboarding-detail", args=[99999])).status_code == 404
-    assert as_user(server_admin).get(reverse("onboarding-detail", args=[99999])).status_code == 404
+    for user in (researcher, server_admin):
+        response = as_user(user).get(reverse("onboarding-detail", args=[99999]))
+        assert response.status_code == 404
+        assert "or it belongs to a project or request you cannot see." in response.content.decode()
 
 
 # --- Deciding -------------------------------------------------------------------------------
