@@ -5,9 +5,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from projects.models import FieldMapping, Membership, RedcapLink
-from projects.sandbox.data import LONGITUDINAL_TOKEN
-from projects.services import links, mapping
-from tests.factories import MembershipFactory, ProjectFactory
+from projects.services import mapping
+from tests.factories import MembershipFactory
 from tests.projects.conftest import MAPPING
 
 
@@ -19,15 +18,6 @@ def form_data(**overrides):
     data = {k: v for k, v in MAPPING.items() if k != "event"}
     data.update(overrides)
     return data
-
-
-@pytest.fixture
-def longitudinal_project(sandbox_instance, researcher):
-    project = ProjectFactory(
-        redcap_instance=sandbox_instance, redcap_project_id=102, owner=researcher
-    )
-    links.redcap_link_set(project=project, token=LONGITUDINAL_TOKEN, actor=researcher)
-    return project
 
 
 def test_the_form_offers_the_fields_of_the_data_dictionary(as_user, researcher, linked_project):
