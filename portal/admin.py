@@ -98,15 +98,32 @@ class GroupAdmin(DjangoGroupAdmin):
             super().save_related(request, form, formsets, change)
 
 
-class OnboardingCommentInline(admin.TabularInline):
+class ReadOnlyAdminMixin:
+    """View only: rows written through the services (which validate, audit and tell the other
+    side by e-mail) are not added, edited field by field or deleted behind their back."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OnboardingCommentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = OnboardingComment
     extra = 0
-    readonly_fields = ["author", "body", "created_at"]
-    can_delete = False
+    fields = ["author", "body", "created_at"]
+    readonly_fields = fields
 
 
 @admin.register(OnboardingRequest)
-class OnboardingRequestAdmin(admin.ModelAdmin):
+class OnboardingRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Requests change on the request's page only (edit, submit, decide, withdraw), where every
+    step is checked and audited."""
+
     list_display = [
         "id",
         "project_title",
@@ -118,26 +135,16 @@ class OnboardingRequestAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "redcap_instance", "irb_status"]
     search_fields = ["project_title", "pi_name", "irb_protocol", "requester__email"]
-    readonly_fields = [
-        "status",
-        "decided_by",
-        "decided_at",
-        "project",
-        "submitted_at",
-        "created_at",
-    ]
     inlines = [OnboardingCommentInline]
 
 
 @admin.register(OnboardingComment)
-class OnboardingCommentAdmin(admin.ModelAdmin):
+class OnboardingCommentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Comments are written on the request's page, where the other side is told by e-mail, and
+    stay as written."""
+
     list_display = ["request", "author", "created_at"]
     search_fields = ["body", "author__email", "request__project_title"]
-    readonly_fields = ["request", "author", "created_at"]
-
-    def has_add_permission(self, request):
-        # Comments are written on the request's page, where the other side is told by e-mail.
-        return False
 
 
 @admin.register(AuditEvent)

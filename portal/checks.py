@@ -74,3 +74,31 @@ def check_site_url_is_https(app_configs, **kwargs) -> list[Error]:
             )
         ]
     return []
+
+
+# Django's e-mail backends that deliver nothing to anyone, and what each does with the mail.
+NON_DELIVERING_EMAIL_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend": "prints every e-mail to the console",
+    "django.core.mail.backends.locmem.EmailBackend": "keeps every e-mail in memory",
+    "django.core.mail.backends.dummy.EmailBackend": "throws every e-mail away",
+    "django.core.mail.backends.filebased.EmailBackend": "writes every e-mail to a file",
+}
+
+
+@register(Tags.security, deploy=True)
+def check_email_is_delivered_in_production(app_configs, **kwargs) -> list[Error]:
+    """EMAIL_URL defaults to consolemail:// for development. In production nobody could verify
+    their address, reset a password or hear about their request: sign-up would be a dead end."""
+    backend = settings.EMAIL_BACKEND
+    if backend in NON_DELIVERING_EMAIL_BACKENDS and not settings.DEBUG:
+        return [
+            Error(
+                f"The e-mail backend is “{backend}” while DEBUG is off: it "
+                f"{NON_DELIVERING_EMAIL_BACKENDS[backend]}, so nobody receives the links to "
+                "verify an address or reset a password, nor the news about their requests.",
+                hint="Set EMAIL_URL to the institution's SMTP server, for example "
+                "smtp+tls://user:password@smtp.example.edu:587.",
+                id="portal.E006",
+            )
+        ]
+    return []

@@ -257,6 +257,17 @@ class DecisionForm(forms.Form):
 
 
 class CommentForm(forms.Form):
+    MAX_LENGTH = 5000
+
     body = forms.CharField(
-        label="Add a comment", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000
+        label="Add a comment",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=MAX_LENGTH,
+        error_messages={
+            "required": "Write a comment before posting it.",
+            "max_length": (
+                "A comment can be at most %(limit_value)s characters long; this one has "
+                "%(show_value)s. Shorten it, or post it as two comments."
+            ),
+        },
     )

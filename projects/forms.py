@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from projects.models import Membership, Project, RedcapInstance
-from projects.services.mapping import DATE_VALIDATIONS, Dictionary
+from projects.services.mapping import CODED_TYPES, Dictionary
 
 
 def error_text(exc: ValidationError) -> str:
@@ -142,23 +142,19 @@ class FieldMappingForm(forms.Form):
     def __init__(self, *args, dictionary: Dictionary, **kwargs):
         super().__init__(*args, **kwargs)
         blank = [("", "— none —")]
+        choose = [("", "Choose a field")]
         all_fields = dictionary.choices()
-        text_fields = dictionary.choices(types={"text"})
-        choice_fields = dictionary.choices(
-            types={"yesno", "truefalse", "radio", "dropdown", "checkbox"}
+        # The same kinds of field the service accepts (mapping.FIELD_KINDS).
+        consent = sorted(  # coded fields first, then text fields
+            dictionary.choices_for("consent_field"),
+            key=lambda c: dictionary.fields[c[0]]["field_type"] not in CODED_TYPES,
         )
-        self.fields["phone_field"].choices = [("", "Choose a field")] + text_fields
-        self.fields["consent_field"].choices = (
-            [("", "Choose a field")]
-            + choice_fields
-            + [c for c in text_fields if c not in choice_fields]
-        )
-        self.fields["time_zone_field"].choices = blank + text_fields
-        self.fields["first_name_field"].choices = blank + text_fields
-        self.fields["optout_field"].choices = blank + choice_fields
-        self.fields["date_fields"].choices = dictionary.choices(
-            types={"text"}, validations=DATE_VALIDATIONS
-        )
+        self.fields["phone_field"].choices = choose + dictionary.choices_for("phone_field")
+        self.fields["consent_field"].choices = choose + consent
+        self.fields["time_zone_field"].choices = blank + dictionary.choices_for("time_zone_field")
+        self.fields["first_name_field"].choices = blank + dictionary.choices_for("first_name_field")
+        self.fields["optout_field"].choices = blank + dictionary.choices_for("optout_field")
+        self.fields["date_fields"].choices = dictionary.choices_for("date_fields")
         if dictionary.is_longitudinal:
             self.fields["event"].required = True
             self.fields["event"].choices = [("", "Choose an event")] + [

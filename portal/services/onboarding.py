@@ -14,7 +14,7 @@ from billing.services import account_create
 from portal import emails
 from portal.audit import audit_record
 from portal.models import OnboardingComment, OnboardingRequest
-from projects.models import Project
+from projects.models import Project, RedcapInstance
 from projects.services import project_create
 
 Status = OnboardingRequest.Status
@@ -99,6 +99,29 @@ def _assert_no_duplicate(onboarding_request: OnboardingRequest) -> None:
         )
 
 
+def _instance_is_retired(onboarding_request: OnboardingRequest) -> bool:
+    """Whether the request's REDCap server has been taken off the list since it was chosen (read
+    afresh: an administrator may have retired it after the request was loaded)."""
+    if onboarding_request.redcap_instance_id is None:
+        return False
+    return not RedcapInstance.objects.filter(
+        pk=onboarding_request.redcap_instance_id, is_active=True
+    ).exists()
+
+
+def _assert_instance_offered(onboarding_request: OnboardingRequest) -> None:
+    if _instance_is_retired(onboarding_request):
+        raise ValidationError(
+            {
+                "redcap_instance": (
+                    f"The REDCap server “{onboarding_request.redcap_instance}” is no longer "
+                    "offered by StudyText. Edit the request and choose another REDCap server, "
+                    "or ask the administrators about it."
+                )
+            }
+        )
+
+
 def _assert_account_choice(onboarding_request: OnboardingRequest, actor) -> None:
     r = onboarding_request
     if r.billing_account_id and r.new_account_plan_id:
@@ -140,10 +163,16 @@ def _assert_complete(onboarding_request: OnboardingRequest) -> None:
         raise ValidationError(errors)
 
 
-def _save(onboarding_request: OnboardingRequest, actor, *, submit: bool) -> None:
+def _save(
+    onboarding_request: OnboardingRequest, actor, *, submit: bool, instance_chosen: bool
+) -> None:
+    """Validate, then save. `instance_chosen`: the REDCap server is being picked now (a new
+    request, or a different server), so it must be one still offered, even for a draft."""
     onboarding_request.full_clean(
         exclude=["requester", "decided_by", "project"], validate_constraints=False
     )
+    if submit or instance_chosen:
+        _assert_instance_offered(onboarding_request)
     _assert_account_choice(onboarding_request, actor)
     _assert_no_duplicate(onboarding_request)
     if submit:
@@ -168,7 +197,7 @@ def onboarding_request_create(
         onboarding_request.status = Status.SUBMITTED
         onboarding_request.submitted_at = now
     with transaction.atomic():
-        _save(onboarding_request, requester, submit=submit)
+        _save(onboarding_request, requester, submit=submit, instance_chosen=True)
         audit_record(
             actor=requester,
             action="onboarding_request.submitted" if submit else "onboarding_request.drafted",
@@ -197,13 +226,19 @@ def onboarding_request_update(
                 "longer be edited."
             )
         resubmitted = onboarding_request.status == Status.CHANGES_REQUESTED
+        instance_before = onboarding_request.redcap_instance_id
         for field in EDITABLE_FIELDS:
             if field in data:
                 setattr(onboarding_request, field, data[field])
         if submit:
             onboarding_request.status = Status.SUBMITTED
             onboarding_request.submitted_at = timezone.now()
-        _save(onboarding_request, actor, submit=submit)
+        _save(
+            onboarding_request,
+            actor,
+            submit=submit,
+            instance_chosen=onboarding_request.redcap_instance_id != instance_before,
+        )
         if submit:
             audit_record(
                 actor=actor,
@@ -301,6 +336,12 @@ def onboarding_request_approve(
     """
     with transaction.atomic():
         onboarding_request = _lock_for_decision(onboarding_request, actor)
+        if _instance_is_retired(onboarding_request):
+            raise ValidationError(
+                f"The REDCap server “{onboarding_request.redcap_instance}” is no longer active, "
+                "so no project can be created on it. Ask the researcher for changes (to choose "
+                "another server), or make the server active again in the admin site first."
+            )
         requester = onboarding_request.requester
         account = onboarding_request.billing_account
         if account is None:

@@ -71,9 +71,7 @@ def request_edit(request, pk: int):
     return render(request, "portal/onboarding/form.html", {"form": form, "obj": obj})
 
 
-@login_required
-def request_detail(request, pk: int):
-    obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
+def _render_detail(request, obj: OnboardingRequest, *, comment_form: CommentForm | None = None):
     return render(
         request,
         "portal/onboarding/detail.html",
@@ -81,10 +79,16 @@ def request_detail(request, pk: int):
             "obj": obj,
             "comments": obj.comments.select_related("author"),
             "events": selectors.audit_events_for(obj=obj),
-            "comment_form": CommentForm(),
+            "comment_form": comment_form or CommentForm(),
             "decision_form": DecisionForm() if request.user.is_server_admin else None,
         },
     )
+
+
+@login_required
+def request_detail(request, pk: int):
+    obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
+    return _render_detail(request, obj)
 
 
 @login_required
@@ -126,12 +130,12 @@ def request_comment(request, pk: int):
                 onboarding_request=obj, author=request.user, body=form.cleaned_data["body"]
             )
         except ValidationError as exc:
-            messages.error(request, error_text(exc))
+            form_apply_errors(form, exc)
         else:
             messages.success(request, "Comment posted.")
-    else:
-        messages.error(request, "Write a comment before posting it.")
-    return redirect("onboarding-detail", pk=obj.pk)
+            return redirect("onboarding-detail", pk=obj.pk)
+    # The page again, with what was wrong beside the comment box and the text kept.
+    return _render_detail(request, obj, comment_form=form)
 
 
 @server_admin_required

@@ -12,7 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 from projects import crypto
 from projects.access import ROLE_RANK, project_role
 from projects.models import Membership, Project, ProviderLink, RedcapLink
-from projects.redcap import RedcapClient, RedcapError
+from projects.redcap import RedcapClient, RedcapError, RedcapServerError
 from projects.signals import audit
 
 TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -36,6 +36,31 @@ def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapCl
     return RedcapClient(project.redcap_instance.api_url, token)
 
 
+def redcap_info_number(info: dict, key: str, *, what: str, default: int | None = None) -> int:
+    """A whole number from REDCap's project information (`project_id`, `is_longitudinal`).
+
+    Anything else (text, a decimal, nothing at all when there is no `default`) means the answer
+    did not come from REDCap as expected: RedcapServerError, in words, rather than a crash.
+    """
+    raw = info.get(key)
+    text = "" if raw is None else str(raw).strip()
+    if not text and default is not None:
+        return default
+    if isinstance(raw, bool) or not re.fullmatch(r"[0-9]{1,18}", text):
+        shown = f"“{text[:40]}”" if text else "nothing"
+        raise RedcapServerError(
+            f"REDCap's project information gives {shown} as {what}, where REDCap gives a whole "
+            "number. Check that the REDCap server's API URL really points at REDCap; if it "
+            "does, tell the REDCap administrators.",
+            status_code=200,
+        )
+    return int(text)
+
+
+def _redcap_project_id(info: dict) -> int:
+    return redcap_info_number(info, "project_id", what="the project id")
+
+
 @sensitive_variables("token")
 def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
     """Check the token against REDCap and store it encrypted.
@@ -55,9 +80,10 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
         client = redcap_client_for(project, token=token)
         info = client.project_info()
         version = client.version()
+        found = _redcap_project_id(info)
+        facts = _redcap_facts(version, info)
     except RedcapError as exc:
         raise ValidationError({"token": str(exc)}) from exc
-    found = int(info.get("project_id") or 0)
     if found != project.redcap_project_id:
         raise ValidationError(
             {
@@ -69,9 +95,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
                 )
             }
         )
-    return _redcap_link_write(
-        project=project, token=token, version=version, info=info, actor=actor, checked=True
-    )
+    return _redcap_link_write(project=project, token=token, facts=facts, actor=actor, checked=True)
 
 
 def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
@@ -97,8 +121,7 @@ def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
     return _redcap_link_write(
         project=project,
         token=sandbox.token,
-        version=REDCAP_VERSION,
-        info=sandbox.project_info(),
+        facts=_redcap_facts(REDCAP_VERSION, sandbox.project_info()),
         actor=actor,
         checked=False,
     )
@@ -106,7 +129,7 @@ def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
 
 @sensitive_variables("token")
 def _redcap_link_write(
-    *, project: Project, token: str, version: str, info: dict, actor, checked: bool
+    *, project: Project, token: str, facts: dict, actor, checked: bool
 ) -> RedcapLink:
     with transaction.atomic():
         existing = RedcapLink.objects.select_for_update(no_key=True).filter(project=project).first()
@@ -114,7 +137,7 @@ def _redcap_link_write(
         link.token_encrypted = crypto.encrypt(token)
         link.token_last4 = crypto.last4(token)
         link.token_fingerprint = crypto.fingerprint(token, purpose="redcap-token")
-        for field, value in _redcap_facts(version, info).items():
+        for field, value in facts.items():
             setattr(link, field, value)
         link.linked_by = actor
         link.last_checked_at = timezone.now() if checked else None
@@ -132,11 +155,15 @@ def _redcap_link_write(
 
 
 def _redcap_facts(version, info: dict) -> dict:
-    """What a link keeps of REDCap's answers to `version` and `project_info`."""
+    """What a link keeps of REDCap's answers to `version` and `project_info` (RedcapServerError
+    when those are not what REDCap gives)."""
+    longitudinal = redcap_info_number(
+        info, "is_longitudinal", what="whether the project is longitudinal", default=0
+    )
     return {
         "redcap_version": str(version)[:32],
         "redcap_project_title": str(info.get("project_title", ""))[:300],
-        "is_longitudinal": bool(int(info.get("is_longitudinal") or 0)),
+        "is_longitudinal": bool(longitudinal),
     }
 
 
@@ -150,7 +177,8 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         client = redcap_client_for(project, token=link.token)
         version = client.version()
         info = client.project_info()
-        found = int(info.get("project_id") or 0)
+        found = _redcap_project_id(info)
+        facts = _redcap_facts(version, info)
         if found != project.redcap_project_id:
             raise RedcapError(
                 f"The linked token now opens REDCap project {found}, not project "
@@ -163,11 +191,11 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         )
         raise ValidationError(str(exc)) from exc
     RedcapLink.objects.filter(pk=link.pk).update(
-        last_checked_at=timezone.now(), last_error="", **_redcap_facts(version, info)
+        last_checked_at=timezone.now(), last_error="", **facts
     )
     return {
         "version": str(version),
-        "project_id": info.get("project_id"),
+        "project_id": found,
         "project_title": info.get("project_title", ""),
     }
 

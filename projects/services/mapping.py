@@ -1,7 +1,7 @@
 """Field mapping: which REDCap fields hold the phone, consent, time zone and the rest."""
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import phonenumbers
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -11,12 +11,43 @@ from projects import logic
 from projects.access import ROLE_RANK, project_role
 from projects.models import FieldMapping, Membership, Project
 from projects.redcap import RedcapError, RedcapRequestError
-from projects.services.links import redcap_client_for
+from projects.services.links import redcap_client_for, redcap_info_number
 from projects.signals import audit
 
-DATE_VALIDATIONS = {"date_ymd", "date_mdy", "date_dmy"}
-TEXTUAL_TYPES = {"text", "notes", "calc", "sql"}
-OPTOUT_TYPES = {"yesno", "truefalse", "checkbox", "radio", "dropdown", "text"}
+DATE_VALIDATIONS = frozenset({"date_ymd", "date_mdy", "date_dmy"})
+CODED_TYPES = frozenset({"yesno", "truefalse", "radio", "dropdown", "checkbox"})
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """What a mapped REDCap field may be: its field types and, for dates, its validations."""
+
+    holds: str  # what the field holds, in words: "the mobile number"
+    types: frozenset[str]
+    words: str  # the types, in words: "a text field"
+    validations: frozenset[str] | None = None
+
+
+# One list for the mapping form (what it offers) and the service (what it accepts).
+FIELD_KINDS = {
+    "phone_field": FieldKind("the mobile number", frozenset({"text"}), "a text field"),
+    "consent_field": FieldKind(
+        "consent to texts",
+        CODED_TYPES | {"text"},
+        "a yes/no, true/false, radio, dropdown, checkbox or text field",
+    ),
+    "time_zone_field": FieldKind("the time zone", frozenset({"text"}), "a text field"),
+    "first_name_field": FieldKind("the first name", frozenset({"text"}), "a text field"),
+    "optout_field": FieldKind(
+        "the opt-out flag", CODED_TYPES, "a yes/no, true/false, radio, dropdown or checkbox field"
+    ),
+    "date_fields": FieldKind(
+        "a date to schedule from",
+        frozenset({"text"}),
+        "a text field validated as a date (Y-M-D, M-D-Y or D-M-Y)",
+        validations=DATE_VALIDATIONS,
+    ),
+}
 
 # What a coordinator chooses on the field-mapping page (the form's fields, the project's time
 # zone aside).
@@ -42,8 +73,13 @@ class Dictionary:
     fields: dict[str, dict]
     events: list[dict]
     is_longitudinal: bool
+    # Longitudinal projects: the forms (instruments) each event has, by unique event name
+    # (REDCap's form-event mapping). A field outside its event's forms exports blank.
+    event_forms: dict[str, frozenset[str]] = field(default_factory=dict)
 
-    def choices(self, *, types: set[str] | None = None, validations: set[str] | None = None):
+    def choices(
+        self, *, types: frozenset[str] | None = None, validations: frozenset[str] | None = None
+    ):
         out = []
         for name, meta in self.fields.items():
             if types and meta["field_type"] not in types:
@@ -54,6 +90,46 @@ class Dictionary:
             label = meta.get("field_label", "").strip() or name
             out.append((name, f"{name} — {label[:60]}"))
         return out
+
+    def choices_for(self, attr: str) -> list[tuple[str, str]]:
+        """The fields the mapping may name for `attr` (a key of FIELD_KINDS)."""
+        kind = FIELD_KINDS[attr]
+        return self.choices(types=kind.types, validations=kind.validations)
+
+    def kind_problem(self, attr: str, name: str) -> str | None:
+        """Why the field `name` cannot serve as `attr`, in words; None when it can."""
+        kind, meta = FIELD_KINDS[attr], self.fields[name]
+        field_type = meta["field_type"]
+        validation = meta.get("text_validation_type_or_show_slider_number", "")
+        if attr == "date_fields":
+            if field_type in kind.types and validation in kind.validations:
+                return None
+            return (
+                f"{name} is not a date field, so messages cannot be scheduled from it: choose "
+                f"{kind.words}."
+            )
+        if field_type in kind.types:
+            return None
+        return f"{name} is a {field_type} field; {kind.holds} must be in {kind.words}."
+
+    def event_problem(self, event: str, name: str) -> str | None:
+        """Why the field `name` holds nothing in `event` (its form is not in that event), in
+        words; None when it does, or when the project has no form-event mapping to check."""
+        forms = self.event_forms.get(event)
+        if forms is None:
+            return None
+        form = self.fields[name].get("form_name", "")
+        if form in forms:
+            return None
+        label = next(
+            (e.get("event_name") for e in self.events if e["unique_event_name"] == event), ""
+        )
+        event_words = f"“{label}” ({event})" if label and label != event else f"“{event}”"
+        return (
+            f"{name} is on the form “{form}”, which the event {event_words} does not have, so "
+            "REDCap would export it blank for every record. Choose the event that holds that "
+            "form, or another field."
+        )
 
     def coded_values(self, field: str) -> list[tuple[str, str]]:
         meta = self.fields.get(field, {})
@@ -71,11 +147,26 @@ class Dictionary:
 
 
 def dictionary_from_metadata(
-    metadata: list[dict], *, events: list[dict], is_longitudinal: bool
+    metadata: list[dict],
+    *,
+    events: list[dict],
+    is_longitudinal: bool,
+    form_event_mapping: list[dict] | None = None,
 ) -> Dictionary:
-    """A Dictionary from REDCap's metadata export (descriptive fields hold no data)."""
+    """A Dictionary from REDCap's metadata export (descriptive fields hold no data) and, for a
+    longitudinal project, its form-event mapping export."""
     fields = {row["field_name"]: row for row in metadata if row.get("field_type") != "descriptive"}
-    return Dictionary(fields=fields, events=list(events), is_longitudinal=is_longitudinal)
+    event_forms: dict[str, set[str]] = {}
+    for row in form_event_mapping or []:
+        event_forms.setdefault(str(row.get("unique_event_name", "")), set()).add(
+            str(row.get("form", ""))
+        )
+    return Dictionary(
+        fields=fields,
+        events=list(events),
+        is_longitudinal=is_longitudinal,
+        event_forms={event: frozenset(forms) for event, forms in event_forms.items()},
+    )
 
 
 def dictionary_from_sandbox(*, project: Project) -> Dictionary:
@@ -91,6 +182,11 @@ def dictionary_from_sandbox(*, project: Project) -> Dictionary:
         [dict(row) for row in sandbox.metadata],
         events=[event.as_api() for event in sandbox.events],
         is_longitudinal=sandbox.longitudinal,
+        form_event_mapping=[
+            {"unique_event_name": event.unique_event_name, "form": form}
+            for event in sandbox.events
+            for form in event.forms
+        ],
     )
 
 
@@ -100,11 +196,21 @@ def dictionary_load(*, project: Project) -> Dictionary:
         client = redcap_client_for(project)
         metadata = client.metadata()
         info = client.project_info()
-        longitudinal = bool(int(info.get("is_longitudinal") or 0))
+        longitudinal = bool(
+            redcap_info_number(
+                info, "is_longitudinal", what="whether the project is longitudinal", default=0
+            )
+        )
         events = client.events() if longitudinal else []
+        form_events = client.form_event_mapping() if longitudinal else []
     except RedcapError as exc:
         raise ValidationError(str(exc)) from exc
-    return dictionary_from_metadata(metadata, events=events, is_longitudinal=longitudinal)
+    return dictionary_from_metadata(
+        metadata,
+        events=events,
+        is_longitudinal=longitudinal,
+        form_event_mapping=form_events,
+    )
 
 
 def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> None:
@@ -112,6 +218,7 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> 
     fields = dictionary.fields
 
     def need(attr: str, words: str, *, optional: bool = False) -> str:
+        """The field mapped as `attr` when it exists and is of a kind that can hold it."""
         value = getattr(mapping, attr)
         if not value:
             if not optional:
@@ -119,6 +226,10 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> 
             return ""
         if value not in fields:
             errors[attr] = f"“{value}” is not a field in this project's data dictionary."
+            return ""
+        problem = dictionary.kind_problem(attr, value)
+        if problem:
+            errors[attr] = problem
             return ""
         return value
 
@@ -136,11 +247,7 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> 
     need("time_zone_field", "time-zone field", optional=True)
     need("first_name_field", "first-name field", optional=True)
     optout = need("optout_field", "opt-out field", optional=True)
-    if optout and fields[optout]["field_type"] not in OPTOUT_TYPES:
-        errors["optout_field"] = (
-            f"{optout} cannot hold an opt-out flag (it is a {fields[optout]['field_type']} field)."
-        )
-    elif not optout:
+    if not optout:
         mapping.optout_value = mapping.optout_value or "1"
     else:
         mapping.optout_value = (mapping.optout_value or "").strip()
@@ -153,18 +260,10 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> 
                 f"“{mapping.optout_value}” is not one of the coded values of {optout}: {labels}."
             )
     for name in mapping.date_fields:
-        meta = fields.get(name)
-        if meta is None:
+        if name not in fields:
             errors["date_fields"] = f"“{name}” is not a field in this project's data dictionary."
-        elif meta.get("text_validation_type_or_show_slider_number", "") not in DATE_VALIDATIONS | {
-            "datetime_ymd",
-            "datetime_mdy",
-            "datetime_dmy",
-            "datetime_seconds_ymd",
-        }:
-            errors["date_fields"] = (
-                f"{name} is not a date field, so messages cannot be scheduled from it."
-            )
+        elif problem := dictionary.kind_problem("date_fields", name):
+            errors["date_fields"] = problem
     if mapping.withdrawn_logic.strip():
         try:
             used = logic.fields_used(mapping.withdrawn_logic)
@@ -180,6 +279,18 @@ def _validate(mapping: FieldMapping, dictionary: Dictionary, time_zone: str) -> 
             errors["event"] = (
                 "This is a longitudinal project: choose the event that holds these fields."
             )
+        else:
+            # Each mapped field must be on a form the chosen event has (REDCap's form-event
+            # mapping): elsewhere it exports blank, and every record would look "no phone".
+            mapped = [
+                (attr, getattr(mapping, attr)) for attr in FIELD_KINDS if attr != "date_fields"
+            ]
+            mapped += [("date_fields", name) for name in mapping.date_fields]
+            for attr, name in mapped:
+                if attr in errors or not name or name not in fields:
+                    continue
+                if problem := dictionary.event_problem(mapping.event, name):
+                    errors[attr] = problem
     else:
         mapping.event = ""
     if mapping.phone_region and phonenumbers.country_code_for_region(mapping.phone_region) == 0:

@@ -9,7 +9,13 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from portal.models import SERVER_ADMIN_GROUP, AuditEvent, User
+from portal.models import (
+    SERVER_ADMIN_GROUP,
+    AuditEvent,
+    OnboardingComment,
+    OnboardingRequest,
+    User,
+)
 from portal.services import onboarding
 from portal.services.profile import api_token_create
 from tests.factories import (
@@ -401,3 +407,69 @@ def test_the_audit_log_is_read_only_in_the_admin(as_user, server_admin, some_of_
     response = client.post(delete_url, {"post": "yes"})
     assert response.status_code == 403
     assert AuditEvent.objects.get(pk=event.pk).message == event.message
+
+
+# --- Onboarding requests and comments: view only --------------------------------------------------
+def test_onboarding_requests_are_view_only_in_the_admin(
+    as_user, server_admin, researcher, some_of_everything
+):
+    obj = OnboardingRequest.objects.get()
+    onboarding.onboarding_comment_create(
+        onboarding_request=obj, author=researcher, body="Which IRB approved this texting plan?"
+    )
+    before = (obj.project_title, obj.status, obj.decision_note, AuditEvent.objects.count())
+    client = as_user(server_admin)
+    # Visible: the list and each request, with its comments, as text rather than inputs.
+    assert (
+        obj.project_title
+        in client.get(_admin_url(OnboardingRequest, "changelist")).content.decode()
+    )
+    page = client.get(_admin_url(OnboardingRequest, "change", obj.pk)).content.decode()
+    assert obj.project_title in page
+    assert "Which IRB approved this texting plan?" in page
+    assert 'name="project_title"' not in page
+    assert 'name="status"' not in page
+    assert 'name="comments-0-body"' not in page
+    # Not added, changed, or deleted (one by one or in bulk).
+    assert client.get(_admin_url(OnboardingRequest, "add")).status_code == 403
+    response = client.post(
+        _admin_url(OnboardingRequest, "change", obj.pk),
+        {"project_title": "Edited in the admin", "status": "draft", "decision_note": "Hmm"},
+    )
+    assert response.status_code == 403
+    delete_url = _admin_url(OnboardingRequest, "delete", obj.pk)
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    response = client.post(
+        _admin_url(OnboardingRequest, "changelist"),
+        {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"},
+    )
+    assert OnboardingRequest.objects.filter(pk=obj.pk).exists()
+    obj.refresh_from_db()
+    assert (obj.project_title, obj.status, obj.decision_note, AuditEvent.objects.count()) == before
+
+
+def test_onboarding_comments_are_view_only_in_the_admin(
+    as_user, server_admin, researcher, some_of_everything
+):
+    comment = onboarding.onboarding_comment_create(
+        onboarding_request=OnboardingRequest.objects.get(),
+        author=researcher,
+        body="Which IRB approved this texting plan?",
+    )
+    client = as_user(server_admin)
+    page = client.get(_admin_url(OnboardingComment, "change", comment.pk)).content.decode()
+    assert "Which IRB approved this texting plan?" in page
+    assert 'name="body"' not in page
+    assert client.get(_admin_url(OnboardingComment, "add")).status_code == 403
+    response = client.post(
+        _admin_url(OnboardingComment, "change", comment.pk), {"body": "Rewritten."}
+    )
+    assert response.status_code == 403
+    delete_url = _admin_url(OnboardingComment, "delete", comment.pk)
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    client.post(
+        _admin_url(OnboardingComment, "changelist"),
+        {"action": "delete_selected", "_selected_action": [comment.pk], "post": "yes"},
+    )
+    comment.refresh_from_db()
+    assert comment.body == "Which IRB approved this texting plan?"

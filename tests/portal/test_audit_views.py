@@ -221,3 +221,30 @@ def test_every_onboarding_transition_is_audited(researcher, server_admin, instan
         ("onboarding_request.resubmitted", researcher.email),
         ("onboarding_request.approved", server_admin.email),
     ]
+
+
+def test_rejecting_and_withdrawing_are_audited(researcher, server_admin):
+    rejected = OnboardingRequestFactory(requester=researcher)
+    onboarding.onboarding_request_reject(
+        onboarding_request=rejected, actor=server_admin, note="Texting is not in the protocol."
+    )
+    withdrawn = OnboardingRequestFactory(requester=researcher)
+    onboarding.onboarding_request_withdraw(onboarding_request=withdrawn, actor=researcher)
+
+    def trail(obj):
+        return list(
+            AuditEvent.objects.filter(object_type="onboardingrequest", object_id=str(obj.pk))
+            .order_by("id")
+            .values_list("action", "actor__email", "message")
+        )
+
+    assert trail(rejected) == [
+        (
+            "onboarding_request.rejected",
+            server_admin.email,
+            "Rejected. Note: Texting is not in the protocol.",
+        )
+    ]
+    assert trail(withdrawn) == [
+        ("onboarding_request.withdrawn", researcher.email, "Request withdrawn by the researcher.")
+    ]

@@ -1,4 +1,5 @@
-"""The portal's deploy checks: keys for secrets at rest, no fake SMS gateway, an https SITE_URL."""
+"""The portal's deploy checks: keys for secrets at rest, no fake SMS gateway, an https SITE_URL,
+e-mail that reaches people."""
 
 import mimetypes
 from xml.etree import ElementTree
@@ -19,6 +20,7 @@ PRODUCTION = {
     "SMS_GATEWAY_OVERRIDE": "",
     "SITE_URL": "https://studytext.example.edu",
     "SANDBOX_ENABLED": False,
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
 }
 
 
@@ -30,6 +32,7 @@ def _ids(**overrides) -> list[str]:
                 checks.check_secrets_keys,
                 checks.check_no_sms_override_in_production,
                 checks.check_site_url_is_https,
+                checks.check_email_is_delivered_in_production,
             )
             for e in check(None)
         ]
@@ -79,12 +82,40 @@ def test_an_https_site_url_in_capitals_is_accepted():
     assert _ids(SITE_URL="HTTPS://StudyText.example.edu") == []
 
 
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        ("console", "prints every e-mail to the console"),
+        ("locmem", "keeps every e-mail in memory"),
+        ("dummy", "throws every e-mail away"),
+        ("filebased", "writes every e-mail to a file"),
+    ],
+)
+def test_it_refuses_an_email_backend_that_reaches_nobody_in_production(backend, words):
+    path = f"django.core.mail.backends.{backend}.EmailBackend"
+    assert _ids(EMAIL_BACKEND=path) == ["portal.E006"]
+    with override_settings(**{**PRODUCTION, "EMAIL_BACKEND": path}):
+        error = checks.check_email_is_delivered_in_production(None)[0]
+    assert f"“{path}” while DEBUG is off: it {words}" in error.msg
+    assert "smtp+tls://" in error.hint
+
+
+def test_the_console_email_backend_is_fine_while_debugging():
+    assert _ids(EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend", DEBUG=True) == []
+
+
 def test_check_deploy_runs_them_and_fails():
-    settings = {**PRODUCTION, "SECRETS_FINGERPRINT_KEY": "", "SITE_URL": "http://x.example.edu"}
+    settings = {
+        **PRODUCTION,
+        "SECRETS_FINGERPRINT_KEY": "",
+        "SITE_URL": "http://x.example.edu",
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+    }
     with override_settings(**settings), pytest.raises(SystemCheckError) as caught:
         call_command("check", deploy=True)
     assert "portal.E003" in str(caught.value)
     assert "portal.E005" in str(caught.value)
+    assert "portal.E006" in str(caught.value)
 
 
 def test_the_plain_check_does_not_run_them():

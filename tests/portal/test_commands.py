@@ -94,6 +94,7 @@ def _production_env(**overrides) -> dict:
         "SECRETS_FINGERPRINT_KEY": secrets.token_urlsafe(32),
         "SANDBOX_ENABLED": "false",
         "SMS_GATEWAY_OVERRIDE": "",
+        "EMAIL_URL": "smtp+tls://studytext:pass@smtp.example.edu:587",
         "LOG_LEVEL": "WARNING",
     }
     env.update(overrides)
@@ -123,6 +124,13 @@ def test_check_deploy_is_clean_once_hsts_preload_is_chosen():
     result = _check_deploy(SECURE_HSTS_PRELOAD="true")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_refuses_the_default_console_email():
+    # .env.example's EMAIL_URL=consolemail:// (the development default) is caught.
+    result = _check_deploy(EMAIL_URL="consolemail://")
+    assert result.returncode != 0
+    assert "portal.E006" in result.stdout + result.stderr
 
 
 def test_check_deploy_catches_a_weak_secret_key():

@@ -208,6 +208,89 @@ def test_archived_projects_do_not_take_a_slot(researcher, server_admin, instance
     assert account.projects.count() == 2
 
 
+def _retire(instance) -> None:
+    instance.is_active = False
+    instance.save()
+
+
+def test_a_draft_whose_server_was_retired_cannot_be_submitted_and_nothing_is_written(
+    researcher, server_admin, django_capture_on_commit_callbacks
+):
+    instance = RedcapInstanceFactory(name="Old REDCap")
+    obj = onboarding.onboarding_request_create(
+        requester=researcher, data=request_data(instance), submit=False
+    )
+    _retire(instance)
+    before = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as exc:
+        onboarding.onboarding_request_submit(onboarding_request=obj, actor=researcher)
+    assert exc.value.message_dict["redcap_instance"] == [
+        "The REDCap server “Old REDCap” is no longer offered by StudyText. Edit the request and "
+        "choose another REDCap server, or ask the administrators about it."
+    ]
+    obj.refresh_from_db()
+    assert obj.status == Status.DRAFT
+    assert obj.submitted_at is None
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+
+
+def test_a_new_request_on_a_retired_server_is_refused_even_as_a_draft(researcher):
+    retired = RedcapInstanceFactory(name="Old REDCap", is_active=False)
+    for submit in (False, True):
+        with pytest.raises(ValidationError) as exc:
+            onboarding.onboarding_request_create(
+                requester=researcher, data=request_data(retired), submit=submit
+            )
+        assert "“Old REDCap” is no longer offered" in str(exc.value)
+    assert not OnboardingRequest.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_draft_on_a_retired_server_may_still_be_saved_or_moved_to_an_active_one(researcher):
+    old = RedcapInstanceFactory(name="Old REDCap")
+    new = RedcapInstanceFactory(name="New REDCap")
+    obj = onboarding.onboarding_request_create(requester=researcher, data=request_data(old))
+    _retire(old)
+    # Work in progress is not lost...
+    onboarding.onboarding_request_update(
+        onboarding_request=obj, actor=researcher, data={"summary": "Edited."}
+    )
+    # ...and it submits once it names a server still offered.
+    onboarding.onboarding_request_update(
+        onboarding_request=obj, actor=researcher, data={"redcap_instance": new}, submit=True
+    )
+    obj.refresh_from_db()
+    assert (obj.status, obj.redcap_instance, obj.summary) == (Status.SUBMITTED, new, "Edited.")
+
+
+def test_approval_on_a_retired_server_is_refused_and_nothing_is_created(
+    researcher, server_admin, django_capture_on_commit_callbacks
+):
+    instance = RedcapInstanceFactory(name="Old REDCap")
+    obj = OnboardingRequestFactory(requester=researcher, redcap_instance=instance)
+    _retire(instance)
+    before = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as exc:
+        onboarding.onboarding_request_approve(onboarding_request=obj, actor=server_admin)
+    assert exc.value.messages == [
+        "The REDCap server “Old REDCap” is no longer active, so no project can be created on it. "
+        "Ask the researcher for changes (to choose another server), or make the server active "
+        "again in the admin site first."
+    ]
+    obj.refresh_from_db()
+    assert obj.status == Status.SUBMITTED
+    assert obj.project is None
+    assert not Project.objects.exists()
+    assert not Account.objects.exists()
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+    # The administrator can still send it back or reject it.
+    onboarding.onboarding_request_request_changes(
+        onboarding_request=obj, actor=server_admin, note="Choose the new server."
+    )
+
+
 @pytest.mark.parametrize(
     "status", [Status.APPROVED, Status.REJECTED, Status.WITHDRAWN, Status.DRAFT]
 )
@@ -264,6 +347,25 @@ def test_changes_requested_then_edited_and_resubmitted(
     assert obj.irb_protocol == "IRB-2026-0099"
     assert "Resubmitted" in mail.outbox[-1].subject
     assert AuditEvent.objects.filter(action="onboarding_request.resubmitted").exists()
+
+
+def test_rejection_emails_the_researcher_with_the_note(
+    researcher, server_admin, django_capture_on_commit_callbacks
+):
+    obj = OnboardingRequestFactory(requester=researcher, project_title="Sleep and Mood")
+    with django_capture_on_commit_callbacks(execute=True):
+        onboarding.onboarding_request_reject(
+            onboarding_request=obj, actor=server_admin, note="Texting is not in the IRB protocol."
+        )
+    assert [m.to for m in mail.outbox] == [[researcher.email]]
+    message = mail.outbox[0]
+    assert message.subject == "[StudyText] Your texting request for Sleep and Mood: rejected"
+    assert "is now: rejected." in message.body
+    assert "Texting is not in the IRB protocol." in message.body
+    assert f"/requests/{obj.pk}/" in message.body
+    # A rejection is final: no invitation to edit and resubmit, no project to set up.
+    assert "resubmit" not in message.body
+    assert "Your project is ready" not in message.body
 
 
 def test_only_the_requester_can_edit_and_only_while_editable(researcher, other_researcher):

@@ -489,13 +489,66 @@ def test_submitting_a_draft_that_is_incomplete_sends_the_researcher_to_the_form(
     assert obj.status == Status.DRAFT
 
 
+def test_submitting_a_draft_whose_server_was_retired_says_so_and_writes_nothing(
+    as_user, researcher, server_admin, django_capture_on_commit_callbacks
+):
+    instance = RedcapInstanceFactory(name="Old REDCap")
+    obj = OnboardingRequestFactory(
+        requester=researcher, redcap_instance=instance, status=Status.DRAFT, submitted_at=None
+    )
+    instance.is_active = False
+    instance.save()
+    before = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(researcher).post(
+            reverse("onboarding-submit", args=[obj.pk]), follow=True
+        )
+    assert response.redirect_chain[-1][0] == reverse("onboarding-edit", args=[obj.pk])
+    assert (
+        "This request is not ready to submit: The REDCap server “Old REDCap” is no longer offered "
+        "by StudyText. Edit the request and choose another REDCap server"
+        in response.content.decode()
+    )
+    obj.refresh_from_db()
+    assert obj.status == Status.DRAFT
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+
+
 def test_an_empty_comment_is_refused(as_user, researcher):
     obj = OnboardingRequestFactory(requester=researcher)
+    before = AuditEvent.objects.count()
     response = as_user(researcher).post(
         reverse("onboarding-comment", args=[obj.pk]), {"body": "   "}, follow=True
     )
+    assert response.context["comment_form"].errors["body"] == ["Write a comment before posting it."]
     assert "Write a comment before posting it." in response.content.decode()
     assert not OnboardingComment.objects.exists()
+    assert AuditEvent.objects.count() == before
+
+
+def test_a_comment_over_the_length_limit_says_so_and_keeps_the_text(
+    as_user, researcher, django_capture_on_commit_callbacks
+):
+    obj = OnboardingRequestFactory(requester=researcher)
+    before = AuditEvent.objects.count()
+    body = "Our IRB letter says " + "x" * 5000
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(researcher).post(
+            reverse("onboarding-comment", args=[obj.pk]), {"body": body}, follow=True
+        )
+    page = response.content.decode()
+    message = (
+        f"A comment can be at most 5000 characters long; this one has {len(body)}. "
+        "Shorten it, or post it as two comments."
+    )
+    assert message in page
+    assert "Write a comment before posting it." not in page
+    # The researcher's text is still in the box, to shorten rather than retype.
+    assert body in page
+    assert not OnboardingComment.objects.exists()
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
 
 
 def test_withdrawing_twice_says_it_is_already_withdrawn(as_user, researcher):
@@ -519,6 +572,10 @@ def test_a_researcher_acting_on_someone_elses_request_gets_404_and_nothing_chang
     else:
         response = client.post(url, {"body": "Hello"})
     assert response.status_code == 404
+    # The same page as for a request that does not exist: it neither confirms nor names it.
+    page = response.content.decode()
+    assert "This page does not exist, or it belongs to a project or request you cannot see." in page
+    assert obj.project_title not in page
     obj.refresh_from_db()
     assert obj.status == Status.DRAFT
     assert obj.project_title != "Hijacked"
@@ -527,8 +584,10 @@ def test_a_researcher_acting_on_someone_elses_request_gets_404_and_nothing_chang
 
 
 def test_a_missing_request_is_404(as_user, researcher, server_admin):
-    assert as_user(researcher).get(reverse("onboarding-detail", args=[99999])).status_code == 404
-    assert as_user(server_admin).get(reverse("onboarding-detail", args=[99999])).status_code == 404
+    for user in (researcher, server_admin):
+        response = as_user(user).get(reverse("onboarding-detail", args=[99999]))
+        assert response.status_code == 404
+        assert "or it belongs to a project or request you cannot see." in response.content.decode()
 
 
 # --- Deciding -------------------------------------------------------------------------------
@@ -564,17 +623,22 @@ def test_an_administrator_approves_and_the_project_exists(
     ],
 )
 def test_reject_and_ask_for_changes_show_the_note_to_the_researcher(
-    as_user, researcher, server_admin, decision, status, message
+    as_user, researcher, server_admin, decision, status, message, django_capture_on_commit_callbacks
 ):
     obj = OnboardingRequestFactory(requester=researcher)
-    response = as_user(server_admin).post(
-        reverse("onboarding-decide", args=[obj.pk]),
-        {"decision": decision, "note": "Say who texts the participants."},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(server_admin).post(
+            reverse("onboarding-decide", args=[obj.pk]),
+            {"decision": decision, "note": "Say who texts the participants."},
+            follow=True,
+        )
     assert message in response.content.decode()
     obj.refresh_from_db()
     assert obj.status == status
+    # "The researcher has been told": by e-mail, with the note.
+    assert [m.to for m in mail.outbox] == [[researcher.email]]
+    assert mail.outbox[0].subject.endswith(f": {obj.get_status_display().lower()}")
+    assert "Say who texts the participants." in mail.outbox[0].body
     page = as_user(researcher).get(reverse("onboarding-detail", args=[obj.pk])).content.decode()
     assert "Say who texts the participants." in page
 
@@ -662,6 +726,30 @@ def test_approval_is_refused_when_the_plan_has_no_slot_and_nothing_is_created(
     obj.refresh_from_db()
     assert obj.status == Status.SUBMITTED
     assert Project.objects.count() == 1
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+
+
+def test_approving_a_request_whose_server_was_retired_says_so_and_creates_nothing(
+    as_user, researcher, server_admin, django_capture_on_commit_callbacks
+):
+    instance = RedcapInstanceFactory(name="Old REDCap")
+    obj = OnboardingRequestFactory(requester=researcher, redcap_instance=instance)
+    instance.is_active = False
+    instance.save()
+    before = AuditEvent.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(server_admin).post(
+            reverse("onboarding-decide", args=[obj.pk]), {"decision": "approve"}, follow=True
+        )
+    assert (
+        "The REDCap server “Old REDCap” is no longer active, so no project can be created on it."
+        in response.content.decode()
+    )
+    obj.refresh_from_db()
+    assert obj.status == Status.SUBMITTED
+    assert not Project.objects.exists()
+    assert not Account.objects.exists()
     assert AuditEvent.objects.count() == before
     assert mail.outbox == []
 

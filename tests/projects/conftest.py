@@ -1,7 +1,7 @@
 import pytest
 
 from projects.sandbox import store
-from projects.sandbox.data import DEMO_TOKEN
+from projects.sandbox.data import DEMO_TOKEN, LONGITUDINAL_TOKEN
 from projects.services import links, mapping
 from tests.factories import ProjectFactory, RedcapInstanceFactory
 
@@ -51,3 +51,14 @@ def linked_project(sandbox_project, researcher):
 def mapped_project(linked_project, researcher):
     mapping.field_mapping_save(project=linked_project, actor=researcher, data=dict(MAPPING))
     return linked_project
+
+
+@pytest.fixture
+def longitudinal_project(sandbox_instance, researcher):
+    """The sandbox's longitudinal project (PID 102: baseline, week 1 and week 2 events), owned by
+    `researcher` and linked, not mapped yet."""
+    project = ProjectFactory(
+        redcap_instance=sandbox_instance, redcap_project_id=102, owner=researcher
+    )
+    links.redcap_link_set(project=project, token=LONGITUDINAL_TOKEN, actor=researcher)
+    return project

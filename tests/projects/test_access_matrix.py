@@ -7,9 +7,10 @@ quiet hours); an anonymous visitor is sent to sign in. A refused action writes n
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
-from django.urls import reverse
+from django.urls import resolve, reverse
 
 from messaging.services.provider_links import provider_link_save
 from portal.models import AuditEvent
@@ -287,25 +288,18 @@ def test_every_page_and_action_checks_the_visitors_role(
         assert "Heart Health" not in response.content.decode()
 
 
-def test_the_matrix_covers_every_projects_route():
+def test_the_matrix_covers_every_projects_route(project, researcher):
+    """Every project-scoped route of projects/urls.py, and the project set-up routes that live in
+    messaging/urls.py (named project-*: the SMS provider page and its actions), has a case."""
+    from messaging.urls import urlpatterns as messaging_urlpatterns
     from projects.urls import urlpatterns
 
-    covered = {
-        "project-detail",
-        "project-members",
-        "project-member-role",
-        "project-member-remove",
-        "project-invitation-cancel",
-        "project-redcap",
-        "project-redcap-test",
-        "project-redcap-remove",
-        "project-fields",
-        "project-participants",
-        "project-sync-start",
-        "project-sync",
-        "project-settings",
-        "project-status",
-        "project-account",
+    # The routes the cases really request (each case's URL, resolved).
+    covered = {resolve(urlsplit(case.make(project, researcher)[0]).path).url_name for case in CASES}
+    hosted_by_messaging = {
+        p.name for p in messaging_urlpatterns if p.name and p.name.startswith("project-")
     }
+    assert hosted_by_messaging == {"project-provider", "project-provider-action"}
     # project-list is not project-scoped: tests/projects/test_views.py covers it.
-    assert {p.name for p in urlpatterns} - {"project-list"} == covered
+    routes = {p.name for p in urlpatterns} - {"project-list"}
+    assert routes | hosted_by_messaging == covered

@@ -1,13 +1,18 @@
+from urllib.parse import parse_qs
+
+import httpx
 import pytest
+import respx
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.urls import reverse
 
 from portal.models import AuditEvent
 from projects import crypto
 from projects.models import Membership, RedcapLink
 from projects.sandbox.data import DEMO_TOKEN, LONGITUDINAL_TOKEN
-from projects.services import links
-from tests.factories import MembershipFactory, UserFactory
+from projects.services import links, mapping
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 
 def test_it_links_a_token_that_belongs_to_the_approved_project(sandbox_project, researcher):
@@ -99,3 +104,99 @@ def test_key_rotation_re_encrypts_every_secret_under_the_newest_key(
         assert RedcapLink.objects.get(project=linked_project).token == DEMO_TOKEN
     finally:
         crypto.reset_keys()
+
+
+# --- REDCap answers that are not what REDCap gives: an error in words, not a 500 ----------------
+TOKEN = "0123456789ABCDEF0123456789ABCDEF"
+
+
+def _fake_redcap(**project_info):
+    """A REDCap (respx) whose project information is `project_info`; version 14.5.11."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        content = parse_qs(request.content.decode())["content"][0]
+        if content == "version":
+            return httpx.Response(200, text="14.5.11")
+        if content == "metadata":
+            return httpx.Response(200, json=[])
+        info = {"project_id": 4242, "project_title": "Sleep and Mood", "is_longitudinal": 0}
+        info.update(project_info)
+        return httpx.Response(200, json={k: v for k, v in info.items() if v is not None})
+
+    mock = respx.mock(assert_all_called=True)
+    mock.post("https://redcap.uni.test/api/").mock(side_effect=answer)
+    return mock
+
+
+@pytest.fixture
+def project_4242(researcher, db):
+    return ProjectFactory(redcap_project_id=4242, owner=researcher)
+
+
+NOT_A_NUMBER = [("abc", "“abc”"), ("4242abc", "“4242abc”"), ("42.0", "“42.0”"), ("", "nothing")]
+
+
+@pytest.mark.parametrize(("value", "shown"), [*NOT_A_NUMBER, (None, "nothing")])
+def test_linking_refuses_a_project_id_that_is_not_a_number_in_words(
+    project_4242, researcher, value, shown
+):
+    with _fake_redcap(project_id=value), pytest.raises(ValidationError) as exc:
+        links.redcap_link_set(project=project_4242, token=TOKEN, actor=researcher)
+    assert exc.value.message_dict["token"] == [
+        f"REDCap's project information gives {shown} as the project id, where REDCap gives a "
+        "whole number. Check that the REDCap server's API URL really points at REDCap; if it "
+        "does, tell the REDCap administrators."
+    ]
+    assert not RedcapLink.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="redcap_link.").exists()
+
+
+def test_linking_refuses_a_longitudinal_flag_that_is_not_a_number(project_4242, researcher):
+    with _fake_redcap(is_longitudinal="yes"), pytest.raises(ValidationError) as exc:
+        links.redcap_link_set(project=project_4242, token=TOKEN, actor=researcher)
+    assert "gives “yes” as whether the project is longitudinal" in str(exc.value)
+    assert not RedcapLink.objects.exists()
+
+
+def test_reading_the_data_dictionary_explains_a_longitudinal_flag_that_is_not_a_number(
+    project_4242, researcher
+):
+    with _fake_redcap():
+        links.redcap_link_set(project=project_4242, token=TOKEN, actor=researcher)
+    with _fake_redcap(is_longitudinal="yes"), pytest.raises(ValidationError) as exc:
+        mapping.dictionary_load(project=project_4242)
+    assert "gives “yes” as whether the project is longitudinal" in str(exc.value)
+
+
+def test_the_fake_redcap_links_with_a_numeric_project_id(project_4242, researcher):
+    """The same fake, answering as REDCap does (as a number, or as digits in a string)."""
+    for value in (4242, "4242"):
+        with _fake_redcap(project_id=value):
+            link = links.redcap_link_set(project=project_4242, token=TOKEN, actor=researcher)
+        assert link.redcap_project_title == "Sleep and Mood"
+
+
+@pytest.mark.parametrize(("value", "shown"), NOT_A_NUMBER)
+def test_test_connection_reports_a_project_id_that_is_not_a_number_in_words(
+    as_user, project_4242, researcher, value, shown
+):
+    with _fake_redcap():
+        links.redcap_link_set(project=project_4242, token=TOKEN, actor=researcher)
+    expected = (
+        f"REDCap's project information gives {shown} as the project id, where REDCap gives a "
+        "whole number."
+    )
+    with _fake_redcap(project_id=value), pytest.raises(ValidationError) as exc:
+        links.redcap_link_test(project=project_4242, actor=researcher)
+    assert str(exc.value.messages[0]).startswith(expected)
+    link = RedcapLink.objects.get(project=project_4242)
+    assert link.last_error.startswith(expected)  # shown on the REDCap page until fixed
+    # Through the page: the owner reads it, instead of a server error.
+    with _fake_redcap(project_id=value):
+        response = as_user(researcher).post(
+            reverse("project-redcap-test", args=[project_4242.pk]), follow=True
+        )
+    assert response.status_code == 200
+    assert "REDCap connection failed: " + expected in " ".join(
+        str(m) for m in response.context["messages"]
+    )

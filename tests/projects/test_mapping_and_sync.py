@@ -7,7 +7,7 @@ from projects.models import FieldMapping, Participant, SyncRun
 from projects.redcap import RedcapClient
 from projects.sandbox import store
 from projects.sandbox.data import SANDBOX_PROJECTS
-from projects.services import mapping, sync
+from projects.services import links, mapping, sync
 from tests.projects.conftest import MAPPING
 
 Issue = Participant.Issue
@@ -153,3 +153,53 @@ def test_the_sync_asks_redcap_for_the_mapped_fields_only_and_in_batches(
     assert [len(e["records"]) for e in batches] == [7, 7, 7, run.total - 21]
     participant = Participant.objects.filter(project=mapped_project, issue="").first()
     assert set(participant.dates) == {"enrollment_date"}
+
+
+def test_a_longitudinal_project_syncs_from_its_mapped_event_end_to_end(
+    longitudinal_project, researcher, monkeypatch
+):
+    """PID 102: the contact form (phone, consent, time zone...) is in the baseline event only;
+    records 1 and 2 also have a week-1 row (their weekly check-in) where those fields are blank."""
+    project = longitudinal_project
+    # Record 3 withdraws, on its baseline row, through the REDCap API.
+    links.redcap_client_for(project).import_records(
+        [{"record_id": "3", "redcap_event_name": "baseline_arm_1", "withdrawn": "1"}]
+    )
+    # The mapping names the event (and REDCap checks the withdrawn logic within it).
+    mapping.field_mapping_save(
+        project=project, actor=researcher, data={**MAPPING, "event": "baseline_arm_1"}
+    )
+    exports = []
+    export = RedcapClient._export_records
+
+    def spy(self, **kwargs):
+        exports.append(kwargs)
+        return export(self, **kwargs)
+
+    monkeypatch.setattr(RedcapClient, "_export_records", spy)
+
+    run = sync.sync_run_start(project=project, actor=researcher)
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert (run.total, run.processed, run.created_count) == (6, 6, 6)
+    # Every export of the sync (ids, withdrawn ids, the records) asked for the mapped event only.
+    assert len(exports) == 3
+    assert all(e["events"] == ["baseline_arm_1"] for e in exports)
+    assert exports[1]["filter_logic"] == "[withdrawn] = '1'"
+    people = {p.record_id: p for p in Participant.objects.filter(project=project)}
+    assert sorted(people) == ["1", "2", "3", "4", "5", "6"]
+    # Records 1 and 2 are read once, from their baseline row: not "no phone" from week 1.
+    assert sorted(r for r, p in people.items() if p.is_textable) == ["1", "2", "4", "5"]
+    assert people["3"].withdrawn and people["3"].issue == ""
+    assert not any(p.withdrawn for r, p in people.items() if r != "3")
+    assert people["6"].issue == Issue.NO_PHONE  # Finley has no number
+    avery = people["1"]
+    assert (avery.first_name, avery.time_zone, avery.phone) == (
+        "Avery",
+        "America/Chicago",
+        "+16155550101",
+    )
+    baseline = {r: v for r, e, v in store.rows(SANDBOX_PROJECTS[102]) if e == "baseline_arm_1"}
+    assert baseline["1"]["enrollment_date"]
+    assert avery.dates == {"enrollment_date": baseline["1"]["enrollment_date"]}
