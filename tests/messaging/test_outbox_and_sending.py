@@ -9,12 +9,12 @@ from django.utils import timezone
 
 from billing.models import UsagePeriod
 from billing.services.quota import credits_add, usage_period_current
-from messaging import sender
+from messaging import segments, sender
 from messaging.gateways import Reason, locmem
 from messaging.models import Attempt, Message, MessageRule, OptOut
 from messaging.services import outbox, rules, sending
 from portal.models import AuditEvent
-from projects.models import Membership, Participant, ProviderLink
+from projects.models import Membership, Participant, Project, ProviderLink
 from tests.factories import (
     FieldMappingFactory,
     MembershipFactory,
@@ -162,6 +162,98 @@ def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
     project.status = project.Status.ACTIVE
     project.save()
     assert run_sender().sent == 3
+
+
+def pause(what: str, project, rule, actor) -> None:
+    from projects.services import project_set_status
+    from projects.services.links import provider_link_pause
+
+    if what == "rule":
+        rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=actor)
+    elif what == "project":
+        project_set_status(project=project, status=project.Status.PAUSED, actor=actor)
+    else:
+        link = ProviderLink.objects.get(project=project)
+        provider_link_pause(link=link, reason="Paused by the team.", actor=actor)
+
+
+def resume(what: str, project, rule, actor) -> None:
+    from projects.services import project_set_status
+    from projects.services.links import provider_link_resume
+
+    if what == "rule":
+        rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=actor)
+    elif what == "project":
+        project_set_status(project=project, status=project.Status.ACTIVE, actor=actor)
+    else:
+        provider_link_resume(link=ProviderLink.objects.get(project=project), actor=actor)
+
+
+@pytest.mark.parametrize("what", ["rule", "project", "link"])
+@pytest.mark.parametrize(
+    "rate",
+    [
+        1,  # one text claimed at a time: the others wait prepared in the sender's memory
+        100,  # all three claimed together, ahead of their turn
+    ],
+)
+def test_a_pause_while_the_sender_holds_texts_stops_every_text_not_yet_sent(
+    project, people, researcher, monkeypatch, what, rate
+):
+    ProviderLink.objects.filter(project=project).update(rate_per_second=rate)
+    rule = MessageRuleFactory(project=project)
+    outbox.send_now(rule=rule, actor=researcher)
+    send = locmem.LocmemGateway.send
+
+    def send_then_pause(gateway, **kwargs):
+        result = send(gateway, **kwargs)
+        if len(locmem.outbox) == 1:  # the team pauses while the first text goes out
+            pause(what, project, rule, researcher)
+        return result
+
+    monkeypatch.setattr(locmem.LocmemGateway, "send", send_then_pause)
+
+    run_sender()
+
+    assert len(locmem.outbox) == 1  # nothing more reached the provider after the pause
+    statuses = sorted(Message.objects.values_list("status", flat=True))
+    assert statuses == [Status.QUEUED, Status.QUEUED, Status.SENT]  # back in the queue
+    assert Attempt.objects.count() == 1
+    assert not Message.objects.filter(status=Status.QUEUED, units__gt=0).exists()
+    assert usage_period_current(account=project.account).used == 1  # their quota released
+    monkeypatch.undo()
+    resume(what, Project.objects.get(pk=project.pk), rule, researcher)
+    run_sender()
+    assert len(locmem.outbox) == 3  # nothing lost, nothing twice
+    assert {m.to for m in locmem.outbox} == {p.phone for p in people}
+    assert usage_period_current(account=project.account).used == 3
+
+
+def test_a_claim_refuses_texts_whose_rule_project_or_link_was_paused_after_they_were_read(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project, body="Hello from the study.")
+    outbox.send_now(rule=rule, actor=researcher)
+    prepared = [
+        sending.Prepared(message=m, body="Hello", count=segments.count("Hello"), units=1)
+        for m in Message.objects.select_related("project", "participant", "rule").order_by("pk")
+    ]
+    pause("link", project, rule, researcher)  # after the sender read and prepared them
+
+    assert sending.claim_batch(prepared[:1], provider="sandbox") == ([], [])
+
+    resume("link", project, rule, researcher)
+    pause("rule", project, rule, researcher)
+    assert sending.claim_batch(prepared[1:2], provider="sandbox") == ([], [])
+    resume("rule", project, rule, researcher)
+    claimed, held = sending.claim_batch(prepared[2:], provider="sandbox")
+    assert [p.message.pk for p in claimed] == [prepared[2].message.pk] and held == []
+    assert sorted(Message.objects.values_list("status", flat=True)) == [
+        Status.QUEUED,
+        Status.QUEUED,
+        Status.SENDING,
+    ]
+    assert usage_period_current(account=project.account).used == 1  # nothing reserved for them
 
 
 @pytest.mark.parametrize(
