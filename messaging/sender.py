@@ -433,7 +433,9 @@ class _Loop:
         if not messages:
             return
         now = timezone.now()
-        sent_counts = sending.sends_so_far(messages)
+        # Texts prepared earlier and still waiting in a backlog count as sends (stop after N).
+        backlog = [p.message for s in self.links.values() for p in s.backlog]
+        sent_counts = sending.sends_so_far(messages, pending=backlog)
         suppressed = sending.suppressed_fingerprints(messages)
         for message in messages:
             try:

@@ -8,6 +8,7 @@ the message, the participant, the quota and the provider link.
 import datetime
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -258,8 +259,14 @@ def defer(message: Message, until: datetime.datetime, note: str = "") -> None:
     )
 
 
-def sends_so_far(messages: list[Message]) -> dict[tuple[int, int], int]:
-    """Texts already sent per (participant, rule), for "stop after N sends" — one query."""
+def sends_so_far(
+    messages: list[Message], *, pending: Iterable[Message] = ()
+) -> dict[tuple[int, int], int]:
+    """Texts already sent per (participant, rule), for "stop after N sends" — one query.
+
+    `pending`: texts prepared but still queued (the sender's backlog); they will go out, so they
+    count too. `prepare` adds each text it lets through, so two texts of one rule for one
+    participant in the same batch cannot both pass the limit."""
     pairs = [(m.participant_id, m.rule_id) for m in messages if m.rule_id and m.rule.max_sends]
     if not pairs:
         return {}
@@ -272,7 +279,17 @@ def sends_so_far(messages: list[Message]) -> dict[tuple[int, int], int]:
         .values("participant_id", "rule_id")
         .annotate(n=Count("id"))
     )
-    return {(r["participant_id"], r["rule_id"]): r["n"] for r in rows}
+    counts = {(r["participant_id"], r["rule_id"]): r["n"] for r in rows}
+    wanted = set(pairs)
+    for message in pending:
+        key = (message.participant_id, message.rule_id)
+        if key in wanted:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
 def suppressed_fingerprints(messages: list[Message]) -> set[tuple[int, str]]:
@@ -329,7 +346,7 @@ def prepare(
         return None
     if rule is not None:
         if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
-            _skip(message, f"Already texted {rule.max_sends} times by this message.")
+            _skip(message, f"Already texted {_times(rule.max_sends)} by this message.")
             return None
         if rule.schedule == MessageRule.Schedule.RELATIVE and message.send_id is None:
             spec = ScheduleSpec.from_rule(rule)
@@ -388,6 +405,10 @@ def prepare(
         )
         return None
     count = segments.count(body)
+    if rule is not None and rule.max_sends:
+        # This one goes out: a later text of the same batch for the same pair counts it.
+        key = (participant.pk, rule.pk)
+        sent_counts[key] = sent_counts.get(key, 0) + 1
     return Prepared(message=message, body=body, count=count, units=quota_units(count))
 
 

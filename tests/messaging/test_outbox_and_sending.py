@@ -11,7 +11,7 @@ from billing.models import UsagePeriod
 from billing.services.quota import credits_add, usage_period_current
 from messaging import segments, sender
 from messaging.gateways import Reason, locmem
-from messaging.models import Attempt, Message, MessageRule, OptOut
+from messaging.models import Attempt, Message, MessageRule, OptOut, Send
 from messaging.services import outbox, rules, sending
 from portal.models import AuditEvent
 from projects.models import Membership, Participant, Project, ProviderLink
@@ -130,6 +130,54 @@ def test_ineligible_participants_are_skipped_at_release_with_the_reason(
     assert "opted out" in reasons[people[2].pk]
     assert set(Message.objects.values_list("status", flat=True)) == {Status.SKIPPED}
     assert locmem.outbox == []
+
+
+def test_stop_after_n_sends_lets_one_of_two_texts_queued_together_through(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project, max_sends=1)
+    outbox.send_now(rule=rule, actor=researcher)
+    outbox.send_now(rule=rule, actor=researcher)  # "Send now" pressed twice: one batch for both
+    assert Message.objects.filter(status=Status.QUEUED).count() == 6
+
+    report = run_sender()
+
+    assert report.sent == 3
+    assert sorted(m.to for m in locmem.outbox) == sorted(p.phone for p in people)  # one each
+    skipped = Message.objects.filter(status=Status.SKIPPED)
+    assert skipped.count() == 3
+    assert set(skipped.values_list("error", flat=True)) == {"Already texted once by this message."}
+    # Later texts of the rule are skipped too (what was sent is counted from the database).
+    outbox.send_now(rule=rule, actor=researcher)
+    assert run_sender().sent == 0
+    assert Message.objects.filter(status=Status.SKIPPED).count() == 6
+    assert len(locmem.outbox) == 3
+
+
+def test_stop_after_n_sends_counts_the_texts_the_sender_holds_prepared(project, people, researcher):
+    rule = MessageRuleFactory(project=project, max_sends=2)
+    outbox.send_now(rule=rule, actor=researcher)
+    loop = sender._Loop("test", sender.SenderReport(), threads=0, batch_size=200)
+    loop._fill()  # prepared, in the sender's memory, still queued in the database
+    outbox.send_now(rule=rule, actor=researcher)
+    outbox.send_now(rule=rule, actor=researcher)
+
+    loop._fill()  # the next read of the queue
+
+    _, second, third = Send.objects.order_by("pk")
+    assert set(Message.objects.filter(send=second).values_list("status", flat=True)) == {
+        Status.QUEUED
+    }
+    # Two texts are in hand for each participant already: the third send's are skipped.
+    assert set(Message.objects.filter(send=third).values_list("status", flat=True)) == {
+        Status.SKIPPED
+    }
+    loop.close(orderly=True)
+    run_sender()
+    assert len(locmem.outbox) == 6
+    assert set(Message.objects.filter(send=third).values_list("error", flat=True)) == {
+        "Already texted twice by this message."
+    }
 
 
 def test_a_text_due_in_quiet_hours_waits_for_the_next_opening(project, people, researcher):
