@@ -140,6 +140,18 @@ def test_the_preview_counts_segments_and_cost(world, as_user):
     assert data["remaining"] >= 0
 
 
+def test_the_preview_says_its_count_is_before_the_redcap_filter(world, as_user):
+    # Counting a filter's matches would cost REDCap calls on every keystroke: the preview counts
+    # the textable participants and says so; the send itself asks REDCap (test_release_values).
+    client = as_user(world["user_editor"])
+    url = reverse("rule-preview", args=[world["project"].pk])
+    everyone = client.post(url, {"body": "Hi", "recipients": "all"}).json()
+    filtered = client.post(url, {"body": "Hi", "recipients": "filter"}).json()
+    assert everyone["recipients_note"] == ""
+    assert filtered["recipients_note"] == "before the REDCap filter"
+    assert filtered["recipients"] == everyone["recipients"]
+
+
 def test_the_preview_flags_unknown_piping(world, as_user):
     data = (
         as_user(world["user_owner"])
