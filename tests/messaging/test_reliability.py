@@ -625,6 +625,39 @@ def test_a_slow_link_with_a_long_queue_does_not_hold_up_another_link(study, prov
     assert_quota_matches(slow, units=slow_sent)
 
 
+def test_a_link_paces_segments_so_a_three_segment_text_takes_three_turns(study, provider):
+    fake = provider()
+    rate = 10  # segments a second: a three-segment text every 0.3 s
+    s = study(8, rate=rate)
+    body = "Please fill in today's sleep diary before you go to bed tonight. " * 6
+    MessageRule.objects.filter(pk=s.rule.pk).update(body=body)
+    outbox_send_now_without_kick(s)
+
+    sender.run(max_seconds=20)
+
+    assert statuses(s.project) == {Status.SENT: 8}
+    assert set(Message.objects.filter(project=s.project).values_list("segments", flat=True)) == {3}
+    stats = fake.stats()
+    segments_per_second = 3 * stats["accepted_per_second"]
+    # The link's pace in segments: not faster (a text counted as one unit would go three times
+    # as fast), and not much slower.
+    assert 0.6 * rate <= segments_per_second <= 1.1 * rate, stats
+    assert stats["duplicates"] == 0
+    assert_quota_matches(s, units=8)
+
+
+def test_the_bucket_charges_each_segment_of_a_text():
+    now = [100.0]
+    bucket = sender.TokenBucket(2, clock=lambda: now[0])  # 2 segments a second
+    assert bucket.wait(3) == 0
+    bucket.take(3)  # a three-segment text goes
+    assert bucket.wait(3) == pytest.approx(1.5)  # the next waits 3 / rate, not 1 / rate
+    now[0] += 1.5
+    assert bucket.wait(1) == 0
+    bucket.take(1)
+    assert bucket.wait(1) == pytest.approx(0.5)
+
+
 def test_a_slow_redcap_holds_up_only_the_texts_that_wait_for_it(study, provider, redcap):
     fake = provider()
     piping = study(20)  # pipes the first name: it is fetched from REDCap as the texts go out
