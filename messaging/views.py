@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from billing.access import account_role
 from billing.exports import csv_response
 from billing.selectors import account_usage
+from billing.services import quota_units_for
 from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
@@ -252,7 +253,6 @@ def rule_preview(request, pk: int):
         ids = split_record_ids(request.POST.get("record_ids", ""))
         recipients = recipients.filter(record_id__in=ids)
     count = recipients.count()
-    units_each = result["segments"] if rules_unit_is_segment() else 1
     usage = account_usage(account=project.account).period
     remaining = max(usage.included + usage.credits - usage.used, 0) if usage else 0
     result.update(
@@ -261,7 +261,7 @@ def rule_preview(request, pk: int):
             "recipients_note": "before the REDCap filter"
             if request.POST.get("recipients") == MessageRule.Recipients.FILTER
             else "",
-            "cost": count * units_each,
+            "cost": quota_units_for(messages=count, segments=count * result["segments"]),
             "unit": "segment" if rules_unit_is_segment() else "message",
             "remaining": remaining,
         }

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from billing.services import quota_release, quota_reserve
+from billing.services import quota_release, quota_reserve, quota_units_for
 from messaging import piping, segments
 from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay, get_gateway
 from messaging.models import Attempt, Message, MessageRule, OptOut
@@ -48,10 +48,6 @@ RECONCILE_BUDGET_SECONDS = 20.0
 RELEASABLE = Q(project__status=Project.Status.ACTIVE, project__provider_link__is_paused=False) & ~Q(
     rule__status__in=[MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED]
 )
-
-
-def quota_units(count: segments.SegmentCount) -> int:
-    return count.segments if settings.QUOTA_UNIT == "segment" else 1
 
 
 @dataclass
@@ -409,7 +405,8 @@ def prepare(
         # This one goes out: a later text of the same batch for the same pair counts it.
         key = (participant.pk, rule.pk)
         sent_counts[key] = sent_counts.get(key, 0) + 1
-    return Prepared(message=message, body=body, count=count, units=quota_units(count))
+    units = quota_units_for(messages=1, segments=count.segments)  # as billing counts them
+    return Prepared(message=message, body=body, count=count, units=units)
 
 
 HELD_NOTE = "Held: the account's monthly quota is used up. It goes out when credits arrive."

@@ -338,6 +338,43 @@ def test_failures_are_classified(project, people, researcher, reason, status, ch
         assert Attempt.objects.get(message=message).outcome == Attempt.Outcome.RETRY
 
 
+def test_with_a_segment_quota_a_two_segment_text_reserves_two_units_and_a_refusal_frees_them(
+    project, people, researcher, settings, monkeypatch
+):
+    from billing.models import ProjectUsage
+
+    settings.QUOTA_UNIT = "segment"
+    monkeypatch.setattr(sending, "backoff_delay", lambda *args, **kwargs: 60.0)
+    body = "Please fill in today's sleep diary before bed; it takes two minutes. " * 2  # 138
+    rule = MessageRuleFactory(
+        project=project, record_ids=["1"], recipients="records", body=body + body
+    )
+    outbox.send_now(rule=rule, actor=researcher)
+    held_during_the_call = []
+    send = locmem.LocmemGateway.send
+
+    def send_observed(gateway, **kwargs):
+        held_during_the_call.append(usage_period_current(account=project.account).used)
+        return send(gateway, **kwargs)
+
+    monkeypatch.setattr(locmem.LocmemGateway, "send", send_observed)
+    locmem.fail_next(Reason.UNREACHABLE, "connection refused")  # never reached the provider
+
+    run_sender()
+
+    message = Message.objects.get()
+    assert (message.segments, message.status, message.units) == (2, Status.QUEUED, 0)
+    assert held_during_the_call == [2]
+    assert usage_period_current(account=project.account).used == 0  # both released
+    assert ProjectUsage.objects.get(project=project).units == 0
+    Message.objects.update(not_before=timezone.now())  # the retry falls due
+    run_sender()
+    message.refresh_from_db()
+    assert (message.status, message.units) == (Status.SENT, 2)
+    assert held_during_the_call == [2, 2]
+    assert usage_period_current(account=project.account).used == 2
+
+
 def test_bad_credentials_pause_the_link_keep_the_text_and_alert_the_owner(
     project, people, researcher, django_capture_on_commit_callbacks
 ):

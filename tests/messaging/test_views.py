@@ -140,6 +140,17 @@ def test_the_preview_counts_segments_and_cost(world, as_user):
     assert data["remaining"] >= 0
 
 
+def test_with_a_segment_quota_the_preview_costs_each_segment(world, as_user, settings):
+    settings.QUOTA_UNIT = "segment"
+    response = as_user(world["user_editor"]).post(
+        reverse("rule-preview", args=[world["project"].pk]),
+        {"body": "Hi ☺ " + "x" * 80, "recipients": "all"},  # UCS-2: two segments
+    )
+    data = response.json()
+    assert (data["segments"], data["recipients"]) == (2, 1)
+    assert (data["cost"], data["unit"]) == (2, "segment")
+
+
 def test_the_preview_says_its_count_is_before_the_redcap_filter(world, as_user):
     # Counting a filter's matches would cost REDCap calls on every keystroke: the preview counts
     # the textable participants and says so; the send itself asks REDCap (test_release_values).
