@@ -113,6 +113,35 @@ def test_the_quota_is_reserved_per_message_and_over_quota_texts_are_held_then_re
     assert UsagePeriod.objects.get(pk=period.pk).used == 3
 
 
+def test_held_texts_go_out_when_the_accounts_next_month_begins(
+    project, people, researcher, django_capture_on_commit_callbacks
+):
+    from billing.services.quota import account_local_date
+    from billing.tasks import usage_periods_start
+
+    project.account.plan = PlanFactory(name="Tiny", project_limit=5, monthly_messages=2)
+    project.account.save()
+    outbox.send_now(rule=MessageRuleFactory(project=project), actor=researcher)
+    assert run_sender().held == 1
+    held = Message.objects.get(status=Status.HELD)
+    # The month the text was held in ends: its period now lies wholly in the past.
+    today = account_local_date(account=project.account)
+    last_day = today.replace(day=1) - datetime.timedelta(days=1)
+    old = usage_period_current(account=project.account)
+    UsagePeriod.objects.filter(pk=old.pk).update(start=last_day.replace(day=1), end=last_day)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_periods_start() == 1  # billing's period_started releases it
+
+    held.refresh_from_db()
+    assert held.status == Status.SENT  # released and sent at once (the sender runs inline)
+    assert len(locmem.outbox) == 3
+    new = usage_period_current(account=project.account)
+    assert (new.start, new.used) == (today.replace(day=1), 1)
+    old.refresh_from_db()
+    assert old.closed_at is not None and old.used == 2
+
+
 def test_ineligible_participants_are_skipped_at_release_with_the_reason(
     project, people, researcher
 ):
