@@ -483,7 +483,9 @@ class _Loop:
             if state.bucket.wait(1) > CLAIM_AHEAD:
                 continue  # backing off (429): do not hold rows in `sending` meanwhile
             batch = [state.backlog.popleft() for _ in range(min(size, len(state.backlog)))]
-            claimed, held = sending.claim_batch(batch, provider=state.link.provider)
+            # The gateway that carries them (the override's fake, when one is set): the
+            # phone simulator shows the texts the sandbox carried, whatever the link's provider.
+            claimed, held = sending.claim_batch(batch, provider=state.gateway.slug)
             state.claimed.extend(claimed)
             self.report.held += len(held)
             self.quiet = False

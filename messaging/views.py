@@ -20,6 +20,7 @@ from billing.selectors import account_usage
 from billing.services import quota_units_for
 from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
+from messaging.gateways import delivers_to_simulator
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
 from messaging.services import outbox, provider_links, rules
 from messaging.signals import audit
@@ -559,7 +560,7 @@ def provider_link_action(request, pk: int):
 def phone_simulator(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
     link = ProviderLink.objects.filter(project=project).first()
-    if link is None or link.provider != ProviderLink.Provider.SANDBOX:
+    if not delivers_to_simulator(link):
         raise Http404("This project does not use the sandbox phone simulator.")
     return render(
         request,
