@@ -1,6 +1,6 @@
 import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Length
 
 from messaging.models import Message, MessageRule, Send
@@ -111,7 +111,9 @@ def participant_messages(*, participant: Participant) -> QuerySet[Message]:
 
 
 def simulator_phones(*, project: Project) -> list[Participant]:
-    """Sandbox participants and the texts their phones show (two queries)."""
+    """Sandbox participants and the texts their phones show (two queries): the texts the
+    sandbox carried. An unconfirmed one (`unknown`: the sender stopped during the call) is
+    shown as unconfirmed, not as arrived."""
     people = list(
         Participant.objects.filter(project=project, in_redcap=True)
         .exclude(phone_encrypted="")
@@ -121,7 +123,7 @@ def simulator_phones(*, project: Project) -> list[Participant]:
         project=project,
         status__in=["sent", "delivered", "unknown"],
         provider="sandbox",
-    ).order_by("sent_at", "id")
+    ).order_by(F("sent_at").asc(nulls_last=True), "id")
     by_person: dict[int, list[Message]] = {}
     for message in shown:
         by_person.setdefault(message.participant_id, []).append(message)

@@ -23,6 +23,11 @@ and a sender holds one connection, not one per thread), and writes are batched:
     record   the answers that came back, in one transaction (sending.record_successes); refusals
              one by one (sending.record_failure)
 
+A pause (of a rule, a project or a provider link) stops the texts the loop holds in memory: the
+claim refuses rows no longer releasable, and `start` checks again in the same UPDATE that writes
+the attempt rows, so a text claimed ahead of its turn goes back to the queue, its quota released,
+instead of out (sending.RELEASABLE). Only calls already handed to the pool may still land.
+
 Claimed rows that were never called when the loop stops go back to the queue (sending.unclaim);
 if the loop dies instead, the sweep does it (no attempt row: requeued; an attempt row: unknown,
 then reconciled with the provider).
@@ -47,7 +52,7 @@ from django.views.decorators.debug import sensitive_variables
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
 from messaging.services import sending
-from projects.models import FieldMapping, Project
+from projects.models import FieldMapping
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "sender"
@@ -193,13 +198,11 @@ def _count(report: SenderReport, status: str) -> None:
 
 
 def _ready_queryset():
-    """Queued and due, on an active project with a running link and a rule that is not paused."""
+    """Queued and due, on an active project with a running link and a rule that is not paused
+    (sending.RELEASABLE)."""
     return Message.objects.filter(
-        status=Message.Status.QUEUED,
-        not_before__lte=timezone.now(),
-        project__status=Project.Status.ACTIVE,
-        project__provider_link__is_paused=False,
-    ).exclude(rule__status__in=["paused", "archived"])
+        sending.RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
+    )
 
 
 def _ready_rows():
@@ -430,7 +433,9 @@ class _Loop:
         if not messages:
             return
         now = timezone.now()
-        sent_counts = sending.sends_so_far(messages)
+        # Texts prepared earlier and still waiting in a backlog count as sends (stop after N).
+        backlog = [p.message for s in self.links.values() for p in s.backlog]
+        sent_counts = sending.sends_so_far(messages, pending=backlog)
         suppressed = sending.suppressed_fingerprints(messages)
         for message in messages:
             try:
@@ -478,7 +483,9 @@ class _Loop:
             if state.bucket.wait(1) > CLAIM_AHEAD:
                 continue  # backing off (429): do not hold rows in `sending` meanwhile
             batch = [state.backlog.popleft() for _ in range(min(size, len(state.backlog)))]
-            claimed, held = sending.claim_batch(batch, provider=state.link.provider)
+            # The gateway that carries them (the override's fake, when one is set): the
+            # phone simulator shows the texts the sandbox carried, whatever the link's provider.
+            claimed, held = sending.claim_batch(batch, provider=state.gateway.slug)
             state.claimed.extend(claimed)
             self.report.held += len(held)
             self.quiet = False
@@ -504,7 +511,8 @@ class _Loop:
                 prepared = state.claimed.popleft()
                 if self.pool is None:  # SENDER_THREADS = 0: call here, one at a time
                     outcome = sending.deliver(prepared.message, state.link, state.gateway)
-                    self._after(state, outcome.status, outcome.reason, outcome.retry_after)
+                    if outcome is not None:  # None: paused since the claim, not called
+                        self._after(state, outcome.status, outcome.reason, outcome.retry_after)
                     continue
                 state.in_flight += 1
                 starting.append((state, prepared, time.monotonic() + wait))

@@ -17,8 +17,10 @@ from django.views.decorators.http import require_POST
 from billing.access import account_role
 from billing.exports import csv_response
 from billing.selectors import account_usage
+from billing.services import quota_units_for
 from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
+from messaging.gateways import delivers_to_simulator
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
 from messaging.services import outbox, provider_links, rules
 from messaging.signals import audit
@@ -252,7 +254,6 @@ def rule_preview(request, pk: int):
         ids = split_record_ids(request.POST.get("record_ids", ""))
         recipients = recipients.filter(record_id__in=ids)
     count = recipients.count()
-    units_each = result["segments"] if rules_unit_is_segment() else 1
     usage = account_usage(account=project.account).period
     remaining = max(usage.included + usage.credits - usage.used, 0) if usage else 0
     result.update(
@@ -261,7 +262,7 @@ def rule_preview(request, pk: int):
             "recipients_note": "before the REDCap filter"
             if request.POST.get("recipients") == MessageRule.Recipients.FILTER
             else "",
-            "cost": count * units_each,
+            "cost": quota_units_for(messages=count, segments=count * result["segments"]),
             "unit": "segment" if rules_unit_is_segment() else "message",
             "remaining": remaining,
         }
@@ -559,7 +560,7 @@ def provider_link_action(request, pk: int):
 def phone_simulator(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
     link = ProviderLink.objects.filter(project=project).first()
-    if link is None or link.provider != ProviderLink.Provider.SANDBOX:
+    if not delivers_to_simulator(link):
         raise Http404("This project does not use the sandbox phone simulator.")
     return render(
         request,

@@ -62,6 +62,14 @@ def override_slug() -> str:
     return slug
 
 
+def delivers_to_simulator(link: Any) -> bool:
+    """Whether the phone simulator is where a provider link's texts show: a sandbox link, or
+    any link while SMS_GATEWAY_OVERRIDE sends every project's texts through the sandbox."""
+    if not link:
+        return False
+    return override_slug() == "sandbox" or getattr(link, "provider", "") == "sandbox"
+
+
 @sensitive_variables()  # the decrypted config: never in a crash report
 def get_gateway(link: Any, **kwargs: Any) -> Gateway:
     """The gateway for a provider link (anything with `.provider` and a decrypted `.config`).
@@ -90,6 +98,7 @@ __all__ = [
     "SendResult",
     "StatusUpdate",
     "backoff_delay",
+    "delivers_to_simulator",
     "gateway_class",
     "get_gateway",
     "mask_phone",

@@ -8,6 +8,7 @@ the message, the participant, the quota and the provider link.
 import datetime
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from billing.services import quota_release, quota_reserve
+from billing.services import quota_release, quota_reserve, quota_units_for
 from messaging import piping, segments
 from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay, get_gateway
 from messaging.models import Attempt, Message, MessageRule, OptOut
@@ -39,10 +40,14 @@ STUCK_SENDING_AFTER = datetime.timedelta(minutes=5)
 STUCK_WHILE_SENDER_RUNS = datetime.timedelta(minutes=15)
 REDCAP_RETRY = datetime.timedelta(minutes=2)
 RECONCILE_BUDGET_SECONDS = 20.0
-
-
-def quota_units(count: segments.SegmentCount) -> int:
-    return count.segments if settings.QUOTA_UNIT == "segment" else 1
+# What may be claimed and handed to the provider: a text whose project is active, whose provider
+# link is running, and whose rule (none for an ad-hoc text) is neither paused nor archived. The
+# claim's conditional update checks it, and so does the update that writes the attempt rows just
+# before the calls: a pause stops every text not yet handed to the provider, even those the
+# sender already holds in memory (prepared, or claimed ahead of their turn).
+RELEASABLE = Q(project__status=Project.Status.ACTIVE, project__provider_link__is_paused=False) & ~Q(
+    rule__status__in=[MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED]
+)
 
 
 @dataclass
@@ -250,8 +255,14 @@ def defer(message: Message, until: datetime.datetime, note: str = "") -> None:
     )
 
 
-def sends_so_far(messages: list[Message]) -> dict[tuple[int, int], int]:
-    """Texts already sent per (participant, rule), for "stop after N sends" — one query."""
+def sends_so_far(
+    messages: list[Message], *, pending: Iterable[Message] = ()
+) -> dict[tuple[int, int], int]:
+    """Texts already sent per (participant, rule), for "stop after N sends" — one query.
+
+    `pending`: texts prepared but still queued (the sender's backlog); they will go out, so they
+    count too. `prepare` adds each text it lets through, so two texts of one rule for one
+    participant in the same batch cannot both pass the limit."""
     pairs = [(m.participant_id, m.rule_id) for m in messages if m.rule_id and m.rule.max_sends]
     if not pairs:
         return {}
@@ -264,7 +275,17 @@ def sends_so_far(messages: list[Message]) -> dict[tuple[int, int], int]:
         .values("participant_id", "rule_id")
         .annotate(n=Count("id"))
     )
-    return {(r["participant_id"], r["rule_id"]): r["n"] for r in rows}
+    counts = {(r["participant_id"], r["rule_id"]): r["n"] for r in rows}
+    wanted = set(pairs)
+    for message in pending:
+        key = (message.participant_id, message.rule_id)
+        if key in wanted:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
 def suppressed_fingerprints(messages: list[Message]) -> set[tuple[int, str]]:
@@ -321,7 +342,7 @@ def prepare(
         return None
     if rule is not None:
         if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
-            _skip(message, f"Already texted {rule.max_sends} times by this message.")
+            _skip(message, f"Already texted {_times(rule.max_sends)} by this message.")
             return None
         if rule.schedule == MessageRule.Schedule.RELATIVE and message.send_id is None:
             spec = ScheduleSpec.from_rule(rule)
@@ -380,7 +401,12 @@ def prepare(
         )
         return None
     count = segments.count(body)
-    return Prepared(message=message, body=body, count=count, units=quota_units(count))
+    if rule is not None and rule.max_sends:
+        # This one goes out: a later text of the same batch for the same pair counts it.
+        key = (participant.pk, rule.pk)
+        sent_counts[key] = sent_counts.get(key, 0) + 1
+    units = quota_units_for(messages=1, segments=count.segments)  # as billing counts them
+    return Prepared(message=message, body=body, count=count, units=units)
 
 
 HELD_NOTE = "Held: the account's monthly quota is used up. It goes out when credits arrive."
@@ -391,8 +417,9 @@ def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared]
 
     Returns (claimed, held): claimed rows are `sending` with their units reserved; held rows did
     not fit the quota (held, never dropped; the batch is taken in order, so the first that does
-    not fit and every later one wait). Rows another sender took, or that were cancelled since
-    they were read, are in neither list. Cost: a handful of queries whatever the batch size.
+    not fit and every later one wait). Rows another sender took, that were cancelled since they
+    were read, or whose rule, project or provider link was paused since (RELEASABLE), are in
+    neither list. Cost: a handful of queries whatever the batch size.
     """
     if not batch:
         return [], []
@@ -404,9 +431,12 @@ def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared]
         # Lock the rows still queued, in id order, skipping rows another sender is claiming
         # right now (PostgreSQL: no waiting on each other, so no deadlock between two claimers
         # of overlapping batches; SQLite: the IMMEDIATE transaction already serialises writers).
+        # Only rows still releasable: a rule, project or link paused since the batch was read
+        # claims nothing (the rows stay queued, and no quota is reserved for them). Only the
+        # messages are locked (`of`), not the project, link or rule rows joined to check that.
         free = set(
-            Message.objects.select_for_update(no_key=True, skip_locked=True)
-            .filter(pk__in=[p.message.pk for p in batch], status=Status.QUEUED)
+            Message.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+            .filter(RELEASABLE, pk__in=[p.message.pk for p in batch], status=Status.QUEUED)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
@@ -489,16 +519,22 @@ def claim(prepared: Prepared, *, provider: str) -> str:
 def unclaim(batch: list[Prepared]) -> int:
     """Give back claimed messages that were never handed to the provider: sending -> queued,
     their quota released. (The sender stops with rows claimed ahead of their turn.)"""
-    by_project: dict[int, list[Prepared]] = {}
-    for prepared in batch:
-        by_project.setdefault(prepared.message.project_id, []).append(prepared)
+    return _requeue_claimed([p.message for p in batch])
+
+
+def _requeue_claimed(messages: list[Message]) -> int:
+    """sending -> queued for these rows under our claims, when no call was started for them, and
+    their units released. Rows the sweep or another sender took since are left alone."""
+    by_project: dict[int, list[Message]] = {}
+    for message in messages:
+        by_project.setdefault(message.project_id, []).append(message)
     returned = 0
     now = timezone.now()
     for group in by_project.values():
         with transaction.atomic():
             ids = set(
                 Message.objects.select_for_update(no_key=True)
-                .filter(_claimed_by_us([p.message for p in group]), status=Status.SENDING)
+                .filter(_claimed_by_us(group), status=Status.SENDING)
                 .order_by("pk")
                 .exclude(attempt_log__outcome=Attempt.Outcome.STARTED)
                 .values_list("pk", flat=True)
@@ -506,9 +542,12 @@ def unclaim(batch: list[Prepared]) -> int:
             if not ids:
                 continue
             Message.objects.filter(pk__in=ids).update(status=Status.QUEUED, units=0, updated_at=now)
-            mine = [p for p in group if p.message.pk in ids]
+            mine = [m for m in group if m.pk in ids]
             for reserved_at, units in _units_by_reservation(mine).items():
-                quota_release(project=mine[0].message.project, units=units, reserved_at=reserved_at)
+                quota_release(project=mine[0].project, units=units, reserved_at=reserved_at)
+            for message in mine:
+                message.status = Status.QUEUED
+                message.units = 0
             returned += len(ids)
     return returned
 
@@ -525,11 +564,10 @@ def _claimed_by_us(messages: list[Message]) -> Q:
     return mine
 
 
-def _units_by_reservation(batch: list[Prepared]) -> dict:
+def _units_by_reservation(messages: list[Message]) -> dict:
     units: dict = {}
-    for prepared in batch:
-        key = prepared.message.reserved_at
-        units[key] = units.get(key, 0) + prepared.message.units
+    for message in messages:
+        units[message.reserved_at] = units.get(message.reserved_at, 0) + message.units
     return units
 
 
@@ -547,10 +585,13 @@ class Outcome:
 
 
 @sensitive_variables()
-def deliver(message: Message, link: ProviderLink, gateway) -> Outcome:
-    """The ONE provider call for a claimed message, recorded before and after. A crash report
-    shows no value of this frame or any below it (the number, the provider's credentials)."""
-    attempt = Attempt.objects.create(message=message, started_at=timezone.now())
+def deliver(message: Message, link: ProviderLink, gateway) -> Outcome | None:
+    """The ONE provider call for a claimed message, recorded before and after; None when it is
+    not called (its rule, project or link was paused since the claim: it went back to the
+    queue; or the row is no longer ours). A crash report shows no value of this frame or any
+    below it (the number, the provider's credentials)."""
+    if not attempts_start([message]):
+        return None
     try:
         result: SendResult = gateway.send(
             to=message.participant.phone,
@@ -558,32 +599,40 @@ def deliver(message: Message, link: ProviderLink, gateway) -> Outcome:
             status_callback=status_callback_url(link),
         )
     except GatewayError as exc:
-        return record_failure(message, attempt, exc, link)
-    return record_success(message, attempt, result)
+        return record_failure(message, None, exc, link)
+    return record_success(message, None, result)
 
 
 def attempts_start(messages: list[Message]) -> list[Message]:
     """Write the attempt rows of claimed messages about to be handed to the provider, and return
-    the ones that may be called: those still `sending` under THIS claim (their `reserved_at`).
+    the ones that may be called: those still `sending` under THIS claim (their `reserved_at`)
+    and still releasable (RELEASABLE).
 
     An attempt row still `started` later means the call may have happened: never again. The same
     transaction touches `updated_at`, so a sweep that judged the row stranded a moment ago (no
     attempt, claimed long ago: a sender frozen, e.g. a laptop asleep) no longer matches it; and a
-    row the sweep did requeue, or another sender claimed since, is not called by this one.
+    row the sweep did requeue, or another sender claimed since, is not called by this one. A row
+    whose rule, project or provider link was paused after the claim goes back to the queue, its
+    quota released: a pause stops even the texts already claimed. This is the last check before
+    the calls, and it costs nothing more while nothing is paused (the same one UPDATE).
     """
     if not messages:
         return []
     now = timezone.now()
     mine = _claimed_by_us(messages)
     with transaction.atomic():
-        still = Message.objects.filter(mine, status=Status.SENDING).update(updated_at=now)
+        still = Message.objects.filter(mine, RELEASABLE, status=Status.SENDING).update(
+            updated_at=now
+        )
         if still != len(messages):
             ids = set(
                 Message.objects.filter(mine, status=Status.SENDING, updated_at=now).values_list(
                     "pk", flat=True
                 )
             )
+            paused = [m for m in messages if m.pk not in ids]
             messages = [m for m in messages if m.pk in ids]
+            _requeue_claimed(paused)  # only those still ours: not swept, not claimed again
         Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
     for message in messages:
         message.updated_at = now

@@ -9,12 +9,12 @@ from django.utils import timezone
 
 from billing.models import UsagePeriod
 from billing.services.quota import credits_add, usage_period_current
-from messaging import sender
+from messaging import segments, sender
 from messaging.gateways import Reason, locmem
-from messaging.models import Attempt, Message, MessageRule, OptOut
+from messaging.models import Attempt, Message, MessageRule, OptOut, Send
 from messaging.services import outbox, rules, sending
 from portal.models import AuditEvent
-from projects.models import Membership, Participant, ProviderLink
+from projects.models import Membership, Participant, Project, ProviderLink
 from tests.factories import (
     FieldMappingFactory,
     MembershipFactory,
@@ -113,6 +113,35 @@ def test_the_quota_is_reserved_per_message_and_over_quota_texts_are_held_then_re
     assert UsagePeriod.objects.get(pk=period.pk).used == 3
 
 
+def test_held_texts_go_out_when_the_accounts_next_month_begins(
+    project, people, researcher, django_capture_on_commit_callbacks
+):
+    from billing.services.quota import account_local_date
+    from billing.tasks import usage_periods_start
+
+    project.account.plan = PlanFactory(name="Tiny", project_limit=5, monthly_messages=2)
+    project.account.save()
+    outbox.send_now(rule=MessageRuleFactory(project=project), actor=researcher)
+    assert run_sender().held == 1
+    held = Message.objects.get(status=Status.HELD)
+    # The month the text was held in ends: its period now lies wholly in the past.
+    today = account_local_date(account=project.account)
+    last_day = today.replace(day=1) - datetime.timedelta(days=1)
+    old = usage_period_current(account=project.account)
+    UsagePeriod.objects.filter(pk=old.pk).update(start=last_day.replace(day=1), end=last_day)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_periods_start() == 1  # billing's period_started releases it
+
+    held.refresh_from_db()
+    assert held.status == Status.SENT  # released and sent at once (the sender runs inline)
+    assert len(locmem.outbox) == 3
+    new = usage_period_current(account=project.account)
+    assert (new.start, new.used) == (today.replace(day=1), 1)
+    old.refresh_from_db()
+    assert old.closed_at is not None and old.used == 2
+
+
 def test_ineligible_participants_are_skipped_at_release_with_the_reason(
     project, people, researcher
 ):
@@ -130,6 +159,54 @@ def test_ineligible_participants_are_skipped_at_release_with_the_reason(
     assert "opted out" in reasons[people[2].pk]
     assert set(Message.objects.values_list("status", flat=True)) == {Status.SKIPPED}
     assert locmem.outbox == []
+
+
+def test_stop_after_n_sends_lets_one_of_two_texts_queued_together_through(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project, max_sends=1)
+    outbox.send_now(rule=rule, actor=researcher)
+    outbox.send_now(rule=rule, actor=researcher)  # "Send now" pressed twice: one batch for both
+    assert Message.objects.filter(status=Status.QUEUED).count() == 6
+
+    report = run_sender()
+
+    assert report.sent == 3
+    assert sorted(m.to for m in locmem.outbox) == sorted(p.phone for p in people)  # one each
+    skipped = Message.objects.filter(status=Status.SKIPPED)
+    assert skipped.count() == 3
+    assert set(skipped.values_list("error", flat=True)) == {"Already texted once by this message."}
+    # Later texts of the rule are skipped too (what was sent is counted from the database).
+    outbox.send_now(rule=rule, actor=researcher)
+    assert run_sender().sent == 0
+    assert Message.objects.filter(status=Status.SKIPPED).count() == 6
+    assert len(locmem.outbox) == 3
+
+
+def test_stop_after_n_sends_counts_the_texts_the_sender_holds_prepared(project, people, researcher):
+    rule = MessageRuleFactory(project=project, max_sends=2)
+    outbox.send_now(rule=rule, actor=researcher)
+    loop = sender._Loop("test", sender.SenderReport(), threads=0, batch_size=200)
+    loop._fill()  # prepared, in the sender's memory, still queued in the database
+    outbox.send_now(rule=rule, actor=researcher)
+    outbox.send_now(rule=rule, actor=researcher)
+
+    loop._fill()  # the next read of the queue
+
+    _, second, third = Send.objects.order_by("pk")
+    assert set(Message.objects.filter(send=second).values_list("status", flat=True)) == {
+        Status.QUEUED
+    }
+    # Two texts are in hand for each participant already: the third send's are skipped.
+    assert set(Message.objects.filter(send=third).values_list("status", flat=True)) == {
+        Status.SKIPPED
+    }
+    loop.close(orderly=True)
+    run_sender()
+    assert len(locmem.outbox) == 6
+    assert set(Message.objects.filter(send=third).values_list("error", flat=True)) == {
+        "Already texted twice by this message."
+    }
 
 
 def test_a_text_due_in_quiet_hours_waits_for_the_next_opening(project, people, researcher):
@@ -164,6 +241,98 @@ def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
     assert run_sender().sent == 3
 
 
+def pause(what: str, project, rule, actor) -> None:
+    from projects.services import project_set_status
+    from projects.services.links import provider_link_pause
+
+    if what == "rule":
+        rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=actor)
+    elif what == "project":
+        project_set_status(project=project, status=project.Status.PAUSED, actor=actor)
+    else:
+        link = ProviderLink.objects.get(project=project)
+        provider_link_pause(link=link, reason="Paused by the team.", actor=actor)
+
+
+def resume(what: str, project, rule, actor) -> None:
+    from projects.services import project_set_status
+    from projects.services.links import provider_link_resume
+
+    if what == "rule":
+        rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=actor)
+    elif what == "project":
+        project_set_status(project=project, status=project.Status.ACTIVE, actor=actor)
+    else:
+        provider_link_resume(link=ProviderLink.objects.get(project=project), actor=actor)
+
+
+@pytest.mark.parametrize("what", ["rule", "project", "link"])
+@pytest.mark.parametrize(
+    "rate",
+    [
+        1,  # one text claimed at a time: the others wait prepared in the sender's memory
+        100,  # all three claimed together, ahead of their turn
+    ],
+)
+def test_a_pause_while_the_sender_holds_texts_stops_every_text_not_yet_sent(
+    project, people, researcher, monkeypatch, what, rate
+):
+    ProviderLink.objects.filter(project=project).update(rate_per_second=rate)
+    rule = MessageRuleFactory(project=project)
+    outbox.send_now(rule=rule, actor=researcher)
+    send = locmem.LocmemGateway.send
+
+    def send_then_pause(gateway, **kwargs):
+        result = send(gateway, **kwargs)
+        if len(locmem.outbox) == 1:  # the team pauses while the first text goes out
+            pause(what, project, rule, researcher)
+        return result
+
+    monkeypatch.setattr(locmem.LocmemGateway, "send", send_then_pause)
+
+    run_sender()
+
+    assert len(locmem.outbox) == 1  # nothing more reached the provider after the pause
+    statuses = sorted(Message.objects.values_list("status", flat=True))
+    assert statuses == [Status.QUEUED, Status.QUEUED, Status.SENT]  # back in the queue
+    assert Attempt.objects.count() == 1
+    assert not Message.objects.filter(status=Status.QUEUED, units__gt=0).exists()
+    assert usage_period_current(account=project.account).used == 1  # their quota released
+    monkeypatch.undo()
+    resume(what, Project.objects.get(pk=project.pk), rule, researcher)
+    run_sender()
+    assert len(locmem.outbox) == 3  # nothing lost, nothing twice
+    assert {m.to for m in locmem.outbox} == {p.phone for p in people}
+    assert usage_period_current(account=project.account).used == 3
+
+
+def test_a_claim_refuses_texts_whose_rule_project_or_link_was_paused_after_they_were_read(
+    project, people, researcher
+):
+    rule = MessageRuleFactory(project=project, body="Hello from the study.")
+    outbox.send_now(rule=rule, actor=researcher)
+    prepared = [
+        sending.Prepared(message=m, body="Hello", count=segments.count("Hello"), units=1)
+        for m in Message.objects.select_related("project", "participant", "rule").order_by("pk")
+    ]
+    pause("link", project, rule, researcher)  # after the sender read and prepared them
+
+    assert sending.claim_batch(prepared[:1], provider="sandbox") == ([], [])
+
+    resume("link", project, rule, researcher)
+    pause("rule", project, rule, researcher)
+    assert sending.claim_batch(prepared[1:2], provider="sandbox") == ([], [])
+    resume("rule", project, rule, researcher)
+    claimed, held = sending.claim_batch(prepared[2:], provider="sandbox")
+    assert [p.message.pk for p in claimed] == [prepared[2].message.pk] and held == []
+    assert sorted(Message.objects.values_list("status", flat=True)) == [
+        Status.QUEUED,
+        Status.QUEUED,
+        Status.SENDING,
+    ]
+    assert usage_period_current(account=project.account).used == 1  # nothing reserved for them
+
+
 @pytest.mark.parametrize(
     ("reason", "status", "check"),
     [
@@ -196,6 +365,43 @@ def test_failures_are_classified(project, people, researcher, reason, status, ch
     if status == Status.QUEUED:  # back in the queue after a jittered backoff
         assert message.not_before >= message.due_at
         assert Attempt.objects.get(message=message).outcome == Attempt.Outcome.RETRY
+
+
+def test_with_a_segment_quota_a_two_segment_text_reserves_two_units_and_a_refusal_frees_them(
+    project, people, researcher, settings, monkeypatch
+):
+    from billing.models import ProjectUsage
+
+    settings.QUOTA_UNIT = "segment"
+    monkeypatch.setattr(sending, "backoff_delay", lambda *args, **kwargs: 60.0)
+    body = "Please fill in today's sleep diary before bed; it takes two minutes. " * 2  # 138
+    rule = MessageRuleFactory(
+        project=project, record_ids=["1"], recipients="records", body=body + body
+    )
+    outbox.send_now(rule=rule, actor=researcher)
+    held_during_the_call = []
+    send = locmem.LocmemGateway.send
+
+    def send_observed(gateway, **kwargs):
+        held_during_the_call.append(usage_period_current(account=project.account).used)
+        return send(gateway, **kwargs)
+
+    monkeypatch.setattr(locmem.LocmemGateway, "send", send_observed)
+    locmem.fail_next(Reason.UNREACHABLE, "connection refused")  # never reached the provider
+
+    run_sender()
+
+    message = Message.objects.get()
+    assert (message.segments, message.status, message.units) == (2, Status.QUEUED, 0)
+    assert held_during_the_call == [2]
+    assert usage_period_current(account=project.account).used == 0  # both released
+    assert ProjectUsage.objects.get(project=project).units == 0
+    Message.objects.update(not_before=timezone.now())  # the retry falls due
+    run_sender()
+    message.refresh_from_db()
+    assert (message.status, message.units) == (Status.SENT, 2)
+    assert held_during_the_call == [2, 2]
+    assert usage_period_current(account=project.account).used == 2
 
 
 def test_bad_credentials_pause_the_link_keep_the_text_and_alert_the_owner(

@@ -1,7 +1,8 @@
 """At release, a text pipes what REDCap holds then (issue 5), not the participant's synced copy.
 
 One record export per project per batch, with only the fields the texts pipe; none when nothing
-is piped from the record; REDCap down: the text waits (fail safe) with the reason.
+is piped from the record; REDCap down: the text waits (fail safe) with the reason. And who a rule
+with a recipient filter texts is what REDCap's filter logic matches when the texts are queued.
 """
 
 import datetime
@@ -140,6 +141,50 @@ def test_a_reminder_skips_those_who_completed_and_pipes_the_others_current_names
         else:
             assert message.status == Status.SENT
             assert message.body.startswith(f"Hi Now{record}, please finish: http")
+
+
+@pytest.mark.parametrize("how", ["send now", "dispatcher"])
+def test_a_rule_with_a_redcap_filter_texts_only_the_records_redcap_matches(synced, researcher, how):
+    demo = SANDBOX_PROJECTS[101]
+    people = {p.record_id: p for p in synced.people}
+    chicago = {r for r, _, values in store.rows(demo) if values.get("tz") == "America/Chicago"}
+    chicago &= set(people)
+    others = sorted(set(people) - chicago)
+    assert chicago and others
+    # Changed in REDCap after the sync: the filter is REDCap's, on what REDCap holds now.
+    moved_in, moved_out = others[0], sorted(chicago)[0]
+    store.import_records(
+        demo,
+        [
+            {demo.record_id_field: moved_in, "tz": "America/Chicago"},
+            {demo.record_id_field: moved_out, "tz": "America/Denver"},
+        ],
+    )
+    expected = (chicago - {moved_out}) | {moved_in}
+    rule = MessageRuleFactory(
+        project=synced.project,
+        recipients=MessageRule.Recipients.FILTER,
+        filter_logic="[tz] = 'America/Chicago'",
+        body="Hi [first_name], a reminder from the study.",
+    )
+    if how == "send now":
+        outbox.send_now(rule=rule, actor=researcher)  # starts the sender (inline, committed)
+    else:
+        two_days_ago = timezone.now() - datetime.timedelta(days=2)
+        MessageRule.objects.filter(pk=rule.pk).update(
+            schedule=MessageRule.Schedule.ONCE,
+            once_date=two_days_ago.date(),
+            grace=datetime.timedelta(days=7),
+            materialized_through=two_days_ago - datetime.timedelta(days=1),
+        )
+        report = outbox.dispatch()
+        assert report.errors == [] and report.queued == len(expected)
+    run_sender()
+
+    messages = Message.objects.filter(rule=rule).select_related("participant")
+    assert {m.participant.record_id for m in messages} == expected  # no row for the others
+    assert {m.status for m in messages} == {Status.SENT}
+    assert sorted(m.to for m in locmem.outbox) == sorted(people[r].phone for r in expected)
 
 
 def test_when_the_sandbox_cannot_be_reached_the_text_waits_with_the_reason(synced, researcher):

@@ -448,6 +448,58 @@ def outbox_send_now_without_kick(s) -> None:
         outbox.send_now(rule=s.rule, actor=s.project.memberships.get().user)
 
 
+# --- A pause while the sender runs ----------------------------------------------------------
+@pytest.mark.parametrize("what", ["rule", "project", "link"])
+def test_a_pause_while_the_sender_runs_stops_the_texts_it_holds_before_the_provider(
+    study, provider, what
+):
+    from messaging.services import rules
+    from projects.services import project_set_status
+    from projects.services.links import provider_link_pause, provider_link_resume
+
+    fake = provider()
+    # Five texts a second: the loop holds a couple of seconds of them in memory (prepared, and
+    # claimed ahead of their turn) while it paces the calls.
+    s = study(30, rate=5)
+    owner = s.project.memberships.get().user
+    outbox_send_now_without_kick(s)
+    running = threading.Thread(target=race, args=([sender.run],))
+    running.start()
+    deadline = time.monotonic() + 20
+    while fake.stats()["accepted"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if what == "rule":
+        rules.rule_set_status(rule=s.rule, status=MessageRule.Status.PAUSED, actor=owner)
+    elif what == "project":
+        project_set_status(project=s.project, status=s.project.Status.PAUSED, actor=owner)
+    else:
+        provider_link_pause(link=s.link, reason="Paused by the team.", actor=owner)
+    paused_at = timezone.now()  # the pause is committed
+    running.join(timeout=60)
+    assert not running.is_alive()
+
+    # No call started after the pause; what was in flight then may have landed, nothing more.
+    attempts = Attempt.objects.filter(message__project=s.project)
+    assert not attempts.filter(started_at__gt=paused_at).exists()
+    counts = statuses(s.project)
+    assert set(counts) == {Status.SENT, Status.QUEUED}, counts  # the rest wait, unclaimed
+    assert 3 <= counts[Status.SENT] == fake.stats()["accepted"] == attempts.count() < 30
+    assert_quota_matches(s, units=counts[Status.SENT])  # the claimed ones' quota released
+
+    # Resumed: the rest go out, each once.
+    ProviderLink.objects.filter(pk=s.link.pk).update(rate_per_second=500)
+    if what == "rule":
+        MessageRule.objects.filter(pk=s.rule.pk).update(status=MessageRule.Status.ACTIVE)
+    elif what == "project":
+        project_set_status(project=s.project, status=s.project.Status.ACTIVE, actor=owner)
+    else:
+        provider_link_resume(link=s.link, actor=owner)
+    sender.run(max_seconds=30)
+    assert statuses(s.project) == {Status.SENT: 30}
+    assert (fake.stats()["accepted"], fake.stats()["duplicates"]) == (30, 0)
+    assert_quota_matches(s, units=30)
+
+
 # --- Duplicated tasks and racing loops ------------------------------------------------------
 def race(functions) -> list:
     """Run the functions together on threads of their own (own database connections)."""
@@ -571,6 +623,39 @@ def test_a_slow_link_with_a_long_queue_does_not_hold_up_another_link(study, prov
     assert set(statuses(slow.project)) == {Status.SENT, Status.QUEUED}
     assert fake.stats()["duplicates"] == 0
     assert_quota_matches(slow, units=slow_sent)
+
+
+def test_a_link_paces_segments_so_a_three_segment_text_takes_three_turns(study, provider):
+    fake = provider()
+    rate = 10  # segments a second: a three-segment text every 0.3 s
+    s = study(8, rate=rate)
+    body = "Please fill in today's sleep diary before you go to bed tonight. " * 6
+    MessageRule.objects.filter(pk=s.rule.pk).update(body=body)
+    outbox_send_now_without_kick(s)
+
+    sender.run(max_seconds=20)
+
+    assert statuses(s.project) == {Status.SENT: 8}
+    assert set(Message.objects.filter(project=s.project).values_list("segments", flat=True)) == {3}
+    stats = fake.stats()
+    segments_per_second = 3 * stats["accepted_per_second"]
+    # The link's pace in segments: not faster (a text counted as one unit would go three times
+    # as fast), and not much slower.
+    assert 0.6 * rate <= segments_per_second <= 1.1 * rate, stats
+    assert stats["duplicates"] == 0
+    assert_quota_matches(s, units=8)
+
+
+def test_the_bucket_charges_each_segment_of_a_text():
+    now = [100.0]
+    bucket = sender.TokenBucket(2, clock=lambda: now[0])  # 2 segments a second
+    assert bucket.wait(3) == 0
+    bucket.take(3)  # a three-segment text goes
+    assert bucket.wait(3) == pytest.approx(1.5)  # the next waits 3 / rate, not 1 / rate
+    now[0] += 1.5
+    assert bucket.wait(1) == 0
+    bucket.take(1)
+    assert bucket.wait(1) == pytest.approx(0.5)
 
 
 def test_a_slow_redcap_holds_up_only_the_texts_that_wait_for_it(study, provider, redcap):

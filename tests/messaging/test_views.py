@@ -140,6 +140,29 @@ def test_the_preview_counts_segments_and_cost(world, as_user):
     assert data["remaining"] >= 0
 
 
+def test_with_a_segment_quota_the_preview_costs_each_segment(world, as_user, settings):
+    settings.QUOTA_UNIT = "segment"
+    response = as_user(world["user_editor"]).post(
+        reverse("rule-preview", args=[world["project"].pk]),
+        {"body": "Hi ☺ " + "x" * 80, "recipients": "all"},  # UCS-2: two segments
+    )
+    data = response.json()
+    assert (data["segments"], data["recipients"]) == (2, 1)
+    assert (data["cost"], data["unit"]) == (2, "segment")
+
+
+def test_the_preview_says_its_count_is_before_the_redcap_filter(world, as_user):
+    # Counting a filter's matches would cost REDCap calls on every keystroke: the preview counts
+    # the textable participants and says so; the send itself asks REDCap (test_release_values).
+    client = as_user(world["user_editor"])
+    url = reverse("rule-preview", args=[world["project"].pk])
+    everyone = client.post(url, {"body": "Hi", "recipients": "all"}).json()
+    filtered = client.post(url, {"body": "Hi", "recipients": "filter"}).json()
+    assert everyone["recipients_note"] == ""
+    assert filtered["recipients_note"] == "before the REDCap filter"
+    assert filtered["recipients"] == everyone["recipients"]
+
+
 def test_the_preview_flags_unknown_piping(world, as_user):
     data = (
         as_user(world["user_owner"])
@@ -183,6 +206,44 @@ def test_the_log_page_costs_the_same_with_10_or_300_messages(
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(url)
     assert people
+
+
+def test_with_the_sandbox_override_a_twilio_projects_texts_show_on_its_phones(
+    world, as_user, settings
+):
+    from messaging import sender
+    from projects.models import ProviderLink
+
+    settings.SMS_GATEWAY_OVERRIDE = "sandbox"  # every project's texts go through the sandbox
+    ProviderLink.objects.filter(project=world["project"]).update(provider="twilio")
+    Message.objects.update(status=Message.Status.CANCELLED)  # (world's text pipes from REDCap)
+    rule = MessageRuleFactory(project=world["project"], body="Your visit is on Friday.")
+    outbox.send_now(rule=rule, actor=world["user_owner"])
+
+    sender.run(max_seconds=10)
+
+    message = Message.objects.get(rule=rule)
+    assert (message.status, message.provider) == (Message.Status.SENT, "sandbox")
+    client = as_user(world["user_owner"])
+    phones = client.get(urls(world)["phones"])
+    assert phones.status_code == 200
+    assert "Your visit is on Friday." in phones.content.decode()
+    for page in ("rules", "send"):  # the tab and the progress page lead to the phones
+        assert urls(world)["phones"] in client.get(urls(world)[page]).content.decode()
+
+
+def test_the_phones_show_an_unconfirmed_text_as_unconfirmed_not_as_arrived(world, as_user):
+    from django.utils import timezone
+
+    text = Message.objects.filter(pk=world["message"].pk)
+    text.update(status=Message.Status.UNKNOWN, provider="sandbox", body="Hi Ana, see you soon.")
+    client = as_user(world["user_owner"])
+    page = client.get(urls(world)["phones"]).content.decode()
+    assert "Hi Ana, see you soon." in page
+    assert "Unconfirmed: StudyText does not know whether this text arrived." in page
+    text.update(status=Message.Status.SENT, sent_at=timezone.now())  # reconciled: it went
+    page = client.get(urls(world)["phones"]).content.decode()
+    assert "Hi Ana, see you soon." in page and "Unconfirmed" not in page
 
 
 def test_the_phone_simulator_is_only_for_sandbox_projects(world, as_user):
