@@ -272,11 +272,10 @@ def test_ctrl_c_stops_the_web_server_and_the_task_cluster_together(
                     time.sleep(0.5)
             assert status == 200, log_path.read_text()
             # Serving, and the cluster has started its workers ("Q Cluster … running.").
-            while time.monotonic() < deadline and not re.search(
-                r"Q Cluster \S+ .*running\.", log_path.read_text()
-            ):
+            running = re.compile(r"Q Cluster \S+ .*running\.")
+            while time.monotonic() < deadline and not running.search(log_path.read_text()):
                 time.sleep(0.5)
-            assert re.search(r"Q Cluster \S+ .*running\.", log_path.read_text()), log_path.read_text()
+            assert running.search(log_path.read_text()), log_path.read_text()
             os.killpg(server.pid, signal.SIGINT)  # Ctrl-C
             code = server.wait(timeout=STOP_SECONDS)
             deadline = time.monotonic() + 15
