@@ -110,7 +110,16 @@ def _consented(row: dict, mapping: FieldMapping) -> bool:
 
 
 def _participant_values(row: dict, mapping: FieldMapping, withdrawn: bool) -> dict:
-    """The stored form of one REDCap record: only the mapped fields, phone encrypted."""
+    """The stored form of one REDCap record: only the mapped fields, phone encrypted. A record
+    that cannot be texted keeps its record id, flags and reason only: no number, name or dates
+    (minimum necessary; the next sync fills them in once REDCap has what was missing)."""
+    values = _usable_values(row, mapping, withdrawn)
+    if values["issue"]:
+        values.update(first_name="", dates={}, phone_e164="")
+    return values
+
+
+def _usable_values(row: dict, mapping: FieldMapping, withdrawn: bool) -> dict:
     consented = _consented(row, mapping)
     raw_phone = _value(row, mapping.phone_field)
     raw_tz = _value(row, mapping.time_zone_field) if mapping.time_zone_field else ""

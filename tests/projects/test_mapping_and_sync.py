@@ -67,8 +67,14 @@ def test_sync_upserts_participants_and_lists_unusable_records_with_reasons(
     assert run.skipped_count == sum(1 for p in people.values() if p.issue)
     ready = [p for p in people.values() if p.is_textable]
     assert ready and all(p.phone.startswith("+1") and len(p.phone) == 12 for p in ready)
-    # Minimum necessary: no number is kept for a record without consent.
-    assert all(not p.phone_encrypted for p in people.values() if p.issue == Issue.NO_CONSENT)
+    # Minimum necessary: a record that cannot be texted keeps no number, name or dates (every
+    # sandbox record has a first name, so a name kept would show here).
+    unusable = [p for p in people.values() if p.issue]
+    assert unusable and all(
+        (p.phone_encrypted, p.phone_last4, p.first_name, p.dates) == ("", "", "", {})
+        for p in unusable
+    )
+    assert all(p.first_name for p in ready)
     assert any(p.withdrawn for p in people.values())
     assert any(p.dates.get("enrollment_date") for p in ready)
 
