@@ -14,6 +14,7 @@ from billing.services.common import (
     lock_open,
     plural,
 )
+from billing.services.quota import thresholds_rearm
 from billing.signals import audit
 
 Status = PlanChangeRequest.Status
@@ -102,6 +103,7 @@ def account_plan_set(*, account: Account, plan: Plan, actor) -> Account:
         UsagePeriod.objects.filter(
             account=account, closed_at__isnull=True, included__lt=plan.monthly_messages
         ).update(included=plan.monthly_messages)
+        thresholds_rearm(periods=UsagePeriod.objects.filter(account=account, closed_at=None))
         audit.send(
             sender=Account,
             actor=actor,
@@ -126,6 +128,7 @@ def plan_save(*, plan: Plan, actor, changed: list[str] | None = None) -> Plan:
             UsagePeriod.objects.filter(
                 account__plan=plan, closed_at__isnull=True, included__lt=plan.monthly_messages
             ).update(included=plan.monthly_messages)
+            thresholds_rearm(periods=UsagePeriod.objects.filter(account__plan=plan, closed_at=None))
         audit.send(
             sender=Plan,
             actor=actor,

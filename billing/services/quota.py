@@ -214,6 +214,15 @@ def _note_thresholds(*, period_id: int) -> None:
         return
 
 
+def thresholds_rearm(*, periods) -> None:
+    """After the included quota of open periods grew (a plan upgrade, a plan edit): a threshold
+    the new quota puts back out of reach may warn again when usage reaches it this month."""
+    for percent, field in THRESHOLDS:
+        periods.filter(**{f"{field}__isnull": False}).alias(
+            used_pct=F("used") * 100, limit_pct=F("included") * percent
+        ).filter(used_pct__lt=F("limit_pct")).update(**{field: None})
+
+
 def quota_release(*, project, units: int, reserved_at: datetime.datetime | None = None) -> None:
     """Give back `units` reserved for `project` (the message was cancelled, or failed before the
     provider accepted it). `reserved_at` names the moment of the reservation, so a release after

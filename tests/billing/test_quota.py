@@ -526,3 +526,28 @@ def test_no_email_is_sent_when_the_reservation_rolls_back(
     assert threshold_mail() == []
     assert period_of(project.account).warned_80_at is None
     assert period_of(project.account).used == 0
+
+
+def test_an_upgrade_mid_month_lets_the_new_quota_warn_again(
+    project, admins, server_admin, clock, django_capture_on_commit_callbacks
+):
+    from billing.models import Plan
+
+    clock.local(2026, 11, 12, 9, 30)
+    UsagePeriodFactory(account=project.account, used=790)  # Basic: 1,000 included
+    with django_capture_on_commit_callbacks(execute=True):
+        quota_reserve(project=project, units=10)  # 800: the 80% e-mail
+    assert len(threshold_mail()) == 1
+
+    plus = Plan.objects.get(name="Plus")  # 3,000 included: 800 is 27% of it
+    services.account_plan_set(account=project.account, plan=plus, actor=server_admin)
+    period = period_of(project.account)
+    assert (period.included, period.warned_80_at, period.warned_100_at) == (3000, None, None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        quota_reserve(project=project, units=1599)  # 2,399: under 80% of 3,000
+    assert len(threshold_mail()) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        quota_reserve(project=project, units=1)  # 2,400: 80% of the new quota
+    assert len(threshold_mail()) == 2
+    assert "80%" in threshold_mail()[1].subject
