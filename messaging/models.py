@@ -198,6 +198,7 @@ class Message(models.Model):
             models.Index(fields=["status", "not_before"]),
             models.Index(fields=["project", "status"]),
             models.Index(fields=["project", "-due_at"]),
+            models.Index(fields=["project", "sent_at"]),  # the overview's texts-per-day chart
             models.Index(fields=["send", "status"]),
             models.Index(fields=["participant", "rule", "status"]),
         ]
