@@ -308,6 +308,31 @@ def test_the_log_filters_by_send_and_by_a_group_of_statuses(as_user, researcher,
     assert '<option value="failed,undelivered" selected>' in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("group", "texts"),
+    [("sent,delivered", 1), ("queued,sending", 1), ("skipped,cancelled", 1)],
+)
+def test_the_log_shows_each_group_of_statuses_that_a_count_links_to(
+    as_user, researcher, scene, group, texts
+):
+    """The overview and the progress page link their counts to groups of statuses: the filter
+    names the group instead of saying "Any"."""
+    url = reverse("message-log", args=[scene["project"].pk])
+    response = as_user(researcher).get(url, {"status": group})
+    assert response.context["page"].paginator.count == texts
+    assert f'<option value="{group}" selected>' in response.content.decode()
+
+
+def test_the_progress_pages_sent_count_links_to_sent_and_delivered_texts(
+    as_user, researcher, scene
+):
+    _set_status(scene["texts"][5:6], "delivered")
+    url = reverse("send-detail", args=[scene["project"].pk, scene["send"].pk])
+    page = _page(as_user(researcher), url)
+    assert 'data-field="sent">2</div>' in page
+    assert f"?send={scene['send'].pk}&amp;status=sent,delivered" in page
+
+
 def test_editors_can_cancel_queued_and_held_texts_from_the_log(as_user, researcher, scene):
     project = scene["project"]
     url = reverse("message-log", args=[project.pk])
