@@ -1,7 +1,9 @@
 import datetime
+from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import Length
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Length, TruncDate
+from django.utils import timezone
 
 from messaging.models import Message, MessageRule, Send
 from projects.models import Participant, Project
@@ -130,3 +132,116 @@ def simulator_phones(*, project: Project) -> list[Participant]:
     for person in people:
         person.phone_texts = by_person.get(person.pk, [])
     return people
+
+
+# The overview's "Texts" card: each count is a group of statuses, and each group is also a filter
+# of the message log (`?status=...`), so a number and the list it links to always agree.
+SUMMARY_GROUPS: dict[str, list[str]] = {
+    "sent": ["sent", "delivered"],
+    "waiting": ["queued", "sending"],
+    "held": ["held"],
+    "failed": ["failed", "undelivered"],
+    "unconfirmed": ["unknown"],
+    "skipped": ["skipped", "cancelled"],
+}
+SUMMARY_WINDOW_DAYS = 30
+SUMMARY_CHART_DAYS = 14
+
+
+@dataclass
+class TextingSummary:
+    since: datetime.date  # the counts are of texts due on or after this day (viewer's time zone)
+    today: datetime.date
+    counts: dict[str, int]
+    days: list[tuple[datetime.date, int]]  # texts sent per day, oldest first, ending today
+    active_rules: int
+    next_due: datetime.datetime | None  # when the next queued text may go out
+    has_texts: bool  # any text at all, ever
+    time_zone: str = ""
+    statuses: dict[str, str] = field(default_factory=dict)  # group -> log filter value
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def next_due_is_past(self) -> bool:
+        """The next queued text was due already (the sender has yet to reach it)."""
+        return self.next_due is not None and self.next_due <= timezone.now()
+
+
+def _day_start(day: datetime.date, tz) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min), tz)
+
+
+def texting_summary(*, project: Project, today: datetime.date | None = None) -> TextingSummary:
+    """How texting is going, for the project's overview, in the viewer's time zone (the one
+    activated for the request), in three queries whatever the number of texts:
+
+    - counts by status group of the texts due in the last 30 days (and any still to come): the
+      same texts the message log lists with `?since=<that day>&status=<group>`;
+    - texts sent per day over the last 14 days, by the day they were sent;
+    - the number of active rules, when the next queued text may go out, and whether the
+      project has any text at all."""
+    tz = timezone.get_current_timezone()
+    today = today or timezone.localdate()
+    since = today - datetime.timedelta(days=SUMMARY_WINDOW_DAYS - 1)
+    counts = Message.objects.filter(project=project, due_at__gte=_day_start(since, tz)).aggregate(
+        **{
+            group: Count("pk", filter=Q(status__in=statuses))
+            for group, statuses in SUMMARY_GROUPS.items()
+        }
+    )
+
+    first_day = today - datetime.timedelta(days=SUMMARY_CHART_DAYS - 1)
+    per_day = dict(
+        Message.objects.filter(
+            project=project,
+            status__in=SUMMARY_GROUPS["sent"],
+            sent_at__gte=_day_start(first_day, tz),
+            sent_at__lt=_day_start(today + datetime.timedelta(days=1), tz),
+        )
+        .annotate(day=TruncDate("sent_at", tzinfo=tz))
+        .values_list("day")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    chart_days = [first_day + datetime.timedelta(days=i) for i in range(SUMMARY_CHART_DAYS)]
+    days = [(day, per_day.get(day, 0)) for day in chart_days]
+
+    of_project = {"project": OuterRef("pk")}
+    rest = (
+        Project.objects.filter(pk=project.pk)
+        .annotate(
+            active_rules=Coalesce(
+                Subquery(
+                    MessageRule.objects.filter(**of_project, status=MessageRule.Status.ACTIVE)
+                    .order_by()
+                    .values("project")
+                    .annotate(n=Count("pk"))
+                    .values("n"),
+                    output_field=IntegerField(),
+                ),
+                0,
+            ),
+            next_due=Subquery(
+                Message.objects.filter(**of_project, status=Message.Status.QUEUED)
+                .order_by("not_before")
+                .values("not_before")[:1]
+            ),
+            has_texts=Exists(Message.objects.filter(**of_project)),
+        )
+        .values("active_rules", "next_due", "has_texts")
+        .first()
+    ) or {"active_rules": 0, "next_due": None, "has_texts": False}
+    return TextingSummary(
+        since=since,
+        today=today,
+        counts={group: counts[group] or 0 for group in SUMMARY_GROUPS},
+        days=days,
+        active_rules=rest["active_rules"],
+        next_due=rest["next_due"],
+        has_texts=bool(rest["has_texts"]),
+        time_zone=str(tz),
+        statuses={group: ",".join(statuses) for group, statuses in SUMMARY_GROUPS.items()},
+    )

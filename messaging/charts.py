@@ -1,0 +1,48 @@
+"""The overview's "texts sent per day" chart: geometry only, drawn by
+templates/messaging/_texting_summary.html with shapes and CSS classes (no JavaScript, no style
+attributes), as billing's usage chart is."""
+
+import datetime
+
+from billing.charts import Bar, DailyChart, nice_ceiling
+
+
+def sent_per_day_chart(
+    *, days: list[tuple[datetime.date, int]], today: datetime.date | None = None
+) -> DailyChart:
+    """A bar a day; every other day labelled, back from today's (the first with its month, as
+    the first of a month); today's bar in the brand colour and labelled "today"."""
+    chart = DailyChart(width=640, height=190, left=36, right=8, top=12, bottom=28)
+    plot_w = chart.plot_right - chart.left
+    plot_h = chart.plot_bottom - chart.top
+    chart.peak = max((n for _, n in days), default=0)
+    chart.total = sum(n for _, n in days)
+    top = nice_ceiling(chart.peak)
+    chart.y_ticks = [
+        (round(chart.plot_bottom - plot_h * i / 4, 1), round(top * i / 4)) for i in range(5)
+    ]
+    slot = plot_w / max(len(days), 1)
+    last = len(days) - 1
+    for i, (day, n) in enumerate(days):
+        x = chart.left + slot * i
+        height = round(plot_h * n / top, 1)
+        chart.bars.append(
+            Bar(
+                x=round(x + slot * 0.15, 1),
+                y=round(chart.plot_bottom - height, 1),
+                width=round(slot * 0.7, 1),
+                height=height,
+                day=day,
+                units=n,
+                css="bar bar-today" if day == today else "bar",
+            )
+        )
+        if (last - i) % 2 == 0:  # always label today, then every other day back from it
+            if day == today:
+                label = "today"
+            elif i <= 1 or day.day <= 2:
+                label = day.strftime("%b %-d")
+            else:
+                label = str(day.day)
+            chart.x_labels.append((round(x + slot / 2, 1), label))
+    return chart
