@@ -245,6 +245,39 @@ def test_the_messaging_pages_read_well(live_server, page, settings):
     page.goto(f"{base}/projects/{unlinked.pk}/messages/")
     expect(page.locator("#setup-missing")).to_contain_text("link REDCap")
     _shot(page, "13-list-not-set-up")
+
+    # --- The overview's "Texts" card: counts, a fortnight of sent texts, the empty state ---------
+    people = list(Participant.objects.filter(project=project, issue="")[:6])
+    for ago, n in [(1, 3), (2, 5), (4, 2), (5, 6), (8, 4), (9, 1), (12, 2)]:
+        for i in range(n):
+            moment = now - datetime.timedelta(days=ago, minutes=i)
+            Message.objects.create(
+                project=project,
+                participant=people[i % len(people)],
+                rule=made["recurring"],
+                occurrence=f"past-{ago}-{i}",
+                dedup_key=f"past:{ago}:{i}",
+                kind="reminder",
+                status="delivered",
+                due_at=moment,
+                not_before=moment,
+                sent_at=moment,
+            )
+    page.goto(f"{base}/projects/{project.pk}/")
+    card = page.locator("#texting-summary")
+    expect(card.locator("[data-field=held]")).to_have_text("2")
+    expect(card.locator("[data-field=failed]")).to_have_text("2")
+    expect(card.locator("svg.chart rect.bar")).to_have_count(14)
+    expect(card).to_contain_text("3 active messages")
+    expect(card).to_contain_text("Times are in America/Los_Angeles")
+    _shot(page, "15-overview-texts")
+    card.get_by_role("link", name="held (over quota)").click()
+    expect(page.locator("#log tbody tr")).to_have_count(2)
+    expect(page.locator("#f-status")).to_have_value("held")
+    page.goto(f"{base}/projects/{unlinked.pk}/")
+    expect(page.locator("#texting-empty")).to_contain_text("No texts yet")
+    expect(page.locator("#texting-empty").get_by_role("link", name="Messages tab")).to_be_visible()
+    _shot(page, "16-overview-no-texts")
     _sign_in(page, base, admin)
     expect(page.get_by_role("heading", name="All projects")).to_be_visible()
     expect(page.locator("#dashboard-projects tr", has_text="Healthy Habits")).to_contain_text(
