@@ -72,6 +72,22 @@ class DailyChart:
         return round(self.plot_right - self.future_x, 1) if self.future_x is not None else 0
 
 
+def bar(
+    chart: DailyChart, *, x: float, slot: float, top: int, day: datetime.date, units: int, css: str
+) -> Bar:
+    """The bar for one day: centred in its slot, 70% of its width, scaled to the axis top."""
+    height = round(chart.plot_height * units / top, 1)
+    return Bar(
+        x=round(x + slot * 0.15, 1),
+        y=round(chart.plot_bottom - height, 1),
+        width=round(slot * 0.7, 1),
+        height=height,
+        day=day,
+        units=units,
+        css=css,
+    )
+
+
 def daily_chart(
     *, days: list[tuple[datetime.date, int]], period: UsagePeriod, today: datetime.date | None
 ) -> DailyChart:
@@ -101,18 +117,7 @@ def daily_chart(
                 chart.future_x = round(x, 1)
         if chart.budget and units > chart.budget:
             css += " bar-over"
-        height = round(plot_h * units / top, 1)
-        chart.bars.append(
-            Bar(
-                x=round(x + slot * 0.15, 1),
-                y=round(chart.plot_bottom - height, 1),
-                width=round(slot * 0.7, 1),
-                height=height,
-                day=day,
-                units=units,
-                css=css,
-            )
-        )
+        chart.bars.append(bar(chart, x=x, slot=slot, top=top, day=day, units=units, css=css))
         if day.day == 1 or day.day % 5 == 0:
             chart.x_labels.append((round(x + slot / 2, 1), str(day.day)))
     return chart

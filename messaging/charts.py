@@ -4,7 +4,7 @@ attributes), as billing's usage chart is."""
 
 import datetime
 
-from billing.charts import Bar, DailyChart, nice_ceiling
+from billing.charts import DailyChart, bar, nice_ceiling
 
 
 def sent_per_day_chart(
@@ -25,18 +25,8 @@ def sent_per_day_chart(
     last = len(days) - 1
     for i, (day, n) in enumerate(days):
         x = chart.left + slot * i
-        height = round(plot_h * n / top, 1)
-        chart.bars.append(
-            Bar(
-                x=round(x + slot * 0.15, 1),
-                y=round(chart.plot_bottom - height, 1),
-                width=round(slot * 0.7, 1),
-                height=height,
-                day=day,
-                units=n,
-                css="bar bar-today" if day == today else "bar",
-            )
-        )
+        css = "bar bar-today" if day == today else "bar"
+        chart.bars.append(bar(chart, x=x, slot=slot, top=top, day=day, units=n, css=css))
         if (last - i) % 2 == 0:  # always label today, then every other day back from it
             if day == today:
                 label = "today"
