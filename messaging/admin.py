@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from messaging.models import Attempt, Message, MessageRule, OptOut, Send, SenderLease
+from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send, SenderLease
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -62,3 +62,13 @@ class OptOutAdmin(ReadOnlyAdmin):
 @admin.register(SenderLease)
 class SenderLeaseAdmin(ReadOnlyAdmin):
     list_display = ["name", "owner", "expires_at"]
+
+
+@admin.register(Reply)
+class ReplyAdmin(ReadOnlyAdmin):
+    """Texts participants sent. A reply from a number that matches no participant (participant
+    empty) is shown to server administrators here and nowhere else."""
+
+    list_display = ["received_at", "project", "participant", "phone_last4", "keyword", "handled"]
+    list_filter = ["keyword", "provider", ("participant", admin.EmptyFieldListFilter)]
+    exclude = ["phone_fingerprint"]

@@ -298,3 +298,54 @@ class SenderLease(models.Model):
 
     def __str__(self) -> str:
         return f"Lease {self.name} held by {self.owner or 'nobody'}"
+
+
+class Reply(models.Model):
+    """A text a participant sent us (an inbound SMS), from a provider webhook or the simulator.
+
+    The number is kept only as its keyed fingerprint and last four digits. The body is kept for
+    the retention period, like Message.body (outbox.retention_purge). A number that matches no
+    participant of the link's project is stored with participant=None: only server
+    administrators see it (Django admin); its STOP still goes on the suppression list.
+    """
+
+    class Keyword(models.TextChoices):
+        NONE = "", "Conversation"
+        STOP = "stop", "STOP"
+        START = "start", "START"
+        HELP = "help", "HELP"
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="replies"
+    )
+    participant = models.ForeignKey(
+        "projects.Participant",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replies",
+    )
+    provider = models.CharField(max_length=20)
+    provider_message_id = models.CharField(max_length=64, blank=True)
+    phone_fingerprint = models.CharField(max_length=64, blank=True)
+    phone_last4 = models.CharField(max_length=4, blank=True)
+    body = models.TextField(blank=True)
+    keyword = models.CharField(max_length=8, choices=Keyword.choices, blank=True, default="")
+    handled = models.CharField(max_length=200, blank=True, help_text="What StudyText did.")
+    received_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["project", "received_at"], name="reply_project_received")]
+        constraints = [
+            # Idempotency: a provider that retries a webhook does not store the reply twice.
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="one_reply_per_provider_message",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Reply {self.pk} in {self.project_id} ({self.keyword or 'conversation'})"

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from messaging import piping
-from messaging.models import Message, MessageRule, OptOut, Send
+from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import ScheduleSpec, occurrences_between, zone
 from messaging.services.rules import assert_editor, validate
 from messaging.signals import audit
@@ -267,17 +267,20 @@ def message_cancel(*, message: Message, actor) -> Message:
 
 
 def retention_purge(*, now=None) -> int:
-    """Message bodies are kept for the retention period only; the row and its status stay."""
+    """Message and reply bodies are kept for the retention period only; the rows stay."""
     import datetime
 
     from django.conf import settings
 
     cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.MESSAGE_RETENTION_DAYS)
-    return (
+    purged = (
         Message.objects.filter(created_at__lt=cutoff)
         .exclude(body="", adhoc_body="")
         .update(body="", adhoc_body="", updated_at=timezone.now())
     )
+    # Participants' replies are kept just as long; the row (keyword, what was done) stays.
+    purged += Reply.objects.filter(received_at__lt=cutoff).exclude(body="").update(body="")
+    return purged
 
 
 def project_archived_cancel(*, project_id: int) -> int:
