@@ -336,7 +336,8 @@ def prepare(
         return None
     tz = zone(participant.time_zone or project.time_zone)
     window = SendWindow.for_project(project)
-    if not window.allows(now, tz):
+    # A HELP reply answers a text the participant has just sent: it ignores quiet hours.
+    if message.kind != "help" and not window.allows(now, tz):
         opening = window.next_opening(now, tz)
         defer(message, opening, "Waiting for the participant's quiet hours to end.")
         return None
