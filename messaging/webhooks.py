@@ -7,7 +7,9 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from messaging.gateways import mosio, twilio
 from messaging.gateways.twilio import parse_status_callback, validate_twilio_signature
+from messaging.services.inbound import inbound_receive
 from messaging.services.sending import receipt_apply
 from projects.models import ProviderLink
 
@@ -33,3 +35,33 @@ def twilio_status(request, secret: str):
         code=update.error_code,
     )
     return HttpResponse(status=204)
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound(request, secret: str):
+    """Twilio's incoming-message webhook: signature-checked, stored, answered with empty TwiML
+    (Twilio itself confirms STOP; StudyText never adds a confirmation)."""
+    link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="twilio")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = request.build_absolute_uri()
+    if not validate_twilio_signature(url, request.POST, signature, link.config["auth_token"]):
+        logger.warning("Rejected a Twilio inbound text with a bad signature (link %s).", link.pk)
+        return HttpResponseForbidden("Bad signature.")
+    inbound_receive(link=link, sms=twilio.parse_inbound(request.POST))
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+@csrf_exempt
+@require_POST
+def mosio_inbound(request, secret: str):
+    """Mosio's inbound webhook (mosio.py A10): the posted ApiKey must be the link's key."""
+    link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="mosio")
+    if not mosio.verify_inbound_key(request.POST.get("ApiKey"), link.config["api_key"]):
+        logger.warning("Rejected a Mosio inbound text with a bad key (link %s).", link.pk)
+        return HttpResponseForbidden("Bad key.")
+    inbound_receive(link=link, sms=mosio.parse_inbound(request.POST))
+    return HttpResponse(status=200)
