@@ -5,7 +5,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce, Length, TruncDate
 from django.utils import timezone
 
-from messaging.models import Message, MessageRule, Send
+from messaging.models import Message, MessageRule, Reply, Send
 from projects.models import Participant, Project
 
 LOG_STATUSES = [s for s in Message.Status.values]
@@ -129,9 +129,40 @@ def simulator_phones(*, project: Project) -> list[Participant]:
     by_person: dict[int, list[Message]] = {}
     for message in shown:
         by_person.setdefault(message.participant_id, []).append(message)
+    replies = Reply.objects.filter(project=project, participant__isnull=False).order_by(
+        "received_at", "id"
+    )
+    by_sender: dict[int, list[Reply]] = {}
+    for reply in replies:
+        by_sender.setdefault(reply.participant_id, []).append(reply)
     for person in people:
-        person.phone_texts = by_person.get(person.pk, [])
+        person.phone_texts = _conversation(
+            by_person.get(person.pk, []), by_sender.get(person.pk, [])
+        )
     return people
+
+
+def _when(item) -> datetime.datetime:
+    if isinstance(item, Reply):
+        return item.received_at
+    return item.sent_at or item.due_at
+
+
+def _conversation(texts: list, replies: list) -> list:
+    """Texts out and replies in, oldest first; a reply has `.incoming = True`."""
+    for reply in replies:
+        reply.incoming = True
+    return sorted([*texts, *replies], key=_when)
+
+
+def participant_thread(*, participant: Participant, limit: int = 100) -> list:
+    """The participant page's thread (two queries): their texts (any status) and their
+    replies (`.incoming = True`), newest first, at most `limit` in all."""
+    texts = list(participant_messages(participant=participant)[:limit])
+    replies = list(
+        Reply.objects.filter(participant=participant).order_by("-received_at", "-id")[:limit]
+    )
+    return _conversation(texts, replies)[::-1][:limit]
 
 
 # The overview's "Texts" card: each count is a group of statuses, and each group is also a filter

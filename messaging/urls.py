@@ -23,4 +23,9 @@ urlpatterns = [
     path("<int:pk>/provider/", views.provider_link, name="project-provider"),
     path("<int:pk>/provider/action/", views.provider_link_action, name="project-provider-action"),
     path("<int:pk>/phones/", views.phone_simulator, name="phone-simulator"),
+    path(
+        "<int:pk>/phones/<int:participant_id>/reply/",
+        views.phone_simulator_reply,
+        name="phone-simulator-reply",
+    ),
 ]

@@ -22,7 +22,7 @@ from messaging import piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
 from messaging.gateways import delivers_to_simulator
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
-from messaging.services import outbox, provider_links, rules
+from messaging.services import inbound, outbox, provider_links, rules
 from messaging.signals import audit
 from projects.access import project_get_for_user
 from projects.forms import error_text, form_apply_errors
@@ -455,7 +455,7 @@ def participant_detail(request, pk: int, participant_id: int):
             "role": role,
             "participant": participant,
             "can_edit": _can_edit(role),
-            "texts": selectors.participant_messages(participant=participant)[:100],
+            "texts": selectors.participant_thread(participant=participant),
             "cancellable": (Message.Status.QUEUED, Message.Status.HELD),
             "delivered_statuses": (Message.Status.SENT, Message.Status.DELIVERED),
             "sending_hours": _sending_hours(project),
@@ -573,6 +573,32 @@ def phone_simulator(request, pk: int):
             "project": project,
             "role": role,
             "phones": selectors.simulator_phones(project=project),
+            "can_edit": _can_edit(role),
             "tab": "simulator",
         },
+    )
+
+
+@login_required
+@require_POST
+def phone_simulator_reply(request, pk: int, participant_id: int):
+    """A reply typed on a sandbox phone: handled exactly as a provider's inbound webhook."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    if not delivers_to_simulator(ProviderLink.objects.filter(project=project).first()):
+        raise Http404("This project does not use the sandbox phone simulator.")
+    participant = get_object_or_404(Participant, pk=participant_id, project=project)
+    try:
+        reply = inbound.simulator_reply(
+            participant=participant, body=request.POST.get("body", "")[:1600], actor=request.user
+        )
+    except ValidationError as exc:
+        flash.error(request, error_text(exc))
+    else:
+        flash.success(
+            request,
+            f"Record {participant.record_id} replied."
+            + (f" {reply.handled}" if reply.handled else ""),
+        )
+    return redirect(
+        reverse("phone-simulator", args=[project.pk]) + f"#phone-{participant.record_id}"
     )
