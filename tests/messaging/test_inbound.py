@@ -223,7 +223,9 @@ def test_start_does_not_lift_the_redcap_opt_out(twilio_link, person):
 
 
 # --- HELP -------------------------------------------------------------------------------------
-def test_help_queues_one_reply_with_the_projects_help_text(twilio_link, person):
+def test_help_queues_one_reply_with_the_projects_help_text(
+    as_user, researcher, twilio_link, person
+):
     reply = receive(twilio_link, "HELP", sid="SM-h")
     receive(twilio_link, "HELP", sid="SM-h")  # a replay answers nothing more
     assert reply.handled == "Answered with the HELP reply."
@@ -233,6 +235,8 @@ def test_help_queues_one_reply_with_the_projects_help_text(twilio_link, person):
     help_message.refresh_from_db()
     assert help_message.status == Status.SENT and help_message.units >= 1  # counted in quota
     assert [m.body for m in locmem.outbox] == [person.project.help_reply]
+    log = reverse("message-log", args=[person.project_id])
+    assert "HELP reply" in as_user(researcher).get(log).content.decode()
 
 
 def test_help_without_a_project_answer_sends_the_standard_one_even_in_quiet_hours(
