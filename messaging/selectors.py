@@ -1,12 +1,14 @@
 import datetime
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Length, TruncDate
+from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message, MessageRule, Reply, Send
-from projects.models import Participant, Project
+from projects.models import Participant, Project, ProviderLink
 
 LOG_STATUSES = [s for s in Message.Status.values]
 # Filters that a coordinator thinks of as one: "failed" in counts and badges means both.
@@ -276,3 +278,18 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
         time_zone=str(tz),
         statuses={group: ",".join(statuses) for group, statuses in SUMMARY_GROUPS.items()},
     )
+
+
+INBOUND_WEBHOOKS = {
+    ProviderLink.Provider.TWILIO: "twilio-inbound",
+    ProviderLink.Provider.MOSIO: "mosio-inbound",
+}
+
+
+def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:
+    """Where the provider must post participants' replies (STOP, HELP, answers): Twilio's "A
+    message comes in" webhook of the sending number, Mosio's inbound webhook. It carries the
+    link's webhook secret, so only owners see it. None for the sandbox (its phones post here)."""
+    if link is None or link.provider not in INBOUND_WEBHOOKS:
+        return None
+    return settings.SITE_URL + reverse(INBOUND_WEBHOOKS[link.provider], args=[link.webhook_secret])

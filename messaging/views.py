@@ -527,7 +527,14 @@ def provider_link(request, pk: int):
     return render(
         request,
         "messaging/provider_link.html",
-        {"project": project, "role": role, "form": form, "link": link, "tab": "setup"},
+        {
+            "project": project,
+            "role": role,
+            "form": form,
+            "link": link,
+            "tab": "setup",
+            "inbound_url": selectors.inbound_webhook_url(link=link) if role == "owner" else None,
+        },
     )
 
 

@@ -302,3 +302,38 @@ def test_no_provider_secret_is_stored_in_clear(owner, project, providers):
         rows = repr(cursor.fetchall())
     assert AUTH_TOKEN not in rows
     assert SENDER in rows  # the sender is shown on the page, so kept in `display` as is
+
+
+def test_the_owner_sees_where_twilio_must_post_replies(owner, project, providers, settings):
+    settings.SITE_URL = "https://studytext.uni.test"
+    owner.post(page_url(project), twilio())
+    link = ProviderLink.objects.get(project=project)
+    page = owner.get(page_url(project)).content.decode()
+    expected = f"https://studytext.uni.test/webhooks/twilio/{link.webhook_secret}/inbound/"
+    assert reverse("twilio-inbound", args=[link.webhook_secret]) in expected
+    assert f'id="inbound-webhook-url">{expected}<' in page
+    assert "A message comes in" in page
+
+
+def test_the_owner_sees_where_mosio_must_post_replies(owner, project, providers):
+    owner.post(page_url(project), mosio())
+    link = ProviderLink.objects.get(project=project)
+    page = owner.get(page_url(project)).content.decode()
+    assert reverse("mosio-inbound", args=[link.webhook_secret]) in page
+
+
+@pytest.mark.parametrize("role", ["editor", "viewer"])
+def test_members_who_are_not_owners_do_not_see_the_webhook_secret(
+    as_user, owner, project, providers, role
+):
+    owner.post(page_url(project), twilio())
+    link = ProviderLink.objects.get(project=project)
+    member = MembershipFactory(project=project, role=role).user
+    page = as_user(member).get(page_url(project)).content.decode()
+    assert link.webhook_secret not in page
+    assert 'id="inbound-webhook"' not in page
+
+
+def test_the_sandbox_needs_no_webhook(owner, project):
+    owner.post(page_url(project), {"provider": "sandbox", "rate_per_second": "1"})
+    assert 'id="inbound-webhook"' not in owner.get(page_url(project)).content.decode()
