@@ -102,3 +102,29 @@ def check_email_is_delivered_in_production(app_configs, **kwargs) -> list[Error]
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_secret_key_is_set(app_configs, **kwargs) -> list[Error]:
+    """A throwaway key (DJANGO_SECRET_KEY unset) changes at every start and differs between
+    workers: every sign-in, form and password-reset link would break."""
+    if settings.SECRET_KEY_IS_THROWAWAY:
+        return [
+            Error(
+                "DJANGO_SECRET_KEY is not set, so this process made up a throwaway key.",
+                hint="Set DJANGO_SECRET_KEY to a long random value; .env.example shows how.",
+                id="portal.E007",
+            )
+        ]
+    return []
+
+
+def refuse_to_serve_without_a_secret_key() -> None:
+    """Called by portal/wsgi.py and portal/asgi.py: a site serves only with its own key (the
+    development server with DEBUG on may use a throwaway one)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if settings.SECRET_KEY_IS_THROWAWAY and not settings.DEBUG:
+        raise ImproperlyConfigured(
+            "Set the DJANGO_SECRET_KEY environment variable (see .env.example) before serving."
+        )

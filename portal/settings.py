@@ -10,7 +10,15 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")  # optional file; the real environment wins
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env("DJANGO_SECRET_KEY")
+# Without DJANGO_SECRET_KEY (a fresh checkout, no .env yet) commands that need no stable key run
+# on a throwaway one (makemigrations, check). Serving refuses it (portal/wsgi.py, portal/asgi.py)
+# unless DEBUG is on, and `check --deploy` reports it (portal.E007).
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+SECRET_KEY_IS_THROWAWAY = not SECRET_KEY
+if SECRET_KEY_IS_THROWAWAY:
+    from django.core.management.utils import get_random_secret_key
+
+    SECRET_KEY = get_random_secret_key()
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
