@@ -4,7 +4,7 @@ from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from billing import selectors
-from billing.models import AccountMembership, UsagePeriod
+from billing.models import UsagePeriod
 
 
 @dataclass
@@ -34,18 +34,11 @@ def quota(request) -> dict:
 
     def banner() -> QuotaBanner:
         alerts = selectors.quota_alerts_for_user(user=user)
-        owned = set()
-        if alerts:
-            owned = set(
-                AccountMembership.objects.filter(
-                    user=user,
-                    role=AccountMembership.Role.OWNER,
-                    account_id__in=[p.account_id for p in alerts],
-                ).values_list("account_id", flat=True)
-            )
         return QuotaBanner(
             alerts=alerts,
-            owned=owned,
+            owned=selectors.account_ids_owned_among(
+                user=user, account_ids=[p.account_id for p in alerts]
+            ),
             accounts_near=selectors.accounts_near_quota_count() if user.is_server_admin else 0,
             unit_label="segments" if settings.QUOTA_UNIT == "segment" else "messages",
         )

@@ -1,7 +1,22 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 from billing.models import Plan
 from billing.services.credits import MAX_PACKS_PER_REQUEST
+
+
+def error_text(exc: ValidationError) -> str:
+    """A service's refusal as one line, for a flash message."""
+    return " ".join(exc.messages)
+
+
+def form_apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
+    """Show a service's refusal on the form: beside the fields it names, the rest on top."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
 
 
 class CreditPackRequestForm(forms.Form):

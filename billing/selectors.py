@@ -360,6 +360,17 @@ def quota_alerts_for_user(*, user) -> list[UsagePeriod]:
     )
 
 
+def account_ids_owned_among(*, user, account_ids: list[int]) -> set[int]:
+    """Which of `account_ids` `user` owns (no query when there are none)."""
+    if not account_ids:
+        return set()
+    return set(
+        AccountMembership.objects.filter(
+            user=user, role=AccountMembership.Role.OWNER, account_id__in=account_ids
+        ).values_list("account_id", flat=True)
+    )
+
+
 def accounts_near_quota_count() -> int:
     recent = timezone.now().date() - DAY
     return UsagePeriod.objects.filter(

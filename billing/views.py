@@ -12,7 +12,13 @@ from billing import selectors, services
 from billing.access import account_get_for_user
 from billing.charts import daily_chart, gauge
 from billing.exports import csv_response
-from billing.forms import CreditPackRequestForm, DecisionForm, PlanChangeRequestForm
+from billing.forms import (
+    CreditPackRequestForm,
+    DecisionForm,
+    PlanChangeRequestForm,
+    error_text,
+    form_apply_errors,
+)
 from billing.models import AccountMembership, CreditPackRequest, PlanChangeRequest
 from billing.signals import audit
 
@@ -32,14 +38,6 @@ def server_admin_required(view):
     wrapped.__name__ = view.__name__
     wrapped.__doc__ = view.__doc__
     return wrapped
-
-
-def _apply_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _unit_label() -> str:
@@ -116,7 +114,7 @@ def credit_pack_request(request, pk: int):
                 actor=request.user,
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            form_apply_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -145,7 +143,7 @@ def plan_change_request(request, pk: int):
                 actor=request.user,
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            form_apply_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -238,7 +236,7 @@ def _decide(request, *, obj, approve, reject, what: str):
             reject(obj, note)
             messages.success(request, f"Rejected the {what} for “{obj.account}”. Owners told.")
     except ValidationError as exc:
-        messages.error(request, f"Nothing changed: {' '.join(exc.messages)}")
+        messages.error(request, f"Nothing changed: {error_text(exc)}")
     return redirect("billing-review")
 
 

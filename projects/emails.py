@@ -3,7 +3,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from projects.models import Membership
+from projects.models import Membership, Project
 
 
 def member_invited(*, project, email: str, role: str, actor, has_account: bool) -> None:
@@ -31,8 +31,6 @@ def project_owners_emails(project) -> list[str]:
 
 def project_status_changed(*, project_id: int) -> None:
     """Tell the owners that the administrators suspended (or unsuspended) their project."""
-    from projects.models import Project
-
     project = Project.objects.get(pk=project_id)
     recipients = project_owners_emails(project)
     if not recipients:
@@ -42,7 +40,7 @@ def project_status_changed(*, project_id: int) -> None:
         "url": settings.SITE_URL + reverse("project-settings", args=[project.pk]),
     }
     subject = f"[StudyText] {project.title} is {project.get_status_display().lower()}"
-    if project.status == "paused":
+    if project.status == Project.Status.PAUSED:  # unsuspended projects come back paused
         subject = f"[StudyText] {project.title} is no longer suspended"
     body = render_to_string("projects/email/status_changed.txt", context)
     send_mail(subject, body, None, recipients)

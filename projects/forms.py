@@ -1,25 +1,13 @@
 import zoneinfo
 
 from django import forms
-from django.core.exceptions import ValidationError
 
+# Defined in billing (the app every other may import) so that billing's views share them;
+# the views of projects, messaging and portal import them from here.
+from billing.forms import error_text as error_text
+from billing.forms import form_apply_errors as form_apply_errors
 from projects.models import Membership, Project, RedcapInstance
 from projects.services.mapping import CODED_TYPES, Dictionary
-
-
-def error_text(exc: ValidationError) -> str:
-    """A service's refusal as one line, for a flash message."""
-    return " ".join(exc.messages)
-
-
-def form_apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
-    """Show a service's refusal on the form: beside the fields it names, the rest on top."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
 
 COMMON_TIME_ZONES = [
     "America/New_York",

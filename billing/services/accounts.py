@@ -14,7 +14,7 @@ from billing.services.common import (
     lock_open,
     plural,
 )
-from billing.services.quota import thresholds_rearm
+from billing.services.quota import open_periods_raise_included
 from billing.signals import audit
 
 Status = PlanChangeRequest.Status
@@ -100,10 +100,9 @@ def account_plan_set(*, account: Account, plan: Plan, actor) -> Account:
         old = account.plan
         account.plan = plan
         account.save(update_fields=["plan"])
-        UsagePeriod.objects.filter(
-            account=account, closed_at__isnull=True, included__lt=plan.monthly_messages
-        ).update(included=plan.monthly_messages)
-        thresholds_rearm(periods=UsagePeriod.objects.filter(account=account, closed_at=None))
+        open_periods_raise_included(
+            periods=UsagePeriod.objects.filter(account=account), included=plan.monthly_messages
+        )
         audit.send(
             sender=Account,
             actor=actor,
@@ -125,10 +124,10 @@ def plan_save(*, plan: Plan, actor, changed: list[str] | None = None) -> Plan:
         plan.full_clean()
         plan.save()
         if not created:
-            UsagePeriod.objects.filter(
-                account__plan=plan, closed_at__isnull=True, included__lt=plan.monthly_messages
-            ).update(included=plan.monthly_messages)
-            thresholds_rearm(periods=UsagePeriod.objects.filter(account__plan=plan, closed_at=None))
+            open_periods_raise_included(
+                periods=UsagePeriod.objects.filter(account__plan=plan),
+                included=plan.monthly_messages,
+            )
         audit.send(
             sender=Plan,
             actor=actor,

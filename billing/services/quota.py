@@ -214,9 +214,12 @@ def _note_thresholds(*, period_id: int) -> None:
         return
 
 
-def thresholds_rearm(*, periods) -> None:
-    """After the included quota of open periods grew (a plan upgrade, a plan edit): a threshold
-    the new quota puts back out of reach may warn again when usage reaches it this month."""
+def open_periods_raise_included(*, periods, included: int) -> None:
+    """A larger monthly quota reaches the open ones of `periods` at once (a plan upgrade, a plan
+    edit): their included units go up to `included` where smaller, and a threshold the new quota
+    puts back out of reach may warn again when usage reaches it this month."""
+    periods = periods.filter(closed_at=None)
+    periods.filter(included__lt=included).update(included=included)
     for percent, field in THRESHOLDS:
         periods.filter(**{f"{field}__isnull": False}).alias(
             used_pct=F("used") * 100, limit_pct=F("included") * percent

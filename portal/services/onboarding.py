@@ -14,7 +14,8 @@ from billing.services import account_create
 from portal import emails
 from portal.audit import audit_record
 from portal.models import OnboardingComment, OnboardingRequest
-from projects.models import Project, RedcapInstance
+from projects.models import Project
+from projects.selectors import redcap_instances_offered
 from projects.services import project_create
 
 Status = OnboardingRequest.Status
@@ -99,18 +100,10 @@ def _assert_no_duplicate(onboarding_request: OnboardingRequest) -> None:
         )
 
 
-def _instance_is_retired(onboarding_request: OnboardingRequest) -> bool:
-    """Whether the request's REDCap server has been taken off the list since it was chosen (read
-    afresh: an administrator may have retired it after the request was loaded)."""
-    if onboarding_request.redcap_instance_id is None:
-        return False
-    return not RedcapInstance.objects.filter(
-        pk=onboarding_request.redcap_instance_id, is_active=True
-    ).exists()
-
-
 def _assert_instance_offered(onboarding_request: OnboardingRequest) -> None:
-    if _instance_is_retired(onboarding_request):
+    """The request's REDCap server must still be on the list (read afresh: an administrator may
+    have retired it after the request was loaded)."""
+    if not redcap_instances_offered().filter(pk=onboarding_request.redcap_instance_id).exists():
         raise ValidationError(
             {
                 "redcap_instance": (
@@ -336,7 +329,8 @@ def onboarding_request_approve(
     """
     with transaction.atomic():
         onboarding_request = _lock_for_decision(onboarding_request, actor)
-        if _instance_is_retired(onboarding_request):
+        # The server was read afresh with the request, under its lock.
+        if not onboarding_request.redcap_instance.is_active:
             raise ValidationError(
                 f"The REDCap server “{onboarding_request.redcap_instance}” is no longer active, "
                 "so no project can be created on it. Ask the researcher for changes (to choose "

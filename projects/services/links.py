@@ -36,7 +36,7 @@ def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapCl
     return RedcapClient(project.redcap_instance.api_url, token)
 
 
-def redcap_info_number(info: dict, key: str, *, what: str, default: int | None = None) -> int:
+def _redcap_info_number(info: dict, key: str, *, what: str, default: int | None = None) -> int:
     """A whole number from REDCap's project information (`project_id`, `is_longitudinal`).
 
     Anything else (text, a decimal, nothing at all when there is no `default`) means the answer
@@ -58,7 +58,16 @@ def redcap_info_number(info: dict, key: str, *, what: str, default: int | None =
 
 
 def _redcap_project_id(info: dict) -> int:
-    return redcap_info_number(info, "project_id", what="the project id")
+    return _redcap_info_number(info, "project_id", what="the project id")
+
+
+def redcap_is_longitudinal(info: dict) -> bool:
+    """Whether REDCap's project information says the project is longitudinal."""
+    return bool(
+        _redcap_info_number(
+            info, "is_longitudinal", what="whether the project is longitudinal", default=0
+        )
+    )
 
 
 @sensitive_variables("token")
@@ -157,13 +166,10 @@ def _redcap_link_write(
 def _redcap_facts(version, info: dict) -> dict:
     """What a link keeps of REDCap's answers to `version` and `project_info` (RedcapServerError
     when those are not what REDCap gives)."""
-    longitudinal = redcap_info_number(
-        info, "is_longitudinal", what="whether the project is longitudinal", default=0
-    )
     return {
         "redcap_version": str(version)[:32],
         "redcap_project_title": str(info.get("project_title", ""))[:300],
-        "is_longitudinal": bool(longitudinal),
+        "is_longitudinal": redcap_is_longitudinal(info),
     }
 
 

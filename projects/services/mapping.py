@@ -11,7 +11,7 @@ from projects import logic
 from projects.access import ROLE_RANK, project_role
 from projects.models import FieldMapping, Membership, Project
 from projects.redcap import RedcapError, RedcapRequestError
-from projects.services.links import redcap_client_for, redcap_info_number
+from projects.services.links import redcap_client_for, redcap_is_longitudinal
 from projects.signals import audit
 
 DATE_VALIDATIONS = frozenset({"date_ymd", "date_mdy", "date_dmy"})
@@ -196,11 +196,7 @@ def dictionary_load(*, project: Project) -> Dictionary:
         client = redcap_client_for(project)
         metadata = client.metadata()
         info = client.project_info()
-        longitudinal = bool(
-            redcap_info_number(
-                info, "is_longitudinal", what="whether the project is longitudinal", default=0
-            )
-        )
+        longitudinal = redcap_is_longitudinal(info)
         events = client.events() if longitudinal else []
         form_events = client.form_event_mapping() if longitudinal else []
     except RedcapError as exc:

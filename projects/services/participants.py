@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 Pending = Participant.OptoutWrite
 RETRY_BATCH = 200  # participants per project per retry run (one export and one import)
+WRITE_PENDING = ~Q(optout_write_pending="")  # an opt-out change waits to be written to REDCap
 
 
 def checkbox_column(field: str, code: str) -> str:
@@ -83,11 +84,12 @@ def participant_optout_write_back(*, participant_id: int) -> bool:
 def optout_write_backs_retry() -> int:
     """The 15-minute schedule: write every pending opt-out, one export and one import per
     project. Returns how many are left pending (REDCap still unreachable)."""
-    pending = Participant.objects.filter(~Q(optout_write_pending=""))
-    project_ids = set(pending.values_list("project_id", flat=True).distinct())
+    project_ids = set(
+        Participant.objects.filter(WRITE_PENDING).values_list("project_id", flat=True).distinct()
+    )
     left = 0
     for project in Project.objects.filter(pk__in=project_ids).select_related("redcap_instance"):
-        batch = list(pending.filter(project=project).order_by("pk")[:RETRY_BATCH])
+        batch = _pending_batch(project)
         if not _write(project, batch):
             left += len(batch)
     return left
@@ -95,13 +97,16 @@ def optout_write_backs_retry() -> int:
 
 def optout_write_backs_for_project(*, project: Project, client: RedcapClient) -> None:
     """Write a project's pending opt-outs before its sync reads REDCap (so it reads them)."""
-    batch = list(
-        Participant.objects.filter(project=project)
-        .filter(~Q(optout_write_pending=""))
-        .order_by("pk")[:RETRY_BATCH]
-    )
+    batch = _pending_batch(project)
     if batch:
         _write(project, batch, client=client)
+
+
+def _pending_batch(project: Project) -> list[Participant]:
+    """The project's first RETRY_BATCH participants whose opt-out change waits for REDCap."""
+    return list(
+        Participant.objects.filter(WRITE_PENDING, project=project).order_by("pk")[:RETRY_BATCH]
+    )
 
 
 def _clear(participants: Iterable[Participant], **also) -> None:
