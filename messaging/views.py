@@ -363,10 +363,10 @@ def message_log(request, pk: int):
             "statuses": [
                 *Message.Status.choices,
                 # The groups the overview's counts link to, so the filter shows what was asked.
-                ("sent,delivered", "Sent or delivered"),
-                ("queued,sending", "Waiting to go out (queued or sending)"),
+                (selectors.SUMMARY_FILTERS["sent"], "Sent or delivered"),
+                (selectors.SUMMARY_FILTERS["waiting"], "Waiting to go out (queued or sending)"),
                 (selectors.FAILED_OR_UNDELIVERED, "Failed or not delivered"),
-                ("skipped,cancelled", "Skipped or cancelled"),
+                (selectors.SUMMARY_FILTERS["skipped"], "Skipped or cancelled"),
             ],
             "cancellable": (Message.Status.QUEUED, Message.Status.HELD),
             "rules": MessageRule.objects.filter(project=project).only("pk", "name"),
