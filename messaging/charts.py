@@ -14,12 +14,12 @@ def sent_per_day_chart(
     the first of a month); today's bar in the brand colour and labelled "today"."""
     chart = DailyChart(width=640, height=190, left=36, right=8, top=12, bottom=28)
     plot_w = chart.plot_right - chart.left
-    plot_h = chart.plot_bottom - chart.top
     chart.peak = max((n for _, n in days), default=0)
     chart.total = sum(n for _, n in days)
     top = nice_ceiling(chart.peak)
     chart.y_ticks = [
-        (round(chart.plot_bottom - plot_h * i / 4, 1), round(top * i / 4)) for i in range(5)
+        (round(chart.plot_bottom - chart.plot_height * i / 4, 1), round(top * i / 4))
+        for i in range(5)
     ]
     slot = plot_w / max(len(days), 1)
     last = len(days) - 1

@@ -1,5 +1,5 @@
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
@@ -177,6 +177,10 @@ SUMMARY_GROUPS: dict[str, list[str]] = {
     "unconfirmed": ["unknown"],
     "skipped": ["skipped", "cancelled"],
 }
+# Each group as the message log's `?status=` value.
+SUMMARY_FILTERS: dict[str, str] = {
+    group: ",".join(statuses) for group, statuses in SUMMARY_GROUPS.items()
+}
 SUMMARY_WINDOW_DAYS = 30
 SUMMARY_CHART_DAYS = 14
 
@@ -191,11 +195,6 @@ class TextingSummary:
     next_due: datetime.datetime | None  # when the next queued text may go out
     has_texts: bool  # any text at all, ever
     time_zone: str = ""
-    statuses: dict[str, str] = field(default_factory=dict)  # group -> log filter value
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
     @property
     def next_due_is_past(self) -> bool:
@@ -276,7 +275,6 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
         next_due=rest["next_due"],
         has_texts=bool(rest["has_texts"]),
         time_zone=str(tz),
-        statuses={group: ",".join(statuses) for group, statuses in SUMMARY_GROUPS.items()},
     )
 
 

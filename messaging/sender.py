@@ -591,7 +591,7 @@ class _Loop:
         self.report.sent += len(successes)
         for state, prepared, result, exc in items:
             if result is None and isinstance(exc, GatewayError):
-                outcome = sending.record_failure(prepared.message, None, exc, state.link)
+                outcome = sending.record_failure(prepared.message, exc, state.link)
                 self._after(state, outcome.status, outcome.reason, outcome.retry_after)
         return True
 

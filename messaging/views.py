@@ -363,10 +363,10 @@ def message_log(request, pk: int):
             "statuses": [
                 *Message.Status.choices,
                 # The groups the overview's counts link to, so the filter shows what was asked.
-                ("sent,delivered", "Sent or delivered"),
-                ("queued,sending", "Waiting to go out (queued or sending)"),
+                (selectors.SUMMARY_FILTERS["sent"], "Sent or delivered"),
+                (selectors.SUMMARY_FILTERS["waiting"], "Waiting to go out (queued or sending)"),
                 (selectors.FAILED_OR_UNDELIVERED, "Failed or not delivered"),
-                ("skipped,cancelled", "Skipped or cancelled"),
+                (selectors.SUMMARY_FILTERS["skipped"], "Skipped or cancelled"),
             ],
             "cancellable": (Message.Status.QUEUED, Message.Status.HELD),
             "rules": MessageRule.objects.filter(project=project).only("pk", "name"),
@@ -567,12 +567,15 @@ def provider_link_action(request, pk: int):
 
 
 # --- The sandbox phone simulator --------------------------------------------------------
+def _simulator_or_404(project) -> None:
+    if not delivers_to_simulator(ProviderLink.objects.filter(project=project).first()):
+        raise Http404("This project does not use the sandbox phone simulator.")
+
+
 @login_required
 def phone_simulator(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
-    link = ProviderLink.objects.filter(project=project).first()
-    if not delivers_to_simulator(link):
-        raise Http404("This project does not use the sandbox phone simulator.")
+    _simulator_or_404(project)
     return render(
         request,
         "messaging/simulator.html",
@@ -591,8 +594,7 @@ def phone_simulator(request, pk: int):
 def phone_simulator_reply(request, pk: int, participant_id: int):
     """A reply typed on a sandbox phone: handled exactly as a provider's inbound webhook."""
     project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
-    if not delivers_to_simulator(ProviderLink.objects.filter(project=project).first()):
-        raise Http404("This project does not use the sandbox phone simulator.")
+    _simulator_or_404(project)
     participant = get_object_or_404(Participant, pk=participant_id, project=project)
     try:
         reply = inbound.simulator_reply(

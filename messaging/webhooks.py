@@ -16,15 +16,24 @@ from projects.models import ProviderLink
 logger = logging.getLogger(__name__)
 
 
-@csrf_exempt
-@require_POST
-def twilio_status(request, secret: str):
-    """Twilio's StatusCallback: signature-checked, then the message moves forward (or not)."""
+def _signed_twilio_link(request, secret: str, *, what: str) -> ProviderLink | None:
+    """The Twilio link the secret path names (404 if none), or None when the request does not
+    carry that link's signature (logged as a rejected `what`)."""
     link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="twilio")
     signature = request.headers.get("X-Twilio-Signature", "")
     url = request.build_absolute_uri()
     if not validate_twilio_signature(url, request.POST, signature, link.config["auth_token"]):
-        logger.warning("Rejected a Twilio status callback with a bad signature (link %s).", link.pk)
+        logger.warning("Rejected a Twilio %s with a bad signature (link %s).", what, link.pk)
+        return None
+    return link
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request, secret: str):
+    """Twilio's StatusCallback: signature-checked, then the message moves forward (or not)."""
+    link = _signed_twilio_link(request, secret, what="status callback")
+    if link is None:
         return HttpResponseForbidden("Bad signature.")
     update = parse_status_callback(request.POST)
     receipt_apply(
@@ -45,11 +54,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 def twilio_inbound(request, secret: str):
     """Twilio's incoming-message webhook: signature-checked, stored, answered with empty TwiML
     (Twilio itself confirms STOP; StudyText never adds a confirmation)."""
-    link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="twilio")
-    signature = request.headers.get("X-Twilio-Signature", "")
-    url = request.build_absolute_uri()
-    if not validate_twilio_signature(url, request.POST, signature, link.config["auth_token"]):
-        logger.warning("Rejected a Twilio inbound text with a bad signature (link %s).", link.pk)
+    link = _signed_twilio_link(request, secret, what="inbound text")
+    if link is None:
         return HttpResponseForbidden("Bad signature.")
     inbound_receive(link=link, sms=twilio.parse_inbound(request.POST))
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")

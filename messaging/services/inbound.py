@@ -31,13 +31,16 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from messaging.gateways import PROVIDER_CHOICES, delivers_to_simulator
 from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify
 from messaging.models import Message, OptOut, Reply
 from messaging.services.outbox import kick_sender
+from messaging.services.rules import assert_editor
 from messaging.services.sending import opt_out_record
 from messaging.signals import audit
 from projects import crypto
@@ -48,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 # Opt-outs a START from the same number may lift (never STAFF; REDCap's is a separate flag).
 START_LIFTS = (OptOut.Source.KEYWORD, OptOut.Source.PROVIDER)
-PROVIDER_NAMES = {"twilio": "Twilio", "mosio": "Mosio", "sandbox": "the sandbox"}
 
 
 def help_text(project: Project) -> str:
@@ -152,7 +154,7 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
             )
         if provider == "sandbox":
             return "Opted out: nothing more is sent. (A real provider confirms STOP itself.)"
-        name = PROVIDER_NAMES.get(provider, provider)
+        name = dict(PROVIDER_CHOICES).get(provider, provider)
         return f"Opted out: nothing more is sent. {name} confirms STOP itself."
     if reply.keyword == Keyword.START:
         if active is None:
@@ -200,11 +202,6 @@ def simulator_reply(*, participant: Participant, body: str, actor) -> Reply:
     """A coordinator texts from a sandbox phone: fed to inbound_receive as a webhook would be.
 
     Editors and owners only, and only for a project whose texts go to the phone simulator."""
-    from django.core.exceptions import ValidationError
-
-    from messaging.gateways import delivers_to_simulator
-    from messaging.services.rules import assert_editor
-
     project = participant.project
     assert_editor(project, actor)
     link = ProviderLink.objects.filter(project=project).first()

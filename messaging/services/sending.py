@@ -511,12 +511,6 @@ def _per_row(key: str, values: dict[int, object], output_field) -> RawSQL:
     )
 
 
-def claim(prepared: Prepared, *, provider: str) -> str:
-    """Claim one message: "sending", "held" (over quota) or "lost" (another sender won)."""
-    claimed, held = claim_batch([prepared], provider=provider)
-    return "sending" if claimed else "held" if held else "lost"
-
-
 def unclaim(batch: list[Prepared]) -> int:
     """Give back claimed messages that were never handed to the provider: sending -> queued,
     their quota released. (The sender stops with rows claimed ahead of their turn.)"""
@@ -600,8 +594,8 @@ def deliver(message: Message, link: ProviderLink, gateway) -> Outcome | None:
             status_callback=status_callback_url(link),
         )
     except GatewayError as exc:
-        return record_failure(message, None, exc, link)
-    return record_success(message, None, result)
+        return record_failure(message, exc, link)
+    return record_success(message, result)
 
 
 def attempts_start(messages: list[Message]) -> list[Message]:
@@ -640,7 +634,7 @@ def attempts_start(messages: list[Message]) -> list[Message]:
     return messages
 
 
-def record_success(message: Message, attempt: Attempt | None, result: SendResult) -> Outcome:
+def record_success(message: Message, result: SendResult) -> Outcome:
     record_successes([(message, result)])
     return Outcome(Status.SENT)
 
@@ -673,9 +667,7 @@ def record_successes(items: list[tuple[Message, SendResult]]) -> None:
         message.provider_message_id = result.provider_message_id[:64]
 
 
-def record_failure(
-    message: Message, attempt: Attempt | None, exc: GatewayError, link: ProviderLink
-) -> Outcome:
+def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> Outcome:
     """Record a refused or unanswered call by its class (DESIGN.md). The status moves first, by a
     conditional UPDATE; the quota and the participant are touched only if it moved, so a row the
     sweep took over meanwhile is never released twice."""

@@ -39,7 +39,7 @@ def texting_summary(context, project):
             "label": label,
             "count": summary.counts[key],
             "css": css if summary.counts[key] else "",
-            "status": summary.statuses[key],
+            "status": selectors.SUMMARY_FILTERS[key],
         }
         for key, label, css in _SUMMARY_STATS
     ]
