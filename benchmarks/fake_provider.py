@@ -544,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rest == "send_single_sms" and method == "POST":
             return self._mosio_send(form)
         if rest == "text_history" and method == "GET":
-            if self.headers.get("Content-Type"):  # as Mosio does (mosio-api.md C)
+            if self.headers.get("Content-Type"):  # as Mosio does (docs/mosio.md, M7)
                 return self._mosio_error(400, "Content-Type is not allowed on GET")
             return self._mosio_history(query)
         return self._mosio_error(404, "Unknown endpoint")

@@ -1,4 +1,4 @@
-"""Recognise STOP / START / HELP replies (compliance.md 4.5).
+"""Recognise STOP / START / HELP replies (docs/compliance.md, "Keywords").
 
 The rule, so a coordinator can predict it:
 

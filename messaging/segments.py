@@ -1,4 +1,4 @@
-"""Count SMS segments the way Twilio and handsets do (sms-facts.md section 5).
+"""Count SMS segments the way Twilio and handsets do (docs/sms-encoding.md).
 
 One non-GSM-7 character switches the whole text to UCS-2, which costs more than twice the
 segments: a single curly apostrophe can turn a 1-segment reminder into a 3-segment one, and

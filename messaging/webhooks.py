@@ -64,7 +64,8 @@ def twilio_inbound(request, secret: str):
 @csrf_exempt
 @require_POST
 def mosio_inbound(request, secret: str):
-    """Mosio's inbound webhook (mosio.py A10): the posted ApiKey must be the link's key."""
+    """Mosio's inbound webhook (docs/mosio.md, M22-M24): the posted ApiKey must be the link's
+    key."""
     link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="mosio")
     if not mosio.verify_inbound_key(request.POST.get("ApiKey"), link.config["api_key"]):
         logger.warning("Rejected a Mosio inbound text with a bad key (link %s).", link.pk)

@@ -79,7 +79,8 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------
 # SQLite is the embedded default. WAL + IMMEDIATE transactions + a busy timeout keep the web
-# server and the django-q2 workers from failing with "database is locked" (stack.md section 3).
+# server and the django-q2 workers from failing with "database is locked" (docs/architecture.md,
+# "Embedded default and scale-out").
 SQLITE_OPTIONS = {
     "timeout": 20,
     "transaction_mode": "IMMEDIATE",
@@ -90,7 +91,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     # The ORM broker reconnects on every poll; without persistent connections PostgreSQL is
-    # ten times slower (stack.md gotcha 5).
+    # ten times slower (docs/architecture.md, "Embedded default and scale-out").
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

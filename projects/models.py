@@ -9,7 +9,8 @@ from projects.redcap import RedcapConfigError, validate_api_url
 
 
 def default_send_days() -> list[int]:
-    # Monday (0) to Saturday (5): compliance.md's safe default; Sunday is off in some states.
+    # Monday (0) to Saturday (5): the default in docs/compliance.md ("Our default sending hours");
+    # Sunday is off in some states.
     return [0, 1, 2, 3, 4, 5]
 
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 # Playwright's sync API runs an event loop in the test thread; without this the Django ORM raises
-# SynchronousOnlyOperation inside browser tests (stack.md section 4). Test-only.
+# SynchronousOnlyOperation inside browser tests (docs/architecture.md). Test-only.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # --- Network guard --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from django.db import migrations
 
-# The service's published tiers (DESIGN.md). Data, editable by administrators afterwards.
+# The service's published tiers (docs/architecture.md, "Plans"). Data, editable by
+# administrators afterwards.
 PLANS = [
     ("Basic", 4, 1000, 0),
     ("Plus", 10, 3000, 1),

@@ -1,8 +1,8 @@
 """The Gateway contract that every SMS provider module implements.
 
 A gateway makes ONE attempt per call and classifies the outcome; retrying, pacing and
-reconciliation are the sender's job (DESIGN.md, "Sending: the contract"). Every failure is a
-`GatewayError` whose `reason` tells the sender what to do:
+reconciliation are the sender's job (docs/sending.md, "5. One call, and failure classes").
+Every failure is a `GatewayError` whose `reason` tells the sender what to do:
 
 | reason          | permanent | the provider...                     | the sender should           |
 |-----------------|-----------|-------------------------------------|-----------------------------|

@@ -1,38 +1,8 @@
-"""Mosio, through the general REST endpoints of mosio-api.md section C.
+"""Mosio, through its general REST endpoints (`send_single_sms`, `text_history`).
 
 Mosio publishes no API reference, so EVERY assumption about its API lives in this module; a
-correction from Mosio should be a change here and nowhere else.
-
-Assumptions (sources: mosio-api.md; "UF" = the University of Florida client it cites):
- A1. Base URL is settings.MOSIO_API_BASE (default https://api.mosio.com/api/); endpoint names
-     below are relative to it.
- A2. Authentication is the header `X-ApiKey: <key>` (UF). REDCap's own Mosio endpoints
-     (redcap_send_sms, Basic auth) are not used.
- A3. `POST send_single_sms`, form body `Phone=1XXXXXXXXXX` (11 digits, no "+") and
-     `Message=<text>`. Mosio therefore serves US/Canada (+1) numbers only; any other number is
-     refused here as INVALID_NUMBER without a call.
- A4. The send answer is JSON `{"Success": true, "ErrorCode": 0, "ErrorMessage": "",
-     "TransactionId": ...}`; success means Success is true (or "1"/"true", as REDCap's endpoints
-     answer) and ErrorCode is 0 or absent. TransactionId is the provider message id.
- A5. `GET text_history?Since=<datetime>&Limit=<n>` with NO Content-Type header (Mosio rejects
-     form-encoded GETs). `Since` is sent as ISO 8601 in UTC without offset
-     (`2025-01-31T14:05:00`). The answer is `{"Success": true, "Contacts": [{"Id", "Phone",
-     "Body", "Date", "Direction": "in"|"out"}]}`; a Date without an offset is read as
-     MOSIO_TIMEZONE (UTC, unconfirmed).
- A6. check_credentials calls `text_history?Limit=1`: authenticated, read-only and cheap. Not
-     `redcap_verification` (it registers REDCap's callback URL at Mosio: a side effect that
-     would redirect a REDCap project's inbound texts) and not `ping` (not known to check the key).
- A7. No delivery-status endpoint is known: fetch_status returns None. find_sent looks in
-     text_history for an outgoing text to that phone with that body; the history's Id is
-     assumed to identify the message (it may not equal the send's TransactionId).
- A8. Mosio's ErrorCode values are undocumented. Failures are classified by HTTP status (401/403
-     bad credentials, 429 rate limited, 5xx/408 ambiguous) and, for Success=false answers, by
-     words in ErrorMessage (ERROR_MESSAGE_REASONS); anything else is a permanent REJECTED,
-     because Success=false says plainly that nothing was sent.
- A9. An API key is at least 8 characters without spaces (its real format is unknown).
- A10. Inbound webhook (REDCap's shape, if Mosio points one at us): a form post with `From`,
-     `ApiKey`, `MosioAccountId` and the text in `Body` (or `Message` or `Text`: the field name
-     was not visible). The ApiKey is the whole authenticator: compare it in constant time.
+correction from Mosio should be a change here and nowhere else. The assumptions are numbered
+M1, M2, ... in docs/mosio.md, with their sources; the comments below cite those numbers.
 """
 
 from __future__ import annotations
@@ -65,15 +35,15 @@ logger = logging.getLogger(__name__)
 
 CONFIG_API_KEY = "api_key"
 
-SEND_PATH = "send_single_sms"  # A3
-HISTORY_PATH = "text_history"  # A5
-HISTORY_LIMIT = 200
-MOSIO_TIMEZONE = UTC  # A5
-CLOCK_SKEW = timedelta(minutes=2)
+SEND_PATH = "send_single_sms"  # M3
+HISTORY_PATH = "text_history"  # M7
+HISTORY_LIMIT = 200  # M10
+MOSIO_TIMEZONE = UTC  # M8, M9
+CLOCK_SKEW = timedelta(minutes=2)  # M13
 NANP_RE = re.compile(r"^\+1\d{10}$")
-API_KEY_RE = re.compile(r"^\S{8,200}$")  # A9
+API_KEY_RE = re.compile(r"^\S{8,200}$")  # M17
 
-# A8: checked in order against the lower-cased ErrorMessage.
+# M15: checked in order against the lower-cased ErrorMessage.
 ERROR_MESSAGE_REASONS: tuple[tuple[re.Pattern[str], Reason], ...] = (
     (re.compile(r"opt(ed)?[ -]?out|unsubscrib|stopped|\bstop\b"), Reason.OPTED_OUT),
     (re.compile(r"api ?key|unauthori[sz]ed|not authori[sz]ed|credential"), Reason.BAD_CREDENTIALS),
@@ -86,7 +56,7 @@ ERROR_MESSAGE_REASONS: tuple[tuple[re.Pattern[str], Reason], ...] = (
 
 
 def to_mosio_phone(e164: str) -> str | None:
-    """A3: '+14155550143' -> '14155550143'; None for numbers outside +1."""
+    """M3, M4: '+14155550143' -> '14155550143'; None for numbers outside +1."""
     return e164[1:] if NANP_RE.match(e164 or "") else None
 
 
@@ -155,7 +125,7 @@ class MosioGateway(Gateway):
     # --- the contract ------------------------------------------------------------------------
     @sensitive_variables()
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
-        # Mosio takes no status callback (A7); status_callback is accepted and ignored.
+        # Mosio takes no status callback (M12); status_callback is accepted and ignored.
         phone = to_mosio_phone(to)
         if phone is None:
             raise GatewayError(
@@ -183,7 +153,7 @@ class MosioGateway(Gateway):
 
     @sensitive_variables()
     def check_credentials(self) -> str:
-        self._history(limit=1)  # A6
+        self._history(limit=1)  # M11
         return "Mosio accepted the API key (text history is readable)."
 
     @sensitive_variables()
@@ -222,7 +192,7 @@ class MosioGateway(Gateway):
         params: dict[str, Any] = {"Limit": limit}
         if since is not None:
             params["Since"] = _format_since(since)
-        # A5: a GET with no body carries no Content-Type; only the key and Accept are sent.
+        # M7: a GET with no body carries no Content-Type; only the key and Accept are sent.
         response = self._request(
             "GET", self.base_url + HISTORY_PATH, params=params, headers=self._headers
         )
@@ -287,14 +257,14 @@ class MosioGateway(Gateway):
 
 # --- inbound ------------------------------------------------------------------------------------
 def verify_inbound_key(provided: str | None, api_key: str) -> bool:
-    """A10: the posted ApiKey must equal the link's key, compared in constant time."""
+    """M23: the posted ApiKey must equal the link's key, compared in constant time."""
     if not provided or not api_key:
         return False
     return hmac.compare_digest(provided.encode(), api_key.encode())
 
 
 def parse_inbound(params: Mapping[str, Any]) -> InboundSms:
-    """A10: an inbound webhook form as an InboundSms. Call verify_inbound_key first."""
+    """M22: an inbound webhook form as an InboundSms. Call verify_inbound_key first."""
     body = next((params.get(name) for name in ("Body", "Message", "Text") if params.get(name)), "")
     return InboundSms(
         provider_message_id=str(params.get("MessageId") or params.get("Id") or ""),

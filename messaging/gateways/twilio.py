@@ -8,8 +8,9 @@ Endpoints, relative to settings.TWILIO_API_BASE (".../2010-04-01/"), HTTP Basic 
   fetch_status      GET  Accounts/{sid}/Messages/{message_sid}.json
   find_sent         GET  Accounts/{sid}/Messages.json?To=...[&From=...] (pages, newest first)
 
-Error codes (sms-facts.md 2.4 and 2.6) map to a Reason in ERROR_REASONS; the HTTP status decides
-when there is no known code. Status callbacks carry the same codes (`parse_status_callback`).
+Error codes (docs/twilio.md, "Error codes and how we classify them") map to a Reason in
+ERROR_REASONS; the HTTP status decides when there is no known code. Status callbacks carry the
+same codes (`parse_status_callback`).
 """
 
 from __future__ import annotations
@@ -431,7 +432,8 @@ def _without_port(url: str) -> str:
 def validate_twilio_signature(
     url: str, params: Any, signature: str | None, auth_token: str
 ) -> bool:
-    """Check X-Twilio-Signature as twilio-python's RequestValidator does (sms-facts.md 3.1).
+    """Check X-Twilio-Signature as twilio-python's RequestValidator does (docs/twilio.md,
+    "Webhook signatures").
 
     `url` is the public URL Twilio requested, query string included. `params` is the form
     (a dict, a Django QueryDict or a MultiDict); for a JSON body pass the raw body (str or

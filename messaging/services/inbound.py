@@ -1,4 +1,4 @@
-"""Texts participants send us: store them, and honour STOP, START and HELP (compliance.md).
+"""Texts participants send us: store them, and honour STOP, START and HELP (docs/compliance.md).
 
 One entry point, `inbound_receive`, for every way a reply arrives (Twilio's and Mosio's
 webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict them:

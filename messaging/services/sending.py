@@ -1,4 +1,4 @@
-"""Releasing, claiming, sending and recording one text, by the sending contract (DESIGN.md).
+"""Releasing, claiming, sending and recording one text, by the sending contract (docs/sending.md).
 
 prepare -> claim (queued -> sending + quota, one transaction) -> attempt row -> ONE provider call
 -> record. Failures are classified by the gateway; this module decides what each class means for
@@ -668,9 +668,9 @@ def record_successes(items: list[tuple[Message, SendResult]]) -> None:
 
 
 def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> Outcome:
-    """Record a refused or unanswered call by its class (DESIGN.md). The status moves first, by a
-    conditional UPDATE; the quota and the participant are touched only if it moved, so a row the
-    sweep took over meanwhile is never released twice."""
+    """Record a refused or unanswered call by its class (docs/sending.md, 5.). The status moves
+    first, by a conditional UPDATE; the quota and the participant are touched only if it moved,
+    so a row the sweep took over meanwhile is never released twice."""
     now = timezone.now()
     reason = exc.reason
     code = str(exc.code or exc.status_code or "")[:32]

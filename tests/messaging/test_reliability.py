@@ -1,4 +1,4 @@
-"""The sending contract under failure (DESIGN.md, "Sending: the contract").
+"""The sending contract under failure (docs/sending.md).
 
 Real pipeline, real HTTP: Twilio provider links with fake credentials talk to the loopback
 FakeProvider (benchmarks/fake_provider.py), which fails calls on demand and counts every text it

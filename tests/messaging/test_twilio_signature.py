@@ -1,4 +1,5 @@
-"""Vectors from twilio-python's tests/unit/test_request_validator.py (sms-facts.md 3.2, 3.3)."""
+"""Vectors from twilio-python's tests/unit/test_request_validator.py (docs/twilio.md,
+"Webhook signatures")."""
 
 import base64
 import hashlib

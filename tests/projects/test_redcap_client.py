@@ -1,4 +1,4 @@
-"""The REDCap client against respx, with the response shapes in reference/redcap-api.md."""
+"""The REDCap client against respx, with the response shapes in docs/redcap.md."""
 
 import json
 import logging
