@@ -50,6 +50,10 @@ class ProjectAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a project would take its participants, outbox and replies with it.
+        return False
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -60,16 +64,30 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ProjectInvitation)
 class ProjectInvitationAdmin(admin.ModelAdmin):
-    list_display = ["project", "email", "role", "invited_by", "created_at"]
-
-
-class NoSecretsAdmin(admin.ModelAdmin):
-    """Credentials are set in the portal (where they are checked); here they are read-only."""
+    """Invitations are sent from the project's Team page (with their e-mail); here they can be
+    seen and withdrawn."""
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    list_display = ["project", "email", "role", "invited_by", "created_at"]
+
+
+class NoSecretsAdmin(admin.ModelAdmin):
+    """Credentials, participants and syncs are set in the portal (where they are checked and
+    audited); here they are read-only, and nobody deletes them (a participant's row carries the
+    outbox's no-duplicate guarantee; unlinking is the project owner's, audited)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -114,7 +132,9 @@ class ProviderLinkAdmin(NoSecretsAdmin):
 
 
 @admin.register(FieldMapping)
-class FieldMappingAdmin(admin.ModelAdmin):
+class FieldMappingAdmin(NoSecretsAdmin):
+    """Mapped on the project's Fields page, where each field is checked against REDCap."""
+
     list_display = ["project", "phone_field", "consent_field", "time_zone_field", "event"]
 
 
