@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from projects import netguard
 from projects.models import (
     FieldMapping,
     Membership,
@@ -14,11 +17,26 @@ from projects.models import (
 )
 
 
+class RedcapUrlField(forms.URLField):
+    """Django's URL check answers "Enter a valid URL." to an address such as
+    https://2130706433/; say instead why the portal refuses it (projects/netguard.py)."""
+
+    def run_validators(self, value):
+        try:
+            netguard.check_redcap_url(value)
+        except ValueError as exc:
+            if "unusual form" in str(exc):
+                raise ValidationError(str(exc), code="invalid") from None
+        super().run_validators(value)
+
+
 @admin.register(RedcapInstance)
 class RedcapInstanceAdmin(admin.ModelAdmin):
     list_display = ["name", "api_url", "is_active"]
     # A REDCap API is reached over HTTPS; say so, rather than rely on Django's changing default.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {
+        models.URLField: {"assume_scheme": "https", "form_class": RedcapUrlField}
+    }
 
 
 class MembershipInline(admin.TabularInline):

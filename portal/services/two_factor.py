@@ -49,6 +49,25 @@ def secret_for_typing(device: TOTPDevice) -> str:
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+def wait_seconds(devices) -> int:
+    """How long django-otp's throttle (1, 2, 4 ... seconds after successive wrong codes) still
+    holds the first of `devices` that is held, or 0."""
+    from django.utils import timezone
+
+    for device in devices:
+        allowed, data = device.verify_is_allowed()
+        if not allowed and data and data.get("locked_until"):
+            return max(1, int((data["locked_until"] - timezone.now()).total_seconds()) + 1)
+    return 0
+
+
+def _held_message(seconds: int) -> str:
+    return (
+        f"Several wrong codes in a row: wait {seconds} second{'s' if seconds != 1 else ''}, "
+        "then type the code your app shows."
+    )
+
+
 def totp_device_start(*, user: User) -> TOTPDevice:
     """A new, unconfirmed authenticator for `user` (any earlier unconfirmed one is dropped)."""
     with transaction.atomic():
@@ -71,6 +90,8 @@ def totp_device_confirm(*, user: User, device_id: int, token: str) -> tuple[TOTP
     device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
     if device is None:
         raise ValidationError("This set-up has expired. Start again to get a new QR code.")
+    if held := wait_seconds([device]):
+        raise ValidationError(_held_message(held))
     if not token.isdigit() or not device.verify_token(token):
         raise ValidationError(
             "That code does not match. Type the 6 digits your app shows now for StudyText "
@@ -108,10 +129,14 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
 
 
 def second_factor_verify(*, user: User, token: str) -> Device | None:
-    """The device that accepts `token` (a TOTP code or a recovery code), or None (audited)."""
+    """The device that accepts `token` (a TOTP code or a recovery code), or None (audited).
+    Raises ValidationError while wrong codes have the app's device waiting."""
     token = "".join((token or "").split()).lower()
+    devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+    if held := wait_seconds(devices):
+        raise ValidationError(_held_message(held))
     if token:
-        for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        for device in devices:
             if token.isdigit() and device.verify_token(token):
                 return device
         for device in StaticDevice.objects.filter(user=user, confirmed=True):

@@ -45,15 +45,20 @@ def verify(request):
         if limited:
             return limited
         if form.is_valid():
-            device = two_factor.second_factor_verify(user=user, token=form.cleaned_data["code"])
-            if device is not None:
+            try:
+                device = two_factor.second_factor_verify(user=user, token=form.cleaned_data["code"])
+            except ValidationError as exc:
+                form.add_error("code", error_text(exc))
+                device = False
+            if device:
                 otp_login(request, device)
                 return _next(request)
-            form.add_error(
-                "code",
-                "That code does not match, or it was already used. Wait for the app to show "
-                "the next one and type it, or use one of your recovery codes.",
-            )
+            if device is None:
+                form.add_error(
+                    "code",
+                    "That code does not match, or it was already used. Wait for the app to "
+                    "show the next one and type it, or use one of your recovery codes.",
+                )
     return render(
         request, "portal/two_factor_verify.html", {"form": form, "next": _next_value(request)}
     )
