@@ -202,6 +202,9 @@ class ProjectUsageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(DailyUsage)
 class DailyUsageAdmin(ProjectUsageAdmin):

@@ -4,7 +4,9 @@ from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send,
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Texts are created and moved by the services (and audited); the admin only reads them."""
+    """Texts are created and moved by the services (and audited); the admin only reads them.
+    Nobody deletes them here: the outbox rows and their attempts are the no-duplicate guarantee,
+    replies and opt-outs the record of what participants asked (portal/admin_permissions.py)."""
 
     def has_add_permission(self, request):
         return False
@@ -12,13 +14,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(MessageRule)
-class MessageRuleAdmin(admin.ModelAdmin):
+class MessageRuleAdmin(ReadOnlyAdmin):
+    """Rules are edited on the project's Messages pages, where they are checked and audited."""
+
     list_display = ["name", "project", "kind", "schedule", "status", "updated_at"]
     list_filter = ["kind", "schedule", "status"]
     search_fields = ["name", "project__title"]
-    readonly_fields = ["materialized_through", "created_by", "created_at", "updated_at"]
+    exclude = ["body"]
 
 
 @admin.register(Send)

@@ -325,6 +325,15 @@ class Reply(models.Model):
         blank=True,
         related_name="replies",
     )
+    # The link it arrived through: message ids are unique per provider account, so a reply is
+    # deduplicated within its link only (one project cannot pre-claim another's ids).
+    provider_link = models.ForeignKey(
+        "projects.ProviderLink",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replies",
+    )
     provider = models.CharField(max_length=20)
     provider_message_id = models.CharField(max_length=64, blank=True)
     phone_fingerprint = models.CharField(max_length=64, blank=True)
@@ -336,14 +345,15 @@ class Reply(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "replies"
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["project", "received_at"], name="reply_project_received")]
         constraints = [
             # Idempotency: a provider that retries a webhook does not store the reply twice.
             models.UniqueConstraint(
-                fields=["provider", "provider_message_id"],
+                fields=["provider_link", "provider", "provider_message_id"],
                 condition=~Q(provider_message_id=""),
-                name="one_reply_per_provider_message",
+                name="one_reply_per_link_message",
             )
         ]
 

@@ -11,18 +11,43 @@ from messaging.gateways import mosio, twilio
 from messaging.gateways.twilio import parse_status_callback, validate_twilio_signature
 from messaging.services.inbound import inbound_receive
 from messaging.services.sending import receipt_apply
+from portal.throttle import rate_limit
+from projects.crypto import SecretUnreadable
 from projects.models import ProviderLink
 
 logger = logging.getLogger(__name__)
+
+
+def _link_config(link: ProviderLink) -> dict | None:
+    """The link's decrypted settings, or None (logged with the link id) when they cannot be
+    decrypted: the key was rotated away. The webhook then answers 4xx, not 500."""
+    try:
+        return link.config
+    except SecretUnreadable:
+        logger.error("Webhook for provider link %s: its settings cannot be decrypted.", link.pk)
+        return None
+
+
+def _limited(request, secret: str):
+    """Each link's webhook takes at most settings.RATE_LIMITS["webhook"] requests a minute."""
+    response = rate_limit(request, "webhook", f"webhook:{secret}")
+    if response is not None:
+        return HttpResponse(
+            "Too many requests.", status=429, headers={"Retry-After": response["Retry-After"]}
+        )
+    return None
 
 
 def _signed_twilio_link(request, secret: str, *, what: str) -> ProviderLink | None:
     """The Twilio link the secret path names (404 if none), or None when the request does not
     carry that link's signature (logged as a rejected `what`)."""
     link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="twilio")
+    config = _link_config(link)
+    if config is None:
+        return None
     signature = request.headers.get("X-Twilio-Signature", "")
     url = request.build_absolute_uri()
-    if not validate_twilio_signature(url, request.POST, signature, link.config["auth_token"]):
+    if not validate_twilio_signature(url, request.POST, signature, config["auth_token"]):
         logger.warning("Rejected a Twilio %s with a bad signature (link %s).", what, link.pk)
         return None
     return link
@@ -32,6 +57,8 @@ def _signed_twilio_link(request, secret: str, *, what: str) -> ProviderLink | No
 @require_POST
 def twilio_status(request, secret: str):
     """Twilio's StatusCallback: signature-checked, then the message moves forward (or not)."""
+    if limited := _limited(request, secret):
+        return limited
     link = _signed_twilio_link(request, secret, what="status callback")
     if link is None:
         return HttpResponseForbidden("Bad signature.")
@@ -54,6 +81,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 def twilio_inbound(request, secret: str):
     """Twilio's incoming-message webhook: signature-checked, stored, answered with empty TwiML
     (Twilio itself confirms STOP; StudyText never adds a confirmation)."""
+    if limited := _limited(request, secret):
+        return limited
     link = _signed_twilio_link(request, secret, what="inbound text")
     if link is None:
         return HttpResponseForbidden("Bad signature.")
@@ -66,8 +95,13 @@ def twilio_inbound(request, secret: str):
 def mosio_inbound(request, secret: str):
     """Mosio's inbound webhook (docs/mosio.md, M22-M24): the posted ApiKey must be the link's
     key."""
+    if limited := _limited(request, secret):
+        return limited
     link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="mosio")
-    if not mosio.verify_inbound_key(request.POST.get("ApiKey"), link.config["api_key"]):
+    config = _link_config(link)
+    if config is None:
+        return HttpResponseForbidden("This link cannot check requests.")
+    if not mosio.verify_inbound_key(request.POST.get("ApiKey"), config["api_key"]):
         logger.warning("Rejected a Mosio inbound text with a bad key (link %s).", link.pk)
         return HttpResponseForbidden("Bad key.")
     inbound_receive(link=link, sms=mosio.parse_inbound(request.POST))

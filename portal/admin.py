@@ -3,6 +3,10 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_q.models import Failure, OrmQ, Schedule, Success
 
 from portal.models import (
     SERVER_ADMIN_GROUP,
@@ -12,52 +16,68 @@ from portal.models import (
     OnboardingRequest,
     User,
 )
-from portal.services.accounts import server_admin_role_changed_by, user_set_server_admin
+from portal.services.accounts import user_set_server_admin
+
+
+class ServerAdminFilter(admin.SimpleListFilter):
+    title = "server administrator"
+    parameter_name = "server_admin"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        admins = Q(groups__name=SERVER_ADMIN_GROUP) | Q(is_superuser=True)
+        if self.value() == "yes":
+            return queryset.filter(admins).distinct()
+        if self.value() == "no":
+            return queryset.exclude(admins)
+        return queryset
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """People. The role is granted and revoked only by the two audited actions on the list:
+    the form shows it and never edits it (no superuser box, no groups, no permissions)."""
+
     ordering = ["email"]
-    list_display = ["email", "full_name", "email_verified", "is_active", "is_staff", "last_login"]
-    list_filter = ["is_active", "is_staff", "email_verified", "groups"]
+    list_display = ["email", "full_name", "email_verified", "is_active", "role", "last_login"]
+    list_filter = ["is_active", "email_verified", ServerAdminFilter]
     search_fields = ["email", "full_name"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
-        ("Person", {"fields": ["full_name", "time_zone", "email_verified"]}),
-        ("Role", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
+        ("Person", {"fields": ["full_name", "time_zone", "email_verified", "is_active"]}),
+        ("Role", {"fields": ["role", "second_factor"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
-    # Admin-site access follows the "Server administrators" group (and superuser); a box of its
-    # own would let the two drift apart.
-    readonly_fields = ["is_staff"]
+    readonly_fields = ["role", "second_factor", "last_login", "date_joined"]
     actions = ["grant_server_admin", "revoke_server_admin"]
+
+    @admin.display(description="Role")
+    def role(self, obj: User) -> str:
+        if obj.is_superuser:
+            return "Superuser"
+        return "Server administrator" if obj.is_server_admin else "Researcher"
+
+    @admin.display(description="Second factor")
+    def second_factor(self, obj: User) -> str:
+        from portal.services.two_factor import has_second_factor
+
+        return "Set up" if has_second_factor(obj) else "Not set up"
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        if obj is None or obj.pk != request.user.pk or "groups" not in form.base_fields:
-            return form
+        if obj is not None and obj.pk == request.user.pk and "is_active" in form.base_fields:
 
-        class OwnUserForm(form):
-            def clean_groups(self):
-                groups = self.cleaned_data["groups"]
-                stays = any(g.name == SERVER_ADMIN_GROUP for g in groups)
-                if obj.is_server_admin and not obj.is_superuser and not stays:
-                    raise ValidationError("You cannot remove your own administrator role.")
-                return groups
+            class OwnUserForm(form):
+                def clean_is_active(self):
+                    if not self.cleaned_data["is_active"]:
+                        raise ValidationError("You cannot deactivate your own account.")
+                    return True
 
-        return OwnUserForm
-
-    def save_model(self, request, obj, form, change):
-        if "groups" in form.cleaned_data:
-            in_group = any(g.name == SERVER_ADMIN_GROUP for g in form.cleaned_data["groups"])
-            obj.is_staff = in_group or obj.is_superuser
-        super().save_model(request, obj, form, change)
-
-    def save_related(self, request, form, formsets, change):
-        # The group change is audited (with who made it) by portal.receivers.
-        with server_admin_role_changed_by(request.user):
-            super().save_related(request, form, formsets, change)
+            return OwnUserForm
+        return form
 
     def _set_role(self, request, queryset, grant: bool) -> None:
         for user in queryset:
@@ -80,22 +100,17 @@ admin.site.unregister(Group)
 
 @admin.register(Group)
 class GroupAdmin(DjangoGroupAdmin):
-    """The "Server administrators" group is the role itself: renaming or deleting it would take the
-    role from everyone at once, unaudited. Membership changes go through the user pages."""
+    """View only. "Server administrators" is the role itself; membership changes go through
+    the audited actions on the user list, and permissions are not used (portal/backends.py)."""
 
-    def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.name == SERVER_ADMIN_GROUP:
-            return ["name"]
-        return super().get_readonly_fields(request, obj)
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.name == SERVER_ADMIN_GROUP:
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def save_related(self, request, form, formsets, change):
-        with server_admin_role_changed_by(request.user):
-            super().save_related(request, form, formsets, change)
+        return False
 
 
 class ReadOnlyAdminMixin:
@@ -167,10 +182,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Shows only the last 4 characters; the key itself is never stored."""
+    """Shows only the last 4 characters; the key itself is never stored. Deleting revokes."""
 
-    list_display = ["user", "masked", "created_at", "last_used_at"]
-    fields = ["user", "masked", "created_at", "last_used_at"]
+    list_display = ["user", "masked", "scope", "expires_at", "created_at", "last_used_at"]
+    fields = ["user", "masked", "scope", "expires_at", "created_at", "last_used_at"]
     readonly_fields = fields
 
     @admin.display(description="Key")
@@ -179,3 +194,88 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        from portal.services.profile import api_token_revoke
+
+        api_token_revoke(user=obj.user, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset.select_related("user"):
+            self.delete_model(request, token)
+
+
+class DeviceAdmin(admin.ModelAdmin):
+    """Second-factor devices: who has one, never its secret. Deleting one resets that person's
+    second factor (a lost phone); it is audited, and an administrator must enrol again."""
+
+    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__email"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        from portal.services.two_factor import two_factor_device_reset
+
+        two_factor_device_reset(device=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for device in queryset.select_related("user"):
+            self.delete_model(request, device)
+
+
+for _model in (TOTPDevice, StaticDevice):
+    admin.site.unregister(_model)
+    admin.site.register(_model, DeviceAdmin)
+
+
+class TaskQueueAdmin(admin.ModelAdmin):
+    """django-q2's schedules, tasks and queue, read only, for everyone: each names a Python
+    function the workers run with their secrets, so adding, changing or re-running one from a
+    web page would be code execution. `migrate` registers the schedules (messaging.tasks)."""
+
+    actions = None
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ScheduleAdmin(TaskQueueAdmin):
+    list_display = ["name", "func", "schedule_type", "minutes", "next_run", "repeats"]
+
+
+class TaskAdmin(TaskQueueAdmin):
+    list_display = ["name", "func", "started", "stopped", "success"]
+    search_fields = ["name", "func"]
+
+
+class QueueAdmin(TaskQueueAdmin):
+    list_display = ["id", "key", "lock"]
+    exclude = ["payload"]  # pickled task: its arguments
+
+
+for _model, _admin in (
+    (Schedule, ScheduleAdmin),
+    (Success, TaskAdmin),
+    (Failure, TaskAdmin),
+    (OrmQ, QueueAdmin),
+):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)

@@ -1,28 +1,33 @@
-from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.backends import BaseBackend, ModelBackend
+
+from portal.admin_permissions import SERVER_ADMIN_PERMISSIONS, server_admin_may
+
+
+class EmailBackend(ModelBackend):
+    """Password sign-in, without Django's per-user and per-group permission tables.
+
+    StudyText's roles are the server-administrator group (ServerAdminBackend's allow-list) and
+    superusers; a permission row added to a group or a user would otherwise widen the role
+    behind the allow-list's back. Superusers keep every permission, as in Django.
+    """
+
+    def _get_permissions(self, user_obj, obj, from_name):
+        if user_obj.is_active and user_obj.is_superuser and obj is None:
+            return super()._get_permissions(user_obj, obj, from_name)
+        return set()
 
 
 class ServerAdminBackend(BaseBackend):
-    """Server administrators may use every model in the Django admin site.
-
-    Membership in the "Server administrators" group is the whole role; there is no per-model
-    permission to keep in sync.
-    """
+    """Server administrators may do in the admin site what portal/admin_permissions.py lists,
+    and nothing else. Membership in the "Server administrators" group is the role."""
 
     def has_perm(self, user_obj, perm, obj=None) -> bool:
-        return bool(getattr(user_obj, "is_server_admin", False))
+        if not getattr(user_obj, "is_server_admin", False) or "." not in perm:
+            return False
+        app_label, codename = perm.split(".", 1)
+        return server_admin_may(app_label, codename)
 
     def has_module_perms(self, user_obj, app_label) -> bool:
-        return bool(getattr(user_obj, "is_server_admin", False))
-
-
-def axes_username(request, credentials: dict | None = None) -> str | None:
-    """The sign-in name django-axes counts failures against: the address in lower case.
-
-    Without this, "Riley@uni.edu" and "riley@uni.edu" would each get their own allowance of
-    failed attempts, and varying the case would defeat the lockout.
-    """
-    if credentials:
-        username = credentials.get("username")
-    else:
-        username = getattr(request, "POST", {}).get("username")
-    return username.strip().lower() if isinstance(username, str) else username
+        if not getattr(user_obj, "is_server_admin", False):
+            return False
+        return any(key.split(".")[0] == app_label for key in SERVER_ADMIN_PERMISSIONS)

@@ -76,6 +76,22 @@ def check_site_url_is_https(app_configs, **kwargs) -> list[Error]:
     return []
 
 
+@register(Tags.security, deploy=True)
+def check_no_loopback_redcap_in_production(app_configs, **kwargs) -> list[Error]:
+    """REDCAP_ALLOW_LOOPBACK_HTTP lets a REDCap address be this machine over http: the
+    development sandbox only (projects/netguard.py)."""
+    if settings.REDCAP_ALLOW_LOOPBACK_HTTP and not settings.DEBUG:
+        return [
+            Error(
+                "REDCAP_ALLOW_LOOPBACK_HTTP is on while DEBUG is off: REDCap tokens could be sent "
+                "over plain http to services on this machine.",
+                hint="Set REDCAP_ALLOW_LOOPBACK_HTTP=false in the production environment.",
+                id="portal.E008",
+            )
+        ]
+    return []
+
+
 # Django's e-mail backends that deliver nothing to anyone, and what each does with the mail.
 NON_DELIVERING_EMAIL_BACKENDS = {
     "django.core.mail.backends.console.EmailBackend": "prints every e-mail to the console",
@@ -117,14 +133,3 @@ def check_secret_key_is_set(app_configs, **kwargs) -> list[Error]:
             )
         ]
     return []
-
-
-def refuse_to_serve_without_a_secret_key() -> None:
-    """Called by portal/wsgi.py and portal/asgi.py: a site serves only with its own key (the
-    development server with DEBUG on may use a throwaway one)."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    if settings.SECRET_KEY_IS_THROWAWAY and not settings.DEBUG:
-        raise ImproperlyConfigured(
-            "Set the DJANGO_SECRET_KEY environment variable (see .env.example) before serving."
-        )

@@ -60,6 +60,7 @@ def seed(*, password: str) -> list[str]:
     if not admin.is_server_admin:
         user_set_server_admin(user=admin, actor=None, grant=True)
     researcher = _user(RESEARCHER_EMAIL, "Riley Researcher", password)
+    two_factor_line = demo_admin_two_factor(admin)
 
     instance, _ = RedcapInstance.objects.update_or_create(
         name=SANDBOX_INSTANCE,
@@ -98,6 +99,7 @@ def seed(*, password: str) -> list[str]:
         f"Server administrator: {ADMIN_EMAIL}",
         f"Researcher:           {RESEARCHER_EMAIL}",
         f"Password (both):      {password}",
+        f"Admin's second step:  {two_factor_line}",
         f"Demo project:         {project.title} (REDCap sandbox PID {DEMO_PID})",
         f"                      {connected}",
     ]
@@ -140,3 +142,30 @@ def connect_demo_project(*, project: Project, owner: User) -> str:
             "runs about 30 seconds after the task cluster starts."
         )
     return "Linked to the REDCap sandbox and the phone simulator."
+
+
+def demo_admin_two_factor(admin: User) -> str:
+    """Administrators sign in with a second factor, the demo's too: give it an authenticator
+    (once) whose codes `manage.py demo_totp` prints, so the demo needs no phone."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if not TOTPDevice.objects.filter(user=admin, confirmed=True).exists():
+        TOTPDevice.objects.create(user=admin, name="Demo authenticator", confirmed=True)
+    return ".venv/bin/python manage.py demo_totp  (prints the current 6-digit code)"
+
+
+def demo_totp_code(email: str = ADMIN_EMAIL) -> str:
+    """The current code of the demo authenticator (development only; see demo_totp)."""
+    import time
+
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(
+        user__email=email, confirmed=True, name="Demo authenticator"
+    ).first()
+    if device is None:
+        raise LookupError(f"{email} has no demo authenticator; run `manage.py seed_demo`.")
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    return f"{totp.token():0{device.digits}d}"

@@ -66,3 +66,19 @@ def onboarding_comment_added(comment: OnboardingComment) -> None:
 
 def email_verification(user: User, url: str) -> None:
     _send("verify_email", {"user": user, "url": url}, [user.email])
+
+
+def signup_existing_account(user: User) -> None:
+    _send(
+        "signup_existing",
+        {
+            "user": user,
+            "login_url": settings.SITE_URL + reverse("login"),
+            "reset_url": settings.SITE_URL + reverse("password_reset"),
+        },
+        [user.email],
+    )
+
+
+def signin_paused(user: User, url: str, minutes: int) -> None:
+    _send("signin_paused", {"user": user, "url": url, "minutes": minutes}, [user.email])

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 
 from billing.selectors import accounts_for_user, plans_offered
-from portal.models import OnboardingRequest, User
+from portal.models import ApiToken, OnboardingRequest, User
 from portal.services.onboarding import EDITABLE_FIELDS, REQUIRED_TO_SUBMIT
 from projects.forms import time_zone_choices
 from projects.selectors import redcap_instances_offered
@@ -41,12 +41,8 @@ class SignUpForm(forms.Form):
     password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError(
-                "An account with this e-mail address already exists. Sign in instead."
-            )
-        return email
+        # No "already exists" here: that would tell anyone who has an account (user_signup).
+        return self.cleaned_data["email"].lower()
 
     def clean(self):
         cleaned = super().clean()
@@ -271,3 +267,62 @@ class CommentForm(forms.Form):
             ),
         },
     )
+
+
+class SecondFactorForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=20,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+        help_text="The 6 digits your authenticator app shows for StudyText, or one of your "
+        "recovery codes.",
+        error_messages={"required": "Type the code from your authenticator app."},
+    )
+
+
+class EnrolForm(forms.Form):
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=10,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        error_messages={"required": "Type the 6 digits the app shows, to check it works."},
+    )
+
+
+class PasswordConfirmForm(forms.Form):
+    password = forms.CharField(label="Your password", widget=forms.PasswordInput, strip=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError("That is not your password.")
+        return password
+
+
+class ApiTokenForm(forms.Form):
+    EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("0", "Never")]
+    scope = forms.ChoiceField(
+        label="What it may do",
+        choices=ApiToken.Scope.choices,
+        initial=ApiToken.Scope.READ,
+        widget=forms.RadioSelect,
+        required=False,  # read only unless chosen
+    )
+    days = forms.TypedChoiceField(
+        label="Expires after",
+        choices=EXPIRY_CHOICES,
+        coerce=int,
+        initial="90",
+        required=False,  # settings.API_TOKEN_DEFAULT_DAYS unless chosen
+        empty_value=None,
+    )
+
+    def clean_scope(self) -> str:
+        return self.cleaned_data["scope"] or ApiToken.Scope.READ

@@ -273,13 +273,22 @@ class AuditEvent(models.Model):
 
 
 class ApiToken(models.Model):
-    """A personal API token. Only a SHA-256 hash is stored; the key is shown once when made."""
+    """A personal API token. Only a SHA-256 hash is stored; the key is shown once when made.
+
+    A token may only read, or read and write; it may expire; a password change or reset revokes
+    it (portal/receivers.py)."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        WRITE = "write", "Read and write"
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token"
     )
     key_hash = models.CharField(max_length=64, unique=True)
     last4 = models.CharField(max_length=4)
+    scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.READ)
+    expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

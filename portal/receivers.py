@@ -1,6 +1,6 @@
 """Signals the portal acts on: the lower apps' audit events, and changes to the admin group."""
 
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
 from billing.signals import audit as billing_audit
@@ -66,3 +66,18 @@ def server_admin_group_changed(sender, *, instance, action, reverse, pk_set, **k
     user_server_admin_role_sync(user_ids={user.pk}, granted=granted)
     user.is_staff = granted or user.is_superuser
     user.__dict__.pop("_is_server_admin", None)
+
+
+@receiver(post_save, sender=User)
+def password_changed(sender, *, instance, created, **kwargs) -> None:
+    """However a password was set (the change and reset pages, the admin site, a command),
+    audit it and revoke the person's API token: a token must not outlive the password that
+    made it. `_password` holds the new raw password from set_password() until the save ends."""
+    if created or getattr(instance, "_password", None) is None:
+        return
+    from portal.services.profile import api_token_revoke
+
+    audit_record(
+        actor=instance, action="user.password_changed", obj=instance, message="Password changed."
+    )
+    api_token_revoke(user=instance, reason="the password changed.")

@@ -24,7 +24,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.StudyTextAdminConfig",  # the admin site, with its second-factor check
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -35,7 +35,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
-    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "billing",
     "projects",
@@ -45,15 +47,18 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.SecurityHeadersMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
+    "portal.middleware.RequestInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.UserTimezoneMiddleware",
-    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -127,8 +132,7 @@ else:
 # --- Authentication ---------------------------------------------------------------------------
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "portal.backends.EmailBackend",
     "portal.backends.ServerAdminBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -145,13 +149,32 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3
 
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_RESET_ON_SUCCESS = True
-AXES_USERNAME_FORM_FIELD = "username"
-AXES_USERNAME_CALLABLE = "portal.backends.axes_username"
+# Sign-in throttling (portal/throttle.py; docs/compliance.md "Sign-in"). Counters live in the
+# cache: with several web processes, give them a shared one (REDIS_URL).
+SIGNIN_ACCOUNT_FAILURE_LIMIT = env.int("SIGNIN_ACCOUNT_FAILURE_LIMIT", default=5)
+SIGNIN_ADDRESS_FAILURE_LIMIT = env.int("SIGNIN_ADDRESS_FAILURE_LIMIT", default=20)
+SIGNIN_DEVICE_FAILURE_LIMIT = env.int("SIGNIN_DEVICE_FAILURE_LIMIT", default=10)
+SIGNIN_WINDOW_MINUTES = env.int("SIGNIN_WINDOW_MINUTES", default=15)
+# How many reverse proxies in front of the portal append to X-Forwarded-For. 0: no proxy, the
+# address is the connection's own; the header is ignored, whatever a client puts in it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Requests a client address (or a target address) may make per hour on the pages e-mails leave
+# from, and per minute on each webhook link (portal/throttle.py).
+RATE_LIMITS = {
+    "password_reset": (5, 3600),
+    "password_reset_target": (3, 3600),
+    "signup": (10, 3600),
+    "resend_verification": (5, 3600),
+    "resend_verification_target": (3, 3600),
+    "two_factor": (10, 900),
+    "webhook": (env.int("WEBHOOK_RATE_PER_MINUTE", default=600), 60),
+}
+
+# Two-factor sign-in (django-otp): TOTP apps and recovery codes. Administrators must use it.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="StudyText")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# API tokens: days a new token lasts unless its owner picks another term (0: no expiry).
+API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -186,7 +209,10 @@ REST_FRAMEWORK = {
         "portal.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "portal.api.authentication.TokenScopePermission",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -226,6 +252,14 @@ SECRETS_FINGERPRINT_KEY = env("SECRETS_FINGERPRINT_KEY", default="")
 
 # --- StudyText --------------------------------------------------------------------------------
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
+# REDCap addresses (projects/netguard.py, docs/compliance.md "Outbound calls"): only public
+# https on port 443, unless an institution's REDCap lives on an internal network named here
+# (comma-separated CIDRs, e.g. 10.20.0.0/16). REDCAP_ALLOW_LOOPBACK_HTTP is for development
+# only (the built-in REDCap sandbox on http://127.0.0.1:<port>/): with DEBUG off, neither web
+# nor worker processes start with it on.
+REDCAP_INTERNAL_NETWORKS = env.list("REDCAP_INTERNAL_NETWORKS", default=[])
+_DEV_SANDBOX = DEBUG and SANDBOX_ENABLED
+REDCAP_ALLOW_LOOPBACK_HTTP = env.bool("REDCAP_ALLOW_LOOPBACK_HTTP", default=_DEV_SANDBOX)
 SMS_GATEWAY_OVERRIDE = env("SMS_GATEWAY_OVERRIDE", default="")
 MOSIO_API_BASE = env("MOSIO_API_BASE", default="https://api.mosio.com/api/")
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com/2010-04-01/")

@@ -26,7 +26,8 @@ STORAGES = {
 WHITENOISE_AUTOREFRESH = True
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # async_task runs inline (django-q2's advice for tests)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-AXES_ENABLED = True
+# The REDCap sandbox is served by the live server on 127.0.0.1 over http (development only).
+REDCAP_ALLOW_LOOPBACK_HTTP = True
 
 # A file, not :memory:, so that threads in concurrency tests and the live server get their own
 # connections, as the web server and workers do in production. One file per test process.

@@ -6,18 +6,24 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
-from portal.views import accounts, audit, dashboard, onboarding
-
-admin.site.site_header = "StudyText administration"
-admin.site.site_title = "StudyText"
+from portal.views import accounts, audit, dashboard, onboarding, two_factor
 
 auth_patterns = [
     path("login/", accounts.SignInView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/unlock/<str:uidb64>/<str:token>/", accounts.signin_unlock, name="signin-unlock"),
+    path("logout/", accounts.SignOutView.as_view(), name="logout"),
+    path("two-factor/", two_factor.verify, name="two-factor-verify"),
+    path("two-factor/setup/", two_factor.setup, name="two-factor-setup"),
+    path(
+        "two-factor/recovery-codes/",
+        two_factor.recovery_codes,
+        name="two-factor-recovery-codes",
+    ),
+    path("two-factor/remove/", two_factor.remove, name="two-factor-remove"),
     path("signup/", accounts.signup, name="signup"),
     path("verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="verify-email"),
     path("verify/resend/", accounts.resend_verification, name="resend-verification"),
-    path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password/reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),

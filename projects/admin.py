@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from projects import netguard
 from projects.models import (
     FieldMapping,
     Membership,
@@ -14,11 +17,26 @@ from projects.models import (
 )
 
 
+class RedcapUrlField(forms.URLField):
+    """Django's URL check answers "Enter a valid URL." to an address such as
+    https://2130706433/; say instead why the portal refuses it (projects/netguard.py)."""
+
+    def run_validators(self, value):
+        try:
+            netguard.check_redcap_url(value)
+        except ValueError as exc:
+            if "unusual form" in str(exc):
+                raise ValidationError(str(exc), code="invalid") from None
+        super().run_validators(value)
+
+
 @admin.register(RedcapInstance)
 class RedcapInstanceAdmin(admin.ModelAdmin):
     list_display = ["name", "api_url", "is_active"]
     # A REDCap API is reached over HTTPS; say so, rather than rely on Django's changing default.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {
+        models.URLField: {"assume_scheme": "https", "form_class": RedcapUrlField}
+    }
 
 
 class MembershipInline(admin.TabularInline):
@@ -50,6 +68,10 @@ class ProjectAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a project would take its participants, outbox and replies with it.
+        return False
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -60,16 +82,30 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ProjectInvitation)
 class ProjectInvitationAdmin(admin.ModelAdmin):
-    list_display = ["project", "email", "role", "invited_by", "created_at"]
-
-
-class NoSecretsAdmin(admin.ModelAdmin):
-    """Credentials are set in the portal (where they are checked); here they are read-only."""
+    """Invitations are sent from the project's Team page (with their e-mail); here they can be
+    seen and withdrawn."""
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    list_display = ["project", "email", "role", "invited_by", "created_at"]
+
+
+class NoSecretsAdmin(admin.ModelAdmin):
+    """Credentials, participants and syncs are set in the portal (where they are checked and
+    audited); here they are read-only, and nobody deletes them (a participant's row carries the
+    outbox's no-duplicate guarantee; unlinking is the project owner's, audited)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -114,7 +150,9 @@ class ProviderLinkAdmin(NoSecretsAdmin):
 
 
 @admin.register(FieldMapping)
-class FieldMappingAdmin(admin.ModelAdmin):
+class FieldMappingAdmin(NoSecretsAdmin):
+    """Mapped on the project's Fields page, where each field is checked against REDCap."""
+
     list_display = ["project", "phone_field", "consent_field", "time_zone_field", "event"]
 
 

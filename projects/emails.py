@@ -6,18 +6,16 @@ from django.urls import reverse
 from projects.models import Membership, Project
 
 
-def member_invited(*, project, email: str, role: str, actor, has_account: bool) -> None:
+def member_invited(*, project, email: str, role: str, actor) -> None:
     context = {
         "project": project,
         "email": email,
-        "has_account": has_account,
         "role": Membership.Role(role).label.lower(),
         "actor": actor,
         "url": settings.SITE_URL + reverse("project-detail", args=[project.pk]),
         "signup_url": settings.SITE_URL + reverse("signup"),
     }
-    verb = "added" if has_account else "invited"
-    subject = f"[StudyText] You were {verb} to {project.title}"
+    subject = f"[StudyText] You were invited to {project.title}"
     send_mail(subject, render_to_string("projects/email/invited.txt", context), None, [email])
 
 

@@ -28,13 +28,13 @@ class RedcapInstance(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """An API URL ending in /api/, and https in production: the token travels in every
-        request. http only with DEBUG on, or on this machine (the sandbox)."""
+        """An API URL ending in /api/ on a server the token may travel to: public https on port
+        443 (projects/netguard.py; the exceptions are settings)."""
         super().clean()
         if not self.api_url:
             return  # blank, or not a URL at all: the field itself says so
         try:
-            validate_api_url(self.api_url, allow_http=settings.DEBUG)
+            validate_api_url(self.api_url)
         except RedcapConfigError as exc:
             raise ValidationError({"api_url": str(exc)}) from exc
 

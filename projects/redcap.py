@@ -24,15 +24,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
+
+from projects import netguard
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0  # seconds to wait for REDCap's answer (exports can be slow)
 CONNECT_TIMEOUT = 10.0
 DEFAULT_BATCH_SIZE = 200  # records per export request
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _TOKEN = re.compile(r"[0-9A-Fa-f]{32}")
 _VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
 _EMBEDDED_ERROR = re.compile(r'\{\s*"error"\s*:\s*"((?:[^"\\]|\\.)*)"\s*\}')
@@ -85,11 +85,12 @@ class RedcapConnectionError(RedcapError):
 
 
 # --- Validation ----------------------------------------------------------------------------
-def validate_api_url(url: str, *, allow_http: bool = False) -> str:
+def validate_api_url(url: str) -> str:
     """Return the URL if it can be a REDCap API endpoint; raise RedcapConfigError if not.
 
-    It must be https (http only with ``allow_http`` or on this machine: the sandbox), carry no
-    user name, password, query or fragment, and end in ``/api/``.
+    It must be a web address ending in ``/api/`` with no user name, password, query or fragment,
+    on a server the portal may send a token to: public https on port 443 (projects/netguard.py
+    says which exceptions the settings allow).
     """
     parts = urlsplit(url or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -104,11 +105,10 @@ def validate_api_url(url: str, *, allow_http: bool = False) -> str:
         raise RedcapConfigError(
             "The REDCap API URL must end in /api/ (for example https://redcap.example.edu/api/)."
         )
-    if parts.scheme == "http" and not allow_http and parts.hostname not in LOOPBACK_HOSTS:
-        raise RedcapConfigError(
-            "The REDCap API URL must use https, so that the API token is never sent in clear text."
-        )
-    return url
+    try:
+        return netguard.check_redcap_url(url)
+    except ValueError as exc:
+        raise RedcapConfigError(str(exc)) from None
 
 
 def validate_token(token: str) -> str:
@@ -145,14 +145,11 @@ class RedcapClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        allow_http: bool | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        """``allow_http`` defaults to ``settings.DEBUG``; loopback URLs (the sandbox) may always
-        use http. ``client`` is an optional shared ``httpx.Client`` (the caller closes it)."""
-        if allow_http is None:
-            allow_http = bool(getattr(settings, "DEBUG", False))
-        self.api_url = validate_api_url(api_url, allow_http=allow_http)
+        """``client`` is an optional shared ``httpx.Client`` (the caller closes it); the default
+        connects only to addresses projects/netguard.py allows, checked after DNS resolution."""
+        self.api_url = validate_api_url(api_url)
         self._token = validate_token(token)
         if batch_size < 1:
             raise RedcapConfigError("The export batch size must be at least 1.")
@@ -355,7 +352,7 @@ class RedcapClient:
         if self._client is not None:
             yield self._client
             return
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as session:
+        with netguard.guarded_client(timeout=self.timeout) as session:
             yield session
 
     @sensitive_variables("data")  # the token is in `data`: keep it out of error reports
@@ -394,6 +391,11 @@ class RedcapClient:
                 + (" The import may or may not have been applied." if purpose == "import" else "")
             ) from exc
         except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, netguard.BlockedAddress):
+                raise RedcapConfigError(
+                    f"Refused to connect to REDCap: {exc.__cause__}. Ask a server administrator "
+                    "to check the instance's API URL."
+                ) from exc
             reason = (
                 "its security certificate could not be verified"
                 if "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper()

@@ -85,15 +85,11 @@ def member_list(request, pk: int):
             except ValidationError as exc:
                 form_apply_errors(form, exc)
             else:
-                role_label = Role(result.role).label.lower()
-                if isinstance(result, ProjectInvitation):
-                    messages.success(
-                        request,
-                        f"{result.email} has no StudyText account yet: they were invited by "
-                        f"e-mail and join as {role_label} once they sign up and confirm it.",
-                    )
-                else:
-                    messages.success(request, f"{result.user.email} was added as {role_label}.")
+                messages.success(
+                    request,
+                    f"{result.email} was invited as {Role(result.role).label.lower()}. They join "
+                    "when they sign in with that address (or create an account with it).",
+                )
                 return redirect("project-members", pk=project.pk)
     memberships = list(project.memberships.select_related("user").order_by("user__email"))
     return render(

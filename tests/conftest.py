@@ -62,6 +62,16 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+# --- Throttle counters -----------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit and sign-in counters live in the (local-memory) cache: each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 # --- Personas -------------------------------------------------------------------------------
 @pytest.fixture
 def researcher(db):
@@ -93,12 +103,15 @@ def instance(db):
 
 @pytest.fixture
 def as_user(client):
-    """as_user(user) -> a test client signed in as that user (None: anonymous)."""
+    """as_user(user) -> a test client signed in as that user (None: anonymous), with the
+    second factor passed when the user has one (tests/portal/test_two_factor.py covers the
+    session without it)."""
+    from tests.factories import verified_login
 
     def _as(user):
         client.logout()
         if user is not None:
-            client.force_login(user)
+            verified_login(client, user)
         return client
 
     return _as

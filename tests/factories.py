@@ -2,6 +2,8 @@ import datetime
 
 import factory
 from django.contrib.auth.models import Group
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.models import Account, AccountMembership, Plan
 from messaging.models import MessageRule
@@ -30,12 +32,61 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class ServerAdminFactory(UserFactory):
+    """A server administrator with an authenticator app (administrators must have one);
+    `totp_code(user)` gives its current code, `verified_login(client, user)` a full session."""
+
     is_staff = True
 
     @factory.post_generation
     def admin_group(obj, create, extracted, **kwargs):
         if create:
             obj.groups.add(Group.objects.get_or_create(name=SERVER_ADMIN_GROUP)[0])
+
+    @factory.post_generation
+    def authenticator(obj, create, extracted, **kwargs):
+        if create and extracted is not False:
+            TOTPDevice.objects.get_or_create(
+                user=obj, confirmed=True, defaults={"name": "Authenticator app"}
+            )
+
+
+def totp_code(user, *, offset: int = 0) -> str:
+    """The code `user`'s authenticator shows now (offset: that many 30-second steps later)."""
+    import time
+
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset * device.step
+    return f"{totp.token():06d}"
+
+
+def next_totp_code(user) -> str:
+    """A code the server will accept now: TOTP refuses a time step already used, so a second
+    sign-in within 30 seconds takes the next step (inside the one-step tolerance), or waits."""
+    import time
+
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    while True:
+        now = time.time()
+        step = int((now - device.t0) // device.step)
+        wanted = max(step - 1, device.last_t + 1)
+        if wanted <= step + 1:
+            totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+            totp.time = device.t0 + wanted * device.step
+            return f"{totp.token():06d}"
+        time.sleep(max(0.1, (step + 1) * device.step + device.t0 - now))
+
+
+def verified_login(client, user) -> None:
+    """force_login plus a passed second factor, as after signing in with a code."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is not None:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
 
 
 class PlanFactory(factory.django.DjangoModelFactory):

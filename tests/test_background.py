@@ -105,7 +105,9 @@ def site_environment(database_url: str, cluster_name: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DJANGO_SETTINGS_MODULE="portal.settings",
-        DJANGO_DEBUG="false",
+        # The console SMS gateway and e-mail below are development fakes: with DEBUG off the
+        # worker refuses to start with them (portal/runtime_guards.py).
+        DJANGO_DEBUG="true",
         DJANGO_SECRET_KEY="background-test-secret-key",
         SECRETS_ENCRYPTION_KEYS="w2nrQiDO3D_4uvgFdTsmaMCiQ_Qx0pb4fwTJ3dJsMBE=",
         SECRETS_FINGERPRINT_KEY="background-test-fingerprint-key",

@@ -64,10 +64,35 @@ def override_slug() -> str:
 
 def delivers_to_simulator(link: Any) -> bool:
     """Whether the phone simulator is where a provider link's texts show: a sandbox link, or
-    any link while SMS_GATEWAY_OVERRIDE sends every project's texts through the sandbox."""
-    if not link:
+    any link while SMS_GATEWAY_OVERRIDE sends every project's texts through the sandbox. Never
+    while SANDBOX_ENABLED is off, whatever a project's stored provider says."""
+    if not link or not settings.SANDBOX_ENABLED:
         return False
     return override_slug() == "sandbox" or getattr(link, "provider", "") == "sandbox"
+
+
+class SandboxOffGateway(Gateway):
+    """What a sandbox link gets while SANDBOX_ENABLED is off: every call fails as bad
+    credentials, so the sender pauses the link and says why (nothing is "sent")."""
+
+    slug = "sandbox-off"
+    label = "Sandbox phone simulator (off)"
+
+    def _refuse(self) -> GatewayError:
+        return GatewayError(
+            "This project's SMS provider is the sandbox phone simulator, which is turned off "
+            "on this site. Link a real provider on the SMS provider page.",
+            reason=Reason.BAD_CREDENTIALS,
+        )
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        raise self._refuse()
+
+    def check_credentials(self) -> str:
+        raise self._refuse()
+
+    def find_sent(self, *, to: str, body: str, since) -> str | None:
+        raise self._refuse()
 
 
 @sensitive_variables()  # the decrypted config: never in a crash report
@@ -78,7 +103,11 @@ def get_gateway(link: Any, **kwargs: Any) -> Gateway:
     link's credentials. Extra keyword arguments (client, timeout) go to the gateway.
     """
     slug = override_slug()
-    if slug:
+    if (slug or link.provider) == "sandbox" and not settings.SANDBOX_ENABLED:
+        # A project linked to the simulator in development, on a site where it is off: its
+        # texts must not "send" to a simulator nobody can see.
+        gateway = SandboxOffGateway({}, **kwargs)
+    elif slug:
         gateway = gateway_class(slug)({}, **kwargs)
     else:
         gateway = gateway_class(link.provider)(dict(link.config or {}), **kwargs)

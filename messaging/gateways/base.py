@@ -244,9 +244,22 @@ class Gateway:
     # --- helpers for HTTP providers ----------------------------------------------------------
     # Every frame below holds the credentials (headers, auth) and the number (the form): a crash
     # report (Django's SafeExceptionReporterFilter) shows none of their values.
+    base_url: str = ""  # the provider's configured API root; every request stays on its host
+
     @sensitive_variables()
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One HTTP call, never following redirects; transport failures become GatewayError."""
+        """One HTTP call, never following redirects; transport failures become GatewayError.
+
+        The URL must be on the configured API host (scheme, host and port of `base_url`): a
+        URL taken from a provider's answer (Twilio's next_page_uri) never sends our credentials
+        anywhere else (docs/compliance.md, "Outbound calls")."""
+        if self.base_url and _origin(url) != _origin(self.base_url):
+            logger.warning("Refused a %s request off the configured API host.", self.label)
+            raise GatewayError(
+                f"Refused to send a request to {_origin(url)[1] or 'an unknown host'}: "
+                f"{self.label} requests go only to the configured API host.",
+                reason=Reason.REJECTED,
+            )
         if self.timeout is not None:
             kwargs.setdefault("timeout", self.timeout)
         try:
@@ -260,6 +273,14 @@ class Gateway:
             value = self.config.get(field.key, "")
             shown.append(f"{field.key}={'<hidden>' if field.secret else value!r}")
         return "<" + " ".join([type(self).__name__, *shown]) + ">"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return ("", "", None)
+    return (parsed.scheme, parsed.host, parsed.port)
 
 
 # --- classification helpers ---------------------------------------------------------------------

@@ -3,8 +3,10 @@
 One entry point, `inbound_receive`, for every way a reply arrives (Twilio's and Mosio's
 webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict them:
 
-- Idempotent: a provider message id seen before (a retried webhook) stores nothing and does
-  nothing again. A reply without an id (Mosio's field name is unknown) cannot be deduplicated.
+- Idempotent: a provider message id seen before through the same link (a retried webhook)
+  stores nothing and does nothing again. Ids are scoped to the link, so another project's
+  webhook cannot claim an id first and swallow this project's STOP. A reply without an id
+  (Mosio's field name is unknown) cannot be deduplicated.
 - The number is matched against the participants of THE LINK'S project only, by its keyed
   fingerprint; the clear number is never stored. A number that matches nobody is still stored
   (participant empty): only server administrators see it, in the Django admin. Its STOP still
@@ -81,7 +83,7 @@ def inbound_receive(
     provider = provider or link.provider
     if sms.provider_message_id:
         seen = Reply.objects.filter(
-            provider=provider, provider_message_id=sms.provider_message_id
+            provider_link=link, provider=provider, provider_message_id=sms.provider_message_id
         ).first()
         if seen is not None:
             return seen, False
@@ -99,6 +101,7 @@ def inbound_receive(
         with transaction.atomic():
             reply = Reply.objects.create(
                 project_id=link.project_id,
+                provider_link=link,
                 participant=participant,
                 provider=provider,
                 provider_message_id=sms.provider_message_id,
@@ -114,7 +117,7 @@ def inbound_receive(
     except IntegrityError:
         # The same webhook, delivered twice at once: the other request stored and handled it.
         return Reply.objects.get(
-            provider=provider, provider_message_id=sms.provider_message_id
+            provider_link=link, provider=provider, provider_message_id=sms.provider_message_id
         ), False
     if participant is None:
         logger.info(

@@ -29,11 +29,19 @@ class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
 email_verification_token = EmailVerificationTokenGenerator()
 
 
-def user_signup(*, email: str, password: str, full_name: str = "", time_zone: str = "") -> User:
-    """Create a researcher account and e-mail a verification link."""
+def user_signup(
+    *, email: str, password: str, full_name: str = "", time_zone: str = ""
+) -> User | None:
+    """Create a researcher account and e-mail a verification link.
+
+    An address that already has an account gets no second one: its owner is e-mailed instead
+    (sign in, or reset the password), and None is returned. The caller answers the same either
+    way, so sign-up never reveals who has an account (docs/compliance.md)."""
     email = User.objects.normalize_email(email).lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise ValidationError({"email": "An account with this e-mail address already exists."})
+    existing = User.objects.filter(email__iexact=email).first()
+    if existing is not None:
+        transaction.on_commit(lambda: emails.signup_existing_account(existing))
+        return None
     with transaction.atomic():
         user = User(email=email, full_name=full_name.strip())
         if time_zone:

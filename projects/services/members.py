@@ -1,6 +1,5 @@
 """Project members: owners invite people by e-mail and change roles."""
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -24,35 +23,28 @@ def _owner_count_locked(project: Project) -> int:
     return Membership.objects.filter(project=project, role=Role.OWNER).count()
 
 
-def member_invite(
-    *, project: Project, email: str, role: str, actor
-) -> Membership | ProjectInvitation:
-    """Add someone to the project. With no account yet, they join when they sign up."""
+def member_invite(*, project: Project, email: str, role: str, actor) -> ProjectInvitation:
+    """Invite an address to the project. Whoever holds it joins when they next sign in (or
+    confirm a new account) with it: the answer and the e-mail are the same whether or not the
+    address has an account, so inviting never reveals who has one (docs/compliance.md)."""
     _assert_owner(project, actor)
     email = email.strip().lower()
     if role not in Role.values:
         raise ValidationError({"role": "Choose owner, editor or viewer."})
-    user = get_user_model().objects.filter(email__iexact=email, is_active=True).first()
     with transaction.atomic():
-        if user is not None:
-            if project.memberships.filter(user=user).exists():
-                raise ValidationError({"email": f"{email} is already a member of this project."})
-            result = Membership.objects.create(project=project, user=user, role=role)
-            message = f"{email} added as {Role(role).label.lower()}."
-        else:
-            if project.invitations.filter(email=email).exists():
-                raise ValidationError({"email": f"{email} has already been invited."})
-            result = ProjectInvitation.objects.create(
-                project=project, email=email, role=role, invited_by=actor
-            )
-            message = f"{email} invited as {Role(role).label.lower()} (no account yet)."
+        if project.memberships.filter(user__email__iexact=email).exists():
+            raise ValidationError({"email": f"{email} is already a member of this project."})
+        if project.invitations.filter(email=email).exists():
+            raise ValidationError({"email": f"{email} has already been invited."})
+        result = ProjectInvitation.objects.create(
+            project=project, email=email, role=role, invited_by=actor
+        )
+        message = f"{email} invited as {Role(role).label.lower()}."
         audit.send(
             sender=Project, actor=actor, action="member.invited", obj=project, message=message
         )
         transaction.on_commit(
-            lambda: emails.member_invited(
-                project=project, email=email, role=role, actor=actor, has_account=user is not None
-            )
+            lambda: emails.member_invited(project=project, email=email, role=role, actor=actor)
         )
     return result
 
@@ -118,8 +110,11 @@ def invitation_cancel(*, invitation: ProjectInvitation, actor) -> None:
 
 
 def invitations_accept(*, user) -> list[Membership]:
-    """Turn pending invitations for the user's (verified) e-mail into memberships."""
+    """Turn pending invitations for the user's (verified) e-mail into memberships. Called when
+    an address is confirmed and at each sign-in."""
     memberships = []
+    if not user.email_verified:
+        return memberships
     with transaction.atomic():
         for invitation in ProjectInvitation.objects.filter(email__iexact=user.email).select_related(
             "project"

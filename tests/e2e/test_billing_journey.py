@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from billing.models import AccountMembership
 from billing.services import quota_reserve
+from tests.e2e.helpers import pass_second_factor
 from tests.factories import (
     AccountFactory,
     PlanFactory,
@@ -41,6 +42,7 @@ def sign_in(page: Page, base: str, email: str) -> None:
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor(page, email)
     expect(page.get_by_role("link", name=email)).to_be_visible()
 
 

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from portal.models import OnboardingRequest
 from projects.models import Project
+from tests.e2e.helpers import pass_second_factor
 from tests.factories import PlanFactory, RedcapInstanceFactory, ServerAdminFactory
 
 SHOTS = Path("/tmp/shots")
@@ -21,6 +22,7 @@ def sign_in(page, base_url, email, password):
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor(page, email)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
 
 

@@ -11,6 +11,7 @@ from projects.models import Project
 from projects.sandbox import store
 from projects.sandbox.data import DEMO_TOKEN
 from projects.services import links, mapping, sync
+from tests.e2e.helpers import pass_second_factor
 from tests.e2e.test_project_setup_journey import PASSWORD, watch_for_browser_errors
 from tests.factories import ProjectFactory, RedcapInstanceFactory, ServerAdminFactory, UserFactory
 from tests.projects.conftest import MAPPING
@@ -24,6 +25,7 @@ def sign_in(page, base, email):
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor(page, email)
 
 
 @pytest.mark.django_db(transaction=True)

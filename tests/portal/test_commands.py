@@ -53,8 +53,25 @@ def test_the_demo_people_sign_in_with_the_demo_password(settings, client):
     for email in (demo.ADMIN_EMAIL, demo.RESEARCHER_EMAIL):
         response = client.post(reverse("login"), {"username": email, "password": DEMO_PASSWORD})
         assert response.status_code == 302, email
+        if email == demo.ADMIN_EMAIL:
+            # The administrator's second step: the code `manage.py demo_totp` prints.
+            assert response.url.startswith(reverse("two-factor-verify"))
+            settings.DEBUG = True
+            out = io.StringIO()
+            call_command("demo_totp", stdout=out)
+            response = client.post(response.url, {"code": out.getvalue().strip(), "next": "/"})
         assert response.url == reverse("dashboard")
+        assert client.get(reverse("dashboard")).status_code == 200
         client.post(reverse("logout"))
+
+
+@pytest.mark.django_db
+def test_demo_totp_refuses_outside_development(settings):
+    settings.DEMO_PASSWORD = DEMO_PASSWORD
+    call_command("seed_demo", stdout=io.StringIO())
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only in development"):
+        call_command("demo_totp", stdout=io.StringIO())
 
 
 @pytest.mark.django_db
@@ -169,6 +186,45 @@ def test_check_deploy_refuses_a_missing_secret_key():
 def test_the_site_refuses_to_serve_without_a_secret_key(module):
     result = _run(["-c", f"import {module}"], DJANGO_SECRET_KEY="")
     assert result.returncode != 0
-    assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
     served = _run(["-c", f"import {module}"])  # with a key it loads
     assert served.returncode == 0, served.stderr
+
+
+# --- Runtime guards: the processes themselves refuse, not only `check --deploy` ------------------
+UNSAFE_WITHOUT_DEBUG = [
+    ({"SANDBOX_ENABLED": "true"}, "SANDBOX_ENABLED is on"),
+    ({"SMS_GATEWAY_OVERRIDE": "console"}, "SMS_GATEWAY_OVERRIDE"),
+    ({"EMAIL_URL": "consolemail://"}, "console"),
+    ({"REDCAP_ALLOW_LOOPBACK_HTTP": "true"}, "REDCAP_ALLOW_LOOPBACK_HTTP"),
+]
+
+
+@pytest.mark.parametrize(("unsafe", "said"), UNSAFE_WITHOUT_DEBUG)
+@pytest.mark.parametrize(
+    "start",
+    [["-c", "import portal.wsgi"], ["-c", "import portal.asgi"], ["manage.py", "qcluster"]],
+    ids=["wsgi", "asgi", "qcluster"],
+)
+def test_web_and_worker_processes_refuse_to_start_unsafe_with_debug_off(start, unsafe, said):
+    result = _run(start, **unsafe)
+    assert result.returncode != 0
+    assert "will not start with DEBUG off" in result.stderr
+    assert said in result.stderr
+
+
+def test_with_debug_on_the_development_settings_start():
+    result = _run(
+        ["-c", "import portal.wsgi"],
+        DJANGO_DEBUG="true",
+        SANDBOX_ENABLED="true",
+        SMS_GATEWAY_OVERRIDE="sandbox",
+        EMAIL_URL="consolemail://",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_refuses_loopback_redcap():
+    result = _check_deploy(REDCAP_ALLOW_LOOPBACK_HTTP="true")
+    assert result.returncode != 0
+    assert "portal.E008" in result.stdout + result.stderr

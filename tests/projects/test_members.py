@@ -10,6 +10,8 @@ from portal.models import AuditEvent
 from projects.models import Membership, ProjectInvitation
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
+PASSWORD = "a-good-long-password"  # UserFactory's
+
 pytestmark = pytest.mark.django_db
 Role = Membership.Role
 
@@ -32,21 +34,33 @@ def flash(response) -> str:
     return " ".join(str(m) for m in response.context["messages"])
 
 
-def test_inviting_someone_with_an_account_adds_them_at_once_and_emails_them(
-    owner_client, project, django_capture_on_commit_callbacks
+def test_inviting_someone_with_an_account_looks_the_same_and_they_join_at_sign_in(
+    client, owner_client, project, django_capture_on_commit_callbacks
 ):
     colleague = UserFactory(email="casey@uni.test")
     with django_capture_on_commit_callbacks(execute=True):
-        response = owner_client.post(
+        known = owner_client.post(
             members_url(project), {"email": "Casey@Uni.test", "role": "editor"}, follow=True
         )
-    assert "casey@uni.test was added as editor." in flash(response)
-    assert Membership.objects.get(project=project, user=colleague).role == Role.EDITOR
-    [message] = mail.outbox
-    assert message.to == ["casey@uni.test"]
-    assert "added you to the StudyText project" in message.body
-    assert "Heart Health" in message.subject
+        unknown = owner_client.post(
+            members_url(project), {"email": "nobody@uni.test", "role": "editor"}, follow=True
+        )
+    # The same words, the same e-mail: inviting tells nobody who has an account.
+    assert "casey@uni.test was invited as editor." in flash(known)
+    assert "nobody@uni.test was invited as editor." in flash(unknown)
+    assert flash(known).replace("casey", "X") == flash(unknown).replace("nobody", "X")
+    bodies = {m.to[0]: m.body for m in mail.outbox}
+    assert bodies["casey@uni.test"] == bodies["nobody@uni.test"].replace(
+        "nobody@uni.test", "casey@uni.test"
+    )
+    assert "Heart Health" in mail.outbox[0].subject
     assert AuditEvent.objects.filter(action="member.invited", project_id=project.pk).exists()
+    # Casey joins the next time they sign in.
+    assert not Membership.objects.filter(project=project, user=colleague).exists()
+    casey = client.__class__()
+    casey.post(reverse("login"), {"username": "casey@uni.test", "password": PASSWORD})
+    assert Membership.objects.get(project=project, user=colleague).role == Role.EDITOR
+    assert not ProjectInvitation.objects.filter(email="casey@uni.test").exists()
 
 
 def test_an_unknown_address_is_invited_and_joins_once_they_sign_up_and_verify(
@@ -56,12 +70,12 @@ def test_an_unknown_address_is_invited_and_joins_once_they_sign_up_and_verify(
         response = owner_client.post(
             members_url(project), {"email": "newbie@uni.test", "role": "viewer"}, follow=True
         )
-    assert "has no StudyText account yet" in flash(response)
+    assert "newbie@uni.test was invited as viewer." in flash(response)
     assert "(invited)" in response.content.decode()
     invitation = ProjectInvitation.objects.get(project=project)
     assert (invitation.email, invitation.role) == ("newbie@uni.test", Role.VIEWER)
     [invite] = mail.outbox
-    assert "Sign up with this e-mail address" in invite.body
+    assert "create one with this address" in invite.body
     assert reverse("signup") in invite.body
 
     client.logout()

@@ -85,23 +85,24 @@ def client():
 )
 def test_it_refuses_an_api_url_that_cannot_be_right(url, problem):
     with pytest.raises(RedcapConfigError, match=problem):
-        RedcapClient(url, TOKEN, allow_http=False)
+        RedcapClient(url, TOKEN)
 
 
-def test_it_accepts_https_urls_and_http_only_on_this_machine_or_when_allowed():
+def test_it_accepts_https_urls_and_http_only_to_the_sandbox_on_this_machine(settings):
     assert RedcapClient(URL, TOKEN).api_url == URL
+    settings.REDCAP_ALLOW_LOOPBACK_HTTP = True  # the development sandbox (test settings)
     assert validate_api_url("http://127.0.0.1:8000/sandbox/redcap/api/")
     assert validate_api_url("http://localhost:9/api/")
-    assert validate_api_url("http://redcap.test/api/", allow_http=True)
     with pytest.raises(RedcapConfigError):
         validate_api_url("http://redcap.test/api/")
+    settings.REDCAP_ALLOW_LOOPBACK_HTTP = False
+    with pytest.raises(RedcapConfigError, match="must use https"):
+        validate_api_url("http://127.0.0.1:8000/sandbox/redcap/api/")
 
 
-def test_debug_settings_allow_http(settings):
+def test_debug_alone_no_longer_allows_http(settings):
     settings.DEBUG = True
-    assert RedcapClient("http://redcap.test/api/", TOKEN).api_url == "http://redcap.test/api/"
-    settings.DEBUG = False
-    with pytest.raises(RedcapConfigError):
+    with pytest.raises(RedcapConfigError, match="must use https"):
         RedcapClient("http://redcap.test/api/", TOKEN)
 
 

@@ -40,10 +40,11 @@ def test_it_refuses_plain_http_in_production(as_user, server_admin):
 
 
 @override_settings(DEBUG=True)
-def test_it_allows_plain_http_while_debugging(as_user, server_admin):
+def test_debugging_does_not_allow_plain_http_to_a_server(as_user, server_admin):
     response = add(as_user(server_admin), "http://redcap.dev.test/api/")
-    assert response.status_code == 302
-    assert RedcapInstance.objects.get().api_url == "http://redcap.dev.test/api/"
+    assert response.status_code == 200
+    assert "must use https" in api_url_errors(response)[0]
+    assert not RedcapInstance.objects.exists()
 
 
 @pytest.mark.parametrize(
