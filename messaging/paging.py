@@ -76,6 +76,13 @@ class KeysetPage:
         return self.count > COUNT_LIMIT
 
     @property
+    def count_text(self) -> str:
+        """ "More than 10,000 texts", "1 text", "523 texts"."""
+        if self.count_capped:
+            return f"More than {COUNT_LIMIT:,} texts"
+        return f"{self.count:,} text{'' if self.count == 1 else 's'}"
+
+    @property
     def older_token(self) -> str:
         return LogCursor.older_than(self.object_list[-1]).token() if self.has_older else ""
 
