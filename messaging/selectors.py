@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Length, TruncDate
+from django.db.models.functions import Coalesce, Length
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,36 +20,65 @@ def log_status_filter(value: str) -> str:
     return ",".join(s for s in value.split(",") if s in LOG_STATUSES)
 
 
-def rules_for_project(*, project: Project, archived: bool = False) -> list[MessageRule]:
+# Statuses a text can still leave: the rules list counts them whenever the text was due.
+OPEN_STATUSES = ["queued", "held", "sending", "unknown"]
+
+
+def rules_for_project(
+    *, project: Project, archived: bool = False, today: datetime.date | None = None
+) -> list[MessageRule]:
     """Rules (the current ones, or the archived ones) with their counts of texts by outcome,
-    in two queries."""
+    in three queries whatever the number of texts.
+
+    Sent and failed count the texts due in the last 30 days and any still to come (the
+    overview's window, `rules_since`), so the counts cost the same in a project's first week
+    and after a million texts; texts still waiting, held or unconfirmed are counted whenever
+    they were due."""
     rules = MessageRule.objects.filter(project=project)
     if archived:
         rules = rules.filter(status=MessageRule.Status.ARCHIVED)
     else:
         rules = rules.exclude(status=MessageRule.Status.ARCHIVED)
     rules = list(rules)
-    counts = (
-        Message.objects.filter(rule__in=rules)
+    since = _day_start(rules_since(today=today), timezone.get_current_timezone())
+    # Grouped by rule alone, the (rule, due_at, status) index hands the rows over in order.
+    recent = (
+        Message.objects.filter(rule__in=rules, due_at__gte=since)
         .values("rule_id")
         .annotate(
-            sent=Count("id", filter=Q(status__in=["sent", "delivered"])),
-            pending=Count("id", filter=Q(status__in=["queued", "held", "sending"])),
-            held=Count("id", filter=Q(status="held")),
-            failed=Count("id", filter=Q(status__in=["failed", "undelivered"])),
-            unconfirmed=Count("id", filter=Q(status="unknown")),
+            sent=Count("pk", filter=Q(status__in=SUMMARY_GROUPS["sent"])),
+            failed=Count("pk", filter=Q(status__in=SUMMARY_GROUPS["failed"])),
         )
         .order_by()
     )
-    by_rule = {row["rule_id"]: row for row in counts}
+    # The open texts (few: the queue), off the (status, not_before, rule) index alone.
+    # Grouped by `rule_id + 0`: grouped by the bare column, SQLite walks the whole rule_id
+    # index to get the groups in order rather than sort a few hundred rows.
+    still_open = (
+        Message.objects.filter(rule__in=rules, status__in=OPEN_STATUSES)
+        .annotate(of_rule=F("rule_id") + 0)
+        .values_list("of_rule", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for row in recent:
+        counts.setdefault(row["rule_id"], {}).update(sent=row["sent"], failed=row["failed"])
+    for rule_id, status, n in still_open:
+        counts.setdefault(rule_id, {})[status] = n
     for rule in rules:
-        row = by_rule.get(rule.pk, {})
-        rule.sent_count = row.get("sent", 0)
-        rule.pending_count = row.get("pending", 0)
-        rule.held_count = row.get("held", 0)
-        rule.failed_count = row.get("failed", 0)
-        rule.unconfirmed_count = row.get("unconfirmed", 0)
+        of = counts.get(rule.pk, {})
+        rule.sent_count = of.get("sent", 0)
+        rule.pending_count = of.get("queued", 0) + of.get("held", 0) + of.get("sending", 0)
+        rule.held_count = of.get("held", 0)
+        rule.failed_count = of.get("failed", 0)
+        rule.unconfirmed_count = of.get("unknown", 0)
     return rules
+
+
+def rules_since(*, today: datetime.date | None = None) -> datetime.date:
+    """The first day the rules list's sent and failed counts cover (viewer's time zone)."""
+    return (today or timezone.localdate()) - datetime.timedelta(days=SUMMARY_WINDOW_DAYS - 1)
 
 
 def messages_for_project(
@@ -74,10 +103,13 @@ def messages_for_project(
         qs = qs.filter(send_id=send_id)
     if record:
         qs = qs.filter(participant__record_id=record.strip())
+    # Days in the viewer's time zone, as a range on due_at itself (from the first day's local
+    # midnight to the midnight after the last), so the (project, due_at) index narrows it.
+    tz = timezone.get_current_timezone()
     if since:
-        qs = qs.filter(due_at__date__gte=since)
+        qs = qs.filter(due_at__gte=_day_start(since, tz))
     if until:
-        qs = qs.filter(due_at__date__lte=until)
+        qs = qs.filter(due_at__lt=_day_start(until + datetime.timedelta(days=1), tz))
     return qs.order_by("-due_at", "-id")
 
 
@@ -206,48 +238,58 @@ def _day_start(day: datetime.date, tz) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min), tz)
 
 
+def _count(messages: QuerySet) -> Coalesce:
+    """A correlated COUNT of `messages` of the outer project, for an annotation."""
+    counted = (
+        messages.filter(project=OuterRef("pk"))
+        .order_by()
+        .values("project")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
 def texting_summary(*, project: Project, today: datetime.date | None = None) -> TextingSummary:
     """How texting is going, for the project's overview, in the viewer's time zone (the one
-    activated for the request), in three queries whatever the number of texts:
+    activated for the request), in one query whatever the number of texts:
 
     - counts by status group of the texts due in the last 30 days (and any still to come): the
       same texts the message log lists with `?since=<that day>&status=<group>`;
     - texts sent per day over the last 14 days, by the day they were sent;
     - the number of active rules, when the next queued text may go out, and whether the
-      project has any text at all."""
+      project has any text at all.
+
+    Each count is its own range on an index ((project, status, due_at) for the groups,
+    (project, sent_at, status) for each day), so it reads only the entries it counts: one
+    pass with a filter per group, or a date function per row, costs ten times more at a
+    million texts."""
     tz = timezone.get_current_timezone()
     today = today or timezone.localdate()
     since = today - datetime.timedelta(days=SUMMARY_WINDOW_DAYS - 1)
-    counts = Message.objects.filter(project=project, due_at__gte=_day_start(since, tz)).aggregate(
-        **{
-            group: Count("pk", filter=Q(status__in=statuses))
-            for group, statuses in SUMMARY_GROUPS.items()
-        }
-    )
-
+    window = _day_start(since, tz)
     first_day = today - datetime.timedelta(days=SUMMARY_CHART_DAYS - 1)
-    per_day = dict(
-        Message.objects.filter(
-            project=project,
-            status__in=SUMMARY_GROUPS["sent"],
-            sent_at__gte=_day_start(first_day, tz),
-            sent_at__lt=_day_start(today + datetime.timedelta(days=1), tz),
-        )
-        .annotate(day=TruncDate("sent_at", tzinfo=tz))
-        .values_list("day")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    chart_days = [first_day + datetime.timedelta(days=i) for i in range(SUMMARY_CHART_DAYS)]
-    days = [(day, per_day.get(day, 0)) for day in chart_days]
-
-    of_project = {"project": OuterRef("pk")}
-    rest = (
+    chart_days = [first_day + datetime.timedelta(days=i) for i in range(SUMMARY_CHART_DAYS + 1)]
+    bounds = [_day_start(day, tz) for day in chart_days]
+    sent = Message.objects.filter(status__in=SUMMARY_GROUPS["sent"])
+    row = (
         Project.objects.filter(pk=project.pk)
         .annotate(
+            **{
+                f"group_{group}": _count(
+                    Message.objects.filter(status__in=statuses, due_at__gte=window)
+                )
+                for group, statuses in SUMMARY_GROUPS.items()
+            },
+            **{
+                f"day_{i}": _count(sent.filter(sent_at__gte=bounds[i], sent_at__lt=bounds[i + 1]))
+                for i in range(SUMMARY_CHART_DAYS)
+            },
             active_rules=Coalesce(
                 Subquery(
-                    MessageRule.objects.filter(**of_project, status=MessageRule.Status.ACTIVE)
+                    MessageRule.objects.filter(
+                        project=OuterRef("pk"), status=MessageRule.Status.ACTIVE
+                    )
                     .order_by()
                     .values("project")
                     .annotate(n=Count("pk"))
@@ -257,23 +299,23 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
                 0,
             ),
             next_due=Subquery(
-                Message.objects.filter(**of_project, status=Message.Status.QUEUED)
+                Message.objects.filter(project=OuterRef("pk"), status=Message.Status.QUEUED)
                 .order_by("not_before")
                 .values("not_before")[:1]
             ),
-            has_texts=Exists(Message.objects.filter(**of_project)),
+            has_texts=Exists(Message.objects.filter(project=OuterRef("pk"))),
         )
-        .values("active_rules", "next_due", "has_texts")
+        .values()
         .first()
-    ) or {"active_rules": 0, "next_due": None, "has_texts": False}
+    ) or {}
     return TextingSummary(
         since=since,
         today=today,
-        counts={group: counts[group] or 0 for group in SUMMARY_GROUPS},
-        days=days,
-        active_rules=rest["active_rules"],
-        next_due=rest["next_due"],
-        has_texts=bool(rest["has_texts"]),
+        counts={group: row.get(f"group_{group}", 0) for group in SUMMARY_GROUPS},
+        days=[(chart_days[i], row.get(f"day_{i}", 0)) for i in range(SUMMARY_CHART_DAYS)],
+        active_rules=row.get("active_rules", 0),
+        next_due=row.get("next_due"),
+        has_texts=bool(row.get("has_texts")),
         time_zone=str(tz),
     )
 

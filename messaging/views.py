@@ -3,7 +3,6 @@ import datetime
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from billing.access import account_role
 from billing.exports import csv_response
 from billing.selectors import account_usage
 from billing.services import quota_units_for
-from messaging import piping, selectors
+from messaging import paging, piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
 from messaging.gateways import delivers_to_simulator
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
@@ -98,6 +97,7 @@ def rule_list(request, pk: int):
             "role": role,
             "can_edit": _can_edit(role),
             "rules": rule_rows,
+            "counts_since": selectors.rules_since(),
             "show_archived": show_archived,
             "archived_count": 0
             if show_archived
@@ -317,33 +317,53 @@ def _progress_words(progress: dict) -> dict:
     }
 
 
-def _date_param(request, name: str) -> datetime.date | None:
-    # A hand-edited address ("2026-02-30", "yesterday") filters nothing instead of failing.
-    try:
-        return parse_date(request.GET.get(name, "").strip())
-    except ValueError:
-        return None
+DATE_FILTERS = {"since": "Due from", "until": "Due until"}
 
 
-def _log_filters(request) -> dict:
+def _log_filters(request) -> tuple[dict, list[str]]:
+    """The log's filters from the query string, and what was wrong with them, in words. A
+    date that cannot be read, or a range that ends before it starts, is not applied."""
     rule, send = request.GET.get("rule", ""), request.GET.get("send", "")
-    return {
+    errors: list[str] = []
+    dates: dict[str, datetime.date | None] = {}
+    for name, label in DATE_FILTERS.items():
+        raw = request.GET.get(name, "").strip()
+        try:
+            dates[name] = parse_date(raw) if raw else None
+        except ValueError:
+            dates[name] = None
+        if raw and dates[name] is None:
+            errors.append(
+                f"“{label}” must be a date such as 2026-03-31; “{raw[:40]}” is not one, "
+                "so it was left out."
+            )
+    if dates["since"] and dates["until"] and dates["until"] < dates["since"]:
+        errors.append(
+            f"“Due until” ({dates['until']:%b %-d, %Y}) is before “Due from” "
+            f"({dates['since']:%b %-d, %Y}), so no text could match: the dates were left out. "
+            "Swap them to see the texts due between those days."
+        )
+        dates = {"since": None, "until": None}
+    filters = {
         "status": selectors.log_status_filter(request.GET.get("status", "")),
         "rule_id": int(rule) if rule.isdigit() else None,
         "send_id": int(send) if send.isdigit() else None,
         "record": request.GET.get("record", "").strip(),
-        "since": _date_param(request, "since"),
-        "until": _date_param(request, "until"),
+        **dates,
     }
+    return filters, errors
 
 
 @login_required
 def message_log(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
-    filters = _log_filters(request)
-    page = Paginator(selectors.messages_for_project(project=project, **filters), 50).get_page(
-        request.GET.get("page")
-    )
+    filters, errors = _log_filters(request)
+    try:
+        cursor = paging.cursor_from(request.GET)
+    except paging.CursorError as exc:
+        errors.append(exc.message)
+        cursor = None
+    page = paging.keyset_page(selectors.messages_for_project(project=project, **filters), cursor)
     send = (
         Send.objects.filter(project=project, pk=filters["send_id"]).select_related("rule").first()
         if filters["send_id"]
@@ -358,7 +378,9 @@ def message_log(request, pk: int):
             "can_edit": _can_edit(role),
             "page": page,
             "filters": request.GET,
+            "filter_errors": errors,
             "filtered": any(filters.values()),
+            "paged": cursor is not None,
             "send": send,
             "statuses": [
                 *Message.Status.choices,
@@ -378,7 +400,7 @@ def message_log(request, pk: int):
 @login_required
 def message_log_csv(request, pk: int):
     project, _ = project_get_for_user(user=request.user, pk=pk)
-    qs = selectors.messages_for_project(project=project, **_log_filters(request))
+    qs = selectors.messages_for_project(project=project, **_log_filters(request)[0])
     audit.send(
         sender=Message,
         actor=request.user,

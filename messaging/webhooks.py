@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -38,16 +39,30 @@ def _limited(request, secret: str):
     return None
 
 
+def signed_urls(request) -> list[str]:
+    """The URLs a provider may have signed this request for (see docs/twilio.md): first the
+    public address, SITE_URL + path, which is what the provider page shows the owner and what
+    StudyText gives Twilio as a status callback; then the URL this request reached Django
+    with, when it differs (the Host header or scheme the app sees behind a proxy that is not
+    trusted with X-Forwarded-*, or a second name for the site)."""
+    public = settings.SITE_URL + request.get_full_path()
+    own = request.build_absolute_uri()
+    return [public] if own == public else [public, own]
+
+
 def _signed_twilio_link(request, secret: str, *, what: str) -> ProviderLink | None:
     """The Twilio link the secret path names (404 if none), or None when the request does not
-    carry that link's signature (logged as a rejected `what`)."""
+    carry that link's signature for one of `signed_urls` (logged as a rejected `what`)."""
     link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="twilio")
     config = _link_config(link)
     if config is None:
         return None
     signature = request.headers.get("X-Twilio-Signature", "")
-    url = request.build_absolute_uri()
-    if not validate_twilio_signature(url, request.POST, signature, config["auth_token"]):
+    token = config["auth_token"]
+    if not any(
+        validate_twilio_signature(url, request.POST, signature, token)
+        for url in signed_urls(request)
+    ):
         logger.warning("Rejected a Twilio %s with a bad signature (link %s).", what, link.pk)
         return None
     return link

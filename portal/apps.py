@@ -2,6 +2,7 @@ import sys
 
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
 
 
 class StudyTextAdminConfig(admin_apps.AdminConfig):
@@ -18,6 +19,25 @@ class StudyTextAdminConfig(admin_apps.AdminConfig):
 SERVING_COMMANDS = frozenset({"qcluster", "runserver", "devserver"})
 
 
+def ensure_statistics_schedule(sender, *, using: str = "default", **kwargs) -> None:
+    """Register the hourly refresh of the query planner's statistics, and refresh them now: a
+    migration may have added indexes the planner has no statistics for yet."""
+    from django_q.models import Schedule
+
+    from portal.services.database import database_statistics_refresh
+    from portal.tasks import STATISTICS_SCHEDULE
+
+    Schedule.objects.using(using).update_or_create(
+        name=STATISTICS_SCHEDULE,
+        defaults={
+            "func": "portal.tasks.refresh_statistics",
+            "schedule_type": Schedule.HOURLY,
+            "repeats": -1,
+        },
+    )
+    database_statistics_refresh(using=using)
+
+
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
@@ -32,3 +52,4 @@ class PortalConfig(AppConfig):
             from portal.runtime_guards import refuse_unsafe_runtime
 
             refuse_unsafe_runtime()
+        post_migrate.connect(ensure_statistics_schedule, sender=self)

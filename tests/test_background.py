@@ -40,6 +40,7 @@ SCHEDULES = {
     "messaging-retention": "messaging.tasks.retention_purge",
     "participant-sync-all": "projects.tasks.participant_sync_all",
     "Start monthly usage periods": "billing.tasks.usage_periods_start",
+    "portal-database-statistics": "portal.tasks.refresh_statistics",
 }
 # Generous: a loaded 2-core machine, each process importing Django.
 STEP_TIMEOUT = 180

@@ -118,11 +118,22 @@ def bad_values(parameter: str, values: Iterable[str]) -> SandboxError:
     )
 
 
-def check_fields(project: SandboxProject, fields: Sequence[str]) -> None:
+def data_fields(project: SandboxProject, fields: Sequence[str]) -> list[str]:
+    """The fields of a record export, as REDCap reads them: descriptive fields (which hold no
+    data, but are in the data dictionary, so clients such as PyCap ask for them) are dropped;
+    a name that is not a field at all is refused, as is a list of descriptive fields alone."""
+    descriptive = {m["field_name"] for m in project.metadata if m["field_type"] == "descriptive"}
     known = set(field_names(project))
-    unknown = [f for f in fields if f not in known]
+    unknown = [f for f in fields if f not in known and f not in descriptive]
     if unknown:
         raise bad_values("fields", unknown)
+    kept = [f for f in fields if f not in descriptive]
+    if fields and not kept:
+        raise SandboxError(
+            'The variables provided in the parameter "fields" are not valid fields that contain '
+            "data. This might happen if you only provided variables for Descriptive fields."
+        )
+    return kept
 
 
 def check_forms(project: SandboxProject, forms: Sequence[str]) -> None:
@@ -148,6 +159,28 @@ def _label(project: SandboxProject, column: str, original: str, value: str) -> s
     return choices(meta).get(value, value)
 
 
+def _record_columns(
+    project: SandboxProject, fields: Sequence[str], forms: Sequence[str]
+) -> list[tuple[str, str]]:
+    pk = project.record_id_field
+    wanted_fields, wanted_forms = set(fields), set(forms)
+    return [
+        (name, original)
+        for name, original, form in export_columns(project)
+        if name != pk
+        and ((not fields and not forms) or original in wanted_fields or form in wanted_forms)
+    ]
+
+
+def record_header(
+    project: SandboxProject, *, fields: Sequence[str] = (), forms: Sequence[str] = ()
+) -> list[str]:
+    """The columns of a record export (what a CSV export's header row lists)."""
+    head = [project.record_id_field] + (["redcap_event_name"] if project.longitudinal else [])
+    columns = _record_columns(project, data_fields(project, fields), forms)
+    return head + [name for name, _ in columns]
+
+
 def export_records(
     project: SandboxProject,
     *,
@@ -159,18 +192,12 @@ def export_records(
     labels: bool = False,
 ) -> list[dict[str, str]]:
     """Flat records as REDCap exports them (see the module docstring for the rules)."""
-    check_fields(project, fields)
+    fields = data_fields(project, fields)
     check_forms(project, forms)
     if project.longitudinal:
         check_events(project, events)
     pk = project.record_id_field
-    wanted_fields, wanted_forms = set(fields), set(forms)
-    columns = [
-        (name, original)
-        for name, original, form in export_columns(project)
-        if name != pk
-        and ((not fields and not forms) or original in wanted_fields or form in wanted_forms)
-    ]
+    columns = _record_columns(project, fields, forms)
     head = [pk] + (["redcap_event_name"] if project.longitudinal else [])
     stored = rows(project)
     by_record: dict[str, dict[str, dict[str, str]]] = {}
@@ -219,10 +246,44 @@ def _value_problem(meta: Mapping[str, str] | None, column: str, value: str) -> s
     return None
 
 
-def import_records(project: SandboxProject, data: object, *, overwrite: bool = False) -> list[str]:
-    """Validate every row, then apply them all; return the record ids imported."""
+_DAY_FIRST = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+DATE_FORMATS = {"YMD": "Y-M-D", "MDY": "M/D/Y", "DMY": "D/M/Y"}
+
+
+def _as_ymd(value: str, date_format: str) -> str:
+    """A date in the import's `dateFormat` (MDY: 03/31/2026, DMY: 31/03/2026) as REDCap stores
+    it (2026-03-31); a value that does not fit is left as it is, to be refused."""
+    found = _DAY_FIRST.fullmatch(value.strip()) if date_format in ("MDY", "DMY") else None
+    if not found:
+        return value
+    first, second, year = found.groups()
+    month, day = (first, second) if date_format == "MDY" else (second, first)
+    return f"{year}-{int(month):02d}-{int(day):02d}"
+
+
+def next_record_id(project: SandboxProject) -> int:
+    """What REDCap's auto-numbering gives the next new record: one more than the highest
+    numeric record id."""
+    with _lock:
+        numbers = [int(r) for r, _ in _project_rows(project) if r.isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def import_records(
+    project: SandboxProject,
+    data: object,
+    *,
+    overwrite: bool = False,
+    date_format: str = "YMD",
+    auto_number: bool = False,
+) -> list[tuple[str, str]]:
+    """Validate every row, then apply them all; return (record id, id in the data) for each
+    record imported, in order. With `auto_number` (REDCap's forceAutoNumber) every record gets
+    the next free number, whatever id the data gave it ("new", say)."""
     if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
         raise SandboxError("The data being imported is not formatted correctly")
+    if date_format not in DATE_FORMATS:
+        date_format = "YMD"  # as REDCap: anything else is read as YMD
     pk = project.record_id_field
     columns = {name: (original, form) for name, original, form in export_columns(project)}
     metas = project.fields_by_name()
@@ -260,9 +321,10 @@ def import_records(project: SandboxProject, data: object, *, overwrite: bool = F
                         f'to the event {event}"'
                     )
                 continue
-            problem = _value_problem(
-                metas.get(original) if original == column else None, column, value
-            )
+            meta = metas.get(original) if original == column else None
+            if meta and meta["text_validation_type_or_show_slider_number"] == "date_ymd":
+                value = _as_ymd(value, date_format)
+            problem = _value_problem(meta, column, value)
             if problem:
                 problems.append(f'"{record}","{column}","{value}","{problem}"')
             elif value or overwrite:
@@ -271,14 +333,23 @@ def import_records(project: SandboxProject, data: object, *, overwrite: bool = F
     if problems:
         raise SandboxError("\n".join(problems))
     with _lock:
+        renamed: dict[str, str] = {}
+        if auto_number:
+            following = next_record_id(project)
+            for record, _, _ in changes:
+                if record not in renamed:
+                    renamed[record] = str(following)
+                    following += 1
         stored = _project_rows(project)
         for record, event, values in changes:
-            target = stored.get((record, event))
+            record_id = renamed.get(record, record)
+            target = stored.get((record_id, event))
             if target is None:
-                target = stored[(record, event)] = blank_row(project)
-                target[pk] = record
+                target = stored[(record_id, event)] = blank_row(project)
+                target[pk] = record_id
             target.update(values)
-    return list(dict.fromkeys(record for record, _, _ in changes))
+    originals = list(dict.fromkeys(record for record, _, _ in changes))
+    return [(renamed.get(record, record), record) for record in originals]
 
 
 # --- Surveys -------------------------------------------------------------------------------
@@ -323,17 +394,21 @@ def find_survey(code: str) -> SurveyTarget | None:
 
 
 def check_survey(project: SandboxProject, instrument: str, event: str) -> None:
+    """REDCap's checks of a survey's instrument and event, in its words."""
+    if not instrument:
+        raise SandboxError("The parameter 'instrument' is missing")
     if instrument not in project.forms():
-        raise SandboxError(f"The instrument '{instrument}' does not exist")
+        raise SandboxError("Invalid instrument")
     if instrument not in project.surveys:
         raise SandboxError(f"The instrument '{instrument}' has not been enabled as a survey")
     if project.longitudinal:
         if not event:
-            raise SandboxError("You must provide a valid event (unique event name)")
-        check_events(project, [event])
+            raise SandboxError("The parameter 'event' is missing")
+        if project.event(event) is None:
+            raise SandboxError("Invalid event")
         if not project.form_in_event(instrument, event):
             raise SandboxError(
-                f"The instrument '{instrument}' has not been designated for the event '{event}'"
+                f'The instrument "{instrument}" has not been designated for the event "{event}"'
             )
 
 

@@ -3,10 +3,13 @@ survey pages its survey links open. Served only when ``settings.SANDBOX_ENABLED`
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -20,7 +23,16 @@ from projects.sandbox import store
 from projects.sandbox.data import REDCAP_VERSION, SandboxProject, field_names
 from projects.sandbox.store import SandboxError
 
+# REDCap's own words (docs/redcap.md, "Errors").
 NO_PERMISSION = "You do not have permissions to use the API"
+UNAUTHORIZED = "The API token was missing or incorrect"
+UNKNOWN_CONTENT = 'The value of the parameter "content" is not valid'
+NOT_IMPLEMENTED = "The requested method is not implemented."
+NO_REPEATING = (
+    "You cannot export repeating instruments and events because the project does not contain "
+    "any repeating instruments and events"
+)
+DATA_FORMATS = ("json", "csv")  # what the sandbox writes; REDCap also writes xml and odm
 
 
 def sandbox_only(view: Callable) -> Callable:
@@ -33,15 +45,52 @@ def sandbox_only(view: Callable) -> Callable:
     return wrapper
 
 
-def _error(message: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+def formats(post) -> tuple[str, str]:
+    """(format, returnFormat) as REDCap reads them: `format` is json, csv, odm or else xml
+    (REDCap's default); `returnFormat`, the format of errors and import results, is json or
+    csv, else xml, and defaults to `format`."""
+    data_format = post.get("format", "")
+    if data_format not in ("json", "csv", "odm"):
+        data_format = "xml"
+    return_format = (post.get("returnFormat", "") or data_format).lower()
+    if return_format not in ("json", "csv"):
+        return_format = "xml"
+    return data_format, return_format
+
+
+def error_response(message: str, status: int, return_format: str) -> HttpResponse:
+    """An error as REDCap sends it in each returnFormat."""
+    if return_format == "json":
+        return JsonResponse({"error": message}, status=status)
+    if return_format == "csv":
+        return HttpResponse(
+            f"ERROR: {message}", status=status, content_type="text/csv; charset=utf-8"
+        )
+    body = f'<?xml version="1.0" encoding="UTF-8" ?><hash><error>{escape(message)}</error></hash>'
+    return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
 
 
 def _text(text: str) -> HttpResponse:
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-def _json(body: object) -> JsonResponse:
+def _csv(rows: Iterable[dict], header: list[str] | None = None) -> str:
+    rows = list(rows)
+    header = header if header is not None else (list(rows[0]) if rows else [])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if row.get(key) is None else row.get(key) for key in header])
+    return out.getvalue()
+
+
+def _data(request: HttpRequest, body: object, header: list[str] | None = None) -> HttpResponse:
+    """An export in the requested format: json, or csv (a header row, then one row each)."""
+    if request.redcap_format == "csv":
+        rows = [body] if isinstance(body, dict) else body
+        return HttpResponse(_csv(rows, header), content_type="text/csv; charset=utf-8")
     return JsonResponse(body, safe=False)
 
 
@@ -64,10 +113,9 @@ def _survey_base(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("sandbox-redcap-survey"))
 
 
-def _classic_refusal(project: SandboxProject, what: str) -> JsonResponse | None:
-    if project.longitudinal:
-        return None
-    return _error(f"You cannot export {what} for classic projects")
+def _classic_refusal(project: SandboxProject, what: str) -> None:
+    if not project.longitudinal:
+        raise SandboxError(f"You cannot export {what} for classic projects")
 
 
 # --- Methods ---------------------------------------------------------------------------------
@@ -76,7 +124,7 @@ def _version(request: HttpRequest, project: SandboxProject) -> HttpResponse:
 
 
 def _project(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _json(project.project_info())
+    return _data(request, project.project_info())
 
 
 def _metadata(request: HttpRequest, project: SandboxProject) -> HttpResponse:
@@ -86,43 +134,53 @@ def _metadata(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     if unknown:
         raise store.bad_values("fields", unknown)
     store.check_forms(project, forms)
-    return _json(
+    return _data(
+        request,
         [
             dict(row)
             for row in project.metadata
             if (not fields and not forms)
             or row["field_name"] in fields
             or row["form_name"] in forms
-        ]
+        ],
     )
 
 
 def _field_names(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _json(store.export_field_names(project, field=request.POST.get("field", "").strip()))
+    field = request.POST.get("field", "").strip()
+    return _data(
+        request,
+        store.export_field_names(project, field=field),
+        ["original_field_name", "choice_value", "export_field_name"],
+    )
 
 
 def _instruments(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _json(
-        [{"instrument_name": n, "instrument_label": label} for n, label in project.instruments]
+    return _data(
+        request,
+        [{"instrument_name": n, "instrument_label": label} for n, label in project.instruments],
     )
 
 
 def _events(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _classic_refusal(project, "events") or _json([e.as_api() for e in project.events])
+    _classic_refusal(project, "events")
+    return _data(request, [e.as_api() for e in project.events])
 
 
 def _arms(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    return _classic_refusal(project, "arms") or _json([{"arm_num": 1, "name": "Arm 1"}])
+    _classic_refusal(project, "arms")
+    return _data(request, [{"arm_num": 1, "name": "Arm 1"}])
 
 
 def _form_event_mapping(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    refusal = _classic_refusal(project, "form/event mappings")
-    return refusal or _json(
+    _classic_refusal(project, "form/event mappings")
+    return _data(
+        request,
         [
             {"arm_num": e.arm_num, "unique_event_name": e.unique_event_name, "form": form}
             for e in project.events
             for form in e.forms
-        ]
+        ],
     )
 
 
@@ -142,49 +200,98 @@ def _records(request: HttpRequest, project: SandboxProject) -> HttpResponse:
             )
         except LogicError as exc:
             raise SandboxError(exc.message) from exc
-    return _json(
-        store.export_records(
-            project,
-            records=_array(request, "records"),
-            fields=_array(request, "fields"),
-            forms=_array(request, "forms"),
-            events=_array(request, "events"),
-            logic=logic,
-            labels=request.POST.get("rawOrLabel", "raw") == "label",
-        )
+    fields, forms = _array(request, "fields"), _array(request, "forms")
+    rows = store.export_records(
+        project,
+        records=_array(request, "records"),
+        fields=fields,
+        forms=forms,
+        events=_array(request, "events"),
+        logic=logic,
+        labels=request.POST.get("rawOrLabel", "raw") == "label",
     )
+    return _data(request, rows, store.record_header(project, fields=fields, forms=forms))
+
+
+def _truthy(value: str) -> bool:
+    """REDCap's reading of a boolean parameter: "1" or "true" in any case."""
+    return value == "1" or value.lower() == "true"
 
 
 def _import(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    try:
-        rows = json.loads(request.POST["data"])
-    except ValueError:
-        raise SandboxError("The data being imported is not formatted correctly") from None
+    raw = request.POST["data"]
+    if request.redcap_format == "csv":
+        rows: object = list(csv.DictReader(io.StringIO(raw)))
+    else:
+        try:
+            rows = json.loads(raw)
+        except ValueError:
+            raise SandboxError("The data being imported is not formatted correctly") from None
     behavior = request.POST.get("overwriteBehavior", "normal")
     if behavior not in ("normal", "overwrite"):
         raise SandboxError("The value of the parameter 'overwriteBehavior' is not valid")
-    ids = store.import_records(project, rows, overwrite=behavior == "overwrite")
-    if request.POST.get("returnContent", "count") in ("ids", "auto_ids"):
-        return _json(ids)
-    return _json({"count": len(ids)})
+    auto_number = _truthy(request.POST.get("forceAutoNumber", ""))
+    imported = store.import_records(
+        project,
+        rows,
+        overwrite=behavior == "overwrite",
+        date_format=request.POST.get("dateFormat", "YMD"),
+        auto_number=auto_number,
+    )
+    content = request.POST.get("returnContent", "count").lower()
+    if content not in ("count", "ids", "auto_ids", "nothing"):
+        content = "count"
+    if content == "auto_ids" and not auto_number:
+        content = "count"
+    return _import_answer(request.redcap_return_format, content, imported)
+
+
+def _import_answer(return_format: str, content: str, imported: list[tuple[str, str]]):
+    """What an import answers, as REDCap writes it in each returnFormat (docs/redcap.md)."""
+    ids = [new for new, _ in imported]
+    pairs = [f"{new},{old}" for new, old in imported]  # auto_ids: "new id,id in the data"
+    if content == "nothing":
+        return HttpResponse("", content_type="text/plain; charset=utf-8")
+    if return_format == "json":
+        body = {"count": len(ids)} if content == "count" else ids if content == "ids" else pairs
+        return JsonResponse(body, safe=False)
+    if return_format == "csv":
+        if content == "count":
+            text = str(len(ids))
+        elif content == "ids":
+            text = "\n".join(["id", *ids])
+        else:
+            text = "\n".join(["id,original_id", *pairs])
+        return HttpResponse(text, content_type="text/csv; charset=utf-8")
+    head = '<?xml version="1.0" encoding="UTF-8" ?>'
+    if content == "count":
+        xml = f"{head}<count>{len(ids)}</count>"
+    else:
+        items = ids if content == "ids" else pairs
+        xml = head + "<ids>" + "".join(f"<id>{escape(i)}</id>" for i in items) + "</ids>"
+    return HttpResponse(xml, content_type="text/xml; charset=utf-8")
+
+
+def _repeating(request: HttpRequest, project: SandboxProject) -> HttpResponse:
+    raise SandboxError(NO_REPEATING)  # the sandbox's projects repeat no instrument or event
 
 
 def _record_param(request: HttpRequest, project: SandboxProject) -> str:
     record = request.POST.get("record", "").strip()
     if not record:
-        raise SandboxError("You must provide a record name")
+        raise SandboxError("The parameter 'record' is missing")
     if not store.record_exists(project, record):
-        raise SandboxError(f"The record '{record}' does not exist")
+        raise SandboxError(f'The record "{record}" does not exist')
     return record
 
 
 def _survey_link(request: HttpRequest, project: SandboxProject) -> HttpResponse:
+    # REDCap checks the record first, then the instrument and event; on an instrument that
+    # does not repeat it reads any repeat_instance as 1.
+    record = _record_param(request, project)
     instrument = request.POST.get("instrument", "").strip()
     event = request.POST.get("event", "").strip() if project.longitudinal else ""
     store.check_survey(project, instrument, event)
-    record = _record_param(request, project)
-    if request.POST.get("repeat_instance", "1").strip() != "1":
-        raise SandboxError("The instrument is not repeating, so repeat_instance must be 1")
     return _text(
         store.survey_link(
             project,
@@ -204,10 +311,11 @@ def _survey_queue_link(request: HttpRequest, project: SandboxProject) -> HttpRes
 def _participant_list(request: HttpRequest, project: SandboxProject) -> HttpResponse:
     instrument = request.POST.get("instrument", "").strip()
     event = request.POST.get("event", "").strip() if project.longitudinal else ""
-    return _json(
+    return _data(
+        request,
         store.participant_list(
             project, instrument=instrument, event=event, base_url=_survey_base(request)
-        )
+        ),
     )
 
 
@@ -221,32 +329,49 @@ METHODS: dict[str, Callable[[HttpRequest, SandboxProject], HttpResponse]] = {
     "arm": _arms,
     "formEventMapping": _form_event_mapping,
     "record": _records,
+    "repeatingFormsEvents": _repeating,
     "surveyLink": _survey_link,
     "surveyQueueLink": _survey_queue_link,
     "participantList": _participant_list,
 }
+# Methods whose answer is plain text whatever `format` says (REDCap ignores it for them).
+TEXT_METHODS = {"version", "surveyLink", "surveyQueueLink"}
 
 
 @csrf_exempt  # an API called with a token, like REDCap's own
 @sandbox_only
 def api(request: HttpRequest) -> HttpResponse:
+    """REDCap's API over the sandbox's projects: REDCap's checks in REDCap's order (method,
+    token, content, format), its answers in `format`, its errors in `returnFormat`. Content
+    REDCap has but the sandbox does not implement (users, logging, files...) is answered as
+    REDCap answers a content it does not know (docs/redcap.md)."""
+    request.redcap_format, request.redcap_return_format = formats(request.POST)
+
+    def refuse(message: str, status: int = 400) -> HttpResponse:
+        return error_response(message, status, request.redcap_return_format)
+
     if request.method != "POST":
-        return _error("The API accepts POST requests only", status=405)
+        return refuse(NOT_IMPLEMENTED, status=501)
     token = request.POST.get("token", "").strip()
     if not token:
-        return _error(NO_PERMISSION, status=401)
+        return refuse(UNAUTHORIZED, status=401)
     project = store.project_for_token(token)
     if project is None:
-        return _error(NO_PERMISSION, status=403)
-    method = METHODS.get(request.POST.get("content", ""))
+        return refuse(NO_PERMISSION, status=403)
+    content = request.POST.get("content", "")
+    method = METHODS.get(content)
     if method is None:
-        return _error("The value of the parameter 'content' is not valid")
-    if request.POST.get("format", "json") != "json":
-        return _error("The sandbox answers format=json only")
+        return refuse(UNKNOWN_CONTENT)
+    if content not in TEXT_METHODS and request.redcap_format not in DATA_FORMATS:
+        return refuse(
+            f"The REDCap sandbox writes format=json or format=csv; format="
+            f"{request.redcap_format} (REDCap's default when none is given) is not available "
+            "in the sandbox."
+        )
     try:
         return method(request, project)
     except SandboxError as exc:
-        return _error(exc.message, status=exc.status)
+        return refuse(exc.message, status=exc.status)
 
 
 @sandbox_only

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from messaging import selectors
 from messaging.models import Message, MessageRule, Send
 from messaging.services import outbox
 from messaging.views import _sending_hours
@@ -129,7 +130,10 @@ def test_the_list_counts_held_and_unconfirmed_texts_and_links_to_them(as_user, r
     rule = scene["rule"].pk
     assert f'href="{log}?rule={rule}&amp;status=held">1 held</a>' in page
     assert f'href="{log}?rule={rule}&amp;status=unknown">1 unconfirmed</a>' in page
-    assert f'href="{log}?rule={rule}&amp;status=failed,undelivered">1</a>' in page
+    since = selectors.rules_since().isoformat()
+    failed = f'href="{log}?rule={rule}&amp;status=failed,undelivered&amp;since={since}">1</a>'
+    assert failed in page
+    assert "Sent and failed count the texts due since" in page
     assert "Held texts wait because the account has used this month's messages" in page
     assert "When <span" in page and "(participant's time)" in page
 
@@ -319,7 +323,7 @@ def test_the_log_shows_each_group_of_statuses_that_a_count_links_to(
     names the group instead of saying "Any"."""
     url = reverse("message-log", args=[scene["project"].pk])
     response = as_user(researcher).get(url, {"status": group})
-    assert response.context["page"].paginator.count == texts
+    assert response.context["page"].count == texts
     assert f'<option value="{group}" selected>' in response.content.decode()
 
 

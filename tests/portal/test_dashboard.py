@@ -113,13 +113,14 @@ def test_the_dashboard_costs_the_same_with_5_or_100_rows(
 
 
 # --- Each project's set-up and what is waiting ---------------------------------------------------
-def _message(project, status, *, updated_days_ago=0, **extra):
+def _message(project, status, *, days_ago=0, **extra):
+    """A text due (and last changed) `days_ago` days ago."""
     from django.utils import timezone
 
     from messaging.models import Message
     from tests.factories import ParticipantFactory
 
-    now = timezone.now()
+    now = timezone.now() - datetime.timedelta(days=days_ago)
     message = Message.objects.create(
         project=project,
         participant=ParticipantFactory(project=project),
@@ -130,10 +131,8 @@ def _message(project, status, *, updated_days_ago=0, **extra):
         not_before=now,
         **extra,
     )
-    if updated_days_ago:
-        Message.objects.filter(pk=message.pk).update(
-            updated_at=now - datetime.timedelta(days=updated_days_ago)
-        )
+    if days_ago:
+        Message.objects.filter(pk=message.pk).update(updated_at=now)
     return message
 
 
@@ -189,7 +188,7 @@ def test_each_project_shows_what_waits_on_the_team_with_links_to_it(as_user, res
         _message(busy, "held")
     _message(busy, "failed")
     _message(busy, "undelivered")
-    _message(busy, "failed", updated_days_ago=10)  # last month's news
+    _message(busy, "failed", days_ago=10)  # last month's news
     _message(busy, "unknown")
     _message(busy, "sent")
     _message(quiet, "sent")

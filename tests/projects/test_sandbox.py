@@ -122,9 +122,9 @@ def test_a_bad_token_gets_redcaps_403(api):
     assert response.json() == {"error": "You do not have permissions to use the API"}
 
 
-def test_a_missing_token_gets_401_and_get_requests_405(api, client):
+def test_a_missing_token_gets_401_and_get_requests_501(api, client):
     assert api(token="", content="project").status_code == 401
-    assert client.get(API).status_code == 405
+    assert client.get(API).status_code == 501  # REDCap: "The requested method is not implemented."
 
 
 def test_unknown_content_and_formats_are_refused(api):
@@ -323,15 +323,10 @@ def test_survey_links_and_queue_links_point_at_the_sandbox_survey_pages(api):
     ("token", "params", "message"),
     [
         (DEMO_TOKEN, {"instrument": "contact", "record": "1"}, "has not been enabled as a survey"),
-        (DEMO_TOKEN, {"instrument": "nope", "record": "1"}, "does not exist"),
-        (DEMO_TOKEN, {"instrument": "baseline_survey", "record": "99"}, "'99' does not exist"),
-        (DEMO_TOKEN, {"instrument": "baseline_survey", "record": ""}, "provide a record"),
-        (
-            DEMO_TOKEN,
-            {"instrument": "baseline_survey", "record": "1", "repeat_instance": "2"},
-            "not repeating",
-        ),
-        (LONGITUDINAL_TOKEN, {"instrument": "weekly_checkin", "record": "1"}, "valid event"),
+        (DEMO_TOKEN, {"instrument": "nope", "record": "1"}, "Invalid instrument"),
+        (DEMO_TOKEN, {"instrument": "baseline_survey", "record": "99"}, '"99" does not exist'),
+        (DEMO_TOKEN, {"instrument": "baseline_survey", "record": ""}, "'record' is missing"),
+        (LONGITUDINAL_TOKEN, {"instrument": "weekly_checkin", "record": "1"}, "'event' is missing"),
         (
             LONGITUDINAL_TOKEN,
             {"instrument": "weekly_checkin", "record": "1", "event": "baseline_arm_1"},
@@ -343,6 +338,12 @@ def test_survey_links_refuse_what_redcap_refuses(api, token, params, message):
     response = api(token=token, content="surveyLink", **params)
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+def test_a_repeat_instance_of_a_form_that_does_not_repeat_is_read_as_1_as_redcap_does(api):
+    first = api(content="surveyLink", instrument="baseline_survey", record="1")
+    second = api(content="surveyLink", instrument="baseline_survey", record="1", repeat_instance=2)
+    assert second.status_code == 200 and second.content == first.content
 
 
 def test_the_participant_list_reports_response_statuses(api):
