@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message, Reply
-from tests.factories import ParticipantFactory, ProjectFactory, UserFactory
+from tests.factories import ParticipantFactory, ProjectFactory, ServerAdminFactory, verified_login
 
 pytestmark = pytest.mark.django_db
 LISTS = {
@@ -18,8 +18,8 @@ LISTS = {
 
 
 @pytest.fixture
-def superuser_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+def admin_client(client):
+    verified_login(client, ServerAdminFactory())
     return client
 
 
@@ -51,13 +51,11 @@ def _get(client, name: str, **params):
 
 
 @pytest.mark.parametrize("name", LISTS)
-def test_the_list_costs_the_same_queries_with_3_rows_or_30_and_never_a_distinct(
-    superuser_client, name
-):
+def test_the_list_costs_the_same_queries_with_3_rows_or_30_and_never_a_distinct(admin_client, name):
     _rows(3)
-    _, few = _get(superuser_client, name)
+    _, few = _get(admin_client, name)
     _rows(27)
-    response, many = _get(superuser_client, name)
+    response, many = _get(admin_client, name)
     assert len(few) == len(many)
     assert not [sql for sql in many if "DISTINCT" in sql.upper()]
     assert not [sql for sql in many if "JOIN" in sql.upper() and "messaging_" in sql]
@@ -65,9 +63,9 @@ def test_the_list_costs_the_same_queries_with_3_rows_or_30_and_never_a_distinct(
     assert shown == sorted(shown, reverse=True)  # newest first, by the primary key
 
 
-def test_the_kind_and_provider_filters_offer_fixed_choices_and_filter(superuser_client):
+def test_the_kind_and_provider_filters_offer_fixed_choices_and_filter(admin_client):
     _rows(6)
-    response, _ = _get(superuser_client, "messages", kind="reminder", provider="twilio")
+    response, _ = _get(admin_client, "messages", kind="reminder", provider="twilio")
     rows = response.context["cl"].result_list
     assert rows and all(m.kind == "reminder" and m.provider == "twilio" for m in rows)
     page = response.content.decode()
