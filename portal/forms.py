@@ -1,9 +1,12 @@
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
+from django.template.loader import render_to_string
 
+from billing import mail
 from billing.selectors import accounts_for_user, plans_offered
 from portal.models import OnboardingRequest, User
 from portal.services.onboarding import EDITABLE_FIELDS, REQUIRED_TO_SUBMIT
@@ -60,6 +63,22 @@ class SignUpForm(forms.Form):
             except ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned
+
+
+class PasswordResetForm(DjangoPasswordResetForm):
+    """Django's, with the site's subject prefix like every other e-mail (billing/mail.py)."""
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ) -> None:
+        body = render_to_string(email_template_name, context)
+        mail.send(render_to_string(subject_template_name, context), body, [to_email])
 
 
 class ResendVerificationForm(forms.Form):

@@ -157,6 +157,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("DEFAULT_TIME_ZONE", default="America/New_York")
 USE_I18N = True
 USE_TZ = True
+# One date format and one date-and-time format across the site (portal/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -176,6 +178,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="StudyText <studytext@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Starts the subject of every e-mail StudyText sends (billing/mail.py), not only Django's own.
+EMAIL_SUBJECT_PREFIX = env("EMAIL_SUBJECT_PREFIX", default="[StudyText] ")
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -229,6 +233,7 @@ SMS_GATEWAY_OVERRIDE = env("SMS_GATEWAY_OVERRIDE", default="")
 MOSIO_API_BASE = env("MOSIO_API_BASE", default="https://api.mosio.com/api/")
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com/2010-04-01/")
 QUOTA_UNIT = env("QUOTA_UNIT", default="message")  # "message" or "segment"
+PRICE_CURRENCY = env("PRICE_CURRENCY", default="USD")  # of plan and credit-pack prices (ISO 4217)
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="")
 
 LOGGING = {

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
+from portal.forms import PasswordResetForm
 from portal.views import accounts, audit, dashboard, onboarding
 
 admin.site.site_header = "StudyText administration"
@@ -17,7 +18,11 @@ auth_patterns = [
     path("signup/", accounts.signup, name="signup"),
     path("verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="verify-email"),
     path("verify/resend/", accounts.resend_verification, name="resend-verification"),
-    path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(form_class=PasswordResetForm),
+        name="password_reset",
+    ),
     path(
         "password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),

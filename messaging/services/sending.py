@@ -731,19 +731,17 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
 
 
 def _alert_owners_bad_credentials(link: ProviderLink, detail: str) -> None:
-    from django.core.mail import send_mail
-
+    from billing import mail
     from projects.emails import project_owners_emails
 
     recipients = project_owners_emails(link.project)
     if recipients:
-        send_mail(
-            f"[StudyText] Texting paused for {link.project.title}",
+        mail.send(
+            f"Texting paused for {link.project.title}",
             f"{link.get_provider_display()} refused the project's credentials, so StudyText paused "
             f"its texts. Nothing is lost: queued texts wait.\n\n{detail}\n\nReplace the "
             f"credentials on the project's set-up page, then resume sending:\n"
             f"{settings.SITE_URL}{reverse('project-provider', args=[link.project_id])}\n",
-            None,
             recipients,
         )
 
