@@ -28,7 +28,7 @@ from projects.access import project_get_for_user
 from projects.forms import error_text, form_apply_errors
 from projects.models import FieldMapping, Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
-from projects.selectors import project_setup_state
+from projects.selectors import in_redcap_order, project_setup_state
 from projects.services.links import (
     provider_link_remove,
     provider_link_resume,
@@ -146,7 +146,7 @@ def _rule_form(request, project, role, rule=None):
                     request, f"“{saved.name}” saved ({saved.get_status_display().lower()})."
                 )
                 return redirect("rule-detail", pk=project.pk, rule_id=saved.pk)
-    participants = outbox.textable_participants(project=project).order_by("record_id")[:200]
+    participants = in_redcap_order(outbox.textable_participants(project=project))[:200]
     return render(
         request,
         "messaging/rule_form.html",
