@@ -173,6 +173,11 @@ STORAGES = {
     },
 }
 
+# Files people upload (an onboarding request's IRB letter): kept here, outside the web root and
+# never served by URL; a view that checks who asks hands them out (portal/storage.py).
+PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default="") or BASE_DIR / "private-media")
+ATTACHMENT_MAX_MB = env.int("ATTACHMENT_MAX_MB", default=10)
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

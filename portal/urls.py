@@ -63,6 +63,17 @@ onboarding_patterns = [
     path("<int:pk>/withdraw/", onboarding.request_withdraw, name="onboarding-withdraw"),
     path("<int:pk>/comment/", onboarding.request_comment, name="onboarding-comment"),
     path("<int:pk>/decide/", onboarding.request_decide, name="onboarding-decide"),
+    path("<int:pk>/files/", onboarding.attachment_upload, name="onboarding-attachment-upload"),
+    path(
+        "<int:pk>/files/<int:attachment_id>/",
+        onboarding.attachment_download,
+        name="onboarding-attachment",
+    ),
+    path(
+        "<int:pk>/files/<int:attachment_id>/remove/",
+        onboarding.attachment_remove,
+        name="onboarding-attachment-remove",
+    ),
 ]
 
 urlpatterns = [
