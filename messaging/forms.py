@@ -127,6 +127,26 @@ class AdhocForm(forms.Form):
         return body
 
 
+class StaffPhoneForm(forms.Form):
+    phone = forms.CharField(
+        label="Your mobile number",
+        max_length=32,
+        help_text="We text a 6-digit code to it through this project's SMS provider (it counts "
+        "as one text). Only its last four digits are ever shown.",
+        error_messages={"required": "Type your mobile number."},
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+    )
+
+
+class PhoneCodeForm(forms.Form):
+    code = forms.CharField(
+        label="The code we texted you",
+        max_length=12,
+        error_messages={"required": "Type the 6-digit code."},
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
 class ProviderLinkForm(forms.Form):
     provider = forms.ChoiceField(
         label="Provider", choices=ProviderLink.Provider.choices, widget=forms.RadioSelect

@@ -193,6 +193,9 @@ def rule_detail(request, pk: int, rule_id: int):
             "can_edit": _can_edit(role),
             "recent": recent,
             "sends": rule.sends.select_related("created_by")[:10],
+            "test_participants": in_redcap_order(outbox.textable_participants(project=project))[
+                :200
+            ],
             "tab": "messages",
         },
     )
@@ -410,9 +413,9 @@ def message_log_csv(request, pk: int):
         for m in qs.iterator(chunk_size=1000):
             yield [
                 m.pk,
-                m.participant.record_id,
-                m.participant.masked_phone,
-                m.rule.name if m.rule else "ad hoc",
+                "" if m.is_test else m.participant.record_id,
+                "staff phone (test)" if m.is_test else m.participant.masked_phone,
+                m.rule.name if m.rule else m.occurrence if m.is_test else "ad hoc",
                 m.kind,
                 m.status,
                 when(m.due_at),
@@ -583,6 +586,7 @@ def phone_simulator(request, pk: int):
             "project": project,
             "role": role,
             "phones": selectors.simulator_phones(project=project),
+            "own_texts": selectors.simulator_own_texts(project=project, user=request.user),
             "can_edit": _can_edit(role),
             "tab": "simulator",
         },

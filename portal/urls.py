@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
+from messaging.phone_views import staff_phone_remove
 from portal.forms import PasswordResetForm
 from portal.views import accounts, audit, dashboard, onboarding
 
@@ -49,6 +50,7 @@ auth_patterns = [
         name="password_change_done",
     ),
     path("profile/", accounts.profile_view, name="profile"),
+    path("profile/phone/remove/", staff_phone_remove, name="staff-phone-remove"),
     path("profile/api-token/", accounts.api_token_create, name="api-token-create"),
     path("profile/api-token/revoke/", accounts.api_token_revoke, name="api-token-revoke"),
 ]

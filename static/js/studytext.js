@@ -124,6 +124,35 @@
         warn.hidden = notes.length === 0;
       });
   }
+  // "Send a test to my phone" under the preview: the text being written, as it reads for the
+  // chosen record, to the editor's own confirmed phone.
+  function sendTest(form, button) {
+    var panel = form.getAttribute("data-preview-panel");
+    var out = document.getElementById(panel + "-test-result");
+    var chooser = document.getElementById(panel + "-participant");
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    data.append("body", form.querySelector("[name=body]").value);
+    data.append("participant", chooser ? chooser.value : form.getAttribute("data-participant") || "");
+    button.disabled = true;
+    out.hidden = false;
+    out.className = "small";
+    out.textContent = "Sending…";
+    fetch(button.getAttribute("data-test-url"), {
+      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
+    })
+      .then(function (r) { return r.json(); })
+      .then(function (p) {
+        out.textContent = p.message;
+        out.className = "small " + (p.ok ? "text-ok" : "text-bad");
+      })
+      .catch(function () {
+        out.textContent = "The test could not be sent (the portal did not answer). Try again.";
+        out.className = "small text-bad";
+      })
+      .then(function () { button.disabled = false; });
+  }
+
   var previewTimer = null;
   function schedulePreview(form) {
     window.clearTimeout(previewTimer);
@@ -141,6 +170,8 @@
       form.addEventListener("change", again);
       var chooser = document.getElementById(form.getAttribute("data-preview-panel") + "-participant");
       if (chooser) chooser.addEventListener("change", again);
+      var test = document.getElementById(form.getAttribute("data-preview-panel") + "-test-button");
+      if (test) test.addEventListener("click", function () { sendTest(form, test); });
       refreshPreview(form);
     });
     document.querySelectorAll("[data-poll-url]").forEach(function (section) {
