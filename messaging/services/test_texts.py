@@ -263,7 +263,7 @@ def staff_phone_start(*, project: Project, actor, raw: str) -> StaffPhone:
 def staff_phone_verify(*, actor, code: str) -> StaffPhone:
     """Confirm the number with the code it received."""
     with transaction.atomic():
-        staff_phone = StaffPhone.objects.select_for_update().filter(user=actor).first()
+        staff_phone = StaffPhone.objects.select_for_update(no_key=True).filter(user=actor).first()
         if staff_phone is None or not staff_phone.code_fingerprint:
             raise ValidationError({"code": "Ask for a code first: type your number above."})
         if timezone.now() - staff_phone.code_sent_at > CODE_VALID_FOR:
