@@ -235,9 +235,11 @@ class Message(models.Model):
 
     @property
     def to_phone(self) -> str:
-        """The number it goes to: the participant's, or for a test the staff member's own."""
+        """The number it goes to: the participant's, or for a test the staff member's own ("" once
+        they removed it: the sweep then finds nothing to reconcile, rather than stop)."""
         if self.to_user_id:
-            return self.to_user.staff_phone.phone
+            phone = StaffPhone.objects.filter(user_id=self.to_user_id).first()
+            return phone.phone if phone else ""
         return self.participant.phone
 
 

@@ -821,9 +821,7 @@ def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
                 counts["requeued"] += n
     unknown = Message.objects.filter(
         status=Status.UNKNOWN, updated_at__lt=now - RECONCILE_AFTER
-    ).select_related(
-        "project", "project__account", "participant", "project__provider_link", "to_user"
-    )
+    ).select_related("project", "project__account", "participant", "project__provider_link")
     # Each reconciliation asks the provider; stop in time for the dispatcher's task timeout
     # (a provider that is down answers every question slowly). The rest wait for the next sweep.
     budget = time.monotonic() + RECONCILE_BUDGET_SECONDS

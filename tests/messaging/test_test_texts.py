@@ -311,3 +311,22 @@ def test_the_profile_shows_and_removes_the_phone(as_user, researcher, project):
     client.post(reverse("staff-phone-remove"))
     assert not StaffPhone.objects.exists()
     assert AuditEvent.objects.filter(action="staff_phone.removed").exists()
+
+
+def test_a_test_whose_phone_was_removed_since_does_not_stop_the_sweep(
+    as_user, researcher, project, rule
+):
+    import datetime
+
+    from django.utils import timezone
+
+    client = as_user(researcher)
+    _confirm(client, project)
+    locmem.fail_next(Reason.AMBIGUOUS, "Read timed out.")
+    client.post(reverse("test-text-send", args=[project.pk]), {"rule": rule.pk})
+    client.post(reverse("staff-phone-remove"))
+
+    counts = sending.sweep(now=timezone.now() + datetime.timedelta(hours=1))
+
+    assert counts["unconfirmed"] == 1
+    assert Message.objects.filter(kind="test").latest("id").status == "failed"
