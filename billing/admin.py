@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from billing import selectors, services
 from billing.models import (
+    PRICE_ERRORS,
     Account,
     AccountMembership,
     CreditPackRequest,
@@ -45,11 +46,13 @@ class PlanAdminForm(forms.ModelForm):
             "name",
             "project_limit",
             "monthly_messages",
+            "monthly_price",
             "pack_size",
             "pack_price",
             "is_active",
             "sort_order",
         ]
+        error_messages = {"monthly_price": PRICE_ERRORS, "pack_price": PRICE_ERRORS}
 
     def clean(self):
         data = super().clean()
@@ -83,6 +86,7 @@ class PlanAdmin(admin.ModelAdmin):
         "name",
         "project_limit",
         "monthly_messages",
+        "monthly_price",
         "pack_size",
         "pack_price",
         "is_active",

@@ -3,11 +3,11 @@ needs by id so it never sends a stale or rolled-back fact."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from billing import mail
 from billing.models import (
     Account,
     AccountMembership,
@@ -44,9 +44,8 @@ def _send(template: str, context: dict, recipients: list[str]) -> None:
     if not recipients:
         return
     context = {**context, "site_url": settings.SITE_URL, "unit": settings.QUOTA_UNIT}
-    subject = render_to_string(f"billing/email/{template}_subject.txt", context).strip()
-    body = render_to_string(f"billing/email/{template}.txt", context)
-    send_mail(subject, body, None, recipients)
+    subject = render_to_string(f"billing/email/{template}_subject.txt", context)
+    mail.send(subject, render_to_string(f"billing/email/{template}.txt", context), recipients)
 
 
 def quota_threshold_reached(*, period_id: int, percent: int) -> None:

@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 
 from billing.models import Plan
 from billing.services.credits import MAX_PACKS_PER_REQUEST
+from billing.templatetags.billing_extras import price
 
 
 def error_text(exc: ValidationError) -> str:
@@ -50,7 +51,7 @@ class PlanChangeRequestForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of the plans offered."},
     )
     note = forms.CharField(
-        label="Why (optional)",
+        label="Why",
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -60,8 +61,9 @@ class PlanChangeRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["to_plan"]
         field.label_from_instance = lambda plan: (
-            f"{plan.name}: up to {plan.project_limit} active projects, "
-            f"{plan.monthly_messages:,} a month"
+            plan.name
+            + (f" ({price(plan.monthly_price)} a month)" if plan.monthly_price is not None else "")
+            + f": up to {plan.project_limit} active projects, {plan.monthly_messages:,} a month"
             + (" (current plan)" if plan.pk == current_plan.pk else "")
         )
         if not self.is_bound:

@@ -3,12 +3,18 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"“{value}” is not a time zone name such as America/Chicago.")
+
+
+# Prices are data the institution sets (or leaves empty); never negative.
+NOT_NEGATIVE = MinValueValidator(0, message="A price cannot be negative. Enter 0 or more.")
+PRICE_ERRORS = {"invalid": "Enter the price as a number, such as 250 or 49.50, without a sign."}
 
 
 class Plan(models.Model):
@@ -22,12 +28,25 @@ class Plan(models.Model):
     pack_size = models.PositiveIntegerField(
         default=1000, help_text="Outbound messages in one credit pack."
     )
-    pack_price = models.DecimalField(
+    monthly_price = models.DecimalField(
+        "price a month",
         max_digits=10,
         decimal_places=2,
         null=True,
         blank=True,
-        help_text="Optional; set by the institution.",
+        validators=[NOT_NEGATIVE],
+        error_messages=PRICE_ERRORS,
+        help_text="Optional; set by the institution. Shown on the plan and change-plan pages.",
+    )
+    pack_price = models.DecimalField(
+        "price of a credit pack",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[NOT_NEGATIVE],
+        error_messages=PRICE_ERRORS,
+        help_text="Optional; set by the institution. Shown on the credit-pack page.",
     )
     is_active = models.BooleanField(default=True, help_text="Offered to new accounts.")
     sort_order = models.PositiveSmallIntegerField(default=0)

@@ -1,7 +1,16 @@
 from django.contrib import admin
 
 from messaging.gateways import GATEWAYS
-from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send, SenderLease
+from messaging.models import (
+    Attempt,
+    Message,
+    MessageRule,
+    OptOut,
+    Reply,
+    Send,
+    SenderLease,
+    StaffPhone,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -103,6 +112,16 @@ class OptOutAdmin(ReadOnlyAdmin):
     list_display = ["project", "participant", "source", "created_at", "revoked_at"]
     list_filter = ["source"]
     exclude = ["phone_fingerprint"]
+
+
+@admin.register(StaffPhone)
+class StaffPhoneAdmin(ReadOnlyAdmin):
+    """Staff members' own phones for test texts: added and confirmed by them (a texted code),
+    shown by their last four digits only."""
+
+    list_display = ["user", "phone_last4", "verified_at"]
+    fields = ["user", "phone_last4", "verified_at", "code_sent_at", "code_attempts"]
+    search_fields = ["user__email"]
 
 
 @admin.register(SenderLease)

@@ -3,6 +3,7 @@ import re
 from django import forms
 
 from messaging.models import WEEKDAY_NAMES, MessageRule
+from messaging.piping import MAX_BODY_CHARS
 from messaging.services.provider_links import providers_offered
 from messaging.services.rules import RULE_FIELDS
 from projects.models import ProviderLink
@@ -105,12 +106,44 @@ class RuleForm(forms.ModelForm):
 
 
 class AdhocForm(forms.Form):
+    # No max_length: the browser would cut a longer paste short without a word. The preview
+    # counts the characters as they are typed, and a text that is too long is refused here.
     body = forms.CharField(
         label="Text",
         widget=forms.Textarea(attrs={"rows": 3, "data-preview-source": "1"}),
-        max_length=1600,
         help_text="You can pipe [first_name] and the mapped dates. Survey links go in a "
         "survey invitation.",
+        error_messages={"required": "Write the text."},
+    )
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data["body"]
+        over = len(body) - MAX_BODY_CHARS
+        if over > 0:
+            raise forms.ValidationError(
+                f"This text has {len(body):,} characters; carriers refuse texts over "
+                f"{MAX_BODY_CHARS:,}. Shorten it by {over:,}."
+            )
+        return body
+
+
+class StaffPhoneForm(forms.Form):
+    phone = forms.CharField(
+        label="Your mobile number",
+        max_length=32,
+        help_text="We text a 6-digit code to it through this project's SMS provider (it counts "
+        "as one text). Only its last four digits are ever shown.",
+        error_messages={"required": "Type your mobile number."},
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+    )
+
+
+class PhoneCodeForm(forms.Form):
+    code = forms.CharField(
+        label="The code we texted you",
+        max_length=12,
+        error_messages={"required": "Type the 6-digit code."},
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
 

@@ -150,8 +150,23 @@ class Message(models.Model):
     project = models.ForeignKey(
         "projects.Project", on_delete=models.CASCADE, related_name="messages"
     )
+    # Every text to a participant names them. A test ("Send a test to my phone") goes to a staff
+    # member's own verified phone instead (`to_user`): it never enters the queue, and nothing it
+    # meets (a failure, a receipt) touches a participant (see messaging/services/test_texts.py).
     participant = models.ForeignKey(
-        "projects.Participant", on_delete=models.CASCADE, related_name="messages"
+        "projects.Participant",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
+    to_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A test text to this staff member's own phone.",
     )
     rule = models.ForeignKey(
         MessageRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
@@ -211,9 +226,30 @@ class Message(models.Model):
             models.Index(fields=["send", "due_at", "status"], name="message_send_due"),
             models.Index(fields=["participant", "rule", "status"]),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(participant__isnull=False) | Q(to_user__isnull=False),
+                name="message_to_a_participant_or_a_tester",
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.to_user_id:
+            return f"Test message #{self.pk} to user {self.to_user_id} ({self.status})"
         return f"Message #{self.pk} to record {self.participant_id} ({self.status})"
+
+    @property
+    def is_test(self) -> bool:
+        return self.to_user_id is not None
+
+    @property
+    def to_phone(self) -> str:
+        """The number it goes to: the participant's, or for a test the staff member's own ("" once
+        they removed it: the sweep then finds nothing to reconcile, rather than stop)."""
+        if self.to_user_id:
+            phone = StaffPhone.objects.filter(user_id=self.to_user_id).first()
+            return phone.phone if phone else ""
+        return self.participant.phone
 
 
 # Which statuses a message may move to from each status: forward only.
@@ -296,6 +332,36 @@ class OptOut(models.Model):
 
     def __str__(self) -> str:
         return f"Opt-out in {self.project_id} ({self.get_source_display()})"
+
+
+class StaffPhone(models.Model):
+    """A staff member's own mobile number, for "Send a test to my phone". It is verified by a
+    code texted through a project's provider before any test goes to it; stored encrypted, like
+    participants' numbers, and shown by its last four digits only."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_phone"
+    )
+    phone_encrypted = models.TextField()
+    phone_last4 = models.CharField(max_length=4)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # The code last texted (a keyed fingerprint, never the code), when, and wrong tries since.
+    code_fingerprint = models.CharField(max_length=64, blank=True)
+    code_sent_at = models.DateTimeField(null=True, blank=True)
+    code_attempts = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Phone …{self.phone_last4} of user {self.user_id}"
+
+    @property
+    def phone(self) -> str:
+        from projects.crypto import decrypt
+
+        return decrypt(self.phone_encrypted)
+
+    @property
+    def masked_phone(self) -> str:
+        return f"•••-•••-{self.phone_last4}"
 
 
 class SenderLease(models.Model):

@@ -176,6 +176,15 @@ def simulator_phones(*, project: Project) -> list[Participant]:
     return people
 
 
+def simulator_own_texts(*, project: Project, user) -> list[Message]:
+    """The test texts (and phone codes) the sandbox carried to this staff member's own phone,
+    the latest 20, oldest first (one query)."""
+    texts = Message.objects.filter(
+        project=project, to_user=user, provider="sandbox", status__in=["sent", "delivered"]
+    ).order_by("-sent_at", "-id")[:20]
+    return list(reversed(texts))
+
+
 def _when(item) -> datetime.datetime:
     if isinstance(item, Reply):
         return item.received_at

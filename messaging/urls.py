@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import views
+from messaging import phone_views, views
 
 # Mounted under /projects/ next to projects.urls: every route is project-scoped.
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
     path("<int:pk>/messages/<int:rule_id>/edit/", views.rule_edit, name="rule-edit"),
     path("<int:pk>/messages/<int:rule_id>/status/", views.rule_status, name="rule-status"),
     path("<int:pk>/messages/<int:rule_id>/send/", views.rule_send_now, name="rule-send-now"),
+    path("<int:pk>/messages/test/", phone_views.test_text_send, name="test-text-send"),
+    path("<int:pk>/my-phone/", phone_views.staff_phone, name="staff-phone"),
     path("<int:pk>/sends/<int:send_id>/", views.send_detail, name="send-detail"),
     path("<int:pk>/log/", views.message_log, name="message-log"),
     path("<int:pk>/log.csv", views.message_log_csv, name="message-log-csv"),

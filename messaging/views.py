@@ -27,7 +27,7 @@ from projects.access import project_get_for_user
 from projects.forms import error_text, form_apply_errors
 from projects.models import FieldMapping, Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
-from projects.selectors import project_setup_state
+from projects.selectors import in_redcap_order, project_setup_state
 from projects.services.links import (
     provider_link_remove,
     provider_link_resume,
@@ -146,7 +146,7 @@ def _rule_form(request, project, role, rule=None):
                     request, f"“{saved.name}” saved ({saved.get_status_display().lower()})."
                 )
                 return redirect("rule-detail", pk=project.pk, rule_id=saved.pk)
-    participants = outbox.textable_participants(project=project).order_by("record_id")[:200]
+    participants = in_redcap_order(outbox.textable_participants(project=project))[:200]
     return render(
         request,
         "messaging/rule_form.html",
@@ -193,6 +193,9 @@ def rule_detail(request, pk: int, rule_id: int):
             "can_edit": _can_edit(role),
             "recent": recent,
             "sends": rule.sends.select_related("created_by")[:10],
+            "test_participants": in_redcap_order(outbox.textable_participants(project=project))[
+                :200
+            ],
             "tab": "messages",
         },
     )
@@ -432,9 +435,9 @@ def message_log_csv(request, pk: int):
         for m in qs.iterator(chunk_size=1000):
             yield [
                 m.pk,
-                m.participant.record_id,
-                m.participant.masked_phone,
-                m.rule.name if m.rule else "ad hoc",
+                "" if m.is_test else m.participant.record_id,
+                "staff phone (test)" if m.is_test else m.participant.masked_phone,
+                m.rule.name if m.rule else m.occurrence if m.is_test else "ad hoc",
                 m.kind,
                 m.status,
                 when(m.due_at),
@@ -605,6 +608,7 @@ def phone_simulator(request, pk: int):
             "project": project,
             "role": role,
             "phones": selectors.simulator_phones(project=project),
+            "own_texts": selectors.simulator_own_texts(project=project, user=request.user),
             "can_edit": _can_edit(role),
             "tab": "simulator",
         },

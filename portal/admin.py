@@ -12,6 +12,7 @@ from portal.models import (
     SERVER_ADMIN_GROUP,
     ApiToken,
     AuditEvent,
+    OnboardingAttachment,
     OnboardingComment,
     OnboardingRequest,
     User,
@@ -160,6 +161,16 @@ class OnboardingCommentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = ["request", "author", "created_at"]
     search_fields = ["body", "author__email", "request__project_title"]
+
+
+@admin.register(OnboardingAttachment)
+class OnboardingAttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Files are attached and opened on the request's page (who may open them is checked there);
+    here they are listed only."""
+
+    list_display = ["name", "kind", "size", "request", "uploaded_by", "uploaded_at"]
+    fields = ["name", "kind", "size", "request", "uploaded_by", "uploaded_at"]
+    search_fields = ["name", "request__project_title"]
 
 
 @admin.register(AuditEvent)

@@ -1,10 +1,10 @@
 """E-mail notifications. Called after the transaction that caused them commits."""
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from billing import mail
 from portal.models import SERVER_ADMIN_GROUP, OnboardingComment, OnboardingRequest, User
 
 
@@ -19,9 +19,8 @@ def _send(template: str, context: dict, recipients: list[str]) -> None:
     if not recipients:
         return
     context = {**context, "site_url": settings.SITE_URL}
-    subject = render_to_string(f"portal/email/{template}_subject.txt", context).strip()
-    body = render_to_string(f"portal/email/{template}.txt", context)
-    send_mail(subject, body, None, recipients)
+    subject = render_to_string(f"portal/email/{template}_subject.txt", context)
+    mail.send(subject, render_to_string(f"portal/email/{template}.txt", context), recipients)
 
 
 def _request_url(onboarding_request: OnboardingRequest) -> str:
@@ -43,9 +42,15 @@ def onboarding_request_submitted(
 
 
 def onboarding_request_decided(onboarding_request: OnboardingRequest) -> None:
+    """The decision, e-mailed to the researcher. An approval links to the new project's page
+    (where the next steps are), anything else to the request."""
+    if onboarding_request.status == OnboardingRequest.Status.APPROVED:
+        url = settings.SITE_URL + reverse("project-detail", args=[onboarding_request.project_id])
+    else:
+        url = _request_url(onboarding_request)
     _send(
         "request_decided",
-        {"req": onboarding_request, "url": _request_url(onboarding_request)},
+        {"req": onboarding_request, "url": url},
         [onboarding_request.requester.email],
     )
 

@@ -1,9 +1,15 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
+from django.db.models import Model
+from django.http import QueryDict
+from django.template.loader import render_to_string
 
+from billing import mail
 from billing.selectors import accounts_for_user, plans_offered
 from portal.models import ApiToken, OnboardingRequest, User
 from portal.services.onboarding import EDITABLE_FIELDS, REQUIRED_TO_SUBMIT
@@ -56,6 +62,22 @@ class SignUpForm(forms.Form):
             except ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned
+
+
+class PasswordResetForm(DjangoPasswordResetForm):
+    """Django's, with the site's subject prefix like every other e-mail (billing/mail.py)."""
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ) -> None:
+        body = render_to_string(email_template_name, context)
+        mail.send(render_to_string(subject_template_name, context), body, [to_email])
 
 
 class ResendVerificationForm(forms.Form):
@@ -225,6 +247,21 @@ class OnboardingRequestForm(forms.ModelForm):
             if name != "account_choice"
         }
 
+    def instance_as_data(self) -> QueryDict:
+        """The saved request as if its form were posted, to check it as a submission would."""
+        data = QueryDict(mutable=True)
+        for name, field in self.fields.items():
+            value = self.get_initial_for_field(field, name)
+            if isinstance(value, Model):
+                value = value.pk
+            if value in (None, "", False, []):
+                continue
+            if isinstance(value, list | tuple):
+                data.setlist(name, [str(v) for v in value])
+            else:
+                data[name] = "on" if value is True else str(value)
+        return data
+
     def _post_clean(self):
         # The service validates the whole object (and owns the writes); skip ModelForm's own
         # instance validation so errors are not reported twice.
@@ -237,7 +274,14 @@ class DecisionForm(forms.Form):
         ("request_changes", "Ask for changes"),
         ("reject", "Reject"),
     ]
-    decision = forms.ChoiceField(choices=DECISIONS, widget=forms.RadioSelect)
+    decision = forms.ChoiceField(
+        choices=DECISIONS,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose approve, ask for changes or reject.",
+            "invalid_choice": "Choose approve, ask for changes or reject.",
+        },
+    )
     note = forms.CharField(
         label="Note to the researcher",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -250,6 +294,22 @@ class DecisionForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Shown next to the label instead of "(optional)", which is true for one choice in three.
         self.fields["note"].required_when = "to ask for changes or to reject"
+
+
+class AttachmentForm(forms.Form):
+    file = forms.FileField(
+        label="Attach a file",
+        allow_empty_file=True,  # the service refuses it, naming the file
+        error_messages={"required": "Choose a file to attach."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = (
+            "The IRB approval letter or a protocol page: a PDF, PNG or JPEG file of up to "
+            f"{settings.ATTACHMENT_MAX_MB} MB. Only you and the administrators can open it."
+        )
+        self.fields["file"].widget.attrs["accept"] = ".pdf,.png,.jpg,.jpeg"
 
 
 class CommentForm(forms.Form):

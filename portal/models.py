@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.models import validate_time_zone
+from portal.storage import private_storage
 
 SERVER_ADMIN_GROUP = "Server administrators"
 
@@ -205,6 +206,35 @@ class OnboardingRequest(models.Model):
     def get_message_kinds_display(self) -> list[str]:
         labels = dict(self.MessageKind.choices)
         return [labels.get(kind, kind) for kind in self.message_kinds]
+
+
+class OnboardingAttachment(models.Model):
+    """A file kept with a request (the IRB approval letter, a protocol page): a PDF, PNG or JPEG,
+    checked by its content. Stored under PRIVATE_MEDIA_ROOT with a random name; handed out only
+    to the requester and server administrators (portal/storage.py)."""
+
+    class Kind(models.TextChoices):
+        PDF = "pdf", "PDF"
+        PNG = "png", "PNG image"
+        JPEG = "jpeg", "JPEG image"
+
+    request = models.ForeignKey(
+        OnboardingRequest, on_delete=models.PROTECT, related_name="attachments"
+    )
+    file = models.FileField(upload_to="onboarding", storage=private_storage, max_length=200)
+    name = models.CharField("file name", max_length=200, help_text="As it was uploaded.")
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    size = models.PositiveIntegerField(help_text="Bytes.")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} on request #{self.request_id}"
 
 
 class OnboardingComment(models.Model):

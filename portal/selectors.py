@@ -81,6 +81,22 @@ def audit_events_for(*, obj) -> QuerySet[AuditEvent]:
     ).select_related("actor")
 
 
+SUBMITTED_ACTIONS = ("onboarding_request.submitted", "onboarding_request.resubmitted")
+
+
+def last_submission_data(*, obj: OnboardingRequest) -> dict:
+    """What the audit log kept of the request's latest submission: its `values` and, for a
+    resubmission, its `changes` since the one before ({} if none was kept)."""
+    data = (
+        audit_events_for(obj=obj)
+        .filter(action__in=SUBMITTED_ACTIONS)
+        .order_by("-created_at", "-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return data or {}
+
+
 def audit_events(
     *, action: str = "", project_id: int | None = None, actor_email: str = ""
 ) -> QuerySet[AuditEvent]:

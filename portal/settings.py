@@ -181,6 +181,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("DEFAULT_TIME_ZONE", default="America/New_York")
 USE_I18N = True
 USE_TZ = True
+# One date format and one date-and-time format across the site (portal/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -195,11 +197,18 @@ STORAGES = {
     },
 }
 
+# Files people upload (an onboarding request's IRB letter): kept here, outside the web root and
+# never served by URL; a view that checks who asks hands them out (portal/storage.py).
+PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default="") or BASE_DIR / "private-media")
+ATTACHMENT_MAX_MB = env.int("ATTACHMENT_MAX_MB", default=10)
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="StudyText <studytext@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Starts the subject of every e-mail StudyText sends (billing/mail.py), not only Django's own.
+EMAIL_SUBJECT_PREFIX = env("EMAIL_SUBJECT_PREFIX", default="[StudyText] ")
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -264,6 +273,7 @@ SMS_GATEWAY_OVERRIDE = env("SMS_GATEWAY_OVERRIDE", default="")
 MOSIO_API_BASE = env("MOSIO_API_BASE", default="https://api.mosio.com/api/")
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com/2010-04-01/")
 QUOTA_UNIT = env("QUOTA_UNIT", default="message")  # "message" or "segment"
+PRICE_CURRENCY = env("PRICE_CURRENCY", default="USD")  # of plan and credit-pack prices (ISO 4217)
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="")
 
 LOGGING = {

@@ -1,6 +1,8 @@
 """Test settings: fast hashing, in-memory mail, fake SMS, django-q2 inline."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("SECRETS_ENCRYPTION_KEYS", "w2nrQiDO3D_4uvgFdTsmaMCiQ_Qx0pb4fwTJ3dJsMBE=")
@@ -33,6 +35,9 @@ REDCAP_ALLOW_LOOPBACK_HTTP = True
 # connections, as the web server and workers do in production. One file per test process.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
+# Uploaded attachments go to a throwaway folder, one per test process, never into the checkout.
+PRIVATE_MEDIA_ROOT = Path(tempfile.gettempdir()) / f"studytext-test-private-{os.getpid()}"
+
 # The sender sends inline: a test's own transaction is invisible to other threads' connections.
 # Tests of the threaded sender use transactional databases and override this.
 SENDER_THREADS = 0

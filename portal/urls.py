@@ -6,6 +6,8 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
+from messaging.phone_views import staff_phone_remove
+from portal.forms import PasswordResetForm
 from portal.views import accounts, audit, dashboard, onboarding, two_factor
 
 auth_patterns = [
@@ -23,7 +25,11 @@ auth_patterns = [
     path("signup/", accounts.signup, name="signup"),
     path("verify/<str:uidb64>/<str:token>/", accounts.verify_email, name="verify-email"),
     path("verify/resend/", accounts.resend_verification, name="resend-verification"),
-    path("password/reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/",
+        accounts.PasswordResetView.as_view(form_class=PasswordResetForm),
+        name="password_reset",
+    ),
     path(
         "password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -50,6 +56,7 @@ auth_patterns = [
         name="password_change_done",
     ),
     path("profile/", accounts.profile_view, name="profile"),
+    path("profile/phone/remove/", staff_phone_remove, name="staff-phone-remove"),
     path("profile/api-token/", accounts.api_token_create, name="api-token-create"),
     path("profile/api-token/revoke/", accounts.api_token_revoke, name="api-token-revoke"),
 ]
@@ -64,6 +71,17 @@ onboarding_patterns = [
     path("<int:pk>/withdraw/", onboarding.request_withdraw, name="onboarding-withdraw"),
     path("<int:pk>/comment/", onboarding.request_comment, name="onboarding-comment"),
     path("<int:pk>/decide/", onboarding.request_decide, name="onboarding-decide"),
+    path("<int:pk>/files/", onboarding.attachment_upload, name="onboarding-attachment-upload"),
+    path(
+        "<int:pk>/files/<int:attachment_id>/",
+        onboarding.attachment_download,
+        name="onboarding-attachment",
+    ),
+    path(
+        "<int:pk>/files/<int:attachment_id>/remove/",
+        onboarding.attachment_remove,
+        name="onboarding-attachment-remove",
+    ),
 ]
 
 urlpatterns = [

@@ -1,8 +1,8 @@
 from django.conf import settings
-from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from billing import mail
 from projects.models import Membership, Project
 
 
@@ -15,8 +15,8 @@ def member_invited(*, project, email: str, role: str, actor) -> None:
         "url": settings.SITE_URL + reverse("project-detail", args=[project.pk]),
         "signup_url": settings.SITE_URL + reverse("signup"),
     }
-    subject = f"[StudyText] You were invited to {project.title}"
-    send_mail(subject, render_to_string("projects/email/invited.txt", context), None, [email])
+    subject = f"You were invited to {project.title}"
+    mail.send(subject, render_to_string("projects/email/invited.txt", context), [email])
 
 
 def project_owners_emails(project) -> list[str]:
@@ -37,8 +37,8 @@ def project_status_changed(*, project_id: int) -> None:
         "project": project,
         "url": settings.SITE_URL + reverse("project-settings", args=[project.pk]),
     }
-    subject = f"[StudyText] {project.title} is {project.get_status_display().lower()}"
+    subject = f"{project.title} is {project.get_status_display().lower()}"
     if project.status == Project.Status.PAUSED:  # unsuspended projects come back paused
-        subject = f"[StudyText] {project.title} is no longer suspended"
+        subject = f"{project.title} is no longer suspended"
     body = render_to_string("projects/email/status_changed.txt", context)
-    send_mail(subject, body, None, recipients)
+    mail.send(subject, body, recipients)

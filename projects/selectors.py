@@ -1,4 +1,4 @@
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.db.models.functions import Length
 
 from billing.models import Account, AccountMembership
@@ -42,6 +42,18 @@ def participant_counts(*, project: Project) -> dict[str, int]:
     )
 
 
+def in_redcap_order(qs: QuerySet[Participant]) -> QuerySet[Participant]:
+    """Participants in the order REDCap lists its records (docs/redcap.md): ids that are whole
+    numbers first, by value (1, 2, 12, 13, 20, not 1, 12, 13, 2, 20); then the others, shorter
+    first, so that DAG-prefixed ids read 12-2 before 12-10."""
+    return qs.alias(
+        record_id_not_number=Case(
+            When(record_id__regex=r"^[0-9]+$", then=Value(0)), default=Value(1)
+        ),
+        record_id_length=Length("record_id"),
+    ).order_by("record_id_not_number", "record_id_length", "record_id")
+
+
 def participants_for_project(
     *, project: Project, show: str = "ready", search: str = ""
 ) -> QuerySet[Participant]:
@@ -51,7 +63,7 @@ def participants_for_project(
     if search:
         term = search.strip()
         qs = qs.filter(Q(record_id=term) | Q(first_name__icontains=term) | Q(phone_last4=term[-4:]))
-    return qs.order_by(Length("record_id"), "record_id")  # numeric record ids in order
+    return in_redcap_order(qs)
 
 
 def sync_run_latest(*, project: Project) -> SyncRun | None:

@@ -24,6 +24,7 @@ urlpatterns = [
     path("<int:pk>/redcap/", views.redcap_link, name="project-redcap"),
     path("<int:pk>/redcap/test/", views.redcap_link_test, name="project-redcap-test"),
     path("<int:pk>/redcap/remove/", views.redcap_link_remove, name="project-redcap-remove"),
+    path("<int:pk>/redcap/sandbox/", views.redcap_sandbox_create, name="project-redcap-sandbox"),
     path("<int:pk>/fields/", views.field_mapping, name="project-fields"),
     path("<int:pk>/participants/", views.participant_list, name="project-participants"),
     path("<int:pk>/participants/sync/", views.sync_start, name="project-sync-start"),

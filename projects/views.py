@@ -39,6 +39,7 @@ from projects.services import (
     project_status_changes_for,
     project_update_help_reply,
     project_update_quiet_hours,
+    sandbox,
     sync,
 )
 
@@ -193,9 +194,28 @@ def redcap_link(request, pk: int):
             "role": role,
             "form": form,
             "link": RedcapLink.objects.filter(project=project).first(),
+            "sandbox": sandbox.sandbox_offer(project=project) if role == Role.OWNER else None,
             "tab": "setup",
         },
     )
+
+
+@login_required
+@require_POST
+def redcap_sandbox_create(request, pk: int):
+    """The REDCap sandbox creates the project's REDCap project; the REDCap page shows its token."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+    try:
+        sandbox.sandbox_project_create(project=project, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.success(
+            request,
+            f"The REDCap sandbox now has project {project.redcap_project_id}. Copy its token "
+            "below into the form and link it.",
+        )
+    return redirect("project-redcap", pk=project.pk)
 
 
 @login_required

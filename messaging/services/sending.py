@@ -731,19 +731,17 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
 
 
 def _alert_owners_bad_credentials(link: ProviderLink, detail: str) -> None:
-    from django.core.mail import send_mail
-
+    from billing import mail
     from projects.emails import project_owners_emails
 
     recipients = project_owners_emails(link.project)
     if recipients:
-        send_mail(
-            f"[StudyText] Texting paused for {link.project.title}",
+        mail.send(
+            f"Texting paused for {link.project.title}",
             f"{link.get_provider_display()} refused the project's credentials, so StudyText paused "
             f"its texts. Nothing is lost: queued texts wait.\n\n{detail}\n\nReplace the "
             f"credentials on the project's set-up page, then resume sending:\n"
             f"{settings.SITE_URL}{reverse('project-provider', args=[link.project_id])}\n",
-            None,
             recipients,
         )
 
@@ -850,7 +848,7 @@ def reconcile(message: Message, *, now) -> str | None:
     )
     try:
         found = get_gateway(link).find_sent(
-            to=message.participant.phone,
+            to=message.to_phone,  # a test went to a staff member's phone
             body=message.body,
             since=first_try - datetime.timedelta(minutes=1),
         )
@@ -922,7 +920,9 @@ def receipt_apply(
         update.update(error_code=str(code)[:32], error=f"The carrier reported error {code}.")
     with transaction.atomic():
         moved = Message.objects.filter(pk=message.pk, status=message.status).update(**update)
-        if moved and reason == Reason.INVALID_NUMBER:
+        if moved and message.is_test:
+            pass  # a test's number is a staff member's: no participant to flag
+        elif moved and reason == Reason.INVALID_NUMBER:
             Participant.objects.filter(pk=message.participant_id).update(number_invalid=True)
         elif moved and reason == Reason.OPTED_OUT:
             opt_out_record(participant=message.participant, source=OptOut.Source.PROVIDER)

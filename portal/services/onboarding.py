@@ -14,6 +14,7 @@ from billing.services import account_create
 from portal import emails
 from portal.audit import audit_record
 from portal.models import OnboardingComment, OnboardingRequest
+from portal.selectors import last_submission_data
 from projects.models import Project
 from projects.selectors import redcap_instances_offered
 from projects.services import project_create
@@ -50,6 +51,59 @@ REQUIRED_TO_SUBMIT = {
     "expected_messages_per_month": "the expected outbound messages per month",
     "message_kinds": "at least one kind of message",
 }
+
+
+def submitted_values(onboarding_request: OnboardingRequest) -> dict[str, str]:
+    """The request as the administrators read it, label by label. Each submission keeps these in
+    its audit event, so that a resubmission can show what changed since the last one."""
+    r = onboarding_request
+    if r.billing_account_id:
+        billing = f"Existing account “{r.billing_account}”"
+    elif r.new_account_plan_id:
+        billing = (
+            f"New account “{r.new_account_name}” on the {r.new_account_plan.name} plan "
+            f"({r.new_account_time_zone})"
+        )
+    else:
+        billing = ""
+    return {
+        "REDCap server": str(r.redcap_instance),
+        "REDCap project id": str(r.redcap_project_id),
+        "Project title": r.project_title,
+        "PI name": r.pi_name,
+        "PI e-mail": r.pi_email,
+        "IRB protocol number": r.irb_protocol,
+        "Texting approved by the IRB": r.get_irb_status_display() if r.irb_status else "",
+        "Study summary": r.summary,
+        "Expected participants": str(r.expected_participants or ""),
+        "Expected outbound messages per month": str(r.expected_messages_per_month or ""),
+        "Messages planned": ", ".join(r.get_message_kinds_display()),
+        "Billing": billing,
+        "No PHI in texts": "Confirmed" if r.attest_no_phi else "Not confirmed",
+        "Consent to text collected": "Confirmed" if r.attest_consent else "Not confirmed",
+        "Attached files": ", ".join(r.attachments.values_list("name", flat=True)),
+    }
+
+
+def _submission_data(onboarding_request: OnboardingRequest, *, resubmitted: bool) -> dict:
+    """What a submission's audit event keeps: the values, and on a resubmission what changed
+    since the previous submission (old → new)."""
+    values = submitted_values(onboarding_request)
+    data: dict[str, Any] = {"values": values}
+    if resubmitted:
+        previous = last_submission_data(obj=onboarding_request)
+        if "values" in previous:
+            before = previous["values"]
+            data["changes"] = [
+                {"field": label, "old": before.get(label, ""), "new": now}
+                for label, now in values.items()
+                if before.get(label, "") != now
+            ]
+    return data
+
+
+# The fields _assert_complete names when a request is not complete yet.
+COMPLETENESS = {*REQUIRED_TO_SUBMIT, "billing_account", "attest_no_phi", "attest_consent"}
 
 
 def _assert_requester(onboarding_request: OnboardingRequest, actor) -> None:
@@ -196,6 +250,7 @@ def onboarding_request_create(
             action="onboarding_request.submitted" if submit else "onboarding_request.drafted",
             obj=onboarding_request,
             message="Request submitted." if submit else "Request saved as a draft.",
+            data=_submission_data(onboarding_request, resubmitted=False) if submit else None,
         )
         if submit:
             transaction.on_commit(
@@ -242,6 +297,7 @@ def onboarding_request_update(
                 message="Request resubmitted with changes."
                 if resubmitted
                 else "Request submitted.",
+                data=_submission_data(onboarding_request, resubmitted=resubmitted),
             )
             saved = onboarding_request
             transaction.on_commit(

@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 
+from billing.selectors import credit_pack_requests_pending, plan_change_requests_pending
 from portal import selectors
 from portal.models import OnboardingRequest
 
@@ -20,4 +21,7 @@ def dashboard(request):
         context["status_counts"] = [
             (value, label, counts[value]) for value, label in OnboardingRequest.Status.choices
         ]
+        # The other two queues an administrator works through, beside the onboarding one.
+        context["credit_pack_count"] = credit_pack_requests_pending().count()
+        context["plan_change_count"] = plan_change_requests_pending().count()
     return render(request, "portal/dashboard.html", context)

@@ -2,15 +2,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal import selectors
 from portal.access import server_admin_required
-from portal.forms import CommentForm, DecisionForm, OnboardingRequestForm
-from portal.models import OnboardingRequest
-from portal.services import onboarding
+from portal.forms import AttachmentForm, CommentForm, DecisionForm, OnboardingRequestForm
+from portal.models import OnboardingAttachment, OnboardingRequest
+from portal.services import attachments, onboarding
 from projects.forms import error_text, form_apply_errors
 from projects.selectors import redcap_instances_offered
 
@@ -58,6 +59,13 @@ def request_edit(request, pk: int):
     form = OnboardingRequestForm(
         request.POST or None, instance=obj, user=request.user, submit=submit
     )
+    if request.method == "GET" and request.GET.get("check"):
+        # Sent here by "Submit for review" on an incomplete request: what is missing, beside
+        # each field, as the form shows it when submitted from here.
+        form = OnboardingRequestForm(
+            form.instance_as_data(), instance=obj, user=request.user, submit=True
+        )
+        form.is_valid()
     if request.method == "POST" and form.is_valid():
         try:
             onboarding.onboarding_request_update(
@@ -71,7 +79,19 @@ def request_edit(request, pk: int):
     return render(request, "portal/onboarding/form.html", {"form": form, "obj": obj})
 
 
-def _render_detail(request, obj: OnboardingRequest, *, comment_form: CommentForm | None = None):
+def _render_detail(
+    request,
+    obj: OnboardingRequest,
+    *,
+    comment_form: CommentForm | None = None,
+    decision_form: DecisionForm | None = None,
+    attachment_form: AttachmentForm | None = None,
+    status: int = 200,
+):
+    if decision_form is None and request.user.is_server_admin:
+        decision_form = DecisionForm()
+    if obj.requester_id == request.user.pk and obj.is_open:
+        attachment_form = attachment_form or AttachmentForm()
     return render(
         request,
         "portal/onboarding/detail.html",
@@ -79,9 +99,13 @@ def _render_detail(request, obj: OnboardingRequest, *, comment_form: CommentForm
             "obj": obj,
             "comments": obj.comments.select_related("author"),
             "events": selectors.audit_events_for(obj=obj),
+            "changes": selectors.last_submission_data(obj=obj).get("changes"),
+            "attachments": obj.attachments.all(),
+            "attachment_form": attachment_form,
             "comment_form": comment_form or CommentForm(),
-            "decision_form": DecisionForm() if request.user.is_server_admin else None,
+            "decision_form": decision_form,
         },
+        status=status,
     )
 
 
@@ -98,9 +122,17 @@ def request_submit(request, pk: int):
     try:
         onboarding.onboarding_request_submit(onboarding_request=obj, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, "This request is not ready to submit: " + error_text(exc))
         if obj.is_editable and obj.requester_id == request.user.pk:
-            return redirect("onboarding-edit", pk=obj.pk)
+            # The form marks each missing field beside it; one long sentence would not.
+            missing = hasattr(exc, "error_dict") and set(exc.error_dict) <= onboarding.COMPLETENESS
+            messages.error(
+                request,
+                "This request is not ready to submit yet: complete the marked fields."
+                if missing
+                else "This request is not ready to submit: " + error_text(exc),
+            )
+            return redirect(reverse("onboarding-edit", args=[obj.pk]) + "?check=1")
+        messages.error(request, "This request is not ready to submit: " + error_text(exc))
     else:
         messages.success(request, "Request submitted. The administrators have been told.")
     return redirect("onboarding-detail", pk=obj.pk)
@@ -144,7 +176,9 @@ def request_decide(request, pk: int):
     obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose approve, ask for changes or reject.")
+        if obj.status == OnboardingRequest.Status.SUBMITTED:
+            return _render_detail(request, obj, decision_form=form)
+        messages.error(request, error_text(ValidationError(form.errors["decision"])))
         return redirect("onboarding-detail", pk=obj.pk)
     decision, note = form.cleaned_data["decision"], form.cleaned_data["note"]
     try:
@@ -164,8 +198,68 @@ def request_decide(request, pk: int):
             )
             messages.success(request, "Sent back for changes. The researcher has been told.")
     except ValidationError as exc:
-        messages.error(request, error_text(exc))
+        obj.refresh_from_db()
+        if not hasattr(exc, "error_dict") or obj.status != OnboardingRequest.Status.SUBMITTED:
+            messages.error(request, error_text(exc))
+            return redirect("onboarding-detail", pk=obj.pk)
+        # A note is missing: the page again, the decision still chosen, the reason beside it.
+        form_apply_errors(form, exc)
+        return _render_detail(request, obj, decision_form=form)
     return redirect("onboarding-detail", pk=obj.pk)
+
+
+@login_required
+@require_POST
+def attachment_upload(request, pk: int):
+    obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
+    if obj.requester_id != request.user.pk:
+        raise Http404
+    form = AttachmentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            attachment = attachments.attachment_add(
+                onboarding_request=obj, upload=form.cleaned_data["file"], actor=request.user
+            )
+        except ValidationError as exc:
+            if not hasattr(exc, "error_dict"):  # the request is closed: no form to show it on
+                messages.error(request, error_text(exc))
+                return redirect("onboarding-detail", pk=obj.pk)
+            form_apply_errors(form, exc)
+        else:
+            messages.success(request, f"“{attachment.name}” is attached to the request.")
+            return redirect(reverse("onboarding-detail", args=[obj.pk]) + "#attachments-h")
+    return _render_detail(request, obj, attachment_form=form)
+
+
+@login_required
+def attachment_download(request, pk: int, attachment_id: int):
+    """The file, to the requester and server administrators only; anyone else gets 404."""
+    obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
+    attachment = get_object_or_404(OnboardingAttachment, pk=attachment_id, request=obj)
+    response = FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=True,
+        filename=attachment.name,
+        content_type=attachments.CONTENT_TYPES[attachment.kind],
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def attachment_remove(request, pk: int, attachment_id: int):
+    obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
+    attachment = get_object_or_404(OnboardingAttachment, pk=attachment_id, request=obj)
+    if obj.requester_id != request.user.pk:
+        raise Http404
+    try:
+        attachments.attachment_remove(attachment=attachment, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.success(request, f"“{attachment.name}” removed.")
+    return redirect(reverse("onboarding-detail", args=[obj.pk]) + "#attachments-h")
 
 
 @server_admin_required

@@ -79,6 +79,22 @@ def reset(*, today: date | None = None) -> None:
             _rows[pid] = seed(project, today)
 
 
+def project_create(*, pid: int, token: str, title: str) -> SandboxProject:
+    """A new sandbox project for REDCap project id ``pid``: the demo's instruments and records
+    (a copy of PID 101), answering to ``token``. Kept in this process like the records, so it is
+    forgotten on restart (``projects.services.links.sandbox_projects_restore`` brings back the
+    ones a project linked). Creating one that exists returns it unchanged."""
+    with _lock:
+        existing = SANDBOX_PROJECTS.get(pid)
+        if existing is not None:
+            return existing
+        project = SandboxProject(pid=pid, token=token, title=title)
+        SANDBOX_PROJECTS[pid] = project
+        if _rows:  # else the first reset() seeds it with the others
+            _rows[pid] = seed(project, date.today())
+        return project
+
+
 def _project_rows(project: SandboxProject) -> dict[tuple[str, str], dict[str, str]]:
     with _lock:
         if not _rows:

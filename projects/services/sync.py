@@ -50,6 +50,9 @@ def sync_run_start(
 ) -> SyncRun:
     """Queue a sync (or return the one already running). The work happens in django-q2.
 
+    `actor` is the person who pressed "Sync now"; a scheduled sync (the 15-minute schedule, the
+    demo's first sync) has none, and its page says "Scheduled sync".
+
     With `not_before`, the run is handed to django-q2's scheduler for that time instead of its
     queue: the demo seed queues the first sync of the sandbox project this way, because the web
     server that serves the sandbox starts after the seed (and after the task cluster).

@@ -74,36 +74,47 @@
     });
   }
 
-  // Live preview of a message while it is typed (rule form). Answers can arrive out of order
-  // (a slow one for an older text after a fast one for the newer): only the latest is shown.
-  var previewTimer = null;
+  // Live preview of a text while it is typed: the message form, and the text to one participant
+  // (<form data-preview-url data-preview-panel="preview">, the panel from messaging/_preview.html).
+  // Answers can arrive out of order (a slow one for an older text after a fast one for the newer):
+  // only the latest is shown.
   var previewSeq = 0;
-  function refreshPreview() {
-    var form = document.getElementById("rule-form");
-    if (!form) return;
+  function refreshPreview(form) {
+    var panel = form.getAttribute("data-preview-panel");
+    var part = function (name) { return document.getElementById(panel + "-" + name); };
     var seq = ++previewSeq;
     var data = new FormData();
     data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
     data.append("body", form.querySelector("[name=body]").value);
-    data.append("participant", document.getElementById("preview-participant").value);
-    var recipients = form.querySelector("input[name=recipients]:checked");
-    data.append("recipients", recipients ? recipients.value : "all");
-    data.append("record_ids", (form.querySelector("[name=record_ids]") || {}).value || "");
+    var chooser = part("participant");
+    if (form.hasAttribute("data-participant")) {
+      // One participant: priced as one text to that record.
+      data.append("participant", form.getAttribute("data-participant"));
+      data.append("recipients", "records");
+      data.append("record_ids", form.getAttribute("data-record-id"));
+    } else {
+      data.append("participant", chooser ? chooser.value : "");
+      var recipients = form.querySelector("input[name=recipients]:checked");
+      data.append("recipients", recipients ? recipients.value : "all");
+      data.append("record_ids", (form.querySelector("[name=record_ids]") || {}).value || "");
+    }
     fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (p) {
         if (!p || seq !== previewSeq) return;
-        document.getElementById("preview-text").textContent = p.text || "Type the text to see it here.";
-        document.getElementById("preview-encoding").textContent =
+        part("text").textContent = p.text || "Type the text to see it here.";
+        part("encoding").textContent =
           p.encoding + (p.ucs2_char ? " (because of “" + p.ucs2_char + "”)" : "");
-        document.getElementById("preview-characters").textContent = p.characters;
-        document.getElementById("preview-segments").textContent = p.segments;
-        document.getElementById("preview-recipients").textContent =
-          p.recipients + (p.recipients_note ? " (" + p.recipients_note + ")" : "");
-        document.getElementById("preview-cost").textContent =
+        part("characters").textContent = number(p.characters) + " of 1,600";
+        part("segments").textContent = p.segments;
+        if (part("recipients")) {
+          part("recipients").textContent =
+            p.recipients + (p.recipients_note ? " (" + p.recipients_note + ")" : "");
+        }
+        part("cost").textContent =
           number(p.cost) + " " + p.unit + (p.cost === 1 ? "" : "s") +
           " (" + number(p.remaining) + " left this month)";
-        var warn = document.getElementById("preview-warning");
+        var warn = part("warning");
         var notes = [];
         if (p.unknown && p.unknown.length) notes.push("Unknown piping: [" + p.unknown.join("], [") + "]");
         if (p.missing && p.missing.length) notes.push("Blank in REDCap for this participant: [" + p.missing.join("], [") + "].");
@@ -113,37 +124,39 @@
         warn.hidden = notes.length === 0;
       });
   }
-  function schedulePreview() {
-    window.clearTimeout(previewTimer);
-    previewTimer = window.setTimeout(refreshPreview, 250);
-  }
-
-  // The ad-hoc text on a participant's page: how it reads for them, and its segments.
-  var adhocTimer = null;
-  var adhocSeq = 0;
-  function refreshAdhocPreview() {
-    var form = document.getElementById("adhoc-form");
-    var out = document.getElementById("adhoc-preview");
-    var body = form.querySelector("[name=body]").value;
-    var seq = ++adhocSeq;
-    if (!body.trim()) { out.hidden = true; return; }
+  // "Send a test to my phone" under the preview: the text being written, as it reads for the
+  // chosen record, to the editor's own confirmed phone.
+  function sendTest(form, button) {
+    var panel = form.getAttribute("data-preview-panel");
+    var out = document.getElementById(panel + "-test-result");
+    var chooser = document.getElementById(panel + "-participant");
     var data = new FormData();
     data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
-    data.append("body", body);
-    data.append("participant", form.getAttribute("data-participant"));
-    data.append("recipients", "records");
-    fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : null; })
+    data.append("body", form.querySelector("[name=body]").value);
+    data.append("participant", chooser ? chooser.value : form.getAttribute("data-participant") || "");
+    button.disabled = true;
+    out.hidden = false;
+    out.className = "small";
+    out.textContent = "Sending…";
+    fetch(button.getAttribute("data-test-url"), {
+      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
+    })
+      .then(function (r) { return r.json(); })
       .then(function (p) {
-        if (!p || seq !== adhocSeq) return;
-        var words = "Reads: “" + p.text + "” · " + p.segments + " segment" +
-          (p.segments === 1 ? "" : "s") + " (" + p.encoding +
-          (p.ucs2_char ? ", because of “" + p.ucs2_char + "”" : "") + ")";
-        if (p.unknown && p.unknown.length) words += " · Unknown piping: [" + p.unknown.join("], [") + "]";
-        if (p.missing && p.missing.length) words += " · Blank in REDCap: [" + p.missing.join("], [") + "]";
-        out.textContent = words;
-        out.hidden = false;
-      });
+        out.textContent = p.message;
+        out.className = "small " + (p.ok ? "text-ok" : "text-bad");
+      })
+      .catch(function () {
+        out.textContent = "The test could not be sent (the portal did not answer). Try again.";
+        out.className = "small text-bad";
+      })
+      .then(function () { button.disabled = false; });
+  }
+
+  var previewTimer = null;
+  function schedulePreview(form) {
+    window.clearTimeout(previewTimer);
+    previewTimer = window.setTimeout(function () { refreshPreview(form); }, 250);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -151,20 +164,16 @@
       input.addEventListener("change", syncConditional);
     });
     syncConditional();
-    var ruleForm = document.getElementById("rule-form");
-    if (ruleForm) {
-      ruleForm.addEventListener("input", schedulePreview);
-      ruleForm.addEventListener("change", schedulePreview);
-      document.getElementById("preview-participant").addEventListener("change", schedulePreview);
-      refreshPreview();
-    }
-    var adhoc = document.getElementById("adhoc-form");
-    if (adhoc) {
-      adhoc.querySelector("[name=body]").addEventListener("input", function () {
-        window.clearTimeout(adhocTimer);
-        adhocTimer = window.setTimeout(refreshAdhocPreview, 250);
-      });
-    }
+    document.querySelectorAll("form[data-preview-panel]").forEach(function (form) {
+      var again = function () { schedulePreview(form); };
+      form.addEventListener("input", again);
+      form.addEventListener("change", again);
+      var chooser = document.getElementById(form.getAttribute("data-preview-panel") + "-participant");
+      if (chooser) chooser.addEventListener("change", again);
+      var test = document.getElementById(form.getAttribute("data-preview-panel") + "-test-button");
+      if (test) test.addEventListener("click", function () { sendTest(form, test); });
+      refreshPreview(form);
+    });
     document.querySelectorAll("[data-poll-url]").forEach(function (section) {
       if (section.getAttribute("data-done") !== "1") poll(section);
     });

@@ -461,7 +461,7 @@ def test_it_emails_owners_and_administrators_once_at_80_and_once_at_100_percent(
     with django_capture_on_commit_callbacks(execute=True):
         quota_reserve(project=project, units=195)  # 1000: 100%
         quota_reserve(project=project, units=10)  # on credits now
-    assert [m.subject for m in threshold_mail()][1].startswith("Sleep Lab has used all")
+    assert [m.subject for m in threshold_mail()][1].startswith("[StudyText] Sleep Lab has used all")
     assert len(threshold_mail()) == 2
     assert "credits" in threshold_mail()[1].body
 
@@ -498,7 +498,7 @@ def test_jumping_past_both_thresholds_marks_80_percent_passed_for_the_rest_of_th
         assert quota_reserve(project=project, units=50)  # 810
     [mail_100] = threshold_mail()  # still only the 100% e-mail
     assert "80%" not in mail_100.subject
-    assert mail_100.subject.startswith("Sleep Lab has used all")
+    assert mail_100.subject.startswith("[StudyText] Sleep Lab has used all")
 
 
 def test_each_month_warns_again(project, admins, clock, django_capture_on_commit_callbacks):

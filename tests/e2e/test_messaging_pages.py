@@ -222,8 +222,9 @@ def test_the_messaging_pages_read_well(live_server, page, settings):
     page.goto(f"{base}/projects/{project.pk}/participants/{person.pk}/")
     expect(page.get_by_role("link", name="← All participants")).to_be_visible()
     page.get_by_label("Text", exact=True).fill("Hi [first_name], we’ll call you soon.")
-    expect(page.locator("#adhoc-preview")).to_contain_text(f"Hi {person.first_name}, we’ll")
-    expect(page.locator("#adhoc-preview")).to_contain_text("1 segment (UCS-2")
+    expect(page.locator("#adhoc-preview-text")).to_contain_text(f"Hi {person.first_name}, we’ll")
+    expect(page.locator("#adhoc-preview-segments")).to_have_text("1")
+    expect(page.locator("#adhoc-preview-encoding")).to_contain_text("UCS-2")
     _shot(page, "10-participant")
 
     # --- The phones: an empty phone is readable ------------------------------------------------

@@ -141,7 +141,7 @@ def test_active_messages_and_the_next_text_due_in_the_viewers_time_zone(
 
     card = _card(_overview(as_user(researcher), project))
     local = soon.astimezone(zoneinfo.ZoneInfo("America/Los_Angeles"))  # 17:00 UTC = 10 a.m. PDT
-    shown = f"{local:%a}, {local:%b} {local.day}, {local.hour % 12 or 12}:00 a.m."
+    shown = f"{local:%b} {local.day}, {local.year} {local.hour % 12 or 12}:00 a.m."
     assert f"next text due {shown}" in card
     rules_url = reverse("rule-list", args=[project.pk])
     assert f'<a href="{rules_url}">1 active message</a>' in card

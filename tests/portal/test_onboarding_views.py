@@ -483,8 +483,8 @@ def test_submitting_a_draft_that_is_incomplete_sends_the_researcher_to_the_form(
 ):
     obj = OnboardingRequestFactory(requester=researcher, status=Status.DRAFT, pi_name="")
     response = as_user(researcher).post(reverse("onboarding-submit", args=[obj.pk]), follow=True)
-    assert response.redirect_chain[-1][0] == reverse("onboarding-edit", args=[obj.pk])
-    assert "Before submitting, add the PI&#x27;s name." in response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("onboarding-edit", args=[obj.pk]) + "?check=1"
+    assert "Enter the PI&#x27;s name." in response.content.decode()  # beside the field
     obj.refresh_from_db()
     assert obj.status == Status.DRAFT
 
@@ -503,7 +503,7 @@ def test_submitting_a_draft_whose_server_was_retired_says_so_and_writes_nothing(
         response = as_user(researcher).post(
             reverse("onboarding-submit", args=[obj.pk]), follow=True
         )
-    assert response.redirect_chain[-1][0] == reverse("onboarding-edit", args=[obj.pk])
+    assert response.redirect_chain[-1][0] == reverse("onboarding-edit", args=[obj.pk]) + "?check=1"
     assert (
         "This request is not ready to submit: The REDCap server “Old REDCap” is no longer offered "
         "by StudyText. Edit the request and choose another REDCap server"

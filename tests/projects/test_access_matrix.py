@@ -266,6 +266,26 @@ def _move_account(project, owner):
 
 
 CASES += [
+    # Refused for this project (its server is not the sandbox): a message, nothing written.
+    Case(
+        "create the REDCap sandbox project",
+        "owner",
+        302,
+        lambda p, o: (reverse("project-redcap-sandbox", args=[p.pk]), {}),
+    ),
+    # Refused without a confirmed phone of one's own: a message, nothing written.
+    Case(
+        "send a test to my phone",
+        "editor",
+        302,
+        lambda p, o: (reverse("test-text-send", args=[p.pk]), {"body": "Hi"}),
+    ),
+    Case(
+        "my phone for tests",
+        "editor",
+        200,
+        lambda p, o: (reverse("staff-phone", args=[p.pk]), None),
+    ),
     Case("move to another billing account", "owner", 302, _move_account),
     Case("suspend the project", "admin", 302, _status_change("suspended", reason="Misuse.")),
     Case("lift a suspension", "admin", 302, _status_change("paused", before="suspended")),

@@ -13,6 +13,13 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
 
     def handle(self, *args, addrport: str, **options):
+        from projects.services.sandbox import sandbox_projects_restore
+
+        # The REDCap sandbox keeps the projects it created in memory; bring back the linked ones
+        # in this process, which serves the sandbox.
+        restored = sandbox_projects_restore()
+        if restored:
+            self.stdout.write(f"REDCap sandbox: {restored} created project(s) restored.")
         cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"])  # noqa: S603
         self.stdout.write(f"django-q2 cluster started (pid {cluster.pid}).")
         interrupted = False
