@@ -25,6 +25,7 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     # Onboarding and the audit log: changed on their own pages, where each step is audited
     "portal.onboardingrequest": frozenset({V}),
     "portal.onboardingcomment": frozenset({V}),
+    "portal.onboardingattachment": frozenset({V}),  # opened on the request's page, checked there
     "portal.auditevent": frozenset({V}),
     # Billing
     "billing.plan": frozenset({V, A, C}),
@@ -53,6 +54,7 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "messaging.optout": frozenset({V}),
     "messaging.senderlease": frozenset({V}),
     "messaging.reply": frozenset({V}),
+    "messaging.staffphone": frozenset({V}),  # added and confirmed by its owner (a texted code)
     # The task queue
     "django_q.schedule": frozenset({V}),
     "django_q.success": frozenset({V}),

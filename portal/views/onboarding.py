@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from portal import selectors
 from portal.access import server_admin_required
+from portal.middleware import accepts_files
 from portal.forms import AttachmentForm, CommentForm, DecisionForm, OnboardingRequestForm
 from portal.models import OnboardingAttachment, OnboardingRequest
 from portal.services import attachments, onboarding
@@ -210,6 +211,7 @@ def request_decide(request, pk: int):
 
 @login_required
 @require_POST
+@accepts_files
 def attachment_upload(request, pk: int):
     obj = selectors.onboarding_request_get_for_user(user=request.user, pk=pk)
     if obj.requester_id != request.user.pk:

@@ -23,6 +23,7 @@ from projects.models import Participant
 from projects.sandbox import store
 from projects.sandbox.data import DEMO_TOKEN, SANDBOX_PROJECTS
 from projects.services import links, mapping, sync
+from tests.e2e.helpers import pass_second_factor
 from tests.factories import (
     AccountFactory,
     CreditPackRequestFactory,
@@ -59,6 +60,7 @@ def _sign_in(page, base, user):
     page.get_by_label("E-mail").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    pass_second_factor(page, user.email)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
 
 
