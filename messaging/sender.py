@@ -526,19 +526,27 @@ class _Loop:
                 state.in_flight -= 1
                 state.claimed.appendleft(prepared)
             raise
+        clock_now, wall_now = time.monotonic(), timezone.now()
         for state, prepared, at in starting:
-            if prepared.message.pk not in mine:  # swept or claimed by another since: not ours
+            if prepared.message.pk not in mine:  # refused by the last gate, or not ours
                 state.in_flight -= 1
                 continue
+            closes = prepared.message.window_closes_at
+            # The sending hours' close on this thread's clock: the pool thread calls before it
+            # or not at all (a text handed over just before the close must not leave after it).
+            closes_at = None if closes is None else clock_now + (closes - wall_now).total_seconds()
             self.in_flight += 1
-            self.pool.submit(self._call, state, prepared, at)
+            self.pool.submit(self._call, state, prepared, at, closes_at)
         return True
 
     @sensitive_variables()
-    def _call(self, state: LinkState, prepared: sending.Prepared, at: float) -> None:
+    def _call(
+        self, state: LinkState, prepared: sending.Prepared, at: float, closes_at: float | None
+    ) -> None:
         """On a pool thread: wait for the text's turn, then the provider call, and nothing else
-        (no database). A crash report shows no value of this frame or any below it (the number,
-        the provider's credentials)."""
+        (no database). Not after `closes_at` (the participant's sending hours close: the text
+        goes back to waiting, NotCalled). A crash report shows no value of this frame or any
+        below it (the number, the provider's credentials)."""
         message = prepared.message
         _sleep_until(at)
         gap = MIN_SPACING * prepared.count.segments / state.rate
@@ -546,6 +554,9 @@ class _Loop:
             at = max(time.monotonic(), state.last_call + gap)
             state.last_call = at
         _sleep_until(at)
+        if closes_at is not None and time.monotonic() >= closes_at:
+            self.results.put((state, prepared, None, NotCalled()))
+            return
         try:
             result = state.gateway.send(
                 to=message.participant.phone, body=message.body, status_callback=state.callback_url
@@ -575,12 +586,14 @@ class _Loop:
         items = [item for item in items if item is not None]  # None: a REDCap fetch is done
         if not items:
             return bool(woken)
-        successes = []
+        successes, not_called = [], []
         for state, prepared, result, exc in items:
             state.in_flight -= 1
             self.in_flight -= 1
             if result is not None:
                 successes.append((prepared.message, result))
+            elif isinstance(exc, NotCalled):
+                not_called.append(prepared.message)
             elif not isinstance(exc, GatewayError):
                 logger.error(
                     "Sending message %s failed unexpectedly; the sweep will reconcile it.",
@@ -589,6 +602,7 @@ class _Loop:
                 )
         sending.record_successes(successes)
         self.report.sent += len(successes)
+        self.report.skipped_or_deferred += sending.attempts_not_called(not_called)
         for state, prepared, result, exc in items:
             if result is None and isinstance(exc, GatewayError):
                 outcome = sending.record_failure(prepared.message, exc, state.link)
@@ -622,6 +636,10 @@ class _Loop:
                 elif state.backlog and not state.paused:
                     waits.append(max(0.0, state.bucket.wait(1) - CLAIM_AHEAD))
         return min(max(min(waits), 0.0005), 0.1)
+
+
+class NotCalled(Exception):
+    """A pool thread did not make the call: the participant's sending hours closed first."""
 
 
 def _sleep_until(moment: float) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +24,7 @@ from billing.services import quota_release, quota_reserve, quota_units_for
 from messaging import piping, segments
 from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay, get_gateway
 from messaging.models import Attempt, Message, MessageRule, OptOut
-from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, zone
+from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, waiting_note, zone
 from messaging.signals import audit
 from projects.models import FieldMapping, Participant, Project, ProviderLink
 from projects.redcap import RedcapError
@@ -336,10 +336,10 @@ def prepare(
         return None
     tz = zone(participant.time_zone or project.time_zone)
     window = SendWindow.for_project(project)
-    # A HELP reply answers a text the participant has just sent: it ignores quiet hours.
+    # A HELP reply answers a text the participant has just sent: it ignores the sending hours.
     if message.kind != "help" and not window.allows(now, tz):
         opening = window.next_opening(now, tz)
-        defer(message, opening, "Waiting for the participant's quiet hours to end.")
+        defer(message, opening, waiting_note(opening, tz))
         return None
     if rule is not None:
         if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
@@ -517,9 +517,16 @@ def unclaim(batch: list[Prepared]) -> int:
     return _requeue_claimed([p.message for p in batch])
 
 
-def _requeue_claimed(messages: list[Message]) -> int:
-    """sending -> queued for these rows under our claims, when no call was started for them, and
-    their units released. Rows the sweep or another sender took since are left alone."""
+def _requeue_claimed(
+    messages: list[Message],
+    *,
+    status: str = Status.QUEUED,
+    error: str | None = None,
+    until: dict[int, tuple[datetime.datetime, str]] | None = None,
+) -> int:
+    """sending -> queued (or `status`) for these rows under our claims, when no call was started
+    for them, and their units released. Rows the sweep or another sender took since are left
+    alone. `until`: per row, when it may go again and the note saying so."""
     by_project: dict[int, list[Message]] = {}
     for message in messages:
         by_project.setdefault(message.project_id, []).append(message)
@@ -536,12 +543,23 @@ def _requeue_claimed(messages: list[Message]) -> int:
             )
             if not ids:
                 continue
-            Message.objects.filter(pk__in=ids).update(status=Status.QUEUED, units=0, updated_at=now)
+            update = {"status": status, "units": 0, "updated_at": now}
+            if error is not None:
+                update["error"] = error
+            if until:
+                adapt = connection.ops.adapt_datetimefield_value
+                update["not_before"] = _per_row(
+                    "id", {pk: adapt(until[pk][0]) for pk in ids}, models.DateTimeField()
+                )
+                update["error"] = _per_row(
+                    "id", {pk: until[pk][1] for pk in ids}, models.TextField()
+                )
+            Message.objects.filter(pk__in=ids).update(**update)
             mine = [m for m in group if m.pk in ids]
             for reserved_at, units in _units_by_reservation(mine).items():
                 quota_release(project=mine[0].project, units=units, reserved_at=reserved_at)
             for message in mine:
-                message.status = Status.QUEUED
+                message.status = status
                 message.units = 0
             returned += len(ids)
     return returned
@@ -598,40 +616,165 @@ def deliver(message: Message, link: ProviderLink, gateway) -> Outcome | None:
     return record_success(message, result)
 
 
-def attempts_start(messages: list[Message]) -> list[Message]:
-    """Write the attempt rows of claimed messages about to be handed to the provider, and return
-    the ones that may be called: those still `sending` under THIS claim (their `reserved_at`)
-    and still releasable (RELEASABLE).
+def attempts_start(
+    messages: list[Message], *, now: datetime.datetime | None = None
+) -> list[Message]:
+    """THE LAST GATE (docs/sending.md): write the attempt rows of claimed messages about to be
+    handed to the provider, and return the ones that may be called.
 
-    An attempt row still `started` later means the call may have happened: never again. The same
-    transaction touches `updated_at`, so a sweep that judged the row stranded a moment ago (no
-    attempt, claimed long ago: a sender frozen, e.g. a laptop asleep) no longer matches it; and a
-    row the sweep did requeue, or another sender claimed since, is not called by this one. A row
-    whose rule, project or provider link was paused after the claim goes back to the queue, its
-    quota released: a pause stops even the texts already claimed. This is the last check before
-    the calls, and it costs nothing more while nothing is paused (the same one UPDATE).
+    One conditional UPDATE decides, at the moment of the call, from what the database holds
+    then, nothing decided at fill or claim being trusted: the row is still `sending` under THIS
+    claim (its `reserved_at`: not swept, not claimed by another sender since); its rule, project
+    and provider link are not paused (RELEASABLE); its participant is not on the suppression list,
+    still consents, has not withdrawn and has a usable number (TEXTABLE_NOW); and the sending
+    hours, as they stand in the database, are open now in the participant's zone (the hours
+    and zones the window was computed from must be unchanged: `_hours_unchanged`). Only the
+    rows it moved get attempt rows, in the same transaction, so no call starts for a text after
+    an opt-out, a withdrawal, a pause or the close of the hours has committed.
+
+    What fails the gate is given back with its quota released: an opted-out, withdrawn or
+    unconsented participant's text is cancelled; a text whose hours closed waits for their
+    next opening; a paused one goes back to the queue. An attempt row still `started` later
+    means the call may have happened: never again. Each returned message carries
+    `window_closes_at` (UTC; None for HELP, which ignores the hours): the pool thread does not
+    call after it (sender._call).
     """
     if not messages:
         return []
-    now = timezone.now()
+    now = now or timezone.now()
     mine = _claimed_by_us(messages)
+    closed: dict[int, datetime.datetime] = {}  # pk -> next opening of the sending hours
+    for message in messages:
+        message.window_closes_at = None
+        if message.kind == "help":
+            continue  # a HELP answer ignores the hours (it answers the participant at once)
+        window, tz = _window_of(message)
+        if window.allows(now, tz):
+            message.window_closes_at = window.closes_after(now, tz)
+        else:
+            closed[message.pk] = window.next_opening(now, tz)
+    open_ones = [m for m in messages if m.pk not in closed]
     with transaction.atomic():
-        still = Message.objects.filter(mine, RELEASABLE, status=Status.SENDING).update(
-            updated_at=now
-        )
-        if still != len(messages):
+        moved = 0
+        if open_ones:
+            moved = (
+                Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
+                .filter(_hours_unchanged(open_ones))
+                .update(updated_at=now)
+            )
+        if moved != len(messages):
             ids = set(
                 Message.objects.filter(mine, status=Status.SENDING, updated_at=now).values_list(
                     "pk", flat=True
                 )
             )
-            paused = [m for m in messages if m.pk not in ids]
+            refused = [m for m in messages if m.pk not in ids]
             messages = [m for m in messages if m.pk in ids]
-            _requeue_claimed(paused)  # only those still ours: not swept, not claimed again
+            _gate_refused(refused, closed, now)
         Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
     for message in messages:
         message.updated_at = now
     return messages
+
+
+def attempts_not_called(messages: list[Message]) -> int:
+    """The pool thread did not call these (the participant's sending hours closed before the
+    text's turn): their attempt rows go (no call was made), and they wait for the next opening,
+    their quota released."""
+    if not messages:
+        return 0
+    now = timezone.now()
+    until = {}
+    for message in messages:
+        window, tz = _window_of(message)
+        opening = window.next_opening(now, tz)
+        until[message.pk] = (opening, waiting_note(opening, tz))
+    with transaction.atomic():
+        Attempt.objects.filter(
+            message__in=Message.objects.filter(_claimed_by_us(messages), status=Status.SENDING),
+            outcome=Attempt.Outcome.STARTED,
+        ).delete()
+        return _requeue_claimed(messages, until=until)
+
+
+# The participant may be texted now: consent held, not withdrawn, not opted out in REDCap or on
+# the suppression list (STOP), a usable number. The last gate re-checks it (attempts_start).
+TEXTABLE_NOW = Q(
+    participant__consented=True,
+    participant__withdrawn=False,
+    participant__redcap_opted_out=False,
+    participant__in_redcap=True,
+    participant__number_invalid=False,
+    participant__issue="",
+) & ~Exists(
+    OptOut.objects.filter(
+        project_id=OuterRef("project_id"),
+        phone_fingerprint=OuterRef("participant__phone_fingerprint"),
+        revoked_at__isnull=True,
+    )
+)
+
+
+def _window_of(message: Message) -> tuple[SendWindow, object]:
+    project, participant = message.project, message.participant
+    return SendWindow.for_project(project), zone(participant.time_zone or project.time_zone)
+
+
+def _hours_unchanged(messages: list[Message]) -> Q:
+    """The sending hours and zones each message's window was judged by are still the ones in the
+    database (an administrator may have narrowed them since the sender read the project)."""
+    groups: dict[tuple, list[int]] = {}
+    for message in messages:
+        project, participant = message.project, message.participant
+        key = (
+            project.pk,
+            project.send_window_start,
+            project.send_window_end,
+            tuple(project.send_days),
+            project.time_zone,
+            participant.time_zone,
+        )
+        groups.setdefault(key, []).append(message.pk)
+    condition = Q(pk__in=[])
+    for (_, start, end, days, project_zone, participant_zone), ids in groups.items():
+        condition |= Q(
+            pk__in=ids,
+            project__send_window_start=start,
+            project__send_window_end=end,
+            project__send_days=list(days),
+            project__time_zone=project_zone,
+            participant__time_zone=participant_zone,
+        )
+    return condition
+
+
+def _gate_refused(refused: list[Message], closed: dict, now: datetime.datetime) -> None:
+    """Give back what the last gate refused (only rows still ours: not swept, not claimed
+    again), with its quota: cancelled when the participant may no longer be texted, waiting
+    for the next opening when the hours closed, queued again otherwise (paused, or the hours
+    changed: prepared afresh)."""
+    if not refused:
+        return
+    untextable = set(
+        Message.objects.filter(pk__in=[m.pk for m in refused])
+        .exclude(TEXTABLE_NOW)
+        .values_list("pk", flat=True)
+    )
+    cancel = [m for m in refused if m.pk in untextable]
+    waiting = [m for m in refused if m.pk not in untextable and m.pk in closed]
+    requeue = [m for m in refused if m.pk not in untextable and m.pk not in closed]
+    _requeue_claimed(
+        cancel,
+        status=Status.CANCELLED,
+        error="Cancelled just before sending: the participant opted out, withdrew or can no "
+        "longer be texted.",
+    )
+    for message in waiting:
+        window, tz = _window_of(message)
+        message.not_before = closed[message.pk]
+        message.error = waiting_note(closed[message.pk], tz)
+    _requeue_claimed(waiting, until={m.pk: (m.not_before, m.error) for m in waiting})
+    _requeue_claimed(requeue)
 
 
 def record_success(message: Message, result: SendResult) -> Outcome:
