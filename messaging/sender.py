@@ -63,6 +63,9 @@ CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
 MAX_CLAIM = 50  # messages claimed in one transaction, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
+# No call starts in the last second of a participant's sending hours: a call takes a moment to
+# reach the provider, and the hours are a hard edge (docs/sending.md, "The last gate").
+CLOSE_MARGIN = 1.0
 # Calls of one link leave at least this fraction of their nominal gap apart, even when threads
 # wake late together (the host was busy): late texts catch up at 4/3 of the pace, not in a burst.
 MIN_SPACING = 0.75
@@ -554,7 +557,7 @@ class _Loop:
             at = max(time.monotonic(), state.last_call + gap)
             state.last_call = at
         _sleep_until(at)
-        if closes_at is not None and time.monotonic() >= closes_at:
+        if closes_at is not None and time.monotonic() >= closes_at - CLOSE_MARGIN:
             self.results.put((state, prepared, None, NotCalled()))
             return
         try:

@@ -687,7 +687,9 @@ def attempts_not_called(messages: list[Message]) -> int:
     until = {}
     for message in messages:
         window, tz = _window_of(message)
-        opening = window.next_opening(now, tz)
+        # Still open for a last moment, maybe: the next opening after this close.
+        closes = window.closes_after(now, tz) if window.allows(now, tz) else now
+        opening = window.next_opening(closes, tz)
         until[message.pk] = (opening, waiting_note(opening, tz))
     with transaction.atomic():
         Attempt.objects.filter(
