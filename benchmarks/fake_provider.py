@@ -32,7 +32,8 @@ the sender pipes at release: every record asked for, with each field asked for t
 `fake.redcap_records[record][field]` (default: "<field> <record>"); records in
 `fake.redcap_gone` are not returned, and with `fake.redcap_down` set every REDCap call gets HTTP
 503. Every send request's arrival time is kept (`calls`, `calls_since(moment, numbers)`), so a
-test can count the calls that reached the provider after a STOP or the close of sending hours. `redcap_latency_ms` delays its answers; `stats()["redcap_calls"]` counts them.
+test can count the calls that reached the provider after a STOP or the close of sending hours.
+`redcap_latency_ms` delays its answers; `stats()["redcap_calls"]` counts them.
 
 Twilio's magic test numbers are honoured: To +15005550001 -> 21211 (invalid), +15005550009 ->
 21614 (not mobile), +15005550004 -> 21610 (unsubscribed).

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message, MessageRule, Reply, Send
-from projects.models import Participant, Project, ProviderLink
+from projects.models import Participant, Project, ProviderLink, RedcapLink
 
 LOG_STATUSES = [s for s in Message.Status.values]
 # Filters that a coordinator thinks of as one: "failed" in counts and badges means both.
@@ -291,3 +291,19 @@ def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:
     if link is None or link.provider not in INBOUND_WEBHOOKS:
         return None
     return settings.SITE_URL + reverse(INBOUND_WEBHOOKS[link.provider], args=[link.webhook_secret])
+
+
+def project_outages(*, project: Project) -> dict:
+    """What stops the project's texts for now, in words for the team (two queries): its SMS
+    provider unreachable (texts retried), its REDCap not answering (texts wait)."""
+    return {
+        "provider_unreachable_since": ProviderLink.objects.filter(
+            project=project, unreachable_since__isnull=False
+        )
+        .values_list("unreachable_since", flat=True)
+        .first(),
+        "redcap": RedcapLink.objects.filter(project=project, failing_since__isnull=False)
+        .values("failing_since", "last_error")
+        .first(),
+        "retry_minutes": settings.SENDER_RETRY_MINUTES,
+    }

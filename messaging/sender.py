@@ -51,7 +51,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
-from messaging.services import sending
+from messaging.services import outbox, sending
 from projects.models import FieldMapping
 
 logger = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ class LinkState:
     callback_url: str | None = None
     in_flight: int = 0
     paused: bool = False
+    unreachable: bool = False  # the link shows "provider unreachable, retrying"
     spacing: threading.Lock = field(default_factory=threading.Lock)
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
@@ -429,6 +430,11 @@ class _Loop:
                     sending.defer(message, later, "It could not be prepared; retrying.")
                 self.report.skipped_or_deferred += len(messages)
                 continue
+            failed = data.failure()
+            if failed is not None:  # shown to the team; the texts wait (prepare defers them)
+                outbox.redcap_failing(project=data.project, error=failed, now=timezone.now())
+            else:
+                outbox.redcap_answering(project_id=data.project.pk)
             self._prepare(messages, {data.project.pk: data})
 
     def _prepare(self, messages: list[Message], redcap: dict) -> None:
@@ -468,6 +474,7 @@ class _Loop:
                 bucket=TokenBucket(rate),
                 max_in_flight=_in_flight_cap(rate),
                 callback_url=sending.status_callback_url(link),
+                unreachable=link.unreachable_since is not None,
             )
             self.links[link.pk] = state
             # Build the HTTP client now: its first use would otherwise hold the first calls
@@ -605,6 +612,8 @@ class _Loop:
                 )
         sending.record_successes(successes)
         self.report.sent += len(successes)
+        for state in {id(s): s for s, _, result, _ in items if result is not None}.values():
+            self._reachable(state)
         self.report.skipped_or_deferred += sending.attempts_not_called(not_called)
         for state, prepared, result, exc in items:
             if result is None and isinstance(exc, GatewayError):
@@ -612,8 +621,17 @@ class _Loop:
                 self._after(state, outcome.status, outcome.reason, outcome.retry_after)
         return True
 
+    def _reachable(self, state: LinkState) -> None:
+        if state.unreachable:  # the provider answers again
+            state.unreachable = False
+            sending.provider_link_reachable(link_id=state.link.pk)
+
     def _after(self, state: LinkState, status: str, reason, retry_after) -> None:
         _count(self.report, status)
+        if status == Message.Status.SENT:
+            self._reachable(state)
+        elif reason is not None and reason.safe_to_retry:
+            state.unreachable = True
         if reason in (Reason.RATE_LIMITED, Reason.QUEUE_FULL):
             pause = RATE_LIMITED_PAUSE if reason == Reason.RATE_LIMITED else QUEUE_FULL_PAUSE
             state.bucket.back_off(retry_after or pause)

@@ -113,6 +113,7 @@ def rule_list(request, pk: int):
             "provider_paused": ProviderLink.objects.filter(
                 project=project, is_paused=True
             ).exists(),
+            "outages": selectors.project_outages(project=project),
             "tab": "messages",
         },
     )

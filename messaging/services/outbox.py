@@ -4,6 +4,8 @@ A Message row always exists before any provider call; its dedup key makes a re-r
 task or a second dispatcher harmless (bulk_create with ignore_conflicts).
 """
 
+import datetime
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -17,10 +19,11 @@ from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import ScheduleSpec, occurrences_between, zone
 from messaging.services.rules import assert_editor, validate
 from messaging.signals import audit
-from projects.models import FieldMapping, Participant, Project, ProviderLink
+from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink
 from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
 
+logger = logging.getLogger(__name__)
 Status = Message.Status
 TEXTABLE = Q(
     issue="",
@@ -56,16 +59,25 @@ def rule_recipients(*, rule: MessageRule) -> QuerySet[Participant]:
     if rule.recipients == MessageRule.Recipients.RECORDS:
         qs = qs.filter(record_id__in=rule.record_ids)
     elif rule.recipients == MessageRule.Recipients.FILTER:
-        client = redcap_client_for(rule.project)
-        id_field = client.record_id_field()
         mapping = FieldMapping.objects.filter(project=rule.project).first()
         events = [mapping.event] if mapping and mapping.event else None
+        # Every REDCap call inside the try: a REDCap that is down is a message in words, for
+        # "Send now" and for the dispatcher alike, never an escaped exception.
         try:
+            client = redcap_client_for(rule.project)
+            id_field = client.record_id_field()
             rows = client.records(fields=[id_field], filter_logic=rule.filter_logic, events=events)
         except RedcapError as exc:
-            raise ValidationError(f"REDCap could not apply the recipient filter: {exc}") from exc
+            raise RedcapUnavailable(
+                f"REDCap did not answer, so StudyText cannot tell who matches the recipient "
+                f"filter: {exc} Nothing was sent; try again in a few minutes."
+            ) from exc
         qs = qs.filter(record_id__in={str(r[id_field]) for r in rows})
     return qs
+
+
+class RedcapUnavailable(ValidationError):
+    """REDCap could not be asked who a rule texts (down, slow, refusing): retried later."""
 
 
 @dataclass
@@ -81,8 +93,17 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     if start >= now:
         return
     project = rule.project
+    redcap_link = None
+    if rule.recipients == MessageRule.Recipients.FILTER:
+        redcap_link = RedcapLink.objects.filter(project=project).first()
+        if redcap_link and redcap_link.retry_at and redcap_link.retry_at > now:
+            return  # REDCap is failing: wait for the next try (backoff); nothing is missed
     spec = ScheduleSpec.from_rule(rule)
     late = now - rule.grace
+    if redcap_link is not None and redcap_link.failing_since is not None:
+        # The texts were late because REDCap did not answer, not because the sender was down:
+        # what fell due while it failed is sent now, not skipped as missed.
+        late = min(late, redcap_link.failing_since - rule.grace)
     participants = list(
         textable_participants(project=project).only("pk", "record_id", "time_zone", "dates")
     )
@@ -113,10 +134,16 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     if rows and rule.recipients != MessageRule.Recipients.ALL:
         try:
             allowed = set(rule_recipients(rule=rule).values_list("pk", flat=True))
+        except RedcapUnavailable as exc:
+            redcap_failing(project=project, error=exc.__cause__, now=now)
+            report.errors.append(f"{rule}: {' '.join(exc.messages)}")
+            return  # tried again after a backoff; materialized_through is not advanced
         except ValidationError as exc:
             report.errors.append(f"{rule}: {' '.join(exc.messages)}")
             return  # try again next run; materialized_through is not advanced
         rows = [r for r in rows if r.participant_id in allowed]
+        if redcap_link is not None and redcap_link.failing_since is not None:
+            redcap_answering(project_id=project.pk)
     with transaction.atomic():
         advanced = MessageRule.objects.filter(
             pk=rule.pk, materialized_through=rule.materialized_through
@@ -129,8 +156,36 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     report.skipped += sum(1 for r in rows if r.status == Status.SKIPPED)
 
 
+REDCAP_BACKOFF_MIN = datetime.timedelta(minutes=1)
+REDCAP_BACKOFF_MAX = datetime.timedelta(minutes=15)
+
+
+def redcap_failing(*, project: Project, error, now) -> None:
+    """REDCap did not answer for this project: note since when (shown to the team), and when to
+    try again, backing off: half the time it has failed so far, from 1 to 15 minutes."""
+    link = RedcapLink.objects.filter(project=project).first()
+    if link is None:
+        return
+    since = link.failing_since or now
+    wait = min(max((now - since) / 2, REDCAP_BACKOFF_MIN), REDCAP_BACKOFF_MAX)
+    RedcapLink.objects.filter(pk=link.pk).update(
+        failing_since=since, retry_at=now + wait, last_error=str(error or "")[:500]
+    )
+    logger.warning("REDCap did not answer for project %s; retrying in %s.", project.pk, wait)
+
+
+def redcap_answering(*, project_id: int) -> None:
+    """REDCap answers again for this project."""
+    RedcapLink.objects.filter(project_id=project_id, failing_since__isnull=False).update(
+        failing_since=None, retry_at=None, last_error=""
+    )
+
+
 def dispatch(*, now=None) -> DispatchReport:
-    """Materialise the occurrences that fell due since the last run, for every active rule."""
+    """Materialise the occurrences that fell due since the last run, for every active rule.
+
+    Each rule on its own: one rule's failure (its project's REDCap down, a bug) is recorded and
+    retried for that rule only, never stopping the others, the sweep or the sender."""
     now = now or timezone.now()
     report = DispatchReport()
     rules = MessageRule.objects.filter(
@@ -143,7 +198,11 @@ def dispatch(*, now=None) -> DispatchReport:
         ],
     ).select_related("project")
     for rule in rules:
-        _materialize(rule, now, report)
+        try:
+            _materialize(rule, now, report)
+        except Exception:  # noqa: BLE001 - isolated: the next rule goes on
+            logger.exception("Rule %s could not be materialised; retrying next run.", rule.pk)
+            report.errors.append(f"{rule}: it could not be prepared; retrying.")
     return report
 
 

@@ -33,13 +33,17 @@ from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
-MAX_ATTEMPTS = 5
+# Texts that never reached the provider are retried with capped, jittered backoff (seconds)
+# for SENDER_RETRY_MINUTES from their first try (docs/sending.md, "Retries").
+RETRY_BASE = 1.0
+RETRY_CAP = 60.0
 RECONCILE_AFTER = datetime.timedelta(minutes=2)
 RECONCILE_GIVE_UP = datetime.timedelta(minutes=30)
 STUCK_SENDING_AFTER = datetime.timedelta(minutes=5)
 STUCK_WHILE_SENDER_RUNS = datetime.timedelta(minutes=15)
 REDCAP_RETRY = datetime.timedelta(minutes=2)
 RECONCILE_BUDGET_SECONDS = 20.0
+RESENT_NOTE = "The provider confirmed it never received this text; it goes out again (once)."
 # What may be claimed and handed to the provider: a text whose project is active, whose provider
 # link is running, and whose rule (none for an ad-hoc text) is neither paused nor archived. The
 # claim's conditional update checks it, and so does the update that writes the attempt rows just
@@ -175,6 +179,16 @@ class ReleaseData:
             if isinstance(self._queue_links[record], RedcapError):
                 failed = self._queue_links[record]
         self.fetched = True
+
+    def failure(self) -> RedcapError | None:
+        """The first REDCap failure of the fetch, if any (REDCap down, slow, refusing)."""
+        answers = [
+            self.error,
+            *self._surveys.values(),
+            self._records,
+            *self._queue_links.values(),
+        ]
+        return next((a for a in answers if isinstance(a, RedcapError)), None)
 
     def _ask(self, call, *args):
         if self.error is not None:
@@ -823,18 +837,26 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
     update = {"attempts": attempts, "error": exc.message, "error_code": code, "updated_at": now}
     outcome = Attempt.Outcome.FAILED
     release = False
+    gave_up = False
     if reason.safe_to_retry or reason == Reason.BAD_CREDENTIALS:
-        # The provider never took it: give the quota back; it goes out later.
+        # The provider never took it: give the quota back; it goes out later. A short blip (a
+        # refused connection, 429s) never fails a text: it is retried with capped, jittered
+        # backoff for SENDER_RETRY_MINUTES from its first try (docs/sending.md).
         release = True
         update["units"] = 0
-        if reason == Reason.BAD_CREDENTIALS or attempts < MAX_ATTEMPTS:
-            delay = backoff_delay(attempts, retry_after=exc.retry_after)
+        if reason == Reason.BAD_CREDENTIALS or now - _first_try(message, now) < retry_period():
+            delay = backoff_delay(
+                attempts, base=RETRY_BASE, cap=RETRY_CAP, retry_after=exc.retry_after
+            )
             update.update(status=Status.QUEUED, not_before=now + datetime.timedelta(seconds=delay))
             outcome = Attempt.Outcome.RETRY
         else:
+            gave_up = True
+            minutes = settings.SENDER_RETRY_MINUTES
             update.update(
                 status=Status.FAILED,
-                error=f"The provider could not be reached after {attempts} tries: {exc.message}",
+                error=f"The provider could not be reached for {minutes} minutes "
+                f"({attempts} tries): {exc.message}",
             )
     elif reason == Reason.AMBIGUOUS:
         update["status"] = Status.UNKNOWN  # may have gone out: reconcile, never resend blindly
@@ -859,6 +881,17 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
                 source=OptOut.Source.PROVIDER,
                 detail=f"{link.get_provider_display()} reported the number unsubscribed ({code}).",
             )
+        if reason.safe_to_retry:
+            ProviderLink.objects.filter(pk=link.pk, unreachable_since__isnull=True).update(
+                unreachable_since=now
+            )
+        if moved and gave_up:
+            # The owners are told once per outage (the first text that gives up).
+            first = ProviderLink.objects.filter(pk=link.pk, owners_told_at__isnull=True).update(
+                owners_told_at=now
+            )
+            if first:
+                transaction.on_commit(lambda: _alert_owners_unreachable(link, exc.message))
         if reason == Reason.BAD_CREDENTIALS:
             running = ProviderLink.objects.filter(pk=link.pk, is_paused=False).exists()
             provider_link_pause(
@@ -873,6 +906,49 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
         if release:
             message.units = 0
     return Outcome(update["status"] if moved else message.status, reason, exc.retry_after)
+
+
+def retry_period() -> datetime.timedelta:
+    return datetime.timedelta(minutes=settings.SENDER_RETRY_MINUTES)
+
+
+def _first_try(message: Message, now: datetime.datetime) -> datetime.datetime:
+    """When this text was first handed to the provider (its first attempt row)."""
+    first = (
+        Attempt.objects.filter(message_id=message.pk)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return first or now
+
+
+def provider_link_reachable(*, link_id: int) -> None:
+    """The provider answered again: the link no longer shows "unreachable, retrying", and the
+    owners will be told of the next outage."""
+    ProviderLink.objects.filter(pk=link_id, unreachable_since__isnull=False).update(
+        unreachable_since=None, owners_told_at=None
+    )
+
+
+def _alert_owners_unreachable(link: ProviderLink, detail: str) -> None:
+    from django.core.mail import send_mail
+
+    from projects.emails import project_owners_emails
+
+    recipients = project_owners_emails(link.project)
+    if recipients:
+        minutes = settings.SENDER_RETRY_MINUTES
+        send_mail(
+            f"[StudyText] Texts could not reach {link.get_provider_display()}",
+            f"For {minutes} minutes StudyText could not reach {link.get_provider_display()} for "
+            f"{link.project.title}, so texts that waited that long are marked failed; the others "
+            f"go on retrying. Nothing was sent twice.\n\n{detail}\n\nThe message log lists "
+            f"the failed texts; send them again once the provider answers:\n"
+            f"{settings.SITE_URL}{reverse('message-log', args=[link.project_id])}?status=failed\n",
+            None,
+            recipients,
+        )
 
 
 def _alert_owners_bad_credentials(link: ProviderLink, detail: str) -> None:
@@ -930,7 +1006,7 @@ def opt_out_record(*, participant: Participant, source: str, detail: str = "") -
 def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
     """Reconcile rows a dead sender left behind, and unknown rows with the provider."""
     now = now or timezone.now()
-    counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "unconfirmed": 0}
+    counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "resent": 0, "unconfirmed": 0}
     # While a sender runs (a long send keeps the lease nearly all the time), only rows stranded
     # for much longer than any live sender holds one: a live loop calls a claimed row within
     # seconds, and a call ends within the gateway's timeouts.
@@ -1013,10 +1089,29 @@ def reconcile(message: Message, *, now) -> str | None:
             return "reconciled"
         if now - message.updated_at < RECONCILE_GIVE_UP:
             return None  # the provider may still be catching up; ask again next sweep
+        # The provider's listing can be trusted now, and it has no such text: it never got it.
+        # It goes back to the queue by itself, once (a second unconfirmed call fails it).
+        reached = Attempt.objects.filter(message=message).exclude(
+            outcome__in=[Attempt.Outcome.RETRY, Attempt.Outcome.FAILED]
+        )
+        if reached.count() <= 1:
+            n = Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
+                status=Status.QUEUED,
+                not_before=now,
+                error=RESENT_NOTE,
+                units=0,
+                updated_at=now,
+            )
+            if n:
+                quota_release(
+                    project=message.project, units=message.units, reserved_at=message.reserved_at
+                )
+            return "resent"
         n = Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
             status=Status.FAILED,
-            error="The provider has no record of this text. StudyText does not resend on its own "
-            "(to avoid a duplicate); send it again by hand if needed.",
+            error="The provider has no record of this text, sent again once and still "
+            "unconfirmed. StudyText does not send it a third time (to avoid a duplicate); send "
+            "it again by hand if needed.",
             units=0,
             updated_at=now,
         )
