@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message, MessageRule, Reply, Send
+from messaging.scheduling import WAITING_PREFIX
 from projects.models import Participant, Project, ProviderLink, RedcapLink
 
 LOG_STATUSES = [s for s in Message.Status.values]
@@ -195,6 +196,13 @@ class TextingSummary:
     next_due: datetime.datetime | None  # when the next queued text may go out
     has_texts: bool  # any text at all, ever
     time_zone: str = ""
+    next_waits: bool = False  # the next text waits for the sending hours (next_note says until)
+    next_note: str = ""
+
+    @property
+    def next_waits_until(self) -> str:
+        """'Mon 9:00 a.m. participant time': when the next waiting text goes out."""
+        return self.next_note.removeprefix(WAITING_PREFIX).removesuffix(" (sending hours).").strip()
 
     @property
     def next_due_is_past(self) -> bool:
@@ -261,11 +269,17 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
                 .order_by("not_before")
                 .values("not_before")[:1]
             ),
+            # "Waits until Mon 9:00 a.m. participant time (sending hours).", when it waits
+            next_note=Subquery(
+                Message.objects.filter(**of_project, status=Message.Status.QUEUED)
+                .order_by("not_before")
+                .values("error")[:1]
+            ),
             has_texts=Exists(Message.objects.filter(**of_project)),
         )
-        .values("active_rules", "next_due", "has_texts")
+        .values("active_rules", "next_due", "next_note", "has_texts")
         .first()
-    ) or {"active_rules": 0, "next_due": None, "has_texts": False}
+    ) or {"active_rules": 0, "next_due": None, "next_note": "", "has_texts": False}
     return TextingSummary(
         since=since,
         today=today,
@@ -273,6 +287,8 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
         days=days,
         active_rules=rest["active_rules"],
         next_due=rest["next_due"],
+        next_waits=(rest["next_note"] or "").startswith(WAITING_PREFIX),
+        next_note=rest["next_note"] or "",
         has_texts=bool(rest["has_texts"]),
         time_zone=str(tz),
     )

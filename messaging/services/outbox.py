@@ -11,12 +11,19 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from messaging import piping
 from messaging.models import Message, MessageRule, OptOut, Reply, Send
-from messaging.scheduling import ScheduleSpec, occurrences_between, zone
+from messaging.scheduling import (
+    WAITING_PREFIX,
+    ScheduleSpec,
+    SendWindow,
+    occurrences_between,
+    waiting_note,
+    zone,
+)
 from messaging.services.rules import assert_editor, validate
 from messaging.signals import audit
 from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink
@@ -312,6 +319,39 @@ def held_release(*, account_id: int) -> int:
     if released:
         kick_sender()
     return released
+
+
+def waiting_release_recompute(*, project_id: int, now=None) -> int:
+    """The project's sending hours changed: every text waiting for them gets its new release
+    time and note at once, in one UPDATE (one CASE branch per participant time zone). A text
+    whose hours are open now is released now (and the sender kicked)."""
+    now = now or timezone.now()
+    project = Project.objects.get(pk=project_id)
+    window = SendWindow.for_project(project)
+    waiting = Message.objects.filter(
+        project_id=project_id, status=Status.QUEUED, error__startswith=WAITING_PREFIX
+    )
+    zones = set(waiting.values_list("participant__time_zone", flat=True).distinct())
+    if not zones:
+        return 0
+    times, notes = [], []
+    opens_now = False
+    for name in zones:
+        tz = zone(name or project.time_zone)
+        opening = window.next_opening(now, tz)
+        people = Participant.objects.filter(project_id=project_id, time_zone=name).values("pk")
+        times.append(When(participant_id__in=people, then=Value(opening)))
+        note = "" if opening <= now else waiting_note(opening, tz)
+        notes.append(When(participant_id__in=people, then=Value(note)))
+        opens_now = opens_now or opening <= now
+    changed = waiting.update(
+        not_before=Case(*times, default=F("not_before"), output_field=DateTimeField()),
+        error=Case(*notes, default=F("error"), output_field=TextField()),
+        updated_at=now,
+    )
+    if opens_now:
+        kick_sender()
+    return changed
 
 
 def message_cancel(*, message: Message, actor) -> Message:
