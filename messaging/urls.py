@@ -12,6 +12,11 @@ urlpatterns = [
     path("<int:pk>/messages/<int:rule_id>/status/", views.rule_status, name="rule-status"),
     path("<int:pk>/messages/<int:rule_id>/send/", views.rule_send_now, name="rule-send-now"),
     path("<int:pk>/sends/<int:send_id>/", views.send_detail, name="send-detail"),
+    path(
+        "<int:pk>/sends/<int:send_id>/cancel/",
+        views.send_cancel_waiting,
+        name="send-cancel-waiting",
+    ),
     path("<int:pk>/log/", views.message_log, name="message-log"),
     path("<int:pk>/log.csv", views.message_log_csv, name="message-log-csv"),
     path("<int:pk>/log/<int:message_id>/cancel/", views.message_cancel, name="message-cancel"),

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
 from django.utils import timezone
 
+from billing.services import quota_release
 from messaging import piping
-from messaging.models import Message, MessageRule, OptOut, Reply, Send
+from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import (
     WAITING_PREFIX,
     ScheduleSpec,
@@ -213,8 +214,41 @@ def dispatch(*, now=None) -> DispatchReport:
     return report
 
 
-def send_now(*, rule: MessageRule, actor) -> Send:
-    """Queue the rule's text for every current recipient, now ("send now")."""
+RECEIVED = [Status.SENT, Status.DELIVERED, Status.UNKNOWN]  # got it (or may have: unconfirmed)
+WAITING = [Status.QUEUED, Status.HELD, Status.SENDING]
+
+
+@dataclass
+class SendAudience:
+    """Who a "Send now" of a rule would text, against who already has it."""
+
+    recipients: int  # the rule's current recipients
+    received: int  # of them, how many received this message already (or may have)
+    waiting: int  # of them, how many have a copy still waiting to go out
+    new: list[int]  # participants who have neither: the default audience
+    everyone: list[int]  # every recipient without a waiting copy: "send again to everyone"
+
+
+def send_now_audience(*, rule: MessageRule) -> SendAudience:
+    """Counts for the "Send now" confirmation (three queries, and REDCap for a filter rule:
+    RedcapUnavailable when it does not answer)."""
+    recipients = set(rule_recipients(rule=rule).values_list("pk", flat=True))
+    theirs = Message.objects.filter(rule=rule, participant_id__in=recipients)
+    received = set(theirs.filter(status__in=RECEIVED).values_list("participant_id", flat=True))
+    waiting = set(theirs.filter(status__in=WAITING).values_list("participant_id", flat=True))
+    return SendAudience(
+        recipients=len(recipients),
+        received=len(received),
+        waiting=len(waiting),
+        new=sorted(recipients - received - waiting),
+        everyone=sorted(recipients - waiting),
+    )
+
+
+def send_now(*, rule: MessageRule, actor, audience: str = "new") -> Send:
+    """Queue the rule's text now ("send now"): by default only for the current recipients who
+    have not received it and have no copy waiting; `audience="everyone"` texts again everyone
+    who has no copy waiting (a deliberate second choice). Nobody ever gets two copies at once."""
     project = rule.project
     assert_editor(project, actor)
     if rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
@@ -223,10 +257,23 @@ def send_now(*, rule: MessageRule, actor) -> Send:
         raise ValidationError(f"The project is {project.get_status_display().lower()}.")
     if not ProviderLink.objects.filter(project=project).exists():
         raise ValidationError("Link the project's SMS provider before sending.")
+    if audience not in ("new", "everyone"):
+        raise ValidationError("Choose who receives the text.")
     validate(rule, check_redcap=False)
-    recipients = list(rule_recipients(rule=rule).values_list("pk", flat=True))
+    who = send_now_audience(rule=rule)
+    recipients = who.new if audience == "new" else who.everyone
     if not recipients:
-        raise ValidationError("Nobody would receive this text: no participant matches.")
+        if not who.recipients:
+            raise ValidationError("Nobody would receive this text: no participant matches.")
+        if audience == "new" and who.everyone:
+            raise ValidationError(
+                f"All {who.recipients} recipients received this message already or are waiting "
+                "for it. To text them again, choose “Send again to everyone”."
+            )
+        raise ValidationError(
+            f"Every recipient's copy is still waiting to go out ({who.waiting}); nothing more "
+            "was queued."
+        )
     now = timezone.now()
     with transaction.atomic():
         send = Send.objects.create(
@@ -249,15 +296,63 @@ def send_now(*, rule: MessageRule, actor) -> Send:
                 for pk in recipients
             ]
         )
+        again = " (again, to everyone)" if audience == "everyone" and who.received else ""
         audit.send(
             sender=Send,
             actor=actor,
             action="message.sent_now",
             obj=rule,
-            message=f"“{rule.name}” sent now to {len(recipients)} participants.",
+            message=f"“{rule.name}” sent now to {len(recipients)} participants{again}.",
         )
         kick_sender()
     return send
+
+
+def send_cancel_waiting(*, send: Send, actor) -> tuple[int, int]:
+    """Cancel every text of a send that has not gone out yet: queued, held, and claimed by the
+    sender but not handed to the provider (their reserved quota released). Returns (texts
+    cancelled, quota units released). A send with nothing waiting is refused, nothing changed."""
+    assert_editor(send.project, actor)
+    now = timezone.now()
+    note = f"Cancelled by {actor} with the rest of the send."
+    with transaction.atomic():
+        waiting = Message.objects.filter(send=send, status__in=[Status.QUEUED, Status.HELD])
+        cancelled = waiting.update(status=Status.CANCELLED, error=note, updated_at=now)
+        # Claimed but not called yet (the last gate will not call a cancelled row).
+        claimed = list(
+            Message.objects.select_for_update(no_key=True)
+            .filter(send=send, status=Status.SENDING)
+            .exclude(attempt_log__outcome=Attempt.Outcome.STARTED)
+            .order_by("pk")
+            .select_related("project", "project__account")
+        )
+        released = 0
+        if claimed:
+            Message.objects.filter(pk__in=[m.pk for m in claimed]).update(
+                status=Status.CANCELLED, error=note, units=0, updated_at=now
+            )
+            by_reservation: dict = {}
+            for message in claimed:
+                by_reservation[message.reserved_at] = (
+                    by_reservation.get(message.reserved_at, 0) + message.units
+                )
+            for reserved_at, units in by_reservation.items():
+                quota_release(project=send.project, units=units, reserved_at=reserved_at)
+                released += units
+        cancelled += len(claimed)
+        if not cancelled:
+            raise ValidationError(
+                "Nothing of this send is waiting any more: every text went out, failed or was "
+                "skipped. Nothing was cancelled."
+            )
+        audit.send(
+            sender=Send,
+            actor=actor,
+            action="message.send_cancelled",
+            obj=send.rule or send.project,
+            message=f"{cancelled} waiting texts of send #{send.pk} cancelled.",
+        )
+    return cancelled, released
 
 
 def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
