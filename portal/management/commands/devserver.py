@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,17 +46,13 @@ class Command(BaseCommand):
     @staticmethod
     def _stop(cluster: subprocess.Popen) -> None:
         def signal_group(signum: int) -> None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(cluster.pid, signum)
-            except ProcessLookupError:
-                pass
 
         if cluster.poll() is None:
             cluster.send_signal(signal.SIGTERM)  # its main process stops its workers
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 cluster.wait(timeout=GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the cluster (a worker still sending, a process stuck "stopping").
         signal_group(signal.SIGKILL)
         deadline = time.monotonic() + STOP_SECONDS - GRACE_SECONDS
