@@ -71,7 +71,7 @@ def _hours_words(start, end, days) -> str:
     return f"{clock(start)} to {clock(end)} on {', '.join(WEEKDAY_WORDS[d] for d in sorted(days))}"
 
 
-def _check_hours(start, end, days, *, confirmed: bool) -> list[int]:
+def _check_hours(start, end, days) -> list[int]:
     """Validate a sending window before anything is written; returns the days, sorted."""
     if start is None or end is None:
         raise ValidationError("Give both the earliest and the latest time.")
@@ -83,9 +83,12 @@ def _check_hours(start, end, days, *, confirmed: bool) -> list[int]:
     days = sorted(set(days or []))
     if not days or any(d not in range(7) for d in days):
         raise ValidationError("Choose at least one day of the week.")
+    return days
+
+
+def _check_calling_hours(start, end, *, confirmed: bool) -> None:
     if (start < CALLING_HOURS_START or end > CALLING_HOURS_END) and not confirmed:
         raise ValidationError(CALLING_HOURS_CONFIRM, code="calling_hours")
-    return days
 
 
 def project_update_sending_hours(
@@ -99,13 +102,14 @@ def project_update_sending_hours(
     gets its new release time at once (the sending_hours_changed signal)."""
     if not (actor.is_server_admin or project_role(user=actor, project=project) == "owner"):
         raise PermissionDenied("Only the project's owners and the server administrators can.")
-    days = _check_hours(start, end, days, confirmed=confirmed)
+    days = _check_hours(start, end, days)
     bounds = (project.send_bounds_start, project.send_bounds_end, project.send_bounds_days)
     if start < bounds[0] or end > bounds[1] or not set(days) <= set(bounds[2]):
         raise ValidationError(
             f"The server administrators allow texts from {_hours_words(*bounds)}. Choose "
             "sending hours inside those, or ask them to widen the bounds."
         )
+    _check_calling_hours(start, end, confirmed=confirmed)
     with transaction.atomic():
         project.send_window_start, project.send_window_end, project.send_days = start, end, days
         project.save(update_fields=["send_window_start", "send_window_end", "send_days"])
@@ -129,7 +133,8 @@ def project_update_sending_bounds(
     recomputed)."""
     if not actor.is_server_admin:
         raise PermissionDenied("The bounds of the sending hours are set by the administrators.")
-    days = _check_hours(start, end, days, confirmed=confirmed)
+    days = _check_hours(start, end, days)
+    _check_calling_hours(start, end, confirmed=confirmed)
     hours_start = max(project.send_window_start, start)
     hours_end = min(project.send_window_end, end)
     hours_days = sorted(set(project.send_days) & set(days))
