@@ -23,10 +23,14 @@ and a sender holds one connection, not one per thread), and writes are batched:
     record   the answers that came back, in one transaction (sending.record_successes); refusals
              one by one (sending.record_failure)
 
-A pause (of a rule, a project or a provider link) stops the texts the loop holds in memory: the
-claim refuses rows no longer releasable, and `start` checks again in the same UPDATE that writes
-the attempt rows, so a text claimed ahead of its turn goes back to the queue, its quota released,
-instead of out (sending.RELEASABLE). Only calls already handed to the pool may still land.
+The last gate (docs/sending.md): `start` writes the attempt rows with ONE conditional UPDATE
+(sending.attempts_start) that re-checks, from the database at that moment, pauses (of a rule, a
+project or a provider link), the suppression list (STOP), consent and withdrawal, and the
+participant's sending hours. A text the loop holds in memory (prepared, or claimed ahead of its
+turn) that fails it goes back, its quota released: cancelled after an opt-out, waiting for the
+next opening after the hours closed, queued again after a pause. Only calls already handed to
+the pool (at most START_AHEAD ahead of their turn) may still leave after a STOP; none leaves
+after the hours close (the pool thread checks the close itself, CLOSE_MARGIN).
 
 Claimed rows that were never called when the loop stops go back to the queue (sending.unclaim);
 if the loop dies instead, the sweep does it (no attempt row: requeued; an attempt row: unknown,
