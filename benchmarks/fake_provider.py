@@ -141,7 +141,7 @@ class FakeProvider:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeProvider:
         handler = type("Handler", (_Handler,), {"provider": self})
-        self.server = ThreadingHTTPServer((self.host, self.port), handler)
+        self.server = _Server((self.host, self.port), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.stopping.clear()
@@ -282,6 +282,12 @@ class FakeProvider:
                 self.failures[kind] += 1
                 return kind
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: sixteen clients connecting at once on a busy
+    # machine overflow it, and a connection the server never accepted is reset mid-request.
+    request_queue_size = 128
 
 
 def _twilio_message(message: dict[str, Any], *, status: str) -> dict[str, Any]:
