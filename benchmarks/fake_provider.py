@@ -31,7 +31,9 @@ It also answers REDCap's record export (`content=record`) at `fake.redcap_api_ur
 the sender pipes at release: every record asked for, with each field asked for taken from
 `fake.redcap_records[record][field]` (default: "<field> <record>"); records in
 `fake.redcap_gone` are not returned, and with `fake.redcap_down` set every REDCap call gets HTTP
-503. `redcap_latency_ms` delays its answers; `stats()["redcap_calls"]` counts them.
+503. Every send request's arrival time is kept (`calls`, `calls_since(moment, numbers)`), so a
+test can count the calls that reached the provider after a STOP or the close of sending hours.
+`redcap_latency_ms` delays its answers; `stats()["redcap_calls"]` counts them.
 
 Twilio's magic test numbers are honoured: To +15005550001 -> 21211 (invalid), +15005550009 ->
 21614 (not mobile), +15005550004 -> 21610 (unsubscribed).
@@ -139,7 +141,7 @@ class FakeProvider:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeProvider:
         handler = type("Handler", (_Handler,), {"provider": self})
-        self.server = ThreadingHTTPServer((self.host, self.port), handler)
+        self.server = _Server((self.host, self.port), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.stopping.clear()
@@ -200,6 +202,8 @@ class FakeProvider:
             self.last_accept: float | None = None
             self.inbound: list[dict[str, Any]] = []
             self.redcap_calls: list[dict[str, Any]] = []
+            # Every send request as it arrived: (time.time(), To), accepted or not.
+            self.calls: list[tuple[float, str]] = []
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -227,6 +231,13 @@ class FakeProvider:
                     "dedup": self.dedup,
                 },
             }
+
+    def calls_since(self, moment: float, numbers: set[str] | None = None) -> int:
+        """Send requests that arrived after `moment` (time.time()), to `numbers` if given."""
+        with self.lock:
+            return sum(
+                1 for at, to in self.calls if at > moment and (numbers is None or to in numbers)
+            )
 
     def add_inbound(self, *, from_number: str, body: str) -> None:
         """Queue a participant's reply for Mosio's text_history."""
@@ -271,6 +282,12 @@ class FakeProvider:
                 self.failures[kind] += 1
                 return kind
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: sixteen clients connecting at once on a busy
+    # machine overflow it, and a connection the server never accepted is reset mid-request.
+    request_queue_size = 128
 
 
 def _twilio_message(message: dict[str, Any], *, status: str) -> dict[str, Any]:
@@ -395,7 +412,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, *, on_refused, on_accepted, **fields: str) -> None:
         """Apply the rate limit and failure mix around one send."""
         provider = self.provider
+        arrived = time.time()
         with provider.lock:
+            provider.calls.append((arrived, fields.get("to", "")))
             provider.send_attempts += 1
             provider.in_flight += 1
             provider.max_in_flight = max(provider.max_in_flight, provider.in_flight)

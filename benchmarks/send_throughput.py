@@ -20,11 +20,20 @@ HTTP, record), as the q2 task does. It prints, measured in the same run:
   (c) queries_per_message: database queries per sent message (every query of the dispatcher
       and the sender, on every thread), at 200 and at 2,000 messages; the larger is reported.
 
-Its last line is `rate_ratio=… bare_ratio=… queries_per_message=…`; it exits 1 when a target is
-missed (the line before says which). Targets: rate_ratio >= 0.9
-with no 429, bare_ratio >= 0.5, queries_per_message <= 10 and about the same at both sizes.
-Options: --messages N (default 2000), --small N (200), --rate R (50), --latency-ms L (50),
---burst B (default: R), --redcap-latency-ms L (100). The fakes run in child processes, as a
+  (d) the last gate (docs/sending.md): a 2,000-text send at 100 a second; a quarter of the way,
+      the participants whose texts are in flight or next in line (a tenth) text STOP, in one
+      transaction; 60% of the way the sending hours close. stop_leaks / window_leaks: attempts
+      recorded after the STOP committed (for those participants) / after the close; the line
+      before says how many provider calls still arrived after each (only calls already handed
+      to a pool thread may, at most START_AHEAD of the pace, after a STOP; none after the close).
+
+Its last line is `rate_ratio=… bare_ratio=… queries_per_message=… stop_leaks=… window_leaks=…`;
+it exits 1 when a target is missed (the `targets:` line says which); the line before the last
+says how many provider calls still arrived after the STOP and after the close. Targets:
+rate_ratio >= 0.9 with no 429, bare_ratio >= 0.5, queries_per_message <= 10 and about the same
+at both sizes, stop_leaks = window_leaks = 0. Options: --messages N (default 2000), --small N
+(200), --rate R (50), --latency-ms L (50), --burst B (default: R), --redcap-latency-ms L (100),
+--gate-messages N (2000), --gate-rate R (100). The fakes run in child processes, as a
 real provider is elsewhere: in this process their threads would compete with the sender's for
 the interpreter lock.
 """
@@ -222,7 +231,9 @@ def _serve_fake(conn, options: dict) -> None:
     conn.send(fake.twilio_api_base)
     while True:
         command = conn.recv()
-        if command == "stats":
+        if isinstance(command, tuple) and command[0] == "calls_since":
+            conn.send(fake.calls_since(command[1], command[2]))
+        elif command == "stats":
             conn.send(fake.stats())
         elif command == "reset":
             fake.reset()
@@ -259,6 +270,10 @@ class RemoteFake:
     def reset(self) -> None:
         self.conn.send("reset")
         self.conn.recv()
+
+    def calls_since(self, moment: float, numbers: set[str] | None = None) -> int:
+        self.conn.send(("calls_since", moment, numbers))
+        return self.conn.recv()
 
 
 def run_pipeline(seed: Seed, counter: QueryCounter, *, messages: int, rate: float) -> dict:
@@ -300,6 +315,110 @@ def run_pipeline(seed: Seed, counter: QueryCounter, *, messages: int, rate: floa
     # Done: the next phase's dispatcher runs need not look at this rule again.
     MessageRule.objects.filter(pk=rule.pk).update(status=MessageRule.Status.ARCHIVED)
     return result
+
+
+def midday_zone() -> str:
+    """A fixed-offset zone where it is between 6 a.m. and 5 p.m. now (Etc/GMT-N is UTC+N), so
+    that the sending hours' close can be set a few seconds ahead without crossing midnight."""
+    import datetime
+
+    hour = datetime.datetime.now(datetime.UTC).hour
+    offset = next(h for h in range(-12, 13) if 6 <= (hour + h) % 24 < 17)
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def run_last_gate(
+    seed: Seed, fake: RemoteFake, *, messages: int, rate: float, stop_after: int, close_in: float
+) -> dict:
+    """(d) The last gate under load: a `messages`-text send at `rate`; once `stop_after` texts
+    were accepted, the participants whose texts are in flight or next in line text STOP (one
+    transaction); `close_in` seconds after the sender starts, the sending hours close. Counts
+    the attempts recorded after the STOP committed (to those participants) and after the close,
+    which must be 0, and the provider calls that still arrived after each."""
+    import datetime
+    import zoneinfo
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from messaging import sender
+    from messaging.models import Attempt, Message
+    from messaging.scheduling import local_to_utc
+    from messaging.services import sending
+    from messaging.services.outbox import dispatch
+    from projects.models import Participant, Project
+
+    project, _ = seed.project(participants=messages, rate=rate)
+    name = midday_zone()
+    tz = zoneinfo.ZoneInfo(name)
+    assert dispatch().queued == messages
+    Project.objects.filter(pk=project.pk).update(time_zone=name)  # (the rule was due in UTC)
+    local_now = timezone.now().astimezone(tz)
+    closes = (local_now + datetime.timedelta(seconds=close_in)).time()
+    close = local_to_utc(local_now.date(), closes, tz)
+    Project.objects.filter(pk=project.pk).update(send_window_end=closes)
+    stop = {}
+
+    def stop_mid_send() -> None:
+        try:
+            while fake.stats()["accepted"] < stop_after:
+                time.sleep(0.01)
+            # In flight (claimed) first, then the next in line: 10% of the send.
+            ids = list(
+                Message.objects.filter(
+                    project=project, status__in=[Message.Status.SENDING, Message.Status.QUEUED]
+                )
+                .order_by("-status", "not_before", "id")  # "sending" sorts before "queued"
+                .values_list("participant_id", flat=True)[: messages // 10]
+            )
+            people = list(Participant.objects.filter(pk__in=ids))
+            with transaction.atomic():
+                for person in people:
+                    sending.opt_out_record(participant=person, source="keyword")
+            stop["moment"], stop["at"] = time.time(), timezone.now()
+            stop["people"] = people
+        finally:
+            connection.close()
+
+    stopper = threading.Thread(target=stop_mid_send)
+    fake.reset()
+    stopper.start()
+    started = time.monotonic()
+    while True:
+        report = sender.run()
+        if not report.more_work:
+            break
+    elapsed = time.monotonic() - started
+    stopper.join(60)
+    people = stop.get("people", [])
+    numbers = {p.phone for p in people}
+    stop_leaks = Attempt.objects.filter(
+        message__participant__in=people, started_at__gt=stop["at"]
+    ).count()
+    window_leaks = Attempt.objects.filter(message__project=project, started_at__gte=close).count()
+    statuses = dict(
+        Message.objects.filter(project=project)
+        .values_list("status")
+        .annotate(n=models_count("id"))
+        .order_by()
+    )
+    return {
+        "stopped": len(people),
+        "stop_calls_after": fake.calls_since(stop["moment"], numbers),
+        "window_calls_after": fake.calls_since(close.timestamp()),
+        "stop_leaks": stop_leaks,
+        "window_leaks": window_leaks,
+        "handed_ahead": int(sender.START_AHEAD * rate) + 1,
+        "statuses": statuses,
+        "elapsed": elapsed,
+        "duplicates": fake.stats()["duplicates"],
+    }
+
+
+def models_count(field: str):
+    from django.db.models import Count
+
+    return Count(field)
 
 
 def run_bare(url: str, *, messages: int, concurrency: int) -> float:
@@ -345,6 +464,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--burst", type=float, default=None, help="default: one second's worth")
     parser.add_argument("--redcap-latency-ms", type=float, default=100)
+    parser.add_argument("--gate-messages", type=int, default=2000)
+    parser.add_argument("--gate-rate", type=float, default=100)
     args = parser.parse_args(argv)
 
     directory = tempfile.mkdtemp(prefix="studytext-bench-")
@@ -380,6 +501,7 @@ def _run(args) -> None:
         ) as limited,
         RemoteFake(latency_ms=args.latency_ms) as free,
         RemoteFake(redcap_latency_ms=args.redcap_latency_ms) as redcap,
+        RemoteFake(latency_ms=args.latency_ms) as gate_fake,
     ):
         seed.instance.api_url = redcap.twilio_api_base.replace("2010-04-01/", "redcap/api/")
         seed.instance.save()
@@ -417,6 +539,17 @@ def _run(args) -> None:
         fast_stats = free.stats()
         fast_stats["redcap_calls"] = redcap.stats()["redcap_calls"]
         pipeline_rate = fast["sent"] / fast["elapsed"]
+
+        # (d) the last gate: a STOP and the close of the sending hours mid-send.
+        settings.TWILIO_API_BASE = gate_fake.twilio_api_base
+        gate = run_last_gate(
+            seed,
+            gate_fake,
+            messages=args.gate_messages,
+            rate=args.gate_rate,
+            stop_after=args.gate_messages // 4,
+            close_in=args.gate_messages / args.gate_rate * 0.6,
+        )
         print(
             f"unpaced: pipeline {pipeline_rate:.1f} msg/s ({fast['sent']} sent, "
             f"{fast['queries_per_message']:.2f} queries per message, provider max in flight "
@@ -433,6 +566,10 @@ def _run(args) -> None:
         f"{time.monotonic() - began:.1f} s"
     )
     missed = []
+    if gate["stop_leaks"] or gate["window_leaks"]:
+        missed.append("an attempt was recorded after the STOP or after the close")
+    if gate["stop_calls_after"] > gate["handed_ahead"] or gate["window_calls_after"]:
+        missed.append("more provider calls after the STOP or the close than were handed ahead")
     if rate_ratio < 0.9:
         missed.append("rate_ratio < 0.9 (or the provider answered 429)")
     if bare_ratio < 0.5:
@@ -443,8 +580,17 @@ def _run(args) -> None:
         missed.append("queries per message grow with the number of messages")
     print("targets: " + ("MISSED: " + "; ".join(missed) if missed else "all met"))
     print(
+        f"last gate: {gate['stopped']} participants texted STOP mid-send; provider calls to them "
+        f"after the STOP committed {gate['stop_calls_after']} (only calls already handed to a "
+        f"thread: at most {gate['handed_ahead']}, START_AHEAD of the pace); provider calls after "
+        f"the sending hours closed {gate['window_calls_after']}; duplicates "
+        f"{gate['duplicates']}; statuses {gate['statuses']} in {gate['elapsed']:.1f} s",
+        flush=True,
+    )
+    print(
         f"rate_ratio={rate_ratio:.3f} bare_ratio={bare_ratio:.3f} "
-        f"queries_per_message={queries_per_message:.2f}"
+        f"queries_per_message={queries_per_message:.2f} "
+        f"stop_leaks={gate['stop_leaks']} window_leaks={gate['window_leaks']}"
     )
     if missed:
         sys.exit(1)

@@ -256,8 +256,9 @@ class Message(models.Model):
 FORWARD: dict[str, set[str]] = {
     Message.Status.QUEUED: {"held", "sending", "skipped", "cancelled", "failed"},
     Message.Status.HELD: {"queued", "skipped", "cancelled"},
-    Message.Status.SENDING: {"queued", "unknown", "sent", "failed"},
-    Message.Status.UNKNOWN: {"sent", "delivered", "undelivered", "failed"},
+    Message.Status.SENDING: {"queued", "unknown", "sent", "failed", "cancelled"},
+    # unknown -> queued: the provider confirmed it never received the text (sent again, once).
+    Message.Status.UNKNOWN: {"queued", "sent", "delivered", "undelivered", "failed"},
     Message.Status.SENT: {"delivered", "undelivered", "failed"},
     Message.Status.DELIVERED: set(),
     Message.Status.UNDELIVERED: set(),

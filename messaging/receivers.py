@@ -1,11 +1,16 @@
-"""Billing tells messaging that held texts may go: credits arrived, or a new period began."""
+"""Billing tells messaging that held texts may go (credits arrived, a new period began); projects
+tell it that a project was archived or that its sending hours changed."""
 
 from django.dispatch import receiver
 
 from billing.signals import credits_added, period_started
-from messaging.services.outbox import held_release, project_archived_cancel
+from messaging.services.outbox import (
+    held_release,
+    project_archived_cancel,
+    waiting_release_recompute,
+)
 from projects.models import Project
-from projects.signals import project_status_changed
+from projects.signals import project_status_changed, sending_hours_changed
 
 
 @receiver(credits_added)
@@ -19,3 +24,8 @@ def cancel_texts_of_archived_project(sender, *, project, old, new, **kwargs) -> 
     # Paused or suspended projects keep their queue (it goes out on resume); archived ones do not.
     if new == Project.Status.ARCHIVED:
         project_archived_cancel(project_id=project.pk)
+
+
+@receiver(sending_hours_changed)
+def recompute_waiting_texts(sender, *, project, **kwargs) -> None:
+    waiting_release_recompute(project_id=project.pk)

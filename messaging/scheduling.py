@@ -1,4 +1,4 @@
-"""When a rule's texts fall due, in each participant's local time (DST-correct), and quiet hours.
+"""When a rule's texts fall due, in each participant's local time (DST-correct), and sending hours.
 
 Pure functions: no database, no clock of their own. Local wall-clock times are converted with
 zoneinfo, so "10:00 every Monday" stays 10:00 local on both sides of a DST change. A local time
@@ -116,9 +116,12 @@ def first_occurrence(
     return None
 
 
-# --- Quiet hours --------------------------------------------------------------------------
+# --- Sending hours ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SendWindow:
+    """A project's sending hours: texts go out only from `start` to `end` (local wall-clock
+    time of the participant) on `days` (0 = Monday). See docs/compliance.md."""
+
     start: datetime.time
     end: datetime.time
     days: frozenset[int]
@@ -144,3 +147,25 @@ class SendWindow:
             if opening > when:
                 return opening
         raise ValueError("The send window has no open day.")
+
+    def closes_after(self, when: datetime.datetime, tz: zoneinfo.ZoneInfo) -> datetime.datetime:
+        """The moment (UTC) the window that is open at `when` closes. Only for an open window."""
+        local = when.astimezone(tz)
+        return local_to_utc(local.date(), self.end, tz)
+
+
+def local_words(moment: datetime.datetime, tz: zoneinfo.ZoneInfo) -> str:
+    """'Mon 9:00 a.m.': a moment as a participant reads it on their own clock."""
+    local = moment.astimezone(tz)
+    hour = local.hour % 12 or 12
+    half = "a.m." if local.hour < 12 else "p.m."
+    return f"{local:%a} {hour}:{local:%M} {half}"
+
+
+def waiting_note(opening: datetime.datetime, tz: zoneinfo.ZoneInfo) -> str:
+    """What the log, the overview and the participant's page say of a text waiting for the
+    sending hours to open."""
+    return f"{WAITING_PREFIX} {local_words(opening, tz)} participant time (sending hours)."
+
+
+WAITING_PREFIX = "Waits until"

@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message, MessageRule, Reply, Send
-from projects.models import Participant, Project, ProviderLink
+from messaging.scheduling import WAITING_PREFIX
+from projects.models import Participant, Project, ProviderLink, RedcapLink
 
 LOG_STATUSES = [s for s in Message.Status.values]
 # Filters that a coordinator thinks of as one: "failed" in counts and badges means both.
@@ -236,6 +237,13 @@ class TextingSummary:
     next_due: datetime.datetime | None  # when the next queued text may go out
     has_texts: bool  # any text at all, ever
     time_zone: str = ""
+    next_waits: bool = False  # the next text waits for the sending hours (next_note says until)
+    next_note: str = ""
+
+    @property
+    def next_waits_until(self) -> str:
+        """'Mon 9:00 a.m. participant time': when the next waiting text goes out."""
+        return self.next_note.removeprefix(WAITING_PREFIX).removesuffix(" (sending hours).").strip()
 
     @property
     def next_due_is_past(self) -> bool:
@@ -312,11 +320,18 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
                 .order_by("not_before")
                 .values("not_before")[:1]
             ),
+            # "Waits until Mon 9:00 a.m. participant time (sending hours).", when it waits
+            next_note=Subquery(
+                Message.objects.filter(project=OuterRef("pk"), status=Message.Status.QUEUED)
+                .order_by("not_before")
+                .values("error")[:1]
+            ),
             has_texts=Exists(Message.objects.filter(project=OuterRef("pk"))),
         )
         .values()
         .first()
     ) or {}
+    next_note = row.get("next_note") or ""
     return TextingSummary(
         since=since,
         today=today,
@@ -324,6 +339,8 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
         days=[(chart_days[i], row.get(f"day_{i}", 0)) for i in range(SUMMARY_CHART_DAYS)],
         active_rules=row.get("active_rules", 0),
         next_due=row.get("next_due"),
+        next_waits=next_note.startswith(WAITING_PREFIX),
+        next_note=next_note,
         has_texts=bool(row.get("has_texts")),
         time_zone=str(tz),
     )
@@ -342,3 +359,19 @@ def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:
     if link is None or link.provider not in INBOUND_WEBHOOKS:
         return None
     return settings.SITE_URL + reverse(INBOUND_WEBHOOKS[link.provider], args=[link.webhook_secret])
+
+
+def project_outages(*, project: Project) -> dict:
+    """What stops the project's texts for now, in words for the team (two queries): its SMS
+    provider unreachable (texts retried), its REDCap not answering (texts wait)."""
+    return {
+        "provider_unreachable_since": ProviderLink.objects.filter(
+            project=project, unreachable_since__isnull=False
+        )
+        .values_list("unreachable_since", flat=True)
+        .first(),
+        "redcap": RedcapLink.objects.filter(project=project, failing_since__isnull=False)
+        .values("failing_since", "last_error")
+        .first(),
+        "retry_minutes": settings.SENDER_RETRY_MINUTES,
+    }

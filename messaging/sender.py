@@ -23,10 +23,14 @@ and a sender holds one connection, not one per thread), and writes are batched:
     record   the answers that came back, in one transaction (sending.record_successes); refusals
              one by one (sending.record_failure)
 
-A pause (of a rule, a project or a provider link) stops the texts the loop holds in memory: the
-claim refuses rows no longer releasable, and `start` checks again in the same UPDATE that writes
-the attempt rows, so a text claimed ahead of its turn goes back to the queue, its quota released,
-instead of out (sending.RELEASABLE). Only calls already handed to the pool may still land.
+The last gate (docs/sending.md): `start` writes the attempt rows with ONE conditional UPDATE
+(sending.attempts_start) that re-checks, from the database at that moment, pauses (of a rule, a
+project or a provider link), the suppression list (STOP), consent and withdrawal, and the
+participant's sending hours. A text the loop holds in memory (prepared, or claimed ahead of its
+turn) that fails it goes back, its quota released: cancelled after an opt-out, waiting for the
+next opening after the hours closed, queued again after a pause. Only calls already handed to
+the pool (at most START_AHEAD ahead of their turn) may still leave after a STOP; none leaves
+after the hours close (the pool thread checks the close itself, CLOSE_MARGIN).
 
 Claimed rows that were never called when the loop stops go back to the queue (sending.unclaim);
 if the loop dies instead, the sweep does it (no attempt row: requeued; an attempt row: unknown,
@@ -51,7 +55,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
-from messaging.services import sending
+from messaging.services import outbox, sending
 from projects.models import FieldMapping
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,9 @@ CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
 MAX_CLAIM = 50  # messages claimed in one transaction, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
+# No call starts in the last second of a participant's sending hours: a call takes a moment to
+# reach the provider, and the hours are a hard edge (docs/sending.md, "The last gate").
+CLOSE_MARGIN = 1.0
 # Calls of one link leave at least this fraction of their nominal gap apart, even when threads
 # wake late together (the host was busy): late texts catch up at 4/3 of the pace, not in a burst.
 MIN_SPACING = 0.75
@@ -151,6 +158,7 @@ class LinkState:
     callback_url: str | None = None
     in_flight: int = 0
     paused: bool = False
+    unreachable: bool = False  # the link shows "provider unreachable, retrying"
     spacing: threading.Lock = field(default_factory=threading.Lock)
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
@@ -426,6 +434,11 @@ class _Loop:
                     sending.defer(message, later, "It could not be prepared; retrying.")
                 self.report.skipped_or_deferred += len(messages)
                 continue
+            failed = data.failure()
+            if failed is not None:  # shown to the team; the texts wait (prepare defers them)
+                outbox.redcap_failing(project=data.project, error=failed, now=timezone.now())
+            else:
+                outbox.redcap_answering(project_id=data.project.pk)
             self._prepare(messages, {data.project.pk: data})
 
     def _prepare(self, messages: list[Message], redcap: dict) -> None:
@@ -465,6 +478,7 @@ class _Loop:
                 bucket=TokenBucket(rate),
                 max_in_flight=_in_flight_cap(rate),
                 callback_url=sending.status_callback_url(link),
+                unreachable=link.unreachable_since is not None,
             )
             self.links[link.pk] = state
             # Build the HTTP client now: its first use would otherwise hold the first calls
@@ -526,19 +540,27 @@ class _Loop:
                 state.in_flight -= 1
                 state.claimed.appendleft(prepared)
             raise
+        clock_now, wall_now = time.monotonic(), timezone.now()
         for state, prepared, at in starting:
-            if prepared.message.pk not in mine:  # swept or claimed by another since: not ours
+            if prepared.message.pk not in mine:  # refused by the last gate, or not ours
                 state.in_flight -= 1
                 continue
+            closes = prepared.message.window_closes_at
+            # The sending hours' close on this thread's clock: the pool thread calls before it
+            # or not at all (a text handed over just before the close must not leave after it).
+            closes_at = None if closes is None else clock_now + (closes - wall_now).total_seconds()
             self.in_flight += 1
-            self.pool.submit(self._call, state, prepared, at)
+            self.pool.submit(self._call, state, prepared, at, closes_at)
         return True
 
     @sensitive_variables()
-    def _call(self, state: LinkState, prepared: sending.Prepared, at: float) -> None:
+    def _call(
+        self, state: LinkState, prepared: sending.Prepared, at: float, closes_at: float | None
+    ) -> None:
         """On a pool thread: wait for the text's turn, then the provider call, and nothing else
-        (no database). A crash report shows no value of this frame or any below it (the number,
-        the provider's credentials)."""
+        (no database). Not after `closes_at` (the participant's sending hours close: the text
+        goes back to waiting, NotCalled). A crash report shows no value of this frame or any
+        below it (the number, the provider's credentials)."""
         message = prepared.message
         _sleep_until(at)
         gap = MIN_SPACING * prepared.count.segments / state.rate
@@ -546,6 +568,9 @@ class _Loop:
             at = max(time.monotonic(), state.last_call + gap)
             state.last_call = at
         _sleep_until(at)
+        if closes_at is not None and time.monotonic() >= closes_at - CLOSE_MARGIN:
+            self.results.put((state, prepared, None, NotCalled()))
+            return
         try:
             result = state.gateway.send(
                 to=message.participant.phone, body=message.body, status_callback=state.callback_url
@@ -575,12 +600,14 @@ class _Loop:
         items = [item for item in items if item is not None]  # None: a REDCap fetch is done
         if not items:
             return bool(woken)
-        successes = []
+        successes, not_called = [], []
         for state, prepared, result, exc in items:
             state.in_flight -= 1
             self.in_flight -= 1
             if result is not None:
                 successes.append((prepared.message, result))
+            elif isinstance(exc, NotCalled):
+                not_called.append(prepared.message)
             elif not isinstance(exc, GatewayError):
                 logger.error(
                     "Sending message %s failed unexpectedly; the sweep will reconcile it.",
@@ -589,14 +616,26 @@ class _Loop:
                 )
         sending.record_successes(successes)
         self.report.sent += len(successes)
+        for state in {id(s): s for s, _, result, _ in items if result is not None}.values():
+            self._reachable(state)
+        self.report.skipped_or_deferred += sending.attempts_not_called(not_called)
         for state, prepared, result, exc in items:
             if result is None and isinstance(exc, GatewayError):
                 outcome = sending.record_failure(prepared.message, exc, state.link)
                 self._after(state, outcome.status, outcome.reason, outcome.retry_after)
         return True
 
+    def _reachable(self, state: LinkState) -> None:
+        if state.unreachable:  # the provider answers again
+            state.unreachable = False
+            sending.provider_link_reachable(link_id=state.link.pk)
+
     def _after(self, state: LinkState, status: str, reason, retry_after) -> None:
         _count(self.report, status)
+        if status == Message.Status.SENT:
+            self._reachable(state)
+        elif reason is not None and reason.safe_to_retry:
+            state.unreachable = True
         if reason in (Reason.RATE_LIMITED, Reason.QUEUE_FULL):
             pause = RATE_LIMITED_PAUSE if reason == Reason.RATE_LIMITED else QUEUE_FULL_PAUSE
             state.bucket.back_off(retry_after or pause)
@@ -622,6 +661,10 @@ class _Loop:
                 elif state.backlog and not state.paused:
                     waits.append(max(0.0, state.bucket.wait(1) - CLAIM_AHEAD))
         return min(max(min(waits), 0.0005), 0.1)
+
+
+class NotCalled(Exception):
+    """A pool thread did not make the call: the participant's sending hours closed first."""
 
 
 def _sleep_until(moment: float) -> None:

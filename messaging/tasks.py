@@ -1,12 +1,20 @@
 """django-q2 tasks: thin, take ids (or nothing), call services."""
 
+import logging
+
 from messaging import sender
 from messaging.services import outbox, sending
+
+logger = logging.getLogger(__name__)
 
 
 def dispatch() -> dict:
     """Every minute: materialise due texts, sweep stranded rows, make sure the sender runs."""
-    report = outbox.dispatch()
+    try:
+        report = outbox.dispatch()
+    except Exception:  # noqa: BLE001 - the sweep and the sender must run all the same
+        logger.exception("The dispatcher failed; the sweep and the sender run all the same.")
+        report = outbox.DispatchReport(errors=["The dispatcher failed."])
     alive = sender.lease_alive()
     # Kick the sender before the sweep: reconciling asks providers, which may be slow or down,
     # and a dispatch killed by its timeout meanwhile must not leave the queue without a sender.

@@ -14,6 +14,11 @@ urlpatterns = [
     path("<int:pk>/messages/test/", phone_views.test_text_send, name="test-text-send"),
     path("<int:pk>/my-phone/", phone_views.staff_phone, name="staff-phone"),
     path("<int:pk>/sends/<int:send_id>/", views.send_detail, name="send-detail"),
+    path(
+        "<int:pk>/sends/<int:send_id>/cancel/",
+        views.send_cancel_waiting,
+        name="send-cancel-waiting",
+    ),
     path("<int:pk>/log/", views.message_log, name="message-log"),
     path("<int:pk>/log.csv", views.message_log_csv, name="message-log-csv"),
     path("<int:pk>/log/<int:message_id>/cancel/", views.message_cancel, name="message-cancel"),

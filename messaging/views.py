@@ -113,6 +113,7 @@ def rule_list(request, pk: int):
             "provider_paused": ProviderLink.objects.filter(
                 project=project, is_paused=True
             ).exists(),
+            "outages": selectors.project_outages(project=project),
             "tab": "messages",
         },
     )
@@ -216,16 +217,36 @@ def rule_status(request, pk: int, rule_id: int):
 
 
 @login_required
-@require_POST
 def rule_send_now(request, pk: int, rule_id: int):
-    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    """GET: the confirmation (who received it, who waits, who would get it); POST: send."""
+    project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
     rule = get_object_or_404(MessageRule, pk=rule_id, project=project)
+    if request.method == "POST":
+        try:
+            send = outbox.send_now(
+                rule=rule, actor=request.user, audience=request.POST.get("audience", "new")
+            )
+        except ValidationError as exc:
+            flash.error(request, error_text(exc))
+            return redirect("rule-detail", pk=project.pk, rule_id=rule.pk)
+        return redirect("send-detail", pk=project.pk, send_id=send.pk)
     try:
-        send = outbox.send_now(rule=rule, actor=request.user)
+        audience, problem = outbox.send_now_audience(rule=rule), ""
     except ValidationError as exc:
-        flash.error(request, error_text(exc))
-        return redirect("rule-detail", pk=project.pk, rule_id=rule.pk)
-    return redirect("send-detail", pk=project.pk, send_id=send.pk)
+        audience, problem = None, error_text(exc)
+    return render(
+        request,
+        "messaging/send_confirm.html",
+        {
+            "project": project,
+            "role": role,
+            "rule": rule,
+            "audience": audience,
+            "problem": problem,
+            "last_send": rule.sends.order_by("-created_at").first(),
+            "tab": "messages",
+        },
+    )
 
 
 @login_required
@@ -297,10 +318,34 @@ def send_detail(request, pk: int, send_id: int):
             "role": role,
             "send": send,
             "progress": progress,
+            "can_edit": _can_edit(role),
             "sees_account": _sees_account(request.user, project),
             "tab": "messages",
         },
     )
+
+
+@login_required
+@require_POST
+def send_cancel_waiting(request, pk: int, send_id: int):
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    send = get_object_or_404(Send.objects.select_related("rule"), pk=send_id, project=project)
+    try:
+        cancelled, released = outbox.send_cancel_waiting(send=send, actor=request.user)
+    except ValidationError as exc:
+        flash.error(request, error_text(exc))
+    else:
+        unit = "segment" if rules_unit_is_segment() else "message"
+        flash.success(
+            request,
+            f"{cancelled} waiting text{'s' if cancelled != 1 else ''} cancelled. "
+            + (
+                f"{released} {unit}{'s' if released != 1 else ''} of quota released."
+                if released
+                else "They had not used any of the quota."
+            ),
+        )
+    return redirect("send-detail", pk=project.pk, send_id=send.pk)
 
 
 def _progress_words(progress: dict) -> dict:

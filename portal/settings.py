@@ -294,5 +294,8 @@ LOGGING = {
 SENDER_THREADS = env.int("SENDER_THREADS", default=16)
 SENDER_MAX_IN_FLIGHT_PER_LINK = env.int("SENDER_MAX_IN_FLIGHT_PER_LINK", default=16)
 SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
+# Texts that never reached the provider (refused connection, 429) are retried this long before
+# they fail and the owners are told (docs/sending.md).
+SENDER_RETRY_MINUTES = env.int("SENDER_RETRY_MINUTES", default=60)
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)
 PARTICIPANT_SYNC_BATCH_SIZE = env.int("PARTICIPANT_SYNC_BATCH_SIZE", default=200)

@@ -56,13 +56,20 @@ class ProjectAdmin(admin.ModelAdmin):
     # read-only for the same reason: a move goes through the Settings page's "Move to this
     # account" (project_move_account: the target plan's project limit, audited), and projects
     # are created only by approving an onboarding request (which takes a slot the same way), so
-    # there is no "add" here either.
+    # there is no "add" here either. The sending hours and their bounds likewise: the Settings
+    # page asks for the calling-hours confirmation and recomputes the waiting texts' times.
     readonly_fields = [
         "account",
         "status",
         "status_reason",
         "status_changed_at",
         "status_changed_by",
+        "send_window_start",
+        "send_window_end",
+        "send_days",
+        "send_bounds_start",
+        "send_bounds_end",
+        "send_bounds_days",
     ]
 
     def has_add_permission(self, request) -> bool:

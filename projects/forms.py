@@ -1,6 +1,7 @@
 import zoneinfo
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 # Defined in billing (the app every other may import) so that billing's views share them;
 # the views of projects, messaging and portal import them from here.
@@ -189,31 +190,48 @@ WEEKDAYS = [
 ]
 
 
-class QuietHoursForm(forms.ModelForm):
-    """Server administrators only: when texts may go out, in the participant's local time."""
+class SendingHoursForm(forms.Form):
+    """Sending hours (owners, inside the administrators' bounds) or their bounds
+    (administrators): when texts may go out, in each participant's local time."""
 
-    send_days = forms.TypedMultipleChoiceField(
-        label="Days texts may go out",
+    start = forms.TimeField(
+        label="Earliest, participant time",
+        widget=forms.TimeInput(attrs={"type": "time"}),
+        error_messages={"required": "Give the earliest time.", "invalid": "Give a time."},
+    )
+    end = forms.TimeField(
+        label="Latest, participant time",
+        widget=forms.TimeInput(attrs={"type": "time"}),
+        error_messages={"required": "Give the latest time.", "invalid": "Give a time."},
+    )
+    days = forms.TypedMultipleChoiceField(
+        label="Days",
         coerce=int,
         choices=WEEKDAYS,
+        required=False,  # an empty set gets the service's message, in words
         widget=forms.CheckboxSelectMultiple,
     )
-
-    class Meta:
-        model = Project
-        fields = ["send_window_start", "send_window_end", "send_days"]
-        labels = {
-            "send_window_start": "Earliest local time",
-            "send_window_end": "Latest local time",
-        }
-        widgets = {
-            "send_window_start": forms.TimeInput(attrs={"type": "time"}),
-            "send_window_end": forms.TimeInput(attrs={"type": "time"}),
-        }
+    confirm_calling_hours = forms.BooleanField(
+        label="I confirm texts may go out before 8 a.m. or after 9 p.m. participant time, outside "
+        "the federal calling-hours rule (47 CFR 64.1200(c)(1)), and that our IRB approved it.",
+        required=False,
+    )
 
     def clean(self):
         cleaned = super().clean()
-        start, end = cleaned.get("send_window_start"), cleaned.get("send_window_end")
+        start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and start >= end:
-            self.add_error("send_window_end", "The latest time must be after the earliest time.")
+            self.add_error(
+                "end",
+                "The latest time must be after the earliest time (sending hours cannot run past "
+                "midnight).",
+            )
         return cleaned
+
+    def apply_refusal(self, exc: ValidationError) -> None:
+        """A service's refusal beside the field it concerns."""
+        for error in exc.error_list:
+            field = "confirm_calling_hours" if error.code == "calling_hours" else None
+            if "day of the week" in " ".join(error.messages):
+                field = "days"
+            self.add_error(field, error.messages)

@@ -77,11 +77,21 @@ class Project(models.Model):
         validators=[validate_time_zone],
         help_text="Used for participants whose record has no time zone.",
     )
-    # Quiet hours: texts are released only inside this window, in the participant's local time.
+    # Sending hours: texts go out only inside this window, in the participant's local time
+    # (docs/compliance.md). Owners may narrow them inside the bounds the administrators set.
     send_window_start = models.TimeField(default=datetime.time(9, 0))
     send_window_end = models.TimeField(default=datetime.time(20, 0))
     send_days = models.JSONField(
         default=default_send_days, help_text="Weekdays texts may go out (0 = Monday)."
+    )
+    send_bounds_start = models.TimeField(
+        default=datetime.time(9, 0), help_text="Set by administrators: the earliest owners may set."
+    )
+    send_bounds_end = models.TimeField(
+        default=datetime.time(20, 0), help_text="Set by administrators: the latest owners may set."
+    )
+    send_bounds_days = models.JSONField(
+        default=default_send_days, help_text="Set by administrators: the days owners may choose."
     )
     help_reply = models.CharField(
         max_length=320,
@@ -144,6 +154,10 @@ class RedcapLink(models.Model):
     linked_at = models.DateTimeField(auto_now_add=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The dispatcher could not reach REDCap for this project's rules since then (shown to the
+    # team); it tries again at `retry_at`, backing off. Cleared when REDCap answers.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"REDCap token ••••{self.token_last4} for {self.project}"
@@ -189,6 +203,10 @@ class ProviderLink(models.Model):
     linked_at = models.DateTimeField(auto_now_add=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Texts could not reach the provider since then (connection refused, 429): they are retried
+    # for SENDER_RETRY_MINUTES (docs/sending.md); the owners are told once when one gives up.
+    unreachable_since = models.DateTimeField(null=True, blank=True)
+    owners_told_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} for {self.project}"

@@ -9,3 +9,7 @@ audit = Signal()
 # A project's status changed (inside the transaction that changed it). Keyword arguments:
 # project, old (status), new (status). Messaging cancels the texts waiting for an archived one.
 project_status_changed = Signal()
+
+# A project's sending hours changed (inside the transaction that changed them). Keyword
+# argument: project. Messaging recomputes when every text waiting for the hours goes out.
+sending_hours_changed = Signal()

@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
@@ -15,9 +16,9 @@ from projects.forms import (
     InviteForm,
     MoveAccountForm,
     ProjectSettingsForm,
-    QuietHoursForm,
     RedcapLinkForm,
     RoleForm,
+    SendingHoursForm,
     error_text,
     form_apply_errors,
 )
@@ -38,7 +39,8 @@ from projects.services import (
     project_set_status,
     project_status_changes_for,
     project_update_help_reply,
-    project_update_quiet_hours,
+    project_update_sending_bounds,
+    project_update_sending_hours,
     sandbox,
     sync,
 )
@@ -374,15 +376,32 @@ def sync_detail(request, pk: int, run_id: int):
 def project_settings(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
     if request.method == "POST":
-        if "quiet" in request.POST and not request.user.is_server_admin:
-            raise PermissionDenied("Quiet hours are set by the server administrators.")
+        if "bounds" in request.POST and not request.user.is_server_admin:
+            raise PermissionDenied("The bounds of the sending hours are set by the administrators.")
+        if "hours" in request.POST:
+            project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
         if "help" in request.POST:
             project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
     help_form = ProjectSettingsForm(
         request.POST if "help" in request.POST else None, instance=project, prefix="help"
     )
-    quiet_form = QuietHoursForm(
-        request.POST if "quiet" in request.POST else None, instance=project, prefix="quiet"
+    hours_form = SendingHoursForm(
+        request.POST if "hours" in request.POST else None,
+        prefix="hours",
+        initial={
+            "start": project.send_window_start,
+            "end": project.send_window_end,
+            "days": project.send_days,
+        },
+    )
+    bounds_form = SendingHoursForm(
+        request.POST if "bounds" in request.POST else None,
+        prefix="bounds",
+        initial={
+            "start": project.send_bounds_start,
+            "end": project.send_bounds_end,
+            "days": project.send_bounds_days,
+        },
     )
     if request.method == "POST":
         try:
@@ -394,18 +413,30 @@ def project_settings(request, pk: int):
                 )
                 messages.success(request, "HELP reply saved.")
                 return redirect("project-settings", pk=pk)
-            if "quiet" in request.POST and quiet_form.is_valid():
-                project_update_quiet_hours(
-                    project=project,
-                    actor=request.user,
-                    start=quiet_form.cleaned_data["send_window_start"],
-                    end=quiet_form.cleaned_data["send_window_end"],
-                    days=quiet_form.cleaned_data["send_days"],
-                )
-                messages.success(request, "Quiet hours saved.")
-                return redirect("project-settings", pk=pk)
         except ValidationError as exc:
             messages.error(request, error_text(exc))
+        for key, form, update, saved in (
+            ("hours", hours_form, project_update_sending_hours, "Sending hours saved."),
+            ("bounds", bounds_form, project_update_sending_bounds, "Bounds saved."),
+        ):
+            if key in request.POST and form.is_valid():
+                data = form.cleaned_data
+                try:
+                    update(
+                        project=project,
+                        actor=request.user,
+                        start=data["start"],
+                        end=data["end"],
+                        days=data["days"],
+                        confirmed=data["confirm_calling_hours"],
+                    )
+                except ValidationError as exc:
+                    form.apply_refusal(exc)
+                else:
+                    messages.success(
+                        request, f"{saved} Texts waiting for the hours now go out at the new times."
+                    )
+                    return redirect(f"{reverse('project-settings', args=[pk])}#sending-hours")
         project.refresh_from_db()  # an invalid form must not show its values as saved
     return render(
         request,
@@ -414,8 +445,10 @@ def project_settings(request, pk: int):
             "project": project,
             "role": role,
             "help_form": help_form,
-            "quiet_form": quiet_form,
+            "hours_form": hours_form,
+            "bounds_form": bounds_form,
             "send_days": [label for day, label in WEEKDAYS if day in project.send_days],
+            "bounds_days": [label for day, label in WEEKDAYS if day in project.send_bounds_days],
             "status_changes": project_status_changes_for(project=project, user=request.user),
             "slots": selectors.account_project_slots(project=project)
             if project.status == Project.Status.ARCHIVED

@@ -14,7 +14,7 @@ import time
 import django
 
 
-def seed(participants: str) -> dict:
+def seed(participants: str, rate: str = "100") -> dict:
     """A project ready to text: account, owner, sandbox provider link (the console gateway
     overrides it), mapping, textable participants and two manual rules that ask nothing of
     REDCap at release (no survey link, no piped name: the project has no REDCap here)."""
@@ -40,7 +40,7 @@ def seed(participants: str) -> dict:
         send_days=list(range(7)),
     )
     FieldMappingFactory(project=project)
-    ProviderLinkFactory(project=project, linked_by=owner, rate_per_second=100)
+    ProviderLinkFactory(project=project, linked_by=owner, rate_per_second=float(rate))
     ParticipantFactory.create_batch(int(participants), project=project)
     rules = [
         MessageRuleFactory(

@@ -23,7 +23,7 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
   is never lifted by a text. From a number that is not opted out, START is conversation.
 - HELP queues one reply through the normal outbox (a Message of kind "help": the sender's
   usual checks, quota units and pace). Its text is the project's "Reply to HELP", or a standard
-  one with the PI's name and e-mail and "Reply STOP to opt out". It is sent even in quiet
+  one with the PI's name and e-mail and "Reply STOP to opt out". It is sent even outside the sending
   hours (the participant has just texted us; see `sending.prepare`), but never to an
   opted-out, withdrawn or non-consented participant, nor to a number that matches nobody.
 """

@@ -4,23 +4,34 @@ A Message row always exists before any provider call; its dedup key makes a re-r
 task or a second dispatcher harmless (bulk_create with ignore_conflicts).
 """
 
+import datetime
+import logging
 import uuid
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
 from django.utils import timezone
 
+from billing.services import quota_release
 from messaging import piping
-from messaging.models import Message, MessageRule, OptOut, Reply, Send
-from messaging.scheduling import ScheduleSpec, occurrences_between, zone
+from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send
+from messaging.scheduling import (
+    WAITING_PREFIX,
+    ScheduleSpec,
+    SendWindow,
+    occurrences_between,
+    waiting_note,
+    zone,
+)
 from messaging.services.rules import assert_editor, validate
 from messaging.signals import audit
-from projects.models import FieldMapping, Participant, Project, ProviderLink
+from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink
 from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
 
+logger = logging.getLogger(__name__)
 Status = Message.Status
 TEXTABLE = Q(
     issue="",
@@ -56,16 +67,25 @@ def rule_recipients(*, rule: MessageRule) -> QuerySet[Participant]:
     if rule.recipients == MessageRule.Recipients.RECORDS:
         qs = qs.filter(record_id__in=rule.record_ids)
     elif rule.recipients == MessageRule.Recipients.FILTER:
-        client = redcap_client_for(rule.project)
-        id_field = client.record_id_field()
         mapping = FieldMapping.objects.filter(project=rule.project).first()
         events = [mapping.event] if mapping and mapping.event else None
+        # Every REDCap call inside the try: a REDCap that is down is a message in words, for
+        # "Send now" and for the dispatcher alike, never an escaped exception.
         try:
+            client = redcap_client_for(rule.project)
+            id_field = client.record_id_field()
             rows = client.records(fields=[id_field], filter_logic=rule.filter_logic, events=events)
         except RedcapError as exc:
-            raise ValidationError(f"REDCap could not apply the recipient filter: {exc}") from exc
+            raise RedcapUnavailable(
+                f"REDCap did not answer, so StudyText cannot tell who matches the recipient "
+                f"filter: {exc} Nothing was sent; try again in a few minutes."
+            ) from exc
         qs = qs.filter(record_id__in={str(r[id_field]) for r in rows})
     return qs
+
+
+class RedcapUnavailable(ValidationError):
+    """REDCap could not be asked who a rule texts (down, slow, refusing): retried later."""
 
 
 @dataclass
@@ -81,8 +101,17 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     if start >= now:
         return
     project = rule.project
+    redcap_link = None
+    if rule.recipients == MessageRule.Recipients.FILTER:
+        redcap_link = RedcapLink.objects.filter(project=project).first()
+        if redcap_link and redcap_link.retry_at and redcap_link.retry_at > now:
+            return  # REDCap is failing: wait for the next try (backoff); nothing is missed
     spec = ScheduleSpec.from_rule(rule)
     late = now - rule.grace
+    if redcap_link is not None and redcap_link.failing_since is not None:
+        # The texts were late because REDCap did not answer, not because the sender was down:
+        # what fell due while it failed is sent now, not skipped as missed.
+        late = min(late, redcap_link.failing_since - rule.grace)
     participants = list(
         textable_participants(project=project).only("pk", "record_id", "time_zone", "dates")
     )
@@ -113,10 +142,16 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     if rows and rule.recipients != MessageRule.Recipients.ALL:
         try:
             allowed = set(rule_recipients(rule=rule).values_list("pk", flat=True))
+        except RedcapUnavailable as exc:
+            redcap_failing(project=project, error=exc.__cause__, now=now)
+            report.errors.append(f"{rule}: {' '.join(exc.messages)}")
+            return  # tried again after a backoff; materialized_through is not advanced
         except ValidationError as exc:
             report.errors.append(f"{rule}: {' '.join(exc.messages)}")
             return  # try again next run; materialized_through is not advanced
         rows = [r for r in rows if r.participant_id in allowed]
+        if redcap_link is not None and redcap_link.failing_since is not None:
+            redcap_answering(project_id=project.pk)
     with transaction.atomic():
         advanced = MessageRule.objects.filter(
             pk=rule.pk, materialized_through=rule.materialized_through
@@ -129,8 +164,36 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     report.skipped += sum(1 for r in rows if r.status == Status.SKIPPED)
 
 
+REDCAP_BACKOFF_MIN = datetime.timedelta(minutes=1)
+REDCAP_BACKOFF_MAX = datetime.timedelta(minutes=15)
+
+
+def redcap_failing(*, project: Project, error, now) -> None:
+    """REDCap did not answer for this project: note since when (shown to the team), and when to
+    try again, backing off: half the time it has failed so far, from 1 to 15 minutes."""
+    link = RedcapLink.objects.filter(project=project).first()
+    if link is None:
+        return
+    since = link.failing_since or now
+    wait = min(max((now - since) / 2, REDCAP_BACKOFF_MIN), REDCAP_BACKOFF_MAX)
+    RedcapLink.objects.filter(pk=link.pk).update(
+        failing_since=since, retry_at=now + wait, last_error=str(error or "")[:500]
+    )
+    logger.warning("REDCap did not answer for project %s; retrying in %s.", project.pk, wait)
+
+
+def redcap_answering(*, project_id: int) -> None:
+    """REDCap answers again for this project."""
+    RedcapLink.objects.filter(project_id=project_id, failing_since__isnull=False).update(
+        failing_since=None, retry_at=None, last_error=""
+    )
+
+
 def dispatch(*, now=None) -> DispatchReport:
-    """Materialise the occurrences that fell due since the last run, for every active rule."""
+    """Materialise the occurrences that fell due since the last run, for every active rule.
+
+    Each rule on its own: one rule's failure (its project's REDCap down, a bug) is recorded and
+    retried for that rule only, never stopping the others, the sweep or the sender."""
     now = now or timezone.now()
     report = DispatchReport()
     rules = MessageRule.objects.filter(
@@ -143,12 +206,49 @@ def dispatch(*, now=None) -> DispatchReport:
         ],
     ).select_related("project")
     for rule in rules:
-        _materialize(rule, now, report)
+        try:
+            _materialize(rule, now, report)
+        except Exception:  # noqa: BLE001 - isolated: the next rule goes on
+            logger.exception("Rule %s could not be materialised; retrying next run.", rule.pk)
+            report.errors.append(f"{rule}: it could not be prepared; retrying.")
     return report
 
 
-def send_now(*, rule: MessageRule, actor) -> Send:
-    """Queue the rule's text for every current recipient, now ("send now")."""
+RECEIVED = [Status.SENT, Status.DELIVERED, Status.UNKNOWN]  # got it (or may have: unconfirmed)
+WAITING = [Status.QUEUED, Status.HELD, Status.SENDING]
+
+
+@dataclass
+class SendAudience:
+    """Who a "Send now" of a rule would text, against who already has it."""
+
+    recipients: int  # the rule's current recipients
+    received: int  # of them, how many received this message already (or may have)
+    waiting: int  # of them, how many have a copy still waiting to go out
+    new: list[int]  # participants who have neither: the default audience
+    everyone: list[int]  # every recipient without a waiting copy: "send again to everyone"
+
+
+def send_now_audience(*, rule: MessageRule) -> SendAudience:
+    """Counts for the "Send now" confirmation (three queries, and REDCap for a filter rule:
+    RedcapUnavailable when it does not answer)."""
+    recipients = set(rule_recipients(rule=rule).values_list("pk", flat=True))
+    theirs = Message.objects.filter(rule=rule, participant_id__in=recipients)
+    received = set(theirs.filter(status__in=RECEIVED).values_list("participant_id", flat=True))
+    waiting = set(theirs.filter(status__in=WAITING).values_list("participant_id", flat=True))
+    return SendAudience(
+        recipients=len(recipients),
+        received=len(received),
+        waiting=len(waiting),
+        new=sorted(recipients - received - waiting),
+        everyone=sorted(recipients - waiting),
+    )
+
+
+def send_now(*, rule: MessageRule, actor, audience: str = "new") -> Send:
+    """Queue the rule's text now ("send now"): by default only for the current recipients who
+    have not received it and have no copy waiting; `audience="everyone"` texts again everyone
+    who has no copy waiting (a deliberate second choice). Nobody ever gets two copies at once."""
     project = rule.project
     assert_editor(project, actor)
     if rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
@@ -157,10 +257,23 @@ def send_now(*, rule: MessageRule, actor) -> Send:
         raise ValidationError(f"The project is {project.get_status_display().lower()}.")
     if not ProviderLink.objects.filter(project=project).exists():
         raise ValidationError("Link the project's SMS provider before sending.")
+    if audience not in ("new", "everyone"):
+        raise ValidationError("Choose who receives the text.")
     validate(rule, check_redcap=False)
-    recipients = list(rule_recipients(rule=rule).values_list("pk", flat=True))
+    who = send_now_audience(rule=rule)
+    recipients = who.new if audience == "new" else who.everyone
     if not recipients:
-        raise ValidationError("Nobody would receive this text: no participant matches.")
+        if not who.recipients:
+            raise ValidationError("Nobody would receive this text: no participant matches.")
+        if audience == "new" and who.everyone:
+            raise ValidationError(
+                f"All {who.recipients} recipients received this message already or are waiting "
+                "for it. To text them again, choose “Send again to everyone”."
+            )
+        raise ValidationError(
+            f"Every recipient's copy is still waiting to go out ({who.waiting}); nothing more "
+            "was queued."
+        )
     now = timezone.now()
     with transaction.atomic():
         send = Send.objects.create(
@@ -183,15 +296,63 @@ def send_now(*, rule: MessageRule, actor) -> Send:
                 for pk in recipients
             ]
         )
+        again = " (again, to everyone)" if audience == "everyone" and who.received else ""
         audit.send(
             sender=Send,
             actor=actor,
             action="message.sent_now",
             obj=rule,
-            message=f"“{rule.name}” sent now to {len(recipients)} participants.",
+            message=f"“{rule.name}” sent now to {len(recipients)} participants{again}.",
         )
         kick_sender()
     return send
+
+
+def send_cancel_waiting(*, send: Send, actor) -> tuple[int, int]:
+    """Cancel every text of a send that has not gone out yet: queued, held, and claimed by the
+    sender but not handed to the provider (their reserved quota released). Returns (texts
+    cancelled, quota units released). A send with nothing waiting is refused, nothing changed."""
+    assert_editor(send.project, actor)
+    now = timezone.now()
+    note = f"Cancelled by {actor} with the rest of the send."
+    with transaction.atomic():
+        waiting = Message.objects.filter(send=send, status__in=[Status.QUEUED, Status.HELD])
+        cancelled = waiting.update(status=Status.CANCELLED, error=note, updated_at=now)
+        # Claimed but not called yet (the last gate will not call a cancelled row).
+        claimed = list(
+            Message.objects.select_for_update(no_key=True)
+            .filter(send=send, status=Status.SENDING)
+            .exclude(attempt_log__outcome=Attempt.Outcome.STARTED)
+            .order_by("pk")
+            .select_related("project", "project__account")
+        )
+        released = 0
+        if claimed:
+            Message.objects.filter(pk__in=[m.pk for m in claimed]).update(
+                status=Status.CANCELLED, error=note, units=0, updated_at=now
+            )
+            by_reservation: dict = {}
+            for message in claimed:
+                by_reservation[message.reserved_at] = (
+                    by_reservation.get(message.reserved_at, 0) + message.units
+                )
+            for reserved_at, units in by_reservation.items():
+                quota_release(project=send.project, units=units, reserved_at=reserved_at)
+                released += units
+        cancelled += len(claimed)
+        if not cancelled:
+            raise ValidationError(
+                "Nothing of this send is waiting any more: every text went out, failed or was "
+                "skipped. Nothing was cancelled."
+            )
+        audit.send(
+            sender=Send,
+            actor=actor,
+            action="message.send_cancelled",
+            obj=send.rule or send.project,
+            message=f"{cancelled} waiting texts of send #{send.pk} cancelled.",
+        )
+    return cancelled, released
 
 
 def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
@@ -253,6 +414,39 @@ def held_release(*, account_id: int) -> int:
     if released:
         kick_sender()
     return released
+
+
+def waiting_release_recompute(*, project_id: int, now=None) -> int:
+    """The project's sending hours changed: every text waiting for them gets its new release
+    time and note at once, in one UPDATE (one CASE branch per participant time zone). A text
+    whose hours are open now is released now (and the sender kicked)."""
+    now = now or timezone.now()
+    project = Project.objects.get(pk=project_id)
+    window = SendWindow.for_project(project)
+    waiting = Message.objects.filter(
+        project_id=project_id, status=Status.QUEUED, error__startswith=WAITING_PREFIX
+    )
+    zones = set(waiting.values_list("participant__time_zone", flat=True).distinct())
+    if not zones:
+        return 0
+    times, notes = [], []
+    opens_now = False
+    for name in zones:
+        tz = zone(name or project.time_zone)
+        opening = window.next_opening(now, tz)
+        people = Participant.objects.filter(project_id=project_id, time_zone=name).values("pk")
+        times.append(When(participant_id__in=people, then=Value(opening)))
+        note = "" if opening <= now else waiting_note(opening, tz)
+        notes.append(When(participant_id__in=people, then=Value(note)))
+        opens_now = opens_now or opening <= now
+    changed = waiting.update(
+        not_before=Case(*times, default=F("not_before"), output_field=DateTimeField()),
+        error=Case(*notes, default=F("error"), output_field=TextField()),
+        updated_at=now,
+    )
+    if opens_now:
+        kick_sender()
+    return changed
 
 
 def message_cancel(*, message: Message, actor) -> Message:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +24,7 @@ from billing.services import quota_release, quota_reserve, quota_units_for
 from messaging import piping, segments
 from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay, get_gateway
 from messaging.models import Attempt, Message, MessageRule, OptOut
-from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, zone
+from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, waiting_note, zone
 from messaging.signals import audit
 from projects.models import FieldMapping, Participant, Project, ProviderLink
 from projects.redcap import RedcapError
@@ -33,13 +33,17 @@ from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
-MAX_ATTEMPTS = 5
+# Texts that never reached the provider are retried with capped, jittered backoff (seconds)
+# for SENDER_RETRY_MINUTES from their first try (docs/sending.md, "Retries").
+RETRY_BASE = 1.0
+RETRY_CAP = 60.0
 RECONCILE_AFTER = datetime.timedelta(minutes=2)
 RECONCILE_GIVE_UP = datetime.timedelta(minutes=30)
 STUCK_SENDING_AFTER = datetime.timedelta(minutes=5)
 STUCK_WHILE_SENDER_RUNS = datetime.timedelta(minutes=15)
 REDCAP_RETRY = datetime.timedelta(minutes=2)
 RECONCILE_BUDGET_SECONDS = 20.0
+RESENT_NOTE = "The provider confirmed it never received this text; it goes out again (once)."
 # What may be claimed and handed to the provider: a text whose project is active, whose provider
 # link is running, and whose rule (none for an ad-hoc text) is neither paused nor archived. The
 # claim's conditional update checks it, and so does the update that writes the attempt rows just
@@ -175,6 +179,16 @@ class ReleaseData:
             if isinstance(self._queue_links[record], RedcapError):
                 failed = self._queue_links[record]
         self.fetched = True
+
+    def failure(self) -> RedcapError | None:
+        """The first REDCap failure of the fetch, if any (REDCap down, slow, refusing)."""
+        answers = [
+            self.error,
+            *self._surveys.values(),
+            self._records,
+            *self._queue_links.values(),
+        ]
+        return next((a for a in answers if isinstance(a, RedcapError)), None)
 
     def _ask(self, call, *args):
         if self.error is not None:
@@ -336,10 +350,10 @@ def prepare(
         return None
     tz = zone(participant.time_zone or project.time_zone)
     window = SendWindow.for_project(project)
-    # A HELP reply answers a text the participant has just sent: it ignores quiet hours.
+    # A HELP reply answers a text the participant has just sent: it ignores the sending hours.
     if message.kind != "help" and not window.allows(now, tz):
         opening = window.next_opening(now, tz)
-        defer(message, opening, "Waiting for the participant's quiet hours to end.")
+        defer(message, opening, waiting_note(opening, tz))
         return None
     if rule is not None:
         if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
@@ -517,9 +531,16 @@ def unclaim(batch: list[Prepared]) -> int:
     return _requeue_claimed([p.message for p in batch])
 
 
-def _requeue_claimed(messages: list[Message]) -> int:
-    """sending -> queued for these rows under our claims, when no call was started for them, and
-    their units released. Rows the sweep or another sender took since are left alone."""
+def _requeue_claimed(
+    messages: list[Message],
+    *,
+    status: str = Status.QUEUED,
+    error: str | None = None,
+    until: dict[int, tuple[datetime.datetime, str]] | None = None,
+) -> int:
+    """sending -> queued (or `status`) for these rows under our claims, when no call was started
+    for them, and their units released. Rows the sweep or another sender took since are left
+    alone. `until`: per row, when it may go again and the note saying so."""
     by_project: dict[int, list[Message]] = {}
     for message in messages:
         by_project.setdefault(message.project_id, []).append(message)
@@ -536,12 +557,23 @@ def _requeue_claimed(messages: list[Message]) -> int:
             )
             if not ids:
                 continue
-            Message.objects.filter(pk__in=ids).update(status=Status.QUEUED, units=0, updated_at=now)
+            update = {"status": status, "units": 0, "updated_at": now}
+            if error is not None:
+                update["error"] = error
+            if until:
+                adapt = connection.ops.adapt_datetimefield_value
+                update["not_before"] = _per_row(
+                    "id", {pk: adapt(until[pk][0]) for pk in ids}, models.DateTimeField()
+                )
+                update["error"] = _per_row(
+                    "id", {pk: until[pk][1] for pk in ids}, models.TextField()
+                )
+            Message.objects.filter(pk__in=ids).update(**update)
             mine = [m for m in group if m.pk in ids]
             for reserved_at, units in _units_by_reservation(mine).items():
                 quota_release(project=mine[0].project, units=units, reserved_at=reserved_at)
             for message in mine:
-                message.status = Status.QUEUED
+                message.status = status
                 message.units = 0
             returned += len(ids)
     return returned
@@ -598,40 +630,167 @@ def deliver(message: Message, link: ProviderLink, gateway) -> Outcome | None:
     return record_success(message, result)
 
 
-def attempts_start(messages: list[Message]) -> list[Message]:
-    """Write the attempt rows of claimed messages about to be handed to the provider, and return
-    the ones that may be called: those still `sending` under THIS claim (their `reserved_at`)
-    and still releasable (RELEASABLE).
+def attempts_start(
+    messages: list[Message], *, now: datetime.datetime | None = None
+) -> list[Message]:
+    """THE LAST GATE (docs/sending.md): write the attempt rows of claimed messages about to be
+    handed to the provider, and return the ones that may be called.
 
-    An attempt row still `started` later means the call may have happened: never again. The same
-    transaction touches `updated_at`, so a sweep that judged the row stranded a moment ago (no
-    attempt, claimed long ago: a sender frozen, e.g. a laptop asleep) no longer matches it; and a
-    row the sweep did requeue, or another sender claimed since, is not called by this one. A row
-    whose rule, project or provider link was paused after the claim goes back to the queue, its
-    quota released: a pause stops even the texts already claimed. This is the last check before
-    the calls, and it costs nothing more while nothing is paused (the same one UPDATE).
+    One conditional UPDATE decides, at the moment of the call, from what the database holds
+    then, nothing decided at fill or claim being trusted: the row is still `sending` under THIS
+    claim (its `reserved_at`: not swept, not claimed by another sender since); its rule, project
+    and provider link are not paused (RELEASABLE); its participant is not on the suppression list,
+    still consents, has not withdrawn and has a usable number (TEXTABLE_NOW); and the sending
+    hours, as they stand in the database, are open now in the participant's zone (the hours
+    and zones the window was computed from must be unchanged: `_hours_unchanged`). Only the
+    rows it moved get attempt rows, in the same transaction, so no call starts for a text after
+    an opt-out, a withdrawal, a pause or the close of the hours has committed.
+
+    What fails the gate is given back with its quota released: an opted-out, withdrawn or
+    unconsented participant's text is cancelled; a text whose hours closed waits for their
+    next opening; a paused one goes back to the queue. An attempt row still `started` later
+    means the call may have happened: never again. Each returned message carries
+    `window_closes_at` (UTC; None for HELP, which ignores the hours): the pool thread does not
+    call after it (sender._call).
     """
     if not messages:
         return []
-    now = timezone.now()
+    now = now or timezone.now()
     mine = _claimed_by_us(messages)
+    closed: dict[int, datetime.datetime] = {}  # pk -> next opening of the sending hours
+    for message in messages:
+        message.window_closes_at = None
+        if message.kind == "help":
+            continue  # a HELP answer ignores the hours (it answers the participant at once)
+        window, tz = _window_of(message)
+        if window.allows(now, tz):
+            message.window_closes_at = window.closes_after(now, tz)
+        else:
+            closed[message.pk] = window.next_opening(now, tz)
+    open_ones = [m for m in messages if m.pk not in closed]
     with transaction.atomic():
-        still = Message.objects.filter(mine, RELEASABLE, status=Status.SENDING).update(
-            updated_at=now
-        )
-        if still != len(messages):
+        moved = 0
+        if open_ones:
+            moved = (
+                Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
+                .filter(_hours_unchanged(open_ones))
+                .update(updated_at=now)
+            )
+        if moved != len(messages):
             ids = set(
                 Message.objects.filter(mine, status=Status.SENDING, updated_at=now).values_list(
                     "pk", flat=True
                 )
             )
-            paused = [m for m in messages if m.pk not in ids]
+            refused = [m for m in messages if m.pk not in ids]
             messages = [m for m in messages if m.pk in ids]
-            _requeue_claimed(paused)  # only those still ours: not swept, not claimed again
+            _gate_refused(refused, closed, now)
         Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
     for message in messages:
         message.updated_at = now
     return messages
+
+
+def attempts_not_called(messages: list[Message]) -> int:
+    """The pool thread did not call these (the participant's sending hours closed before the
+    text's turn): their attempt rows go (no call was made), and they wait for the next opening,
+    their quota released."""
+    if not messages:
+        return 0
+    now = timezone.now()
+    until = {}
+    for message in messages:
+        window, tz = _window_of(message)
+        # Still open for a last moment, maybe: the next opening after this close.
+        closes = window.closes_after(now, tz) if window.allows(now, tz) else now
+        opening = window.next_opening(closes, tz)
+        until[message.pk] = (opening, waiting_note(opening, tz))
+    with transaction.atomic():
+        Attempt.objects.filter(
+            message__in=Message.objects.filter(_claimed_by_us(messages), status=Status.SENDING),
+            outcome=Attempt.Outcome.STARTED,
+        ).delete()
+        return _requeue_claimed(messages, until=until)
+
+
+# The participant may be texted now: consent held, not withdrawn, not opted out in REDCap or on
+# the suppression list (STOP), a usable number. The last gate re-checks it (attempts_start).
+TEXTABLE_NOW = Q(
+    participant__consented=True,
+    participant__withdrawn=False,
+    participant__redcap_opted_out=False,
+    participant__in_redcap=True,
+    participant__number_invalid=False,
+    participant__issue="",
+) & ~Exists(
+    OptOut.objects.filter(
+        project_id=OuterRef("project_id"),
+        phone_fingerprint=OuterRef("participant__phone_fingerprint"),
+        revoked_at__isnull=True,
+    )
+)
+
+
+def _window_of(message: Message) -> tuple[SendWindow, object]:
+    project, participant = message.project, message.participant
+    return SendWindow.for_project(project), zone(participant.time_zone or project.time_zone)
+
+
+def _hours_unchanged(messages: list[Message]) -> Q:
+    """The sending hours and zones each message's window was judged by are still the ones in the
+    database (an administrator may have narrowed them since the sender read the project)."""
+    groups: dict[tuple, list[int]] = {}
+    for message in messages:
+        project, participant = message.project, message.participant
+        key = (
+            project.pk,
+            project.send_window_start,
+            project.send_window_end,
+            tuple(project.send_days),
+            project.time_zone,
+            participant.time_zone,
+        )
+        groups.setdefault(key, []).append(message.pk)
+    condition = Q(pk__in=[])
+    for (_, start, end, days, project_zone, participant_zone), ids in groups.items():
+        condition |= Q(
+            pk__in=ids,
+            project__send_window_start=start,
+            project__send_window_end=end,
+            project__send_days=list(days),
+            project__time_zone=project_zone,
+            participant__time_zone=participant_zone,
+        )
+    return condition
+
+
+def _gate_refused(refused: list[Message], closed: dict, now: datetime.datetime) -> None:
+    """Give back what the last gate refused (only rows still ours: not swept, not claimed
+    again), with its quota: cancelled when the participant may no longer be texted, waiting
+    for the next opening when the hours closed, queued again otherwise (paused, or the hours
+    changed: prepared afresh)."""
+    if not refused:
+        return
+    untextable = set(
+        Message.objects.filter(pk__in=[m.pk for m in refused])
+        .exclude(TEXTABLE_NOW)
+        .values_list("pk", flat=True)
+    )
+    cancel = [m for m in refused if m.pk in untextable]
+    waiting = [m for m in refused if m.pk not in untextable and m.pk in closed]
+    requeue = [m for m in refused if m.pk not in untextable and m.pk not in closed]
+    _requeue_claimed(
+        cancel,
+        status=Status.CANCELLED,
+        error="Cancelled just before sending: the participant opted out, withdrew or can no "
+        "longer be texted.",
+    )
+    for message in waiting:
+        window, tz = _window_of(message)
+        message.not_before = closed[message.pk]
+        message.error = waiting_note(closed[message.pk], tz)
+    _requeue_claimed(waiting, until={m.pk: (m.not_before, m.error) for m in waiting})
+    _requeue_claimed(requeue)
 
 
 def record_success(message: Message, result: SendResult) -> Outcome:
@@ -678,18 +837,26 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
     update = {"attempts": attempts, "error": exc.message, "error_code": code, "updated_at": now}
     outcome = Attempt.Outcome.FAILED
     release = False
+    gave_up = False
     if reason.safe_to_retry or reason == Reason.BAD_CREDENTIALS:
-        # The provider never took it: give the quota back; it goes out later.
+        # The provider never took it: give the quota back; it goes out later. A short blip (a
+        # refused connection, 429s) never fails a text: it is retried with capped, jittered
+        # backoff for SENDER_RETRY_MINUTES from its first try (docs/sending.md).
         release = True
         update["units"] = 0
-        if reason == Reason.BAD_CREDENTIALS or attempts < MAX_ATTEMPTS:
-            delay = backoff_delay(attempts, retry_after=exc.retry_after)
+        if reason == Reason.BAD_CREDENTIALS or now - _first_try(message, now) < retry_period():
+            delay = backoff_delay(
+                attempts, base=RETRY_BASE, cap=RETRY_CAP, retry_after=exc.retry_after
+            )
             update.update(status=Status.QUEUED, not_before=now + datetime.timedelta(seconds=delay))
             outcome = Attempt.Outcome.RETRY
         else:
+            gave_up = True
+            minutes = settings.SENDER_RETRY_MINUTES
             update.update(
                 status=Status.FAILED,
-                error=f"The provider could not be reached after {attempts} tries: {exc.message}",
+                error=f"The provider could not be reached for {minutes} minutes "
+                f"({attempts} tries): {exc.message}",
             )
     elif reason == Reason.AMBIGUOUS:
         update["status"] = Status.UNKNOWN  # may have gone out: reconcile, never resend blindly
@@ -714,6 +881,17 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
                 source=OptOut.Source.PROVIDER,
                 detail=f"{link.get_provider_display()} reported the number unsubscribed ({code}).",
             )
+        if reason.safe_to_retry:
+            ProviderLink.objects.filter(pk=link.pk, unreachable_since__isnull=True).update(
+                unreachable_since=now
+            )
+        if moved and gave_up:
+            # The owners are told once per outage (the first text that gives up).
+            first = ProviderLink.objects.filter(pk=link.pk, owners_told_at__isnull=True).update(
+                owners_told_at=now
+            )
+            if first:
+                transaction.on_commit(lambda: _alert_owners_unreachable(link, exc.message))
         if reason == Reason.BAD_CREDENTIALS:
             running = ProviderLink.objects.filter(pk=link.pk, is_paused=False).exists()
             provider_link_pause(
@@ -728,6 +906,49 @@ def record_failure(message: Message, exc: GatewayError, link: ProviderLink) -> O
         if release:
             message.units = 0
     return Outcome(update["status"] if moved else message.status, reason, exc.retry_after)
+
+
+def retry_period() -> datetime.timedelta:
+    return datetime.timedelta(minutes=settings.SENDER_RETRY_MINUTES)
+
+
+def _first_try(message: Message, now: datetime.datetime) -> datetime.datetime:
+    """When this text was first handed to the provider (its first attempt row)."""
+    first = (
+        Attempt.objects.filter(message_id=message.pk)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return first or now
+
+
+def provider_link_reachable(*, link_id: int) -> None:
+    """The provider answered again: the link no longer shows "unreachable, retrying", and the
+    owners will be told of the next outage."""
+    ProviderLink.objects.filter(pk=link_id, unreachable_since__isnull=False).update(
+        unreachable_since=None, owners_told_at=None
+    )
+
+
+def _alert_owners_unreachable(link: ProviderLink, detail: str) -> None:
+    from django.core.mail import send_mail
+
+    from projects.emails import project_owners_emails
+
+    recipients = project_owners_emails(link.project)
+    if recipients:
+        minutes = settings.SENDER_RETRY_MINUTES
+        send_mail(
+            f"[StudyText] Texts could not reach {link.get_provider_display()}",
+            f"For {minutes} minutes StudyText could not reach {link.get_provider_display()} for "
+            f"{link.project.title}, so texts that waited that long are marked failed; the others "
+            f"go on retrying. Nothing was sent twice.\n\n{detail}\n\nThe message log lists "
+            f"the failed texts; send them again once the provider answers:\n"
+            f"{settings.SITE_URL}{reverse('message-log', args=[link.project_id])}?status=failed\n",
+            None,
+            recipients,
+        )
 
 
 def _alert_owners_bad_credentials(link: ProviderLink, detail: str) -> None:
@@ -783,7 +1004,7 @@ def opt_out_record(*, participant: Participant, source: str, detail: str = "") -
 def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
     """Reconcile rows a dead sender left behind, and unknown rows with the provider."""
     now = now or timezone.now()
-    counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "unconfirmed": 0}
+    counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "resent": 0, "unconfirmed": 0}
     # While a sender runs (a long send keeps the lease nearly all the time), only rows stranded
     # for much longer than any live sender holds one: a live loop calls a claimed row within
     # seconds, and a call ends within the gateway's timeouts.
@@ -866,10 +1087,29 @@ def reconcile(message: Message, *, now) -> str | None:
             return "reconciled"
         if now - message.updated_at < RECONCILE_GIVE_UP:
             return None  # the provider may still be catching up; ask again next sweep
+        # The provider's listing can be trusted now, and it has no such text: it never got it.
+        # It goes back to the queue by itself, once (a second unconfirmed call fails it).
+        reached = Attempt.objects.filter(message=message).exclude(
+            outcome__in=[Attempt.Outcome.RETRY, Attempt.Outcome.FAILED]
+        )
+        if reached.count() <= 1:
+            n = Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
+                status=Status.QUEUED,
+                not_before=now,
+                error=RESENT_NOTE,
+                units=0,
+                updated_at=now,
+            )
+            if n:
+                quota_release(
+                    project=message.project, units=message.units, reserved_at=message.reserved_at
+                )
+            return "resent"
         n = Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
             status=Status.FAILED,
-            error="The provider has no record of this text. StudyText does not resend on its own "
-            "(to avoid a duplicate); send it again by hand if needed.",
+            error="The provider has no record of this text, sent again once and still "
+            "unconfirmed. StudyText does not send it a third time (to avoid a duplicate); send "
+            "it again by hand if needed.",
             units=0,
             updated_at=now,
         )

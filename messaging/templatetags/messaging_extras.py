@@ -49,4 +49,5 @@ def texting_summary(context, project):
         "stats": stats,
         "chart": sent_per_day_chart(days=summary.days, today=summary.today),
         "can_edit": context.get("role") in (Membership.Role.OWNER, Membership.Role.EDITOR),
+        "outages": selectors.project_outages(project=project),
     }

@@ -9,8 +9,8 @@ from django.views.decorators.http import require_POST
 
 from portal import selectors
 from portal.access import server_admin_required
-from portal.middleware import accepts_files
 from portal.forms import AttachmentForm, CommentForm, DecisionForm, OnboardingRequestForm
+from portal.middleware import accepts_files
 from portal.models import OnboardingAttachment, OnboardingRequest
 from portal.services import attachments, onboarding
 from projects.forms import error_text, form_apply_errors

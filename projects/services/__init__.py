@@ -1,3 +1,4 @@
+import datetime
 from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,7 +10,7 @@ from billing.services import account_assert_project_slot
 from projects import emails
 from projects.access import ROLE_RANK, project_role
 from projects.models import Membership, Project, RedcapInstance
-from projects.signals import audit, project_status_changed
+from projects.signals import audit, project_status_changed, sending_hours_changed
 
 
 def project_create(
@@ -51,25 +52,122 @@ def project_create(
     return project
 
 
-def project_update_quiet_hours(*, project: Project, actor, start, end, days: list[int]) -> Project:
-    """Set when texts may go out (server administrators only)."""
-    if not actor.is_server_admin:
-        raise PermissionDenied("Quiet hours are set by the server administrators.")
+# The federal calling-hours rule (47 CFR 64.1200(c)(1)): 8 a.m. to 9 p.m. in the recipient's
+# local time. Hours outside it are allowed only with an explicit confirmation (docs/compliance.md).
+CALLING_HOURS_START = datetime.time(8, 0)
+CALLING_HOURS_END = datetime.time(21, 0)
+CALLING_HOURS_RULE = "47 CFR 64.1200(c)(1)"
+CALLING_HOURS_CONFIRM = (
+    "These hours let texts go out before 8 a.m. or after 9 p.m. participant time, outside the "
+    f"federal calling-hours rule ({CALLING_HOURS_RULE}). Tick the confirmation to keep them."
+)
+WEEKDAY_WORDS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _hours_words(start, end, days) -> str:
+    def clock(t):
+        return f"{t.hour % 12 or 12}:{t:%M} {'a.m.' if t.hour < 12 else 'p.m.'}"
+
+    return f"{clock(start)} to {clock(end)} on {', '.join(WEEKDAY_WORDS[d] for d in sorted(days))}"
+
+
+def _check_hours(start, end, days) -> list[int]:
+    """Validate a sending window before anything is written; returns the days, sorted."""
+    if start is None or end is None:
+        raise ValidationError("Give both the earliest and the latest time.")
     if start >= end:
-        raise ValidationError("The latest time must be after the earliest time.")
+        raise ValidationError(
+            "The latest time must be after the earliest time (sending hours cannot run past "
+            "midnight)."
+        )
+    days = sorted(set(days or []))
     if not days or any(d not in range(7) for d in days):
         raise ValidationError("Choose at least one day of the week.")
+    return days
+
+
+def _check_calling_hours(start, end, *, confirmed: bool) -> None:
+    if (start < CALLING_HOURS_START or end > CALLING_HOURS_END) and not confirmed:
+        raise ValidationError(CALLING_HOURS_CONFIRM, code="calling_hours")
+
+
+def project_update_sending_hours(
+    *, project: Project, actor, start, end, days: list[int], confirmed: bool = False
+) -> Project:
+    """Set the project's sending hours: when texts may go out, in each participant's local time.
+
+    Owners narrow them inside the bounds the server administrators set; administrators may set
+    any hours inside their bounds too (they widen the bounds first). Hours before 8 a.m. or after
+    9 p.m. need `confirmed` (the federal calling-hours rule). Every text waiting for the hours
+    gets its new release time at once (the sending_hours_changed signal)."""
+    if not (actor.is_server_admin or project_role(user=actor, project=project) == "owner"):
+        raise PermissionDenied("Only the project's owners and the server administrators can.")
+    days = _check_hours(start, end, days)
+    bounds = (project.send_bounds_start, project.send_bounds_end, project.send_bounds_days)
+    if start < bounds[0] or end > bounds[1] or not set(days) <= set(bounds[2]):
+        raise ValidationError(
+            f"The server administrators allow texts from {_hours_words(*bounds)}. Choose "
+            "sending hours inside those, or ask them to widen the bounds."
+        )
+    _check_calling_hours(start, end, confirmed=confirmed)
     with transaction.atomic():
-        project.send_window_start, project.send_window_end = start, end
-        project.send_days = sorted(set(days))
+        project.send_window_start, project.send_window_end, project.send_days = start, end, days
         project.save(update_fields=["send_window_start", "send_window_end", "send_days"])
         audit.send(
             sender=Project,
             actor=actor,
-            action="project.quiet_hours_changed",
+            action="project.sending_hours_changed",
             obj=project,
-            message=f"Texts allowed {start:%H:%M}–{end:%H:%M} on days {project.send_days}.",
+            message=f"Sending hours: {_hours_words(start, end, days)}, participant time"
+            + (f" (confirmed outside {CALLING_HOURS_RULE})." if confirmed else "."),
         )
+        sending_hours_changed.send(sender=Project, project=project)
+    return project
+
+
+def project_update_sending_bounds(
+    *, project: Project, actor, start, end, days: list[int], confirmed: bool = False
+) -> Project:
+    """Server administrators: the bounds inside which the owners set the sending hours. The
+    hours are narrowed to fit new, narrower bounds (and the waiting texts' release times
+    recomputed)."""
+    if not actor.is_server_admin:
+        raise PermissionDenied("The bounds of the sending hours are set by the administrators.")
+    days = _check_hours(start, end, days)
+    _check_calling_hours(start, end, confirmed=confirmed)
+    hours_start = max(project.send_window_start, start)
+    hours_end = min(project.send_window_end, end)
+    hours_days = sorted(set(project.send_days) & set(days))
+    if hours_start >= hours_end or not hours_days:
+        hours_start, hours_end, hours_days = start, end, days  # no overlap: the bounds themselves
+    with transaction.atomic():
+        project.send_bounds_start, project.send_bounds_end, project.send_bounds_days = (
+            start,
+            end,
+            days,
+        )
+        project.send_window_start, project.send_window_end = hours_start, hours_end
+        project.send_days = hours_days
+        project.save(
+            update_fields=[
+                "send_bounds_start",
+                "send_bounds_end",
+                "send_bounds_days",
+                "send_window_start",
+                "send_window_end",
+                "send_days",
+            ]
+        )
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="project.sending_bounds_changed",
+            obj=project,
+            message=f"Sending-hours bounds: {_hours_words(start, end, days)}; sending hours "
+            f"{_hours_words(hours_start, hours_end, hours_days)}, participant time"
+            + (f" (confirmed outside {CALLING_HOURS_RULE})." if confirmed else "."),
+        )
+        sending_hours_changed.send(sender=Project, project=project)
     return project
 
 

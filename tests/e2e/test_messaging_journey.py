@@ -129,8 +129,9 @@ def test_an_editor_sends_a_survey_invitation_and_sees_it_on_the_phones(
     # Tasks go to django-q2's ORM queue, as with a running cluster, instead of running inline.
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "ORM", "default")
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Send now").click()
+    page.get_by_role("link", name="Send now").click()
+    expect(page.locator("#count-received")).to_contain_text("0 already received")
+    page.get_by_role("button", name="Send only to those who have not received it").click()
     expect(page.get_by_role("heading", level=2)).to_contain_text(f"{ready} participants")
     expect(page.locator("#progress-label")).to_have_text(f"0 of {ready} done (0%)")
     page.screenshot(path=str(SHOTS / "messaging-progress-start.png"), full_page=True)

@@ -71,7 +71,12 @@ def crash(call) -> tuple:
 
 
 def claimed_message(provider: str) -> tuple[Message, ProviderLink]:
-    project = ProjectFactory()
+    # Open all day: the last gate refuses a text outside the sending hours before any call.
+    project = ProjectFactory(
+        send_window_start=datetime.time(0, 0),
+        send_window_end=datetime.time(23, 59, 59, 999999),
+        send_days=list(range(7)),
+    )
     link = ProviderLinkFactory(
         project=project, provider=provider, config_encrypted=crypto.encrypt_json(CONFIGS[provider])
     )
@@ -119,7 +124,7 @@ def test_a_crash_on_a_sender_thread_shows_no_key_token_or_number(provider, caplo
     state.in_flight += 1
     loop.in_flight += 1
     try:
-        loop.pool.submit(loop._call, state, prepared, time.monotonic())
+        loop.pool.submit(loop._call, state, prepared, time.monotonic(), None)
         item = loop.results.get(timeout=10)
         with caplog.at_level(logging.ERROR, logger="messaging.sender"):
             loop._record([item])

@@ -1,6 +1,7 @@
 """The outbox and the release path, end to end through the real sender loop (locmem gateway)."""
 
 import datetime
+import zoneinfo
 
 import pytest
 from django.core import mail
@@ -166,7 +167,12 @@ def test_stop_after_n_sends_lets_one_of_two_texts_queued_together_through(
 ):
     rule = MessageRuleFactory(project=project, max_sends=1)
     outbox.send_now(rule=rule, actor=researcher)
-    outbox.send_now(rule=rule, actor=researcher)  # "Send now" pressed twice: one batch for both
+    # A scheduled occurrence of the same rule queued beside it: one batch holds both texts.
+    for message in list(Message.objects.all()):
+        message.pk, message.send = None, None
+        message.occurrence = "2026-01-05"
+        message.dedup_key = f"r{rule.pk}:p{message.participant_id}:2026-01-05"
+        message.save()
     assert Message.objects.filter(status=Status.QUEUED).count() == 6
 
     report = run_sender()
@@ -177,10 +183,33 @@ def test_stop_after_n_sends_lets_one_of_two_texts_queued_together_through(
     assert skipped.count() == 3
     assert set(skipped.values_list("error", flat=True)) == {"Already texted once by this message."}
     # Later texts of the rule are skipped too (what was sent is counted from the database).
-    outbox.send_now(rule=rule, actor=researcher)
+    outbox.send_now(rule=rule, actor=researcher, audience="everyone")
     assert run_sender().sent == 0
     assert Message.objects.filter(status=Status.SKIPPED).count() == 6
     assert len(locmem.outbox) == 3
+
+
+def queue_again(rule, actor) -> Send:
+    """Another copy of the rule's text for every participant, queued beside the ones waiting
+    (as "Send again to everyone" does for those without a waiting copy)."""
+    now = timezone.now()
+    people = list(Participant.objects.filter(project=rule.project))
+    send = Send.objects.create(project=rule.project, rule=rule, created_by=actor, total=len(people))
+    Message.objects.bulk_create(
+        Message(
+            project=rule.project,
+            participant=p,
+            rule=rule,
+            send=send,
+            kind=rule.kind,
+            occurrence=f"send-{send.pk}",
+            dedup_key=f"s{send.pk}:p{p.pk}",
+            due_at=now,
+            not_before=now,
+        )
+        for p in people
+    )
+    return send
 
 
 def test_stop_after_n_sends_counts_the_texts_the_sender_holds_prepared(project, people, researcher):
@@ -188,8 +217,8 @@ def test_stop_after_n_sends_counts_the_texts_the_sender_holds_prepared(project, 
     outbox.send_now(rule=rule, actor=researcher)
     loop = sender._Loop("test", sender.SenderReport(), threads=0, batch_size=200)
     loop._fill()  # prepared, in the sender's memory, still queued in the database
-    outbox.send_now(rule=rule, actor=researcher)
-    outbox.send_now(rule=rule, actor=researcher)
+    queue_again(rule, researcher)
+    queue_again(rule, researcher)
 
     loop._fill()  # the next read of the queue
 
@@ -209,7 +238,9 @@ def test_stop_after_n_sends_counts_the_texts_the_sender_holds_prepared(project, 
     }
 
 
-def test_a_text_due_in_quiet_hours_waits_for_the_next_opening(project, people, researcher):
+def test_a_text_due_outside_the_sending_hours_waits_for_the_next_opening(
+    project, people, researcher
+):
     today = timezone.now().astimezone(timezone.get_default_timezone()).weekday()
     project.send_days = [d for d in range(7) if d not in {today, (today + 1) % 7, (today - 1) % 7}]
     project.save()
@@ -219,7 +250,10 @@ def test_a_text_due_in_quiet_hours_waits_for_the_next_opening(project, people, r
     for message in Message.objects.select_related("participant"):
         assert message.status == Status.QUEUED
         assert message.not_before > timezone.now() + datetime.timedelta(hours=12)
-        assert "quiet hours" in message.error
+        tz = zoneinfo.ZoneInfo(message.participant.time_zone or project.time_zone)
+        opening = message.not_before.astimezone(tz)
+        assert message.error.startswith(f"Waits until {opening:%a} ")
+        assert "participant time" in message.error
 
 
 def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
@@ -435,7 +469,9 @@ def test_an_unknown_text_is_reconciled_with_the_provider_never_resent(project, p
     assert len(locmem.outbox) == 1
 
 
-def test_an_unknown_text_the_provider_never_got_fails_without_a_resend(project, people, researcher):
+def test_an_unknown_text_the_provider_never_got_goes_back_to_the_queue_once(
+    project, people, researcher
+):
     rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
     outbox.send_now(rule=rule, actor=researcher)
     locmem.fail_next(Reason.AMBIGUOUS, "read timeout")
@@ -443,8 +479,8 @@ def test_an_unknown_text_the_provider_never_got_fails_without_a_resend(project, 
     later = timezone.now() + sending.RECONCILE_GIVE_UP + datetime.timedelta(minutes=1)
     sending.sweep(now=later, lease_alive=True)
     message = Message.objects.get()
-    assert message.status == Status.FAILED
-    assert "does not resend" in message.error
+    assert message.status == Status.QUEUED
+    assert "never received this text" in message.error
     assert usage_period_current(account=project.account).used == 0
     assert locmem.outbox == []
 

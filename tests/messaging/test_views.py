@@ -93,6 +93,7 @@ def test_an_outsider_gets_404_and_anonymous_gets_the_sign_in_page(world, as_user
     [("owner", 302), ("editor", 302), ("viewer", 403), ("outsider", 404), ("admin", 302)],
 )
 def test_send_now_is_for_owners_and_editors(world, as_user, who, status):
+    Message.objects.update(status=Message.Status.CANCELLED)  # nobody has it: one new text
     before = Message.objects.count()
     response = as_user(world[f"user_{who}"]).post(
         reverse("rule-send-now", args=[world["project"].pk, world["rule"].pk])

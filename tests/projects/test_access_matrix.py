@@ -2,7 +2,7 @@
 
 Owner, editor and viewer get what their role allows and 403 above it; an outsider gets 404 (the
 project is not even confirmed to exist); a server administrator acts as an owner (and alone sets
-quiet hours); an anonymous visitor is sent to sign in. A refused action writes nothing.
+sending-hours bounds); an anonymous visitor is sent to sign in. A refused action writes nothing.
 """
 
 from collections.abc import Callable
@@ -242,18 +242,32 @@ CASES = [
             {"body": "HELP"},
         ),
     ),
+    Case(
+        "set the sending hours",
+        "owner",
+        302,
+        lambda p, o: (
+            reverse("project-settings", args=[p.pk]),
+            {
+                "hours": "1",
+                "hours-start": "10:00",
+                "hours-end": "19:00",
+                "hours-days": ["0", "1", "2", "3", "4"],
+            },
+        ),
+    ),
     # --- server administrators only ----------------------------------------------------------
     Case(
-        "set quiet hours",
+        "set the sending-hours bounds",
         "admin",
         302,
         lambda p, o: (
             reverse("project-settings", args=[p.pk]),
             {
-                "quiet": "1",
-                "quiet-send_window_start": "10:00",
-                "quiet-send_window_end": "19:00",
-                "quiet-send_days": ["0", "1", "2", "3", "4"],
+                "bounds": "1",
+                "bounds-start": "10:00",
+                "bounds-end": "19:00",
+                "bounds-days": ["0", "1", "2", "3", "4"],
             },
         ),
     ),

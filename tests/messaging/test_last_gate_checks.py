@@ -1,0 +1,74 @@
+"""The last gate's checks one by one (docs/sending.md): a text claimed by the sender is not
+called when, between the claim and the call, its participant withdrew or stopped consenting or
+its project's sending hours were narrowed; each goes back (cancelled, or waiting for the next
+opening) with its quota released."""
+
+import pytest
+from django.utils import timezone
+
+from billing.services.quota import usage_period_current
+from messaging.gateways import locmem
+from messaging.models import Attempt, Message
+from messaging.services import outbox, sending
+from projects.models import Participant, Project
+from tests.factories import MessageRuleFactory
+from tests.messaging.test_outbox_and_sending import (  # noqa: F401 - fixtures
+    people,
+    project,
+    redcap,
+    run_sender,
+)
+from tests.messaging.test_sending_hours import closed_days
+
+pytestmark = pytest.mark.django_db
+Status = Message.Status
+
+
+@pytest.fixture
+def claimed(project, people, researcher, monkeypatch):  # noqa: F811
+    """One text, claimed by a sender (quota reserved), not yet called."""
+    monkeypatch.setattr(outbox, "kick_sender", lambda: None)
+    rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
+    outbox.send_now(rule=rule, actor=researcher)
+    message = Message.objects.select_related("project", "participant", "rule").get()
+    prepared = sending.prepare(
+        message,
+        now=timezone.now(),
+        redcap=sending.ReleaseData(project, None),
+        sent_counts={},
+        suppressed=set(),
+    )
+    [taken], _ = sending.claim_batch([prepared], provider="locmem")
+    assert usage_period_current(account=project.account).used == 1
+    return taken.message
+
+
+@pytest.mark.parametrize(
+    "change", [{"withdrawn": True}, {"consented": False}, {"redcap_opted_out": True}]
+)
+def test_a_claimed_text_is_cancelled_when_its_participant_can_no_longer_be_texted(claimed, change):
+    Participant.objects.filter(pk=claimed.participant_id).update(**change)
+
+    assert sending.attempts_start([claimed]) == []
+
+    claimed.refresh_from_db()
+    assert claimed.status == Status.CANCELLED
+    assert "just before sending" in claimed.error
+    assert not Attempt.objects.exists()
+    assert usage_period_current(account=claimed.project.account).used == 0
+
+
+def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(claimed):
+    Project.objects.filter(pk=claimed.project_id).update(send_days=closed_days())
+
+    assert sending.attempts_start([claimed]) == []  # the hours it was read with are gone
+
+    claimed.refresh_from_db()
+    assert claimed.status == Status.QUEUED
+    assert usage_period_current(account=claimed.project.account).used == 0
+    run_sender()  # prepared afresh: it waits for the new hours
+    claimed.refresh_from_db()
+    assert claimed.status == Status.QUEUED
+    assert claimed.error.startswith("Waits until")
+    assert claimed.not_before > timezone.now()
+    assert locmem.outbox == []
