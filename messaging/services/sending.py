@@ -1092,7 +1092,8 @@ def reconcile(message: Message, *, now) -> str | None:
         reached = Attempt.objects.filter(message=message).exclude(
             outcome__in=[Attempt.Outcome.RETRY, Attempt.Outcome.FAILED]
         )
-        if reached.count() <= 1:
+        # A test text is never sent again (it was pressed by hand; docs/sending.md, Test texts).
+        if not message.is_test and reached.count() <= 1:
             n = Message.objects.filter(pk=message.pk, status=Status.UNKNOWN).update(
                 status=Status.QUEUED,
                 not_before=now,
