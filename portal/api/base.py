@@ -69,6 +69,9 @@ class ApiView(GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if not hasattr(self, request.method.lower()):
+            self.query = {}
+            return  # dispatch answers 405 Method Not Allowed
         zone = getattr(request.user, "time_zone", "") or ""
         try:
             timezone.activate(zoneinfo.ZoneInfo(zone)) if zone else timezone.deactivate()

@@ -104,8 +104,8 @@ class LinksSerializer(serializers.Serializer):
 
 
 class SendingHoursSerializer(serializers.Serializer):
-    start = serializers.TimeField(help_text="Participant's local time.")
-    end = serializers.TimeField()
+    start = fields.LocalTime(help_text="Participant's local time.")
+    end = fields.LocalTime()
     days = serializers.ListField(child=serializers.IntegerField(), help_text="0 = Monday.")
 
 
@@ -147,11 +147,13 @@ class ProjectDetailOutputSerializer(ProjectOutputSerializer):
 
     @extend_schema_field(SendingHoursSerializer)
     def get_sending_hours(self, project: Project) -> dict:
-        return {
-            "start": project.send_window_start.isoformat(timespec="minutes"),
-            "end": project.send_window_end.isoformat(timespec="minutes"),
-            "days": list(project.send_days or []),
-        }
+        return SendingHoursSerializer(
+            {
+                "start": project.send_window_start,
+                "end": project.send_window_end,
+                "days": list(project.send_days or []),
+            }
+        ).data
 
 
 # --- Participants ---------------------------------------------------------------------------
@@ -291,6 +293,7 @@ RULE_OUTPUT_FIELDS = [
 
 
 class RuleOutputSerializer(serializers.ModelSerializer):
+    send_time = fields.LocalTime(help_text="Participant's local time of day.")
     record_ids = serializers.ListField(child=serializers.CharField())
     recur_days = serializers.ListField(child=serializers.IntegerField(), help_text="0 = Monday.")
     schedule_summary = serializers.CharField(help_text="The schedule in words.")
@@ -335,7 +338,7 @@ class RuleInputSerializer(StrictSerializer):
         child=fields.Text(max_length=100), max_length=5000, required=False
     )
     schedule = fields.Choice(choices=MessageRule.Schedule.choices, required=False)
-    send_time = fields.Time(required=False, help_text="Participant's local time, HH:MM.")
+    send_time = fields.LocalTime(required=False, help_text="Participant's local time, HH:MM.")
     once_date = fields.Date(allow_null=True, required=False)
     recur_days = serializers.ListField(
         child=fields.Integer(min_value=0, max_value=6),

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from portal.api import fields
-from portal.api.base import MAX_ID, ApiView
+from portal.api.base import ApiView
 from portal.api.serializers import (
     AccountOutputSerializer,
     AccountUsageOutputSerializer,
@@ -58,9 +58,7 @@ class AccountListApi(ListApi):
 
 
 class UsageQuery(serializers.Serializer):
-    period = fields.Integer(
-        min_value=1,
-        max_value=MAX_ID,
+    period = fields.QueryInteger(
         required=False,
         help_text="A past period's id (from the history); default: this month.",
     )

@@ -5,7 +5,7 @@ from rest_framework import exceptions, serializers
 from messaging import selectors as messaging_selectors
 from messaging.models import Message, Send
 from portal.api import fields
-from portal.api.base import MAX_ID, ApiView
+from portal.api.base import ApiView
 from portal.api.serializers import (
     MessageDetailOutputSerializer,
     MessageOutputSerializer,
@@ -55,7 +55,7 @@ STATUS_WORDS = ", ".join(Message.Status.values)
 
 
 def _id(help_text: str):
-    return fields.Integer(min_value=1, max_value=MAX_ID, required=False, help_text=help_text)
+    return fields.QueryInteger(required=False, help_text=help_text)
 
 
 class MessageQuery(serializers.Serializer):
