@@ -132,5 +132,5 @@ urlpatterns = [
         name="api-onboarding-comment-list",
     ),
     # Anything else under /api/: a JSON 404, not the site's HTML page.
-    re_path(r"^.*$", json_not_found, name="api-not-found"),
+    re_path(r"^[\s\S]*$", json_not_found, name="api-not-found"),
 ]
