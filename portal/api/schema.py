@@ -1,6 +1,7 @@
 """The OpenAPI schema's shared parts: every operation documents its error answers with the one
 `Error` shape (portal/api/errors.py), and 429 its Retry-After header."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework.permissions import AllowAny
@@ -113,3 +114,18 @@ def strict_request_bodies(result, generator, request, public):
         if name.endswith("Request") and component.get("type") == "object":
             component["additionalProperties"] = False
     return result
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.api.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Your personal token, made on your profile page, with its prefix: "
+            "`Token 4f1c…`. Read-only unless you made it read-and-write.",
+        }
