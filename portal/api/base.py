@@ -123,6 +123,15 @@ class ApiView(GenericAPIView):
     def body(self, serializer_class, *, partial: bool = False, instance=None) -> dict:
         """The request's JSON body, validated by `serializer_class` (strict: unknown fields are
         refused). An absent body counts as `{}`."""
+        declared = self.request.META.get("CONTENT_LENGTH") or "0"
+        media = self.request._request.content_type or ""
+        if declared.isdigit() and int(declared) > 0 and media != "application/json":
+            # A form or multipart body would otherwise read as empty: say what is wrong.
+            raise exceptions.UnsupportedMediaType(
+                media or "none",
+                detail=f"Send the body as JSON (Content-Type: application/json), not "
+                f"“{media or 'no type'}”.",
+            )
         data = self.request.data if self.request.data is not None else {}
         if hasattr(data, "dict") and not isinstance(data, dict):
             data = data.dict()
