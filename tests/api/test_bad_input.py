@@ -60,6 +60,10 @@ def test_a_json_list_instead_of_an_object_is_refused(world, api):
     assert "non_field_errors" in body["fields"]
 
 
+def _counts() -> tuple[int, int, int]:
+    return MessageRule.objects.count(), CreditPackRequest.objects.count(), Message.objects.count()
+
+
 @pytest.mark.parametrize(
     ("route", "payload", "field"),
     [
