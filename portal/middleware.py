@@ -185,8 +185,11 @@ class SecondFactorMiddleware:
         if request.path.startswith("/api/"):
             from django.http import JsonResponse
 
+            from portal.api.errors import error_body
+
+            detail = "Finish two-factor sign-in in the portal first (or use an API token)."
             return JsonResponse(
-                {"detail": "Finish two-factor sign-in in the portal first."}, status=403
+                error_body(status_code=403, code="permission_denied", detail=detail), status=403
             )
         from django.contrib.auth.views import redirect_to_login
         from django.urls import reverse

@@ -91,7 +91,10 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = _from_django(exc)
     elif isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) if str(exc) else None)
+        words = str(exc)
+        if not words or "matches the given query" in words:  # get_object_or_404's own words
+            words = "Not found here, or not something you may see."
+        exc = exceptions.NotFound(words)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) if str(exc) else None)
     response = drf_exception_handler(exc, context)
