@@ -7,7 +7,7 @@ from django.db.models.functions import Coalesce, Length
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.models import Message, MessageRule, Reply, Send
+from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import WAITING_PREFIX
 from projects.models import Participant, Project, ProviderLink, RedcapLink
 
@@ -207,6 +207,46 @@ def participant_thread(*, participant: Participant, limit: int = 100) -> list:
         Reply.objects.filter(participant=participant).order_by("-received_at", "-id")[:limit]
     )
     return _conversation(texts, replies)[::-1][:limit]
+
+
+def replies_for_project(*, project: Project, participant_id: int | None = None) -> QuerySet[Reply]:
+    """Participants' replies, newest first. A reply from a number that matches no participant
+    is left out (only administrators see those, in the admin site)."""
+    qs = Reply.objects.filter(project=project, participant__isnull=False).select_related(
+        "participant"
+    )
+    if participant_id:
+        qs = qs.filter(participant_id=participant_id)
+    return qs.order_by("-received_at", "-id")
+
+
+def participants_with_opt_out(*, participants: QuerySet[Participant]) -> QuerySet[Participant]:
+    """The participants, each with `suppressed`: their number is on the project's suppression
+    list (a STOP, the provider's unsubscribe, or study staff). One query, whatever the count."""
+    return participants.annotate(
+        suppressed=Exists(
+            OptOut.objects.filter(
+                project_id=OuterRef("project_id"),
+                phone_fingerprint=OuterRef("phone_fingerprint"),
+                revoked_at__isnull=True,
+            ).exclude(phone_fingerprint="")
+        )
+    )
+
+
+def oldest_ready_text_due() -> datetime.datetime | None:
+    """When the longest-waiting text that the sender may release now fell due (None: none
+    waits). One index range read (status, not_before), for the health check."""
+    from messaging.services.sending import RELEASABLE
+
+    return (
+        Message.objects.filter(
+            RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
+        )
+        .order_by("not_before")
+        .values_list("not_before", flat=True)
+        .first()
+    )
 
 
 # The overview's "Texts" card: each count is a group of statuses, and each group is also a filter

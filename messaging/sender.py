@@ -91,7 +91,7 @@ def lease_acquire(owner: str) -> bool:
     SenderLease.objects.get_or_create(name=LEASE_NAME)
     taken = (
         SenderLease.objects.filter(name=LEASE_NAME)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__lt=now))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
         .update(owner=owner, expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS))
     )
     return bool(taken)
@@ -108,7 +108,11 @@ def lease_renew(owner: str) -> bool:
 
 
 def lease_release(owner: str) -> None:
-    SenderLease.objects.filter(name=LEASE_NAME, owner=owner).update(expires_at=None, owner="")
+    # A released lease keeps the moment it was let go: the health check reports it as the
+    # sender's last sign of life (portal/health.py).
+    SenderLease.objects.filter(name=LEASE_NAME, owner=owner).update(
+        expires_at=timezone.now(), owner=""
+    )
 
 
 def lease_alive() -> bool:

@@ -145,7 +145,13 @@ def _bad_input(request, message: str):
     from django.http import HttpResponseBadRequest
     from django.template.loader import render_to_string
 
-    if request.path.startswith(("/webhooks/", "/api/")):
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        from portal.api.errors import error_body
+
+        return JsonResponse(error_body(status_code=400, code="invalid", detail=message), status=400)
+    if request.path.startswith("/webhooks/"):
         return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
     return HttpResponseBadRequest(
         render_to_string("400.html", {"message": message}, request=request)
@@ -179,8 +185,11 @@ class SecondFactorMiddleware:
         if request.path.startswith("/api/"):
             from django.http import JsonResponse
 
+            from portal.api.errors import error_body
+
+            detail = "Finish two-factor sign-in in the portal first (or use an API token)."
             return JsonResponse(
-                {"detail": "Finish two-factor sign-in in the portal first."}, status=403
+                error_body(status_code=403, code="permission_denied", detail=detail), status=403
             )
         from django.contrib.auth.views import redirect_to_login
         from django.urls import reverse

@@ -43,6 +43,10 @@ def onboarding_request_get_for_user(*, user, pk: int) -> OnboardingRequest:
     return get_object_or_404(qs, pk=pk)
 
 
+def onboarding_comments_for(*, onboarding_request: OnboardingRequest) -> QuerySet:
+    return onboarding_request.comments.select_related("author").order_by("created_at", "id")
+
+
 def onboarding_requests_queue(
     *, status: str | None = None, instance_id: int | None = None, search: str = ""
 ) -> QuerySet[OnboardingRequest]:
@@ -95,6 +99,20 @@ def last_submission_data(*, obj: OnboardingRequest) -> dict:
         .first()
     )
     return data or {}
+
+
+def participant_consent_events(*, participant) -> QuerySet[AuditEvent]:
+    """A participant's opt-outs and opt-ins (texted, from the provider, by staff, written to
+    REDCap), oldest first, from the audit log."""
+    return (
+        AuditEvent.objects.filter(
+            object_type="participant",
+            object_id=str(participant.pk),
+            action__startswith="participant.",
+        )
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
 
 
 def audit_events(

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc files, served from here (no CDN)
     "django_q",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -168,6 +169,10 @@ RATE_LIMITS = {
     "resend_verification_target": (3, 3600),
     "two_factor": (10, 900),
     "webhook": (env.int("WEBHOOK_RATE_PER_MINUTE", default=600), 60),
+    # The REST API: requests a minute per token (or signed-in person), and per address for
+    # calls without a token.
+    "api": (env.int("API_RATE_PER_MINUTE", default=300), 60),
+    "api_anonymous": (env.int("API_ANONYMOUS_RATE_PER_MINUTE", default=60), 60),
 }
 
 # Two-factor sign-in (django-otp): TOTP apps and recovery codes. Administrators must use it.
@@ -211,6 +216,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_SUBJECT_PREFIX = env("EMAIL_SUBJECT_PREFIX", default="[StudyText] ")
 
 # --- REST API ---------------------------------------------------------------------------------
+# JSON only, strict input, one error shape, paged lists, a rate limit per token (portal/api/,
+# docs/architecture.md "The REST API").
 REST_FRAMEWORK = {
     # Token first: DRF takes the WWW-Authenticate header from the first class, and without one
     # (SessionAuthentication has none) a missing or wrong token is answered 403 instead of 401.
@@ -222,18 +229,61 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "portal.api.authentication.TokenScopePermission",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.errors.LimitedJSONParser"],
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.ApiAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": "600/minute"},
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.ApiRateThrottle"],
 }
+# The largest JSON body the API reads (a message rule with a long record list fits easily).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "StudyText API",
-    "DESCRIPTION": "SMS texting for REDCap studies. Send `Authorization: Token <key>`.",
+    "DESCRIPTION": (BASE_DIR / "portal" / "api" / "description.md").read_text(),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # portal/api/urls.py's `id` converter: up to 18 digits.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
+    },
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectStatusEnum": "projects.models.Project.Status",
+        "RuleStatusEnum": "messaging.models.MessageRule.Status",
+        "MessageStatusEnum": "messaging.models.Message.Status",
+        "OnboardingStatusEnum": "portal.models.OnboardingRequest.Status",
+        "CreditPackStatusEnum": "billing.models.RequestStatus",
+        "ParticipantIssueEnum": "projects.models.Participant.Issue",
+        "ReplyKeywordEnum": "messaging.models.Reply.Keyword",
+        "RuleListStatusEnum": ["current", "archived"],
+        "HealthStatusEnum": ["ok", "failing"],
+        "ParticipantStatusEnum": "portal.api.serializers.PARTICIPANT_STATUSES",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.strict_request_bodies",
+    ],
+    "TAGS": [
+        {"name": "api", "description": "Where to start, and whether StudyText is working."},
+        {"name": "projects", "description": "Your projects: links, plan and this month's use."},
+        {"name": "participants", "description": "Participants (numbers masked), opt-outs."},
+        {"name": "message rules", "description": "What to text, to whom and when."},
+        {"name": "messages", "description": "The texts: log, detail, ad-hoc texts, sends."},
+        {"name": "replies", "description": "What participants texted back."},
+        {"name": "billing", "description": "Usage, history and credit packs."},
+        {"name": "onboarding", "description": "Your requests to enable texting."},
+    ],
 }
+# Health (portal/health.py): seconds after which a waiting task, a silent dispatcher, or texts
+# waiting with no sender make `GET /api/health/` fail (HTTP 503).
+HEALTH_TASK_MAX_SECONDS = env.int("HEALTH_TASK_MAX_SECONDS", default=300)
+HEALTH_DISPATCHER_MAX_SECONDS = env.int("HEALTH_DISPATCHER_MAX_SECONDS", default=300)
+HEALTH_SENDER_MAX_SECONDS = env.int("HEALTH_SENDER_MAX_SECONDS", default=300)
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -82,6 +82,30 @@ def project_setup_state(*, project: Project) -> dict[str, bool]:
     }
 
 
+def project_links(*, project: Project) -> dict:
+    """The state of the project's REDCap and SMS-provider links, without their secrets."""
+    from projects.models import ProviderLink, RedcapLink
+
+    redcap = (
+        RedcapLink.objects.filter(project=project)
+        .only("last_checked_at", "last_error", "redcap_project_title")
+        .first()
+    )
+    provider = (
+        ProviderLink.objects.filter(project=project)
+        .only(
+            "provider",
+            "is_paused",
+            "paused_reason",
+            "last_checked_at",
+            "last_error",
+            "rate_per_second",
+        )
+        .first()
+    )
+    return {"redcap": redcap, "provider": provider}
+
+
 def account_project_slots(*, project: Project) -> dict[str, int]:
     """The project's account: its plan's project limit and the projects taking a slot now."""
     account = project.account

@@ -967,8 +967,11 @@ def _alert_owners_bad_credentials(link: ProviderLink, detail: str) -> None:
         )
 
 
-def opt_out_record(*, participant: Participant, source: str, detail: str = "") -> OptOut | None:
-    """Add the participant's number to the suppression list and cancel their queued texts."""
+def opt_out_record(
+    *, participant: Participant, source: str, detail: str = "", actor=None
+) -> OptOut | None:
+    """Add the participant's number to the suppression list and cancel their queued texts.
+    `actor`: the staff member who did it (None when the participant or provider did)."""
     if not participant.phone_fingerprint:
         return None
     with transaction.atomic():
@@ -991,11 +994,11 @@ def opt_out_record(*, participant: Participant, source: str, detail: str = "") -
             )
             audit.send(
                 sender=OptOut,
-                actor=None,
+                actor=actor,
                 action="participant.opted_out",
                 obj=participant,
                 message=f"Record {participant.record_id} opted out: "
-                f"{opt_out.get_source_display()}.",
+                f"{opt_out.get_source_display()}" + (f" ({detail})." if actor else "."),
             )
     return opt_out
 
