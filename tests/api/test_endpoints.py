@@ -100,7 +100,7 @@ def test_an_opted_out_participant_cannot_be_texted_through_the_api_either(world,
 
 def test_send_now_answers_the_sends_id_and_its_progress_address(world, api):
     url = reverse("api-rule-send-now", args=[world.project.pk, world.rule.pk])
-    response = api("editor", "POST", url)
+    response = api("editor", "POST", url, {"audience": "everyone"})
     assert response.status_code == 202, response.content
     body = response.json()
     send = Send.objects.get(pk=body["id"])
@@ -108,6 +108,28 @@ def test_send_now_answers_the_sends_id_and_its_progress_address(world, api):
     progress = api("viewer", "GET", body["progress"]).json()
     assert progress["id"] == send.pk and progress["progress"]["total"] == 2
     assert progress["rule"] == {"id": world.rule.pk, "name": "Check-in"}
+
+
+def test_send_now_by_default_texts_only_those_who_have_not_received_it(world, api):
+    url = reverse("api-rule-send-now", args=[world.project.pk, world.rule.pk])
+
+    response = api("editor", "POST", url)
+
+    assert response.status_code == 202, response.content
+    send = Send.objects.get(pk=response.json()["id"])
+    assert send.total == 1  # Sam received it already; only Kim is texted
+    assert list(send.messages.values_list("participant__record_id", flat=True)) == ["2"]
+
+
+def test_send_now_refuses_an_audience_it_does_not_know(world, api):
+    url = reverse("api-rule-send-now", args=[world.project.pk, world.rule.pk])
+    before = Send.objects.count()
+
+    response = api("editor", "POST", url, {"audience": "all"})
+
+    assert response.status_code == 400
+    assert "audience" in response.json()["fields"]
+    assert Send.objects.count() == before
 
 
 def test_a_paused_rule_cannot_be_sent_now(world, api):

@@ -207,31 +207,47 @@ RuleArchiveApi = _status_action(
 )
 
 
+class SendNowInput(NoInput):
+    audience = serializers.ChoiceField(
+        choices=[
+            ("new", "only the current recipients who have not received it"),
+            ("everyone", "every current recipient again (a deliberate second send)"),
+        ],
+        default="new",
+        help_text="Who gets the text. `new` (the default): the current recipients who have not "
+        "received it and have no copy waiting, as the web page's Send now offers first. "
+        "`everyone`: every current recipient with no copy waiting, a second copy for those who "
+        "received it. Nobody ever gets two copies at once.",
+    )
+
+
 class RuleSendNowApi(RuleApi):
     serializer_class = SendStartedSerializer
 
     @extend_schema(
         tags=["message rules"],
         summary="Send a rule's text now",
-        description="Queues the rule's text for every current recipient now, as the web "
-        "page's Send now does: sending hours, consent, opt-outs and the quota still apply at "
+        description="Queues the rule's text now, as the web page's Send now does: by default "
+        "only for the current recipients who have not received it (`audience`: `everyone` "
+        "sends it again to all); sending hours, consent, opt-outs and the quota still apply at "
         "release. Answers 202 with the send's id and the address of its progress. Editors and "
-        "owners. No body.",
-        request=None,
+        "owners. The body may be empty.",
+        request=SendNowInput,
         responses={202: SendStartedSerializer},
         examples=[
+            example("Only those who have not received it", {"audience": "new"}, request=True),
             example(
                 "Started",
                 {"id": 55, "total": 140, "progress": "/api/projects/12/sends/55/"},
                 status=202,
-            )
+            ),
         ],
     )
     def post(self, request, project_id: int, rule_id: int):
         project = self.get_project(min_role=EDITOR)
         rule = self.get_rule(project)
-        self.body(NoInput)
-        send = messaging_services.send_now(rule=rule, actor=request.user)
+        data = self.body(SendNowInput)
+        send = messaging_services.send_now(rule=rule, actor=request.user, audience=data["audience"])
         progress = reverse("api-send-detail", args=[project.pk, send.pk])
         return answer(
             SendStartedSerializer,
