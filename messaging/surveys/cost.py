@@ -56,8 +56,10 @@ def _filler(instrument: Instrument) -> dict[str, str]:
     return values
 
 
-def _question_segments(instrument: Instrument, question: Question, now: dt.datetime) -> int:
-    text = question_text(instrument, question, values=_filler(instrument), now=now)
+def _question_segments(
+    instrument: Instrument, question: Question, filler: dict[str, str], now: dt.datetime
+) -> int:
+    text = question_text(instrument, question, values=filler, now=now)
     if offers_default(question) and "Reply OK for" not in text:
         text += " Reply OK for " + "x" * PIPED_CHARACTERS + "."  # a default piped from the record
     return segments.count(text).segments
@@ -82,8 +84,9 @@ def survey_cost(
     if intro.strip():
         lines.append(CostLine("Intro", 1, _worst_segments(intro)))
     invalid_segments = _worst_segments(invalid) if invalid.strip() else 0
+    filler = _filler(instrument)
     for question in instrument.questions:
-        each = _question_segments(instrument, question, now)
+        each = _question_segments(instrument, question, filler, now)
         if not question.asks:
             lines.append(CostLine(f"Information {question.field}", 1, each))
             continue

@@ -364,6 +364,9 @@ def _classify(
         except logic.LogicError as exc:
             return refuse(f"its branching logic cannot be read here: {exc.detail}")
 
+    if field_type == "descriptive":
+        form = row.get("form_name", "")
+        return Question(field=name, form=form, kind=field_type, label=label, branching=branching)
     if name in matrix_headers and matrix_headers[name] and label:
         label = f"{matrix_headers[name]}\n{label}"
     minimum = (row.get("text_validation_min") or "").strip()
@@ -399,14 +402,6 @@ def _classify(
         max_checked=_whole(tags.get("MAXCHECKED", "")) if field_type == "checkbox" else None,
         slider_labels=slider_labels,
     )
-    if field_type == "descriptive":
-        return Question(
-            field=name,
-            form=question.form,
-            kind="descriptive",
-            label=label,
-            branching=branching,
-        )
     return question
 
 
