@@ -3,7 +3,8 @@
 Forgiving as a coordinator would expect (docs/redcap.md, "Text surveys"):
 
 - case, spacing and a trailing period or "!" never matter for a coded answer;
-- yes/no: YES, Y, YEAH, YEP, 1 / NO, N, NOPE, 0 (true/false likewise, with T and F);
+- yes/no: YES, Y, YEAH, YEP, 1 / NO, N, NOPE, 0, with "please", "thanks"... around them
+  (true/false likewise, with T and F);
 - a choice: the number shown, the REDCap code, or the label; checkboxes: "1,3", "1 3",
   "1 and 3", labels too;
 - numbers: "7", "+7", "7.", "7 hours", "seven" (zero to twenty), "1,000" as a thousand; in a
@@ -28,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from messaging import piping
+from messaging import keywords, piping
 from messaging.surveys import dates
 from messaging.surveys.fields import (
     DATE_VALIDATIONS,
@@ -303,11 +304,20 @@ def parse_answer(
     return _validated(question, text, values=values, now=now)
 
 
+_FILLER = re.compile(
+    rf"^(?:(?:{'|'.join(map(re.escape, keywords.FILLER))}) )*(.+?)"
+    rf"(?: (?:{'|'.join(map(re.escape, keywords.FILLER))}))*$"
+)
+
+
 def _yes_no(question: Question, normal: str) -> Answer | Invalid:
     yes, no = (YES, NO) if question.kind == "yesno" else (TRUE, FALSE)
-    if normal in yes:
+    # "Yes please", "no, thanks": the politeness the keyword rules allow around a keyword.
+    words = " ".join(re.sub(r"[^\w\s]", " ", normal).split())
+    core = match.group(1) if (match := _FILLER.match(words)) else words
+    if normal in yes or core in yes:
         return Answer(question.field, "1")
-    if normal in no:
+    if normal in no or core in no:
         return Answer(question.field, "0")
     words = "YES or NO" if question.kind == "yesno" else "TRUE or FALSE"
     return Invalid(question.field, f"Please reply {words}.")

@@ -56,12 +56,21 @@ def test_yes_reads_as_1(reply):
     assert value(YESNO, reply) == "1"
 
 
-@pytest.mark.parametrize("reply", ["No", "n", "0", "NO.", "  no  ", "Nope"])
+@pytest.mark.parametrize("reply", ["Yes please", "yes, thank you!", "OK yes", "y thx"])
+def test_yes_with_politeness_around_it_is_yes(reply):
+    assert value(YESNO, reply) == "1"
+
+
+@pytest.mark.parametrize(
+    "reply", ["No", "n", "0", "NO.", "  no  ", "Nope", "No thanks", "no, sorry"]
+)
 def test_no_reads_as_0(reply):
     assert value(YESNO, reply) == "0"
 
 
-@pytest.mark.parametrize("reply", ["maybe", "2", "yes no", "yess"])
+@pytest.mark.parametrize(
+    "reply", ["maybe", "2", "yes no", "yess", "no idea", "not sure", "yes but"]
+)
 def test_anything_else_to_yes_no_asks_for_yes_or_no(reply):
     assert why(YESNO, reply) == "Please reply YES or NO."
 
