@@ -193,6 +193,11 @@ class RedcapClient:
         """Which instruments each event has; raises RedcapNotLongitudinal for a classic one."""
         return self._call("formEventMapping")
 
+    def repeating_forms_events(self) -> list[dict[str, Any]]:
+        """Which instruments (``form_name``) and events repeat. REDCap answers 400 for a project
+        that repeats nothing, and 403 to a token without Project Design rights."""
+        return self._call("repeatingFormsEvents")
+
     def record_id_field(self) -> str:
         """The project's record-id field: the first field of the data dictionary."""
         if self._record_id_field is None:
@@ -457,6 +462,8 @@ class RedcapClient:
             rights = "API import rights" if purpose == "import" else "API export rights"
             if content == "participantList":
                 rights = "the API export and Survey Distribution Tools rights"
+            if content == "repeatingFormsEvents":
+                rights = "the API export and Project Design and Setup rights"
             return RedcapAuthError(
                 f"REDCap refused the API token: it is wrong, or its user lacks {rights}.{suffix}",
                 status_code=status,

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from projects.sandbox import text_surveys
+
 REDCAP_VERSION = "14.5.11"
 METADATA_KEYS = (
     "field_name",
@@ -58,7 +60,7 @@ def _field(name: str, form: str, field_type: str, label: str, **extra: str) -> d
 
 
 YES_NO = "1, Yes | 0, No"
-METADATA: tuple[dict[str, str], ...] = (
+BASE_METADATA: tuple[dict[str, str], ...] = (
     _field("record_id", "contact", "text", "Record ID"),
     _field("first_name", "contact", "text", "First name", identifier="y"),
     _field(
@@ -126,12 +128,20 @@ METADATA: tuple[dict[str, str], ...] = (
     ),
     _field("wk_notes", "weekly_checkin", "notes", "Anything else you would like to tell us?"),
 )
-INSTRUMENTS = (
+BASE_INSTRUMENTS = (
     ("contact", "Contact and consent"),
     ("baseline_survey", "Baseline survey"),
     ("weekly_checkin", "Weekly check-in"),
 )
-SURVEYS = ("baseline_survey", "weekly_checkin")
+BASE_SURVEYS = ("baseline_survey", "weekly_checkin")
+# The demo project (and the projects copied from it) also has the text-survey instruments, one
+# of them repeating (projects/sandbox/text_surveys.py).
+METADATA = BASE_METADATA + tuple(
+    _field(name, form, field_type, label, **extra)
+    for name, form, field_type, label, extra in text_surveys.FIELDS
+)
+INSTRUMENTS = BASE_INSTRUMENTS + text_surveys.INSTRUMENTS
+SURVEYS = BASE_SURVEYS + tuple(name for name, _ in text_surveys.INSTRUMENTS)
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,7 @@ class SandboxProject:
     metadata: tuple[dict[str, str], ...] = METADATA
     instruments: tuple[tuple[str, str], ...] = INSTRUMENTS
     surveys: tuple[str, ...] = SURVEYS
+    repeating: tuple[str, ...] = text_surveys.REPEATING  # repeating instruments
     info: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -205,7 +216,7 @@ class SandboxProject:
             "custom_record_label": "",
             "secondary_unique_field": "",
             "is_longitudinal": int(self.longitudinal),
-            "has_repeating_instruments_or_events": 0,
+            "has_repeating_instruments_or_events": int(bool(self.repeating)),
             "surveys_enabled": 1,
             "scheduling_enabled": 0,
             "record_autonumbering_enabled": 1,
@@ -234,6 +245,10 @@ SANDBOX_PROJECTS: dict[int, SandboxProject] = {
         pid=102,
         token=LONGITUDINAL_TOKEN,
         title="Demo: Sleep and Activity (longitudinal)",
+        metadata=BASE_METADATA,
+        instruments=BASE_INSTRUMENTS,
+        surveys=BASE_SURVEYS,
+        repeating=(),
         events=(
             Event("baseline_arm_1", "Baseline", ("contact", "baseline_survey"), event_id=41),
             Event("week_1_arm_1", "Week 1", ("weekly_checkin",), event_id=42, day_offset=7),
@@ -285,12 +300,16 @@ SURVEY_ANSWERS = {
 }
 
 
-def blank_row(project: SandboxProject) -> dict[str, str]:
-    """A new record's values: checkbox options and form statuses are "0", the rest blank."""
-    return {
-        name: "0" if name != original or name == f"{form}_complete" else ""
-        for name, original, form in export_columns(project)
-    }
+def blank_row(project: SandboxProject, repeat_form: str = "") -> dict[str, str]:
+    """A new record's values: checkbox options and form statuses are "0", the rest blank. The
+    columns of repeating instruments are blank on a record's own row; an instance's row
+    (``repeat_form``) holds that instrument's columns only."""
+    row = {}
+    for name, original, form in export_columns(project):
+        applies = form == repeat_form if repeat_form else form not in project.repeating
+        coded = name != original or name == f"{form}_complete"
+        row[name] = "0" if coded and applies else ""
+    return row
 
 
 def _answer(row: dict[str, str], survey: str, status: str) -> None:

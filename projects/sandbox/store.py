@@ -68,6 +68,8 @@ def export_field_names(project: SandboxProject, *, field: str = "") -> list[dict
 # --- The store -------------------------------------------------------------------------------
 _lock = threading.RLock()
 _rows: dict[int, dict[tuple[str, str], dict[str, str]]] = {}
+# Instances of repeating instruments: (record, event, instrument) -> {instance: values}.
+_instances: dict[int, dict[tuple[str, str, str], dict[int, dict[str, str]]]] = {}
 
 
 def reset(*, today: date | None = None) -> None:
@@ -75,8 +77,10 @@ def reset(*, today: date | None = None) -> None:
     today = today or date.today()
     with _lock:
         _rows.clear()
+        _instances.clear()
         for pid, project in SANDBOX_PROJECTS.items():
             _rows[pid] = seed(project, today)
+            _instances[pid] = {}
 
 
 def project_create(*, pid: int, token: str, title: str) -> SandboxProject:
@@ -92,6 +96,7 @@ def project_create(*, pid: int, token: str, title: str) -> SandboxProject:
         SANDBOX_PROJECTS[pid] = project
         if _rows:  # else the first reset() seeds it with the others
             _rows[pid] = seed(project, date.today())
+            _instances[pid] = {}
         return project
 
 
@@ -192,9 +197,9 @@ def record_header(
     project: SandboxProject, *, fields: Sequence[str] = (), forms: Sequence[str] = ()
 ) -> list[str]:
     """The columns of a record export (what a CSV export's header row lists)."""
-    head = [project.record_id_field] + (["redcap_event_name"] if project.longitudinal else [])
-    columns = _record_columns(project, data_fields(project, fields), forms)
-    return head + [name for name, _ in columns]
+    fields = data_fields(project, fields)
+    columns = _record_columns(project, fields, forms)
+    return _head(project, fields, forms) + [name for name, _ in columns]
 
 
 def export_records(
@@ -214,7 +219,7 @@ def export_records(
         check_events(project, events)
     pk = project.record_id_field
     columns = _record_columns(project, fields, forms)
-    head = [pk] + (["redcap_event_name"] if project.longitudinal else [])
+    head = _head(project, fields, forms)
     stored = rows(project)
     by_record: dict[str, dict[str, dict[str, str]]] = {}
     for record, event, values in stored:
@@ -225,22 +230,91 @@ def export_records(
             continue
         if project.longitudinal and events and event not in events:
             continue
-        context = {**values, "redcap_event_name": event} if event else values
-        if logic is not None and not logic.evaluate(context, events=by_record[record]):
-            continue
-        row = {pk: record}
-        if project.longitudinal:
-            row["redcap_event_name"] = event
-        for name, original in columns:
-            value = values.get(name, "")
-            row[name] = _label(project, name, original, value) if labels else value
-        out.append({k: row[k] for k in head + [c for c, _ in columns]})
+        base = {**values, "redcap_event_name": event} if event else values
+        found = [("", "", values)]
+        if REPEAT_COLUMNS[0] in head:
+            found += instance_rows(project, record=record, event=event)
+        for form, instance, row_values in found:
+            context = {**base, **{k: v for k, v in row_values.items() if v}} if form else base
+            if logic is not None and not logic.evaluate(context, events=by_record[record]):
+                continue
+            row = {pk: record, "redcap_event_name": event}
+            row.update(zip(REPEAT_COLUMNS, (form, str(instance) if form else ""), strict=True))
+            for name, original in columns:
+                value = row_values.get(name, "")
+                row[name] = _label(project, name, original, value) if labels else value
+            out.append({k: row[k] for k in head + [c for c, _ in columns]})
     return out
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+REPEAT_COLUMNS = ("redcap_repeat_instrument", "redcap_repeat_instance")
+
+
+def _head(project: SandboxProject, fields: Sequence[str], forms: Sequence[str]) -> list[str]:
+    """The columns before the data: the record id, the event (longitudinal projects) and, when
+    the export covers a repeating instrument's columns, which instrument and instance a row
+    is (blank on a record's own row), as REDCap adds them."""
+    head = [project.record_id_field] + (["redcap_event_name"] if project.longitudinal else [])
+    covered = (
+        {form for _, _, form in export_columns(project)}
+        if not fields and not forms
+        else (set(forms) | {f for _, original, f in export_columns(project) if original in fields})
+    )
+    if covered & set(project.repeating):
+        head += list(REPEAT_COLUMNS)
+    return head
+
+
+def instance_rows(
+    project: SandboxProject, *, record: str, event: str = ""
+) -> list[tuple[str, int, dict[str, str]]]:
+    """A record's instances of repeating instruments as (instrument, instance, values), in
+    instrument order, then by instance."""
+    with _lock:
+        _project_rows(project)
+        stored = _instances.setdefault(project.pid, {})
+        return [
+            (form, number, dict(values))
+            for form in project.repeating
+            for number, values in sorted(stored.get((record, event, form), {}).items())
+        ]
+
+
+_YMD = r"\d{4}-\d{2}-\d{2}"
+_DECIMALS = {f"number_{n}dp": rf"[+-]?\d+\.\d{{{n}}}" for n in range(1, 5)}
+_COMMA_DECIMALS = {f"number_{n}dp_comma_decimal": rf"[+-]?\d+,\d{{{n}}}" for n in range(1, 5)}
+# What an import may write for each validation, as REDCap stores it, and REDCap-style words.
+VALIDATIONS: dict[str, tuple[str, str]] = {
+    **{f"date_{o}": (_YMD, "a date in the format Y-M-D") for o in ("ymd", "mdy", "dmy")},
+    **{
+        f"datetime_{o}": (_YMD + r" \d{2}:\d{2}", "a datetime in the format Y-M-D H:M")
+        for o in ("ymd", "mdy", "dmy")
+    },
+    **{
+        f"datetime_seconds_{o}": (
+            _YMD + r" \d{2}:\d{2}:\d{2}",
+            "a datetime in the format Y-M-D H:M:S",
+        )
+        for o in ("ymd", "mdy", "dmy")
+    },
+    "time": (r"(?:[01]\d|2[0-3]):[0-5]\d", "a time in the format HH:MM"),
+    "integer": (r"[+-]?\d+", "an integer"),
+    "number": (r"[+-]?(\d+(\.\d*)?|\.\d+)", "a number"),
+    **{
+        name: (pattern, "a number with those decimal places") for name, pattern in _DECIMALS.items()
+    },
+    "number_comma_decimal": (r"[+-]?\d+(,\d+)?", "a number with a comma as decimal"),
+    **{
+        name: (pattern, "a number with those decimal places")
+        for name, pattern in _COMMA_DECIMALS.items()
+    },
+    "email": (r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,63}", "a valid e-mail address"),
+    "phone": (
+        r"\(?[2-9]\d{2}\)?[ .-]*[2-9]\d{2}[ .-]*\d{4}(?: x\d+)?",
+        "a 10-digit US phone number",
+    ),
+    "zipcode": (r"\d{5}(?:-\d{4})?", "a 5- or 9-digit US ZIP code"),
+}
 
 
 def _value_problem(meta: Mapping[str, str] | None, column: str, value: str) -> str | None:
@@ -253,12 +327,18 @@ def _value_problem(meta: Mapping[str, str] | None, column: str, value: str) -> s
     if single_choice and value not in choices(meta):
         return f"The value is not a valid category for {column}"
     validation = meta["text_validation_type_or_show_slider_number"]
-    if validation == "date_ymd" and not _DATE.fullmatch(value):
-        return "The value must be a date in the format Y-M-D"
-    if validation == "integer" and not _INTEGER.fullmatch(value):
-        return "The value must be an integer"
-    if validation == "number" and not _NUMBER.fullmatch(value):
-        return "The value must be a number"
+    if meta["field_type"] == "slider":
+        validation = "integer"
+    elif meta["field_type"] != "text":
+        return None
+    pattern, words = VALIDATIONS.get(validation, ("", ""))
+    if pattern and not re.fullmatch(pattern, value):
+        return f"The value must be {words}"
+    if validation.startswith("date"):
+        try:
+            date.fromisoformat(value[:10])
+        except ValueError:
+            return f"The value must be {words}"
     return None
 
 
@@ -267,14 +347,16 @@ DATE_FORMATS = {"YMD": "Y-M-D", "MDY": "M/D/Y", "DMY": "D/M/Y"}
 
 
 def _as_ymd(value: str, date_format: str) -> str:
-    """A date in the import's `dateFormat` (MDY: 03/31/2026, DMY: 31/03/2026) as REDCap stores
-    it (2026-03-31); a value that does not fit is left as it is, to be refused."""
-    found = _DAY_FIRST.fullmatch(value.strip()) if date_format in ("MDY", "DMY") else None
+    """A date (or a datetime's date) in the import's `dateFormat` (MDY: 03/31/2026, DMY:
+    31/03/2026) as REDCap stores it (2026-03-31); a value that does not fit is left as it is,
+    to be refused."""
+    day, _, clock = value.strip().partition(" ")
+    found = _DAY_FIRST.fullmatch(day) if date_format in ("MDY", "DMY") else None
     if not found:
         return value
     first, second, year = found.groups()
     month, day = (first, second) if date_format == "MDY" else (second, first)
-    return f"{year}-{int(month):02d}-{int(day):02d}"
+    return f"{year}-{int(month):02d}-{int(day):02d}" + (f" {clock}" if clock else "")
 
 
 def next_record_id(project: SandboxProject) -> int:
@@ -304,6 +386,7 @@ def import_records(
     columns = {name: (original, form) for name, original, form in export_columns(project)}
     metas = project.fields_by_name()
     allowed_extra = {"redcap_event_name"} if project.longitudinal else set()
+    allowed_extra |= set(REPEAT_COLUMNS) if project.repeating else set()
     unknown = sorted({k for row in data for k in row} - set(columns) - allowed_extra)
     if unknown:
         raise SandboxError(
@@ -311,7 +394,7 @@ def import_records(
             + ", ".join(unknown)
         )
     problems: list[str] = []
-    changes: list[tuple[str, str, dict[str, str]]] = []
+    changes: list[tuple[str, str, str, str, dict[str, str]]] = []
     for row in data:
         record = str(row.get(pk) or "").strip()
         if not record:
@@ -324,12 +407,24 @@ def import_records(
                     f'"{record}","redcap_event_name","{event}","The event is not valid"'
                 )
                 continue
+        repeat_form, instance, problem = _repeat_target(project, row)
+        if problem:
+            problems.append(f'"{record}",{problem}')
+            continue
         values = {}
         for column, raw in row.items():
-            if column in (pk, "redcap_event_name"):
+            if column in (pk, "redcap_event_name", *REPEAT_COLUMNS):
                 continue
             value = "" if raw is None else str(raw)
             original, form = columns[column]
+            if value and form != repeat_form and (repeat_form or form in project.repeating):
+                where = f"the repeating instrument {repeat_form}" if repeat_form else "a row"
+                problems.append(
+                    f'"{record}","{column}","{value}","The field belongs to the instrument '
+                    f"{form}, not to {where}: give redcap_repeat_instrument and "
+                    'redcap_repeat_instance for repeating instruments"'
+                )
+                continue
             if event and not project.form_in_event(form, event):
                 if value:
                     problems.append(
@@ -338,34 +433,71 @@ def import_records(
                     )
                 continue
             meta = metas.get(original) if original == column else None
-            if meta and meta["text_validation_type_or_show_slider_number"] == "date_ymd":
+            if meta and meta["text_validation_type_or_show_slider_number"].startswith("date"):
                 value = _as_ymd(value, date_format)
             problem = _value_problem(meta, column, value)
             if problem:
                 problems.append(f'"{record}","{column}","{value}","{problem}"')
             elif value or overwrite:
                 values[column] = value
-        changes.append((record, event, values))
+        changes.append((record, event, repeat_form, instance, values))
     if problems:
         raise SandboxError("\n".join(problems))
     with _lock:
         renamed: dict[str, str] = {}
         if auto_number:
             following = next_record_id(project)
-            for record, _, _ in changes:
+            for record, *_ in changes:
                 if record not in renamed:
                     renamed[record] = str(following)
                     following += 1
         stored = _project_rows(project)
-        for record, event, values in changes:
+        for record, event, repeat_form, instance, values in changes:
             record_id = renamed.get(record, record)
             target = stored.get((record_id, event))
-            if target is None:
+            if target is None:  # REDCap creates the record
                 target = stored[(record_id, event)] = blank_row(project)
                 target[pk] = record_id
+            if repeat_form:
+                target = _instance(project, record_id, event, repeat_form, instance)
             target.update(values)
-    originals = list(dict.fromkeys(record for record, _, _ in changes))
+    originals = list(dict.fromkeys(record for record, *_ in changes))
     return [(renamed.get(record, record), record) for record in originals]
+
+
+def _repeat_target(project: SandboxProject, row: Mapping[str, object]) -> tuple[str, str, str]:
+    """(repeating instrument, instance, problem) of an import row, checked as REDCap does: the
+    instrument must repeat, and the instance is a whole number from 1, or "new"."""
+    form_column, instance_column = REPEAT_COLUMNS
+    form = str(row.get(form_column) or "").strip()
+    instance = str(row.get(instance_column) or "").strip()
+    problem = ""
+    if form and form not in project.repeating:
+        problem = (
+            f"{form_column} must be the unique form name of a Repeating Instrument. It "
+            "currently does not match the unique form name of any Repeating Instruments."
+        )
+        return form, instance, f'"{form_column}","{form}","{problem}"'
+    if not form and instance:
+        problem = (
+            f"{instance_column} cannot have a value since this instrument or event is not a "
+            "repeating instrument or repeating event, respectively. The "
+            f"{instance_column} field must be left blank for this row."
+        )
+    elif form and not (instance == "new" or (instance.isdigit() and int(instance) >= 1)):
+        problem = f"{instance_column} must be a whole number of 1 or more, or new"
+    return form, instance, f'"{instance_column}","{instance}","{problem}"' if problem else ""
+
+
+def _instance(
+    project: SandboxProject, record: str, event: str, form: str, instance: str
+) -> dict[str, str]:
+    """The stored values of one instance (created blank); "new" is the next instance."""
+    instances = _instances.setdefault(project.pid, {}).setdefault((record, event, form), {})
+    number = max(instances, default=0) + 1 if instance == "new" else int(instance)
+    if number not in instances:
+        instances[number] = blank_row(project, repeat_form=form)
+    return instances[number]
 
 
 # --- Surveys -------------------------------------------------------------------------------
@@ -453,7 +585,10 @@ def participant_list(
         if record in seen:
             continue
         seen.add(record)
-        status = response_status(project, stored.get((record, event), {}), instrument)
+        values = stored.get((record, event), {})
+        if instrument in project.repeating:  # the participant list shows instance 1
+            values = survey_values(SurveyTarget(project, record, instrument, event))
+        status = response_status(project, values, instrument)
         out.append(
             {
                 "email": "",
@@ -485,12 +620,18 @@ def mark_complete(target: SurveyTarget) -> None:
     """What submitting the survey does: the instrument becomes complete for that record."""
     if target.instrument is None:
         raise SandboxError("A survey queue cannot be completed")
+    repeats = target.instrument in target.project.repeating  # its link opens instance 1
     import_records(
         target.project,
         [
             {
                 target.project.record_id_field: target.record,
                 **({"redcap_event_name": target.event} if target.event else {}),
+                **(
+                    dict(zip(REPEAT_COLUMNS, (target.instrument, "1"), strict=True))
+                    if repeats
+                    else {}
+                ),
                 f"{target.instrument}_complete": "2",
             }
         ],
@@ -498,6 +639,17 @@ def mark_complete(target: SurveyTarget) -> None:
 
 
 def survey_values(target: SurveyTarget) -> dict[str, str]:
+    if target.instrument in target.project.repeating:  # its link opens instance 1
+        return next(
+            (
+                values
+                for form, number, values in instance_rows(
+                    target.project, record=target.record, event=target.event
+                )
+                if form == target.instrument and number == 1
+            ),
+            {},
+        )
     for record, event, values in rows(target.project):
         if record == target.record and event == target.event:
             return values

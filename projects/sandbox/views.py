@@ -273,7 +273,22 @@ def _import_answer(return_format: str, content: str, imported: list[tuple[str, s
 
 
 def _repeating(request: HttpRequest, project: SandboxProject) -> HttpResponse:
-    raise SandboxError(NO_REPEATING)  # the sandbox's projects repeat no instrument or event
+    if not project.repeating:
+        raise SandboxError(NO_REPEATING)
+    # Repeating instruments only (no repeating events); event_name only when longitudinal.
+    return _data(
+        request,
+        [
+            {
+                **({"event_name": e} if project.longitudinal else {}),
+                "form_name": form,
+                "custom_form_label": "",
+            }
+            for form in project.repeating
+            for e in (project.event_names() if project.longitudinal else [""])
+            if not project.longitudinal or project.form_in_event(form, e)
+        ],
+    )
 
 
 def _record_param(request: HttpRequest, project: SandboxProject) -> str:

@@ -294,7 +294,7 @@ def test_the_service_accepts_as_dates_exactly_the_fields_the_form_offers(
             assert "date_fields" in exc.message_dict, exc.message_dict
         else:
             accepted.add(name)
-    assert accepted == offered == {"enrollment_date"}
+    assert accepted == offered == {"enrollment_date", "tc_last_checkup"}
 
 
 # --- Longitudinal: the mapped fields must be in the chosen event ----------------------------------

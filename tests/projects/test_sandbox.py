@@ -112,7 +112,13 @@ def test_the_data_dictionary_has_redcaps_18_keys_in_order(api):
     assert by_name["sms_consent"]["select_choices_or_calculations"] == "1, Yes | 0, No"
     assert by_name["enrollment_date"]["text_validation_type_or_show_slider_number"] == "date_ymd"
     assert by_name["optout"]["field_type"] == "checkbox"
-    assert {r["form_name"] for r in rows} == {"contact", "baseline_survey", "weekly_checkin"}
+    assert {r["form_name"] for r in rows} == {
+        "contact",
+        "baseline_survey",
+        "weekly_checkin",
+        "text_checkin",
+        "daily_diary",
+    }
 
 
 # --- The API over the test client ---------------------------------------------------------
@@ -148,7 +154,15 @@ def test_records_export_flat_raw_with_checkboxes_and_form_status(api):
     rows = api(content="record", type="flat").json()
     assert len(rows) == 25
     first = rows[0]
-    assert list(first)[:3] == ["record_id", "first_name", "phone"]
+    # The demo repeats an instrument (the daily diary), so REDCap adds which instance a row is.
+    assert list(first)[:5] == [
+        "record_id",
+        "redcap_repeat_instrument",
+        "redcap_repeat_instance",
+        "first_name",
+        "phone",
+    ]
+    assert (first["redcap_repeat_instrument"], first["redcap_repeat_instance"]) == ("", "")
     assert first["optout___1"] == "0"
     assert first["contact_complete"] == "2"
     assert "bl_intro" not in first  # descriptive fields hold no data
@@ -441,6 +455,8 @@ def test_the_client_reads_the_demo_project_over_http(demo):
         "contact",
         "baseline_survey",
         "weekly_checkin",
+        "text_checkin",
+        "daily_diary",
     ]
     assert {"optout___1"} <= {r["export_field_name"] for r in demo.field_names()}
     assert demo.record_id_field() == "record_id"

@@ -78,6 +78,8 @@ def test_field_names_and_instruments_in_json_and_csv(demo):
         "contact",
         "baseline_survey",
         "weekly_checkin",
+        "text_checkin",
+        "daily_diary",
     ]
     assert _rows(demo.export_instruments(format_type="csv")) == instruments
 
@@ -105,11 +107,15 @@ def test_events_arms_and_mappings_and_redcaps_refusal_for_a_classic_project(demo
         assert refused.value.args[0] == {"error": f"You cannot export {what} for classic projects"}
 
 
-def test_repeating_instruments_answer_as_redcap_does_for_a_project_without_any(demo):
+def test_repeating_instruments_answer_as_redcap_does_with_and_without_any(demo, longitudinal):
     with pytest.raises(RedcapError) as refused:
-        demo.export_repeating_instruments_events()
+        longitudinal.export_repeating_instruments_events()
     assert "does not contain any repeating instruments and events" in str(refused.value)
-    assert demo.export_project_info()["has_repeating_instruments_or_events"] == 0
+    assert longitudinal.export_project_info()["has_repeating_instruments_or_events"] == 0
+    assert demo.export_repeating_instruments_events() == [
+        {"form_name": "daily_diary", "custom_form_label": ""}
+    ]
+    assert demo.export_project_info()["has_repeating_instruments_or_events"] == 1
 
 
 # --- Records --------------------------------------------------------------------------------
