@@ -4,6 +4,8 @@ REDCap does (entry.py). Served only when the sandbox is on, to signed-in users."
 
 from __future__ import annotations
 
+import csv
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -106,6 +108,14 @@ def project_home(request: HttpRequest, pid: int) -> HttpResponse:
     )
 
 
+def _readable(message: str) -> str:
+    """An import's refusal ("record","field","value","problem" a line) as a person reads it."""
+    lines = []
+    for row in csv.reader(message.splitlines()):
+        lines.append(f"{row[1]} “{row[2]}”: {row[3]}." if len(row) == 4 else ", ".join(row))
+    return " ".join(lines)
+
+
 def _widgets(project: SandboxProject, instrument: str, values: dict[str, str]) -> list[dict]:
     widgets = []
     for meta in project.metadata:
@@ -188,7 +198,7 @@ def data_entry(request: HttpRequest, pid: int) -> HttpResponse:
                 base_url=_base_url(request),
             )
         except SandboxError as exc:
-            error = exc.message
+            error = _readable(exc.message)
             values.update(posted)
         else:
             posted_to = entry.det_url(project)
