@@ -109,7 +109,9 @@ def data_entry_trigger_rotate(*, project: Project, actor) -> DataEntryTrigger:
     """A new address; the old one stops working at once (REDCap must be given the new one)."""
     _assert_owner(project, actor)
     with transaction.atomic():
-        trigger = DataEntryTrigger.objects.select_for_update().filter(project=project).first()
+        trigger = (
+            DataEntryTrigger.objects.select_for_update(no_key=True).filter(project=project).first()
+        )
         if trigger is None:
             raise ValidationError("This project has no Data Entry Trigger address to replace.")
         trigger.secret = _new_secret()
@@ -234,7 +236,7 @@ def det_post_accept(*, trigger: DataEntryTrigger, post: DetPost) -> RecordRefres
     created = False
     with transaction.atomic():
         row = (
-            RecordRefresh.objects.select_for_update()
+            RecordRefresh.objects.select_for_update(no_key=True)
             .filter(project=project, record_id=post.record)
             .first()
         )
@@ -251,7 +253,7 @@ def det_post_accept(*, trigger: DataEntryTrigger, post: DetPost) -> RecordRefres
                     )
                 created = True
             except IntegrityError:  # another post of the same record got there first
-                row = RecordRefresh.objects.select_for_update().get(
+                row = RecordRefresh.objects.select_for_update(no_key=True).get(
                     project=project, record_id=post.record
                 )
         if not created:
@@ -378,7 +380,7 @@ def record_refresh_execute(*, refresh_id: int) -> Participant | None:
     now = timezone.now()
     saves = [tuple(s) for s in row.reading_saves]
     with transaction.atomic():
-        current = RecordRefresh.objects.select_for_update().filter(pk=row.pk).first()
+        current = RecordRefresh.objects.select_for_update(no_key=True).filter(pk=row.pk).first()
         if current is not None and current.saves:
             # Saved again while this read ran: read again once those saves settle.
             current.status = Waiting
@@ -423,7 +425,7 @@ def _read_failed(row: RecordRefresh, message: str) -> None:
         "Project %s: a record saved in REDCap could not be read (%s).", row.project_id, message
     )
     with transaction.atomic():
-        current = RecordRefresh.objects.select_for_update().filter(pk=row.pk).first()
+        current = RecordRefresh.objects.select_for_update(no_key=True).filter(pk=row.pk).first()
         if current is not None:
             attempts = current.attempts + 1
             merged = [
