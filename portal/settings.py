@@ -332,12 +332,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Webhook addresses hold a secret: Django's request logs show them masked.
+    "filters": {"webhook_secrets": {"()": "portal.log_filters.MaskWebhookSecrets"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         # httpx logs full request URLs at INFO; keep it quiet so nothing sensitive leaks.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "django.request": {"filters": ["webhook_secrets"]},
+        "django.server": {"filters": ["webhook_secrets"]},
     },
 }
 

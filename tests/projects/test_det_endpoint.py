@@ -314,3 +314,15 @@ def test_posted_values_and_addresses_are_never_kept(client, project):
         {f.name: getattr(row, f.name) for f in RecordRefresh._meta.fields if f.name != "project"}
     )
     assert "5550000000" not in kept and "169.254" not in kept
+
+
+def test_the_secret_in_the_address_is_never_logged(client, project, caplog):
+    secret = project.data_entry_trigger.secret
+    with caplog.at_level("WARNING", logger="django.request"):
+        client.post(_url(project), _fields(record=None))  # 400
+        client.get(_url(project))  # 405
+        client.post(reverse("redcap-det", args=["x" * 43]), _fields())  # 404
+    logged = [r.getMessage() for r in caplog.records if r.name == "django.request"]
+    assert len(logged) == 3
+    assert all("/webhooks/redcap/…/" in line and secret not in line for line in logged), logged
+    assert not any("x" * 43 in line for line in logged)
