@@ -46,6 +46,8 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "projects.fieldmapping": frozenset({V}),
     "projects.participant": frozenset({V}),
     "projects.syncrun": frozenset({V}),
+    "projects.dataentrytrigger": frozenset({V}),  # the address's secret is never shown
+    "projects.recordrefresh": frozenset({V}),
     # Messaging
     "messaging.messagerule": frozenset({V}),
     "messaging.send": frozenset({V}),

@@ -169,6 +169,8 @@ RATE_LIMITS = {
     "resend_verification_target": (3, 3600),
     "two_factor": (10, 900),
     "webhook": (env.int("WEBHOOK_RATE_PER_MINUTE", default=600), 60),
+    # Posts a minute each project's REDCap Data Entry Trigger accepts (docs/redcap.md).
+    "det": (env.int("DET_RATE_PER_MINUTE", default=300), 60),
     # The REST API: requests a minute per token (or signed-in person), and per address for
     # calls without a token.
     "api": (env.int("API_RATE_PER_MINUTE", default=300), 60),
@@ -330,12 +332,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Webhook addresses hold a secret: Django's request logs show them masked.
+    "filters": {"webhook_secrets": {"()": "portal.log_filters.MaskWebhookSecrets"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         # httpx logs full request URLs at INFO; keep it quiet so nothing sensitive leaks.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "django.request": {"filters": ["webhook_secrets"]},
+        "django.server": {"filters": ["webhook_secrets"]},
     },
 }
 
@@ -349,3 +355,7 @@ SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
 SENDER_RETRY_MINUTES = env.int("SENDER_RETRY_MINUTES", default=60)
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)
 PARTICIPANT_SYNC_BATCH_SIZE = env.int("PARTICIPANT_SYNC_BATCH_SIZE", default=200)
+# REDCap's Data Entry Trigger (docs/redcap.md, "Coalescing"): a record is read again once its
+# saves have paused this many seconds, and at the latest this many seconds after the first.
+DET_QUIET_SECONDS = env.float("DET_QUIET_SECONDS", default=2.0)
+DET_MAX_WAIT_SECONDS = env.float("DET_MAX_WAIT_SECONDS", default=20.0)

@@ -9,6 +9,7 @@ from django.views.generic import RedirectView
 from messaging.phone_views import staff_phone_remove
 from portal.forms import PasswordResetForm
 from portal.views import accounts, audit, dashboard, onboarding, two_factor
+from projects import det_views
 
 auth_patterns = [
     path("login/", accounts.SignInView.as_view(), name="login"),
@@ -92,6 +93,7 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("projects/", include("messaging.urls")),
     path("webhooks/", include("messaging.webhook_urls")),
+    path("webhooks/redcap/<str:secret>/", det_views.receive, name="redcap-det"),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
     path("admin/", admin.site.urls),

@@ -5,12 +5,14 @@ from django.db import models
 
 from projects import netguard
 from projects.models import (
+    DataEntryTrigger,
     FieldMapping,
     Membership,
     Participant,
     Project,
     ProjectInvitation,
     ProviderLink,
+    RecordRefresh,
     RedcapInstance,
     RedcapLink,
     SyncRun,
@@ -206,3 +208,31 @@ class SyncRunAdmin(NoSecretsAdmin):
         "error",
     ]
     list_filter = ["status"]
+
+
+@admin.register(DataEntryTrigger)
+class DataEntryTriggerAdmin(NoSecretsAdmin):
+    """Created, replaced and removed by the project's owners on its REDCap page (audited); the
+    secret in its address is never shown here."""
+
+    list_display = ["project", "created_at", "last_post_at", "last_read_at", "last_error_at"]
+    fields = [
+        "project",
+        "created_by",
+        "created_at",
+        "rotated_at",
+        "last_post_at",
+        "last_read_at",
+        "last_error",
+        "last_error_at",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(RecordRefresh)
+class RecordRefreshAdmin(NoSecretsAdmin):
+    """Records REDCap said were saved, waiting for their read (docs/redcap.md, "Coalescing")."""
+
+    list_display = ["record_id", "project", "status", "due_at", "posts", "attempts"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in RecordRefresh._meta.fields]

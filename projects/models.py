@@ -432,3 +432,60 @@ class ProjectInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"Invitation of {self.email} to {self.project}"
+
+
+class DataEntryTrigger(models.Model):
+    """The project's REDCap Data Entry Trigger address (docs/redcap.md, "The Data Entry
+    Trigger"). REDCap posts to it each time someone saves a record; the secret in its path is all
+    that sets it apart, so a post is only a hint: StudyText re-reads the record before acting."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="data_entry_trigger"
+    )
+    secret = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    last_post_at = models.DateTimeField(null=True, blank=True)
+    last_read_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Data Entry Trigger of {self.project}"
+
+
+class RecordRefresh(models.Model):
+    """A record REDCap said was saved, waiting to be read again from REDCap.
+
+    One row per project and record: saves that follow within DET_QUIET_SECONDS fold into it, so
+    a burst of saves costs one read (docs/redcap.md, "Coalescing"). `saves` holds what the posts
+    said was saved (instrument, event, repeat instance: hints, never trusted) since the read in
+    progress began; `reading_saves` what that read answers."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for the saves to settle"
+        READING = "reading", "Being read from REDCap"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    record_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    due_at = models.DateTimeField()
+    first_post_at = models.DateTimeField(null=True, blank=True)
+    last_post_at = models.DateTimeField()
+    posts = models.PositiveIntegerField(default=1)
+    saves = models.JSONField(default=list, blank=True)
+    reading_saves = models.JSONField(default=list, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "record_id"], name="unique_record_refresh")
+        ]
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"Re-read of record {self.record_id} of {self.project_id}"

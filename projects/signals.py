@@ -13,3 +13,13 @@ project_status_changed = Signal()
 # A project's sending hours changed (inside the transaction that changed them). Keyword
 # argument: project. Messaging recomputes when every text waiting for the hours goes out.
 sending_hours_changed = Signal()
+
+# REDCap said a record was saved (its Data Entry Trigger), and StudyText has read that record
+# again and updated its participant (docs/redcap.md, "The Data Entry Trigger"). Sent once per
+# read, after the commit, so a burst of saves of one record sends it once. Ids only:
+# project_id, participant_id, record_id, and what the posts said was saved: instrument, event
+# ("" in a classic project) and repeat_instance (None when REDCap sent none) of the latest save,
+# and `saves`, every distinct (instrument, event, repeat_instance) of the burst, oldest first.
+# These three are REDCap's claims, not facts: a receiver reads REDCap for the values it acts on.
+# Receivers run in the task that read the record: keep them quick (enqueue a task of your own).
+record_saved = Signal()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import views
+from projects import det_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
@@ -24,6 +24,7 @@ urlpatterns = [
     path("<int:pk>/redcap/", views.redcap_link, name="project-redcap"),
     path("<int:pk>/redcap/test/", views.redcap_link_test, name="project-redcap-test"),
     path("<int:pk>/redcap/remove/", views.redcap_link_remove, name="project-redcap-remove"),
+    path("<int:pk>/redcap/det/", det_views.change, name="project-det"),
     path("<int:pk>/redcap/sandbox/", views.redcap_sandbox_create, name="project-redcap-sandbox"),
     path("<int:pk>/fields/", views.field_mapping, name="project-fields"),
     path("<int:pk>/participants/", views.participant_list, name="project-participants"),

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from projects import selectors
+from projects import det_views, selectors
 from projects.access import project_get_for_user
 from projects.forms import (
     WEEKDAYS,
@@ -197,6 +197,7 @@ def redcap_link(request, pk: int):
             "form": form,
             "link": RedcapLink.objects.filter(project=project).first(),
             "sandbox": sandbox.sandbox_offer(project=project) if role == Role.OWNER else None,
+            "det": det_views.det_card(project=project, role=role),
             "tab": "setup",
         },
     )

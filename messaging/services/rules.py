@@ -135,12 +135,13 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
         "survey-link" in piping.tokens(rule.body) or rule.stop_when_complete
     )
     needs_filter = rule.recipients == Recipients.FILTER
-    if not (needs_survey or needs_filter or rule.instrument):
+    needs_records = rule.recipients == Recipients.RECORDS and bool(rule.record_ids)
+    if not (needs_survey or needs_filter or needs_records or rule.instrument):
         return
     try:
         client = redcap_client_for(project)
     except ValidationError as exc:
-        errors["instrument"] = " ".join(exc.messages)
+        errors["instrument" if rule.instrument else "record_ids"] = " ".join(exc.messages)
         return
     try:
         if rule.instrument:
@@ -161,8 +162,32 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
                 client.records(fields=[client.record_id_field()], filter_logic=rule.filter_logic)
             except RedcapRequestError as exc:
                 errors["filter_logic"] = f"REDCap rejected this filter: {exc}"
+        if needs_records:
+            missing = _records_missing(client, rule.record_ids)
+            if missing:
+                errors["record_ids"] = _records_missing_message(missing)
     except RedcapError as exc:
         errors["__all__"] = f"REDCap could not be reached to check the rule: {exc}"
+
+
+def _records_missing(client, record_ids: list[str]) -> list[str]:
+    """The chosen record ids REDCap does not have (one export of their ids, in batches)."""
+    id_field = client.record_id_field()
+    found = {
+        str(row.get(id_field, "")) for row in client.records(records=record_ids, fields=[id_field])
+    }
+    return [r for r in dict.fromkeys(record_ids) if r not in found]
+
+
+def _records_missing_message(missing: list[str]) -> str:
+    shown = [f"“{r}”" for r in missing[:10]]
+    if len(missing) > 10:
+        shown.append(f"{len(missing) - 10:,} more")
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return (
+        f"REDCap has no record{'s' if len(missing) > 1 else ''} {listed}. Use record ids "
+        "that exist in REDCap (the Participants page lists them)."
+    )
 
 
 def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:

@@ -70,14 +70,21 @@ _lock = threading.RLock()
 _rows: dict[int, dict[tuple[str, str], dict[str, str]]] = {}
 # Instances of repeating instruments: (record, event, instrument) -> {instance: values}.
 _instances: dict[int, dict[tuple[str, str, str], dict[int, dict[str, str]]]] = {}
+# Each project's Data Entry Trigger address (Project Setup) and its latest posts, kept like the
+# records; see entry.py.
+det_urls: dict[int, str] = {}
+det_deliveries: dict[int, list] = {}
 
 
 def reset(*, today: date | None = None) -> None:
-    """Forget every import: back to the seed records (dates relative to ``today``)."""
+    """Forget every import and setting: back to the seed records (dates relative to
+    ``today``)."""
     today = today or date.today()
     with _lock:
         _rows.clear()
         _instances.clear()
+        det_urls.clear()
+        det_deliveries.clear()
         for pid, project in SANDBOX_PROJECTS.items():
             _rows[pid] = seed(project, today)
             _instances[pid] = {}

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from projects.logic import LogicError, parse
-from projects.sandbox import store
+from projects.sandbox import entry, store
 from projects.sandbox.data import REDCAP_VERSION, SandboxProject, field_names
 from projects.sandbox.store import SandboxError
 
@@ -424,7 +424,20 @@ def survey(request: HttpRequest) -> HttpResponse:
             {"project": project, "record": target.record, "surveys": surveys},
         )
     if request.method == "POST":
-        store.mark_complete(target)
+        # Submitting completes the survey; "Save & Return Later" keeps it partial. Both are
+        # saves by a person, so both post the Data Entry Trigger (entry.py).
+        partial = "partial" in request.POST
+        if not partial:
+            store.mark_complete(target)
+        entry.det_post(
+            project,
+            record=target.record,
+            instrument=target.instrument,
+            event=target.event,
+            status="0" if partial else "2",
+            username=entry.SURVEY_RESPONDENT,
+            base_url=request.build_absolute_uri(reverse("sandbox-redcap-api")).removesuffix("api/"),
+        )
         return redirect(f"{reverse('sandbox-redcap-survey')}?s={code}")
     status = store.response_status(project, store.survey_values(target), target.instrument)
     return render(

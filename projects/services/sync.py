@@ -7,18 +7,19 @@ from collections.abc import Iterable
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from projects import crypto
 from projects.models import FieldMapping, Participant, Project, RedcapLink, SyncRun
-from projects.redcap import RedcapError
+from projects.redcap import RedcapClient, RedcapError
 from projects.services.links import redcap_client_for
 from projects.services.participants import (
     checkbox_column,
     optout_write_backs_for_project,
+    participant_optout_write_back,
     redcap_marks_opted_out,
 )
 from projects.signals import audit
@@ -318,6 +319,79 @@ def _sync(run: SyncRun, project: Project) -> None:
         message=f"Synced {len(ids)} records: {created} new, {updated} changed, "
         f"{skipped} not usable, {gone} gone from REDCap.",
     )
+
+
+def record_sync(
+    *, project: Project, record_id: str, client: RedcapClient | None = None
+) -> Participant | None:
+    """Read one record's mapped fields from REDCap and update (or create) its participant exactly
+    as a full sync would (the same fields, rules and values; used on a Data Entry Trigger).
+
+    Returns the participant, or None when REDCap has no such record in the mapped event: a
+    participant that had one is then marked gone from REDCap, as the sync marks it. REDCap calls:
+    one export of the record, a second one filtered by the withdrawn logic when the mapping has
+    some, and first the participant's pending opt-out write when there is one (as the sync
+    writes them first, so that this read sees them). Raises RedcapError or ValidationError."""
+    mapping = FieldMapping.objects.get(project=project)
+    client = client or redcap_client_for(project)
+    pending = Participant.objects.filter(project=project, record_id=record_id).exclude(
+        optout_write_pending=""
+    )
+    for participant_id in pending.values_list("pk", flat=True):
+        participant_optout_write_back(participant_id=participant_id)
+    events = [mapping.event] if mapping.event else None
+    rows = client.records(records=[record_id], fields=mapping.redcap_fields, events=events)
+    # REDCap puts the record-id field first in every row, whatever `fields` asked for; the
+    # mapped fields live on the record's first, non-repeating row (as in the sync).
+    row = next(
+        (
+            r
+            for r in rows
+            if not r.get("redcap_repeat_instrument")
+            and str(next(iter(r.values()), "")) == record_id
+        ),
+        None,
+    )
+    withdrawn = False
+    withdrawn_logic = mapping.withdrawn_logic.strip()
+    if row is not None and withdrawn_logic:
+        withdrawn = bool(
+            client.records(
+                records=[record_id],
+                fields=[mapping.phone_field],
+                events=events,
+                filter_logic=withdrawn_logic,
+            )
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update(no_key=True)
+            .filter(project=project, record_id=record_id)
+            .first()
+        )
+        if row is None:
+            if participant is not None and participant.in_redcap:
+                participant.in_redcap = False
+                participant.save(update_fields=["in_redcap", "updated_at"])
+            return None
+        values = _participant_values(row, mapping, withdrawn)
+        if participant is None:
+            participant = Participant(project=project, record_id=record_id)
+            _apply(participant, values, now)
+            try:
+                with transaction.atomic():
+                    participant.save()
+                return participant
+            except IntegrityError:  # a full sync created it meanwhile: update that one
+                participant = Participant.objects.select_for_update(no_key=True).get(
+                    project=project, record_id=record_id
+                )
+                values = _participant_values(row, mapping, withdrawn)
+        if _apply(participant, values, now):
+            participant.updated_at = now
+            participant.save(update_fields=UPDATE_FIELDS)
+    return participant
 
 
 def sync_all_due() -> int:

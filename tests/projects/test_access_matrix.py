@@ -301,6 +301,12 @@ CASES += [
         lambda p, o: (reverse("staff-phone", args=[p.pk]), None),
     ),
     Case("move to another billing account", "owner", 302, _move_account),
+    Case(
+        "create the REDCap Data Entry Trigger address",
+        "owner",
+        302,
+        lambda p, o: (reverse("project-det", args=[p.pk]), {"action": "enable"}),
+    ),
     Case("suspend the project", "admin", 302, _status_change("suspended", reason="Misuse.")),
     Case("lift a suspension", "admin", 302, _status_change("paused", before="suspended")),
 ]
