@@ -344,7 +344,7 @@ def run_last_gate(
     from messaging import sender
     from messaging.models import Attempt, Message
     from messaging.scheduling import local_to_utc
-    from messaging.services import sending
+    from messaging.services import optouts
     from messaging.services.outbox import dispatch
     from projects.models import Participant, Project
 
@@ -374,7 +374,7 @@ def run_last_gate(
             people = list(Participant.objects.filter(pk__in=ids))
             with transaction.atomic():
                 for person in people:
-                    sending.opt_out_record(participant=person, source="keyword")
+                    optouts.opt_out_record(participant=person, source="keyword")
             stop["moment"], stop["at"] = time.time(), timezone.now()
             stop["people"] = people
         finally:

@@ -24,7 +24,7 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
 - HELP queues one reply through the normal outbox (a Message of kind "help": the sender's
   usual checks, quota units and pace). Its text is the project's "Reply to HELP", or a standard
   one with the PI's name and e-mail and "Reply STOP to opt out". It is sent even outside the sending
-  hours (the participant has just texted us; see `sending.prepare`), but never to an
+  hours (the participant has just texted us; see `release.prepare`), but never to an
   opted-out, withdrawn or non-consented participant, nor to a number that matches nobody.
 """
 
@@ -41,9 +41,9 @@ from messaging.gateways import PROVIDER_CHOICES, delivers_to_simulator
 from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify
 from messaging.models import Message, OptOut, Reply
+from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
 from messaging.services.rules import assert_editor
-from messaging.services.sending import opt_out_record
 from messaging.signals import audit
 from projects import crypto
 from projects.models import Participant, Project, ProviderLink

@@ -100,3 +100,11 @@ def provider_link_test(*, link: ProviderLink, actor) -> str:
         raise ValidationError(exc.message) from exc
     ProviderLink.objects.filter(pk=link.pk).update(last_checked_at=timezone.now(), last_error="")
     return description
+
+
+def provider_link_reachable(*, link_id: int) -> None:
+    """The provider answered again: the link no longer shows "unreachable, retrying", and the
+    owners will be told of the next outage."""
+    ProviderLink.objects.filter(pk=link_id, unreachable_since__isnull=False).update(
+        unreachable_since=None, owners_told_at=None
+    )

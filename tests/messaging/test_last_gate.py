@@ -21,7 +21,7 @@ from django.utils import timezone
 from messaging import sender
 from messaging.models import Attempt, Message
 from messaging.scheduling import local_to_utc
-from messaging.services import sending
+from messaging.services import optouts
 from projects import crypto
 from projects.models import Participant, Project
 from tests.messaging.test_reliability import (  # noqa: F401, F811 - fixtures
@@ -70,7 +70,7 @@ def test_a_stop_mid_send_stops_every_later_call(study, provider, rate, texts):  
     with transaction.atomic():
         stopped = list(Participant.objects.filter(pk__in=in_flight + last))
         for participant in stopped:
-            sending.opt_out_record(participant=participant, source="keyword")
+            optouts.opt_out_record(participant=participant, source="keyword")
     committed = time.time()
     committed_at = timezone.now()
     running.join(timeout=60)

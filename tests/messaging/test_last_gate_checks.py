@@ -9,7 +9,7 @@ from django.utils import timezone
 from billing.services.quota import usage_period_current
 from messaging.gateways import locmem
 from messaging.models import Attempt, Message
-from messaging.services import outbox, sending
+from messaging.services import claim, outbox, release
 from projects.models import Participant, Project
 from tests.factories import MessageRuleFactory
 from tests.messaging.test_outbox_and_sending import (  # noqa: F401 - fixtures
@@ -31,14 +31,14 @@ def claimed(project, people, researcher, monkeypatch):  # noqa: F811
     rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
     outbox.send_now(rule=rule, actor=researcher)
     message = Message.objects.select_related("project", "participant", "rule").get()
-    prepared = sending.prepare(
+    prepared = release.prepare(
         message,
         now=timezone.now(),
-        redcap=sending.ReleaseData(project, None),
+        redcap=release.ReleaseData(project, None),
         sent_counts={},
         suppressed=set(),
     )
-    [taken], _ = sending.claim_batch([prepared], provider="locmem")
+    [taken], _ = claim.claim_batch([prepared], provider="locmem")
     assert usage_period_current(account=project.account).used == 1
     return taken.message
 
@@ -49,7 +49,7 @@ def claimed(project, people, researcher, monkeypatch):  # noqa: F811
 def test_a_claimed_text_is_cancelled_when_its_participant_can_no_longer_be_texted(claimed, change):
     Participant.objects.filter(pk=claimed.participant_id).update(**change)
 
-    assert sending.attempts_start([claimed]) == []
+    assert claim.attempts_start([claimed]) == []
 
     claimed.refresh_from_db()
     assert claimed.status == Status.CANCELLED
@@ -61,7 +61,7 @@ def test_a_claimed_text_is_cancelled_when_its_participant_can_no_longer_be_texte
 def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(claimed):
     Project.objects.filter(pk=claimed.project_id).update(send_days=closed_days())
 
-    assert sending.attempts_start([claimed]) == []  # the hours it was read with are gone
+    assert claim.attempts_start([claimed]) == []  # the hours it was read with are gone
 
     claimed.refresh_from_db()
     assert claimed.status == Status.QUEUED

@@ -2,7 +2,7 @@
 error report (the e-mail to the administrators, or a 500 page with DEBUG on).
 
 Every call site that holds them is marked with `sensitive_variables`: the sender's pool-thread
-call, `sending.deliver`, the gateways' provider calls and `get_gateway`. The reports are built as
+call, `record.deliver`, the gateways' provider calls and `get_gateway`. The reports are built as
 Django builds them, by `ExceptionReporter` with the default `SafeExceptionReporterFilter`.
 """
 
@@ -23,7 +23,7 @@ from messaging.gateways import get_gateway
 from messaging.gateways.mosio import MosioGateway
 from messaging.gateways.twilio import TwilioGateway
 from messaging.models import Message
-from messaging.services import sending
+from messaging.services import record, release
 from projects import crypto
 from projects.models import ProviderLink
 from tests.factories import ParticipantFactory, ProjectFactory, ProviderLinkFactory
@@ -108,7 +108,7 @@ def claimed_message(provider: str) -> tuple[Message, ProviderLink]:
 def test_a_crash_in_deliver_shows_no_key_token_or_number(provider):
     message, link = claimed_message(provider)
     gateway = get_gateway(link)
-    assert_no_secret(crash(lambda: sending.deliver(message, link, gateway)))
+    assert_no_secret(crash(lambda: record.deliver(message, link, gateway)))
 
 
 @pytest.mark.parametrize("provider", ["mosio", "twilio"])
@@ -120,7 +120,7 @@ def test_a_crash_on_a_sender_thread_shows_no_key_token_or_number(provider, caplo
     state = loop._state(link)
     body = message.body
     count = segments.count(body)
-    prepared = sending.Prepared(message=message, body=body, count=count, units=1)
+    prepared = release.Prepared(message=message, body=body, count=count, units=1)
     state.in_flight += 1
     loop.in_flight += 1
     try:

@@ -116,7 +116,7 @@ def test_the_dispatch_task_still_sweeps_and_starts_the_sender_when_a_rule_fails(
     p = two_projects
     once_due(p.b_rule, timezone.now() - datetime.timedelta(minutes=1))
     swept = []
-    monkeypatch.setattr(tasks.sending, "sweep", lambda **kw: swept.append(kw) or {})
+    monkeypatch.setattr(tasks.sweep, "sweep", lambda **kw: swept.append(kw) or {})
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in one rule")
