@@ -320,8 +320,8 @@ class _Loop:
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 return
             self.pool.shutdown(wait=True)  # the calls in flight finish (the gateway has timeouts)
-            self._record(self._drain(timeout=0))
         if orderly:
+            self._record(self._drain(timeout=0))  # what came back (or was called inline)
             claimed = [p for s in self.links.values() for p in s.claimed]
             for state in self.links.values():
                 state.claimed.clear()
@@ -516,23 +516,22 @@ class _Loop:
         # thread while another link's texts wait.
         busy = sum(1 for s in self.links.values() if s.claimed or s.in_flight)
         share = max(1, self.threads // max(1, busy))
+        # Without a pool (SENDER_THREADS = 0, as in the tests) the same steps run with one call
+        # at a time, made on this thread when its turn has come.
+        capacity = self.threads or 1
+        ahead = START_AHEAD if self.pool is not None else 0.0
         for state in self.links.values():
             while (
                 state.claimed
                 and state.in_flight < min(state.max_in_flight, share)
-                and (self.pool is None or self.in_flight + len(starting) < self.threads)
+                and self.in_flight + len(starting) < capacity
             ):
                 cost = state.claimed[0].count.segments
                 wait = state.bucket.wait(cost)
-                if wait > (START_AHEAD if self.pool is not None else 0):
+                if wait > ahead:
                     break
                 state.bucket.take(cost)
                 prepared = state.claimed.popleft()
-                if self.pool is None:  # SENDER_THREADS = 0: call here, one at a time
-                    outcome = record.deliver(prepared.message, state.link, state.gateway)
-                    if outcome is not None:  # None: paused since the claim, not called
-                        self._after(state, outcome.status, outcome.reason, outcome.retry_after)
-                    continue
                 state.in_flight += 1
                 starting.append((state, prepared, time.monotonic() + wait))
         if not starting:
@@ -555,17 +554,21 @@ class _Loop:
             # or not at all (a text handed over just before the close must not leave after it).
             closes_at = None if closes is None else clock_now + (closes - wall_now).total_seconds()
             self.in_flight += 1
-            self.pool.submit(self._call, state, prepared, at, closes_at)
+            if self.pool is not None:
+                self.pool.submit(self._call, state, prepared, at, closes_at)
+            else:
+                self._call(state, prepared, at, closes_at)
         return True
 
     @sensitive_variables()
     def _call(
         self, state: LinkState, prepared: release.Prepared, at: float, closes_at: float | None
     ) -> None:
-        """On a pool thread: wait for the text's turn, then the provider call, and nothing else
-        (no database). Not after `closes_at` (the participant's sending hours close: the text
-        goes back to waiting, NotCalled). A crash report shows no value of this frame or any
-        below it (the number, the provider's credentials)."""
+        """On a pool thread (or on the loop's own, without a pool): wait for the text's turn,
+        then THE provider call, and nothing else (no database); the answer goes to `results`,
+        recorded by `_record`. Not after `closes_at` (the participant's sending hours close:
+        the text goes back to waiting, NotCalled). A crash report shows no value of this frame
+        or any below it (the number, the provider's credentials)."""
         message = prepared.message
         _sleep_until(at)
         gap = MIN_SPACING * prepared.count.segments / state.rate
@@ -580,8 +583,12 @@ class _Loop:
             result = state.gateway.send(
                 to=message.participant.phone, body=message.body, status_callback=state.callback_url
             )
-        except BaseException as exc:  # GatewayError, or a bug (left to the sweep)
+        except Exception as exc:  # GatewayError, or a bug (logged, and left to the sweep)
             self.results.put((state, prepared, None, exc))
+        except BaseException as exc:
+            if self.pool is None:
+                raise  # the worker itself is being stopped: the sweep finds the row
+            self.results.put((state, prepared, None, exc))  # the loop must still hear of it
         else:
             self.results.put((state, prepared, result, None))
 

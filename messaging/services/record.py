@@ -10,12 +10,11 @@ from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_variables
 
 from billing.services import quota_release
 from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay
 from messaging.models import Attempt, Message, OptOut
-from messaging.services.claim import attempts_start, per_row
+from messaging.services.claim import per_row
 from messaging.services.optouts import opt_out_record
 from projects.models import Participant, ProviderLink
 from projects.services.links import provider_link_pause
@@ -39,30 +38,6 @@ class Outcome:
     status: str
     reason: Reason | None = None
     retry_after: float | None = None
-
-
-@sensitive_variables()
-def deliver(message: Message, link: ProviderLink, gateway) -> Outcome | None:
-    """The ONE provider call for a claimed message, recorded before and after; None when it is
-    not called (its rule, project or link was paused since the claim: it went back to the
-    queue; or the row is no longer ours). A crash report shows no value of this frame or any
-    below it (the number, the provider's credentials)."""
-    if not attempts_start([message]):
-        return None
-    try:
-        result: SendResult = gateway.send(
-            to=message.participant.phone,
-            body=message.body,
-            status_callback=status_callback_url(link),
-        )
-    except GatewayError as exc:
-        return record_failure(message, exc, link)
-    return record_success(message, result)
-
-
-def record_success(message: Message, result: SendResult) -> Outcome:
-    record_successes([(message, result)])
-    return Outcome(Status.SENT)
 
 
 def record_successes(items: list[tuple[Message, SendResult]]) -> None:
