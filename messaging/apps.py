@@ -31,5 +31,10 @@ class MessagingConfig(AppConfig):
 
     def ready(self) -> None:
         from messaging import receivers  # noqa: F401  (billing's credits/period signals)
+        from messaging.gateways import provider_choices
+        from projects.models import ProviderLink
+
+        # The providers a link can name come from the gateway registry, the one list of them.
+        ProviderLink._meta.get_field("provider").choices = provider_choices()
 
         post_migrate.connect(ensure_schedules, sender=self)

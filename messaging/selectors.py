@@ -386,10 +386,7 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
     )
 
 
-INBOUND_WEBHOOKS = {
-    ProviderLink.Provider.TWILIO: "twilio-inbound",
-    ProviderLink.Provider.MOSIO: "mosio-inbound",
-}
+INBOUND_WEBHOOKS = {"twilio": "twilio-inbound", "mosio": "mosio-inbound"}
 
 
 def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:

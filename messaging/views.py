@@ -28,11 +28,7 @@ from projects.forms import error_text, form_apply_errors
 from projects.models import FieldMapping, Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
 from projects.selectors import in_redcap_order, project_setup_state
-from projects.services.links import (
-    provider_link_remove,
-    provider_link_resume,
-    redcap_client_for,
-)
+from projects.services.links import redcap_client_for
 
 Role = Membership.Role
 
@@ -621,11 +617,11 @@ def provider_link_action(request, pk: int):
             description = provider_links.provider_link_test(link=link, actor=request.user)
             flash.success(request, f"Connected: {description.rstrip('.')}.")
         elif action == "resume":
-            provider_link_resume(link=link, actor=request.user)
+            provider_links.provider_link_resume(link=link, actor=request.user)
             outbox.kick_sender()
             flash.success(request, "Sending resumed.")
         elif action == "remove":
-            provider_link_remove(project=project, actor=request.user)
+            provider_links.provider_link_remove(project=project, actor=request.user)
             flash.success(
                 request, "Provider credentials removed. Texts wait until new ones are linked."
             )

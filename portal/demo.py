@@ -122,7 +122,7 @@ def connect_demo_project(*, project: Project, owner: User) -> str:
     if not ProviderLink.objects.filter(project=project).exists():
         provider_link_save(
             project=project,
-            provider=ProviderLink.Provider.SANDBOX,
+            provider="sandbox",
             config={},
             rate_per_second=DEMO_SEND_RATE,
             actor=owner,

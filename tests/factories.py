@@ -278,7 +278,7 @@ class ProviderLinkFactory(factory.django.DjangoModelFactory):
         model = ProviderLink
 
     project = factory.SubFactory(ProjectFactory)
-    provider = ProviderLink.Provider.SANDBOX
+    provider = "sandbox"
     config_encrypted = factory.LazyFunction(lambda: crypto.encrypt_json({}))
     fingerprint = factory.Sequence(lambda n: f"fp{n:062d}")
     webhook_secret = factory.Sequence(lambda n: f"hook-{n}-secret")

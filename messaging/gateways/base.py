@@ -178,6 +178,13 @@ class Gateway:
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
     is_fake: ClassVar[bool] = False
     supports_polling: ClassVar[bool] = False  # poll_inbound works
+    # A project can pick it for its provider link (ProviderLink.provider's choices come from
+    # these: messaging.gateways.provider_choices).
+    linkable: ClassVar[bool] = False
+    # The config value that may serve one project only (REDCap enforces one Mosio key per
+    # project), and what to call it when a second project tries to link it.
+    identity_key: ClassVar[str] = ""
+    identity_label: ClassVar[str] = "sender"
 
     def __init__(
         self,

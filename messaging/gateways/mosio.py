@@ -91,6 +91,9 @@ def _format_since(since: datetime) -> str:
 class MosioGateway(Gateway):
     slug = "mosio"
     label = "Mosio"
+    linkable = True
+    identity_key = "api_key"
+    identity_label = "Mosio API key"
     config_fields = (
         ConfigField(
             CONFIG_API_KEY,

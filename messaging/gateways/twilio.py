@@ -108,6 +108,9 @@ def reason_for_code(code: int | str | None) -> Reason | None:
 class TwilioGateway(Gateway):
     slug = "twilio"
     label = "Twilio"
+    linkable = True
+    identity_key = "sender"
+    identity_label = "Twilio sender"
     config_fields = (
         ConfigField(CONFIG_ACCOUNT_SID, "Account SID", help_text="Starts with AC."),
         ConfigField(CONFIG_AUTH_TOKEN, "Auth token", secret=True),

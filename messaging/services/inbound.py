@@ -37,7 +37,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.gateways import PROVIDER_CHOICES, delivers_to_simulator
+from messaging.gateways import delivers_to_simulator, provider_label
 from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify
 from messaging.models import Message, OptOut, Reply
@@ -157,7 +157,7 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
             )
         if provider == "sandbox":
             return "Opted out: nothing more is sent. (A real provider confirms STOP itself.)"
-        name = dict(PROVIDER_CHOICES).get(provider, provider)
+        name = provider_label(provider)
         return f"Opted out: nothing more is sent. {name} confirms STOP itself."
     if reply.keyword == Keyword.START:
         if active is None:

@@ -16,8 +16,8 @@ from messaging.gateways import GatewayError, Reason, SendResult, backoff_delay
 from messaging.models import Attempt, Message, OptOut
 from messaging.services.claim import per_row
 from messaging.services.optouts import opt_out_record
+from messaging.services.provider_links import provider_link_pause
 from projects.models import Participant, ProviderLink
-from projects.services.links import provider_link_pause
 
 Status = Message.Status
 Status = Message.Status
@@ -28,7 +28,7 @@ RETRY_CAP = 60.0
 
 
 def status_callback_url(link: ProviderLink) -> str | None:
-    if link.provider != ProviderLink.Provider.TWILIO:
+    if link.provider != "twilio":  # the provider that posts delivery receipts
         return None
     return settings.SITE_URL + reverse("twilio-status", args=[link.webhook_secret])
 

@@ -23,12 +23,12 @@ from billing.services import quota_release, quota_reserve, quota_units_for
 from messaging import piping, segments
 from messaging.gateways import GatewayError, Reason, delivers_to_simulator, get_gateway
 from messaging.models import Attempt, Message, StaffPhone
+from messaging.services.provider_links import provider_link_pause
 from messaging.services.record import record_successes, status_callback_url
 from messaging.services.rules import SAMPLE_LINK, assert_editor
 from messaging.signals import audit
 from projects import crypto
 from projects.models import FieldMapping, Participant, Project, ProviderLink
-from projects.services.links import provider_link_pause
 
 Status = Message.Status
 TEST = "test"

@@ -276,8 +276,8 @@ def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
 
 
 def pause(what: str, project, rule, actor) -> None:
+    from messaging.services.provider_links import provider_link_pause
     from projects.services import project_set_status
-    from projects.services.links import provider_link_pause
 
     if what == "rule":
         rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=actor)
@@ -289,8 +289,8 @@ def pause(what: str, project, rule, actor) -> None:
 
 
 def resume(what: str, project, rule, actor) -> None:
+    from messaging.services.provider_links import provider_link_resume
     from projects.services import project_set_status
-    from projects.services.links import provider_link_resume
 
     if what == "rule":
         rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=actor)

@@ -157,7 +157,7 @@ def study(researcher, redcap):
         }
         link = ProviderLink.objects.create(
             project=project,
-            provider=ProviderLink.Provider.TWILIO,
+            provider="twilio",
             config_encrypted=crypto.encrypt_json(config),
             fingerprint=crypto.fingerprint(sender_number, purpose="provider:twilio"),
             rate_per_second=rate,
@@ -470,8 +470,8 @@ def test_a_pause_while_the_sender_runs_stops_the_texts_it_holds_before_the_provi
     study, provider, what
 ):
     from messaging.services import rules
+    from messaging.services.provider_links import provider_link_pause, provider_link_resume
     from projects.services import project_set_status
-    from projects.services.links import provider_link_pause, provider_link_resume
 
     fake = provider()
     # Five texts a second: the loop holds a couple of seconds of them in memory (prepared, and
