@@ -23,7 +23,7 @@ from messaging.gateways import delivers_to_simulator
 from messaging.models import WEEKDAY_NAMES, Message, MessageRule, Send
 from messaging.services import inbound, outbox, provider_links, rules
 from messaging.signals import audit
-from projects.access import project_get_for_user
+from projects.access import project_get_for_user, role_at_least
 from projects.forms import error_text, form_apply_errors
 from projects.models import FieldMapping, Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
@@ -43,7 +43,7 @@ def _instruments(project) -> tuple[list[tuple[str, str]], str]:
 
 
 def _can_edit(role) -> bool:
-    return role in (Role.OWNER, Role.EDITOR)
+    return role_at_least(role, Role.EDITOR)
 
 
 def _sending_hours(project) -> str:

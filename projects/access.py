@@ -5,7 +5,8 @@ from django.http import Http404
 
 from projects.models import Membership, Project
 
-ROLE_RANK = {Membership.Role.VIEWER: 1, Membership.Role.EDITOR: 2, Membership.Role.OWNER: 3}
+OWNER, EDITOR, VIEWER = Membership.Role.OWNER, Membership.Role.EDITOR, Membership.Role.VIEWER
+ROLE_RANK = {VIEWER: 1, EDITOR: 2, OWNER: 3}
 
 
 def project_role(*, user, project: Project) -> str | None:

@@ -43,9 +43,9 @@ from messaging.keywords import Keyword, classify
 from messaging.models import Message, OptOut, Reply
 from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
-from messaging.services.rules import assert_editor
 from messaging.signals import audit
 from projects import crypto
+from projects.access import EDITOR, project_role_require
 from projects.models import Participant, Project, ProviderLink
 from projects.services.participants import participant_optout_write_back_request
 
@@ -206,7 +206,9 @@ def simulator_reply(*, participant: Participant, body: str, actor) -> Reply:
 
     Editors and owners only, and only for a project whose texts go to the phone simulator."""
     project = participant.project
-    assert_editor(project, actor)
+    project_role_require(
+        user=actor, project=project, min_role=EDITOR, doing="reply on the phone simulator"
+    )
     link = ProviderLink.objects.filter(project=project).first()
     if not delivers_to_simulator(link):
         raise ValidationError("This project does not use the sandbox phone simulator.")

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.models import Message, OptOut
-from messaging.services.rules import assert_editor
 from messaging.signals import audit
+from projects.access import EDITOR, project_role_require
 from projects.models import Participant
 from projects.services.participants import participant_optout_write_back_request
 
@@ -86,7 +86,9 @@ def _active(participant: Participant) -> OptOut | None:
 
 def participant_opt_out(*, participant: Participant, actor, reason: str) -> OptOut:
     """Study staff stop texts to a participant. Editors and owners only."""
-    assert_editor(participant.project, actor)
+    project_role_require(
+        user=actor, project=participant.project, min_role=EDITOR, doing="opt participants out or in"
+    )
     reason = _reason(reason)
     if not participant.phone_fingerprint:
         raise ValidationError(
@@ -107,7 +109,9 @@ def participant_opt_out(*, participant: Participant, actor, reason: str) -> OptO
 
 def participant_opt_in(*, participant: Participant, actor, reason: str) -> OptOut:
     """Study staff lift an opt-out that staff set. Returns the revoked opt-out."""
-    assert_editor(participant.project, actor)
+    project_role_require(
+        user=actor, project=participant.project, min_role=EDITOR, doing="opt participants out or in"
+    )
     reason = _reason(reason)
     active = _active(participant) if participant.phone_fingerprint else None
     if active is None:

@@ -25,8 +25,9 @@ from messaging.scheduling import (
     waiting_note,
     zone,
 )
-from messaging.services.rules import assert_editor, validate
+from messaging.services.rules import validate
 from messaging.signals import audit
+from projects.access import EDITOR, project_role_require
 from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink
 from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
@@ -250,7 +251,7 @@ def send_now(*, rule: MessageRule, actor, audience: str = "new") -> Send:
     have not received it and have no copy waiting; `audience="everyone"` texts again everyone
     who has no copy waiting (a deliberate second choice). Nobody ever gets two copies at once."""
     project = rule.project
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send texts")
     if rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
         raise ValidationError(f"This message is {rule.get_status_display().lower()}.")
     if project.status != Project.Status.ACTIVE:
@@ -312,7 +313,7 @@ def send_cancel_waiting(*, send: Send, actor) -> tuple[int, int]:
     """Cancel every text of a send that has not gone out yet: queued, held, and claimed by the
     sender but not handed to the provider (their reserved quota released). Returns (texts
     cancelled, quota units released). A send with nothing waiting is refused, nothing changed."""
-    assert_editor(send.project, actor)
+    project_role_require(user=actor, project=send.project, min_role=EDITOR, doing="cancel texts")
     now = timezone.now()
     note = f"Cancelled by {actor} with the rest of the send."
     with transaction.atomic():
@@ -358,7 +359,7 @@ def send_cancel_waiting(*, send: Send, actor) -> tuple[int, int]:
 def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
     """Text one participant now, from their page."""
     project = participant.project
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send texts")
     body = body.strip()
     mapping = FieldMapping.objects.filter(project=project).first()
     if not body:
@@ -450,7 +451,7 @@ def waiting_release_recompute(*, project_id: int, now=None) -> int:
 
 
 def message_cancel(*, message: Message, actor) -> Message:
-    assert_editor(message.project, actor)
+    project_role_require(user=actor, project=message.project, min_role=EDITOR, doing="cancel texts")
     updated = Message.objects.filter(pk=message.pk, status__in=[Status.QUEUED, Status.HELD]).update(
         status=Status.CANCELLED, error=f"Cancelled by {actor}.", updated_at=timezone.now()
     )

@@ -25,9 +25,10 @@ from messaging.gateways import GatewayError, Reason, delivers_to_simulator, get_
 from messaging.models import Attempt, Message, StaffPhone
 from messaging.services.provider_links import provider_link_pause
 from messaging.services.record import record_successes, status_callback_url
-from messaging.services.rules import SAMPLE_LINK, assert_editor
+from messaging.services.rules import SAMPLE_LINK
 from messaging.signals import audit
 from projects import crypto
+from projects.access import EDITOR, project_role_require
 from projects.models import FieldMapping, Participant, Project, ProviderLink
 
 Status = Message.Status
@@ -160,7 +161,7 @@ def test_text_send(
 ) -> Message:
     """Send the text, as the preview renders it for `participant` (or with field names), to the
     editor's own verified phone."""
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send test texts")
     staff_phone = verified_phone(user=actor)
     if staff_phone is None:
         raise ValidationError(NO_PHONE)
@@ -205,7 +206,7 @@ def test_text_send(
 def staff_phone_start(*, project: Project, actor, raw: str) -> StaffPhone:
     """Keep the editor's number (not verified yet) and text it a code through this project's
     provider (counted, and in the log as a test)."""
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send test texts")
     try:
         number = phonenumbers.parse(raw, "US")
         valid = phonenumbers.is_valid_number(number)

@@ -4,12 +4,12 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 import phonenumbers
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from projects import logic
-from projects.access import ROLE_RANK, project_role
-from projects.models import FieldMapping, Membership, Project
+from projects.access import EDITOR, project_role_require
+from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
 from projects.services.links import redcap_client_for, redcap_is_longitudinal
 from projects.signals import audit
@@ -313,9 +313,7 @@ def field_mapping_save(
     logic. `ask_redcap_about_logic=False` is for the sandbox demo seed only (no web server is
     running yet), where the sandbox would evaluate the logic with this same parser.
     """
-    role = project_role(user=actor, project=project)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
-        raise PermissionDenied("Only owners and editors can map fields.")
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="map its fields")
     dictionary = dictionary or dictionary_load(project=project)
     mapping = FieldMapping.objects.filter(project=project).first() or FieldMapping(project=project)
     for attr in MAPPING_FIELDS:

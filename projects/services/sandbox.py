@@ -7,11 +7,11 @@ import hashlib
 import hmac
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
-from projects.access import ROLE_RANK, project_role
-from projects.models import Membership, Project, RedcapInstance, RedcapLink
+from projects.access import OWNER, project_role_require
+from projects.models import Project, RedcapInstance, RedcapLink
 from projects.sandbox import store
 from projects.sandbox.data import SANDBOX_PROJECTS
 from projects.services.links import SANDBOX_API_PATH
@@ -50,9 +50,9 @@ def sandbox_offer(*, project: Project) -> dict | None:
 
 def sandbox_project_create(*, project: Project, actor) -> str:
     """Create the project's REDCap project in the sandbox; return its token (owners only)."""
-    role = project_role(user=actor, project=project)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.OWNER]:
-        raise PermissionDenied("Only the project's owners can create its sandbox project.")
+    project_role_require(
+        user=actor, project=project, min_role=OWNER, doing="create its sandbox project"
+    )
     offer = sandbox_offer(project=project)
     if offer is None:
         raise ValidationError(
