@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from billing.access import account_role
 from billing.exports import csv_response
 from billing.selectors import account_usage
-from billing.services import quota_units_for
+from billing.services import quota_unit_label, quota_units_for
 from messaging import paging, piping, selectors
 from messaging.forms import AdhocForm, ProviderLinkForm, RuleForm, split_record_ids
 from messaging.gateways import delivers_to_simulator
@@ -25,9 +25,14 @@ from messaging.services import inbound, outbox, provider_links, rules
 from messaging.signals import audit
 from projects.access import project_get_for_user, role_at_least
 from projects.forms import error_text, form_apply_errors
-from projects.models import FieldMapping, Membership, Participant, ProviderLink
+from projects.models import Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
-from projects.selectors import in_redcap_order, project_setup_state
+from projects.selectors import (
+    in_redcap_order,
+    project_field_mapping,
+    project_provider_link,
+    project_setup_state,
+)
 from projects.services.links import redcap_client_for
 
 Role = Membership.Role
@@ -116,7 +121,7 @@ def rule_list(request, pk: int):
 
 
 def _rule_form(request, project, role, rule=None):
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     instruments, redcap_error = _instruments(project)
     form = RuleForm(
         request.POST or None,
@@ -250,7 +255,7 @@ def rule_send_now(request, pk: int, rule_id: int):
 def rule_preview(request, pk: int):
     """Live preview: the text for a chosen participant, its encoding, segments and cost."""
     project, _ = project_get_for_user(user=request.user, pk=pk)
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     body = request.POST.get("body", "")
     participant = None
     pid = request.POST.get("participant", "")
@@ -283,17 +288,11 @@ def rule_preview(request, pk: int):
             if request.POST.get("recipients") == MessageRule.Recipients.FILTER
             else "",
             "cost": quota_units_for(messages=count, segments=count * result["segments"]),
-            "unit": "segment" if rules_unit_is_segment() else "message",
+            "unit": quota_unit_label(1),
             "remaining": remaining,
         }
     )
     return JsonResponse(result)
-
-
-def rules_unit_is_segment() -> bool:
-    from django.conf import settings
-
-    return settings.QUOTA_UNIT == "segment"
 
 
 # --- Sends, the log, participants -------------------------------------------------------
@@ -331,12 +330,11 @@ def send_cancel_waiting(request, pk: int, send_id: int):
     except ValidationError as exc:
         flash.error(request, error_text(exc))
     else:
-        unit = "segment" if rules_unit_is_segment() else "message"
         flash.success(
             request,
             f"{cancelled} waiting text{'s' if cancelled != 1 else ''} cancelled. "
             + (
-                f"{released} {unit}{'s' if released != 1 else ''} of quota released."
+                f"{released} {quota_unit_label(released)} of quota released."
                 if released
                 else "They had not used any of the quota."
             ),
@@ -559,7 +557,7 @@ def message_cancel(request, pk: int, message_id: int):
 @login_required
 def provider_link(request, pk: int):
     project, role = project_get_for_user(user=request.user, pk=pk)
-    link = ProviderLink.objects.filter(project=project).first()
+    link = project_provider_link(project=project)
     form = ProviderLinkForm(
         request.POST or None,
         initial={
@@ -583,7 +581,7 @@ def provider_link(request, pk: int):
             else:
                 next_step = (
                     ""
-                    if FieldMapping.objects.filter(project=project).exists()
+                    if project_field_mapping(project=project) is not None
                     else " Next, map the REDCap fields."
                 )
                 flash.success(
@@ -608,7 +606,7 @@ def provider_link(request, pk: int):
 @require_POST
 def provider_link_action(request, pk: int):
     project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
-    link = ProviderLink.objects.filter(project=project).first()
+    link = project_provider_link(project=project)
     if link is None:
         raise Http404
     action = request.POST.get("action")
@@ -634,7 +632,7 @@ def provider_link_action(request, pk: int):
 
 # --- The sandbox phone simulator --------------------------------------------------------
 def _simulator_or_404(project) -> None:
-    if not delivers_to_simulator(ProviderLink.objects.filter(project=project).first()):
+    if not delivers_to_simulator(project_provider_link(project=project)):
         raise Http404("This project does not use the sandbox phone simulator.")
 
 

@@ -17,13 +17,11 @@ from portal.models import User
 from portal.services import onboarding
 from portal.services.accounts import user_set_server_admin
 from projects.models import (
-    FieldMapping,
     Project,
-    ProviderLink,
     RedcapInstance,
-    RedcapLink,
     SyncRun,
 )
+from projects.selectors import project_field_mapping, project_provider_link, project_redcap_link
 from projects.services import links, mapping, sync
 
 ADMIN_EMAIL = "admin@studytext.test"
@@ -117,9 +115,9 @@ def connect_demo_project(*, project: Project, owner: User) -> str:
     """
     if not settings.SANDBOX_ENABLED:
         return "Not linked: SANDBOX_ENABLED is off, so there is no sandbox to link it to."
-    if not RedcapLink.objects.filter(project=project).exists():
+    if project_redcap_link(project=project) is None:
         links.redcap_link_set_sandbox(project=project, actor=owner)
-    if not ProviderLink.objects.filter(project=project).exists():
+    if project_provider_link(project=project) is None:
         provider_link_save(
             project=project,
             provider="sandbox",
@@ -127,7 +125,7 @@ def connect_demo_project(*, project: Project, owner: User) -> str:
             rate_per_second=DEMO_SEND_RATE,
             actor=owner,
         )
-    if not FieldMapping.objects.filter(project=project).exists():
+    if project_field_mapping(project=project) is None:
         mapping.field_mapping_save(
             project=project,
             actor=owner,

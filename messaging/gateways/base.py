@@ -319,6 +319,19 @@ def transport_error(exc: httpx.TransportError, *, provider: str) -> GatewayError
     )
 
 
+def reason_for_status(status: int) -> Reason:
+    """What an HTTP status alone says about a refused call (docs/twilio.md, docs/mosio.md): the
+    credentials refused (401, 403), slow down (429), a server error or timeout after the request
+    arrived (5xx, 408: it may have been taken), or refused for another reason."""
+    if status in (401, 403):
+        return Reason.BAD_CREDENTIALS
+    if status == 429:
+        return Reason.RATE_LIMITED
+    if status >= 500 or status == 408:
+        return Reason.AMBIGUOUS
+    return Reason.REJECTED
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
     if not value:

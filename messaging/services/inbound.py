@@ -47,6 +47,7 @@ from messaging.signals import audit
 from projects import crypto
 from projects.access import EDITOR, project_role_require
 from projects.models import Participant, Project, ProviderLink
+from projects.selectors import project_provider_link
 from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def simulator_reply(*, participant: Participant, body: str, actor) -> Reply:
     project_role_require(
         user=actor, project=project, min_role=EDITOR, doing="reply on the phone simulator"
     )
-    link = ProviderLink.objects.filter(project=project).first()
+    link = project_provider_link(project=project)
     if not delivers_to_simulator(link):
         raise ValidationError("This project does not use the sandbox phone simulator.")
     body = body.strip()

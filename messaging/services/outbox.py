@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
+from django.db.models import Case, DateTimeField, F, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from billing.services import quota_release
 from messaging import piping
+from messaging.eligibility import TEXTABLE
 from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import (
     WAITING_PREFIX,
@@ -28,20 +29,13 @@ from messaging.scheduling import (
 from messaging.services.rules import validate
 from messaging.signals import audit
 from projects.access import EDITOR, project_role_require
-from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink
+from projects.models import Participant, Project, RedcapLink
 from projects.redcap import RedcapError
+from projects.selectors import project_field_mapping, project_provider_link, project_redcap_link
 from projects.services.links import redcap_client_for
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
-TEXTABLE = Q(
-    issue="",
-    in_redcap=True,
-    consented=True,
-    withdrawn=False,
-    redcap_opted_out=False,
-    number_invalid=False,
-)
 
 
 def kick_sender() -> None:
@@ -68,7 +62,7 @@ def rule_recipients(*, rule: MessageRule) -> QuerySet[Participant]:
     if rule.recipients == MessageRule.Recipients.RECORDS:
         qs = qs.filter(record_id__in=rule.record_ids)
     elif rule.recipients == MessageRule.Recipients.FILTER:
-        mapping = FieldMapping.objects.filter(project=rule.project).first()
+        mapping = project_field_mapping(project=rule.project)
         events = [mapping.event] if mapping and mapping.event else None
         # Every REDCap call inside the try: a REDCap that is down is a message in words, for
         # "Send now" and for the dispatcher alike, never an escaped exception.
@@ -104,7 +98,7 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     project = rule.project
     redcap_link = None
     if rule.recipients == MessageRule.Recipients.FILTER:
-        redcap_link = RedcapLink.objects.filter(project=project).first()
+        redcap_link = project_redcap_link(project=project)
         if redcap_link and redcap_link.retry_at and redcap_link.retry_at > now:
             return  # REDCap is failing: wait for the next try (backoff); nothing is missed
     spec = ScheduleSpec.from_rule(rule)
@@ -172,7 +166,7 @@ REDCAP_BACKOFF_MAX = datetime.timedelta(minutes=15)
 def redcap_failing(*, project: Project, error, now) -> None:
     """REDCap did not answer for this project: note since when (shown to the team), and when to
     try again, backing off: half the time it has failed so far, from 1 to 15 minutes."""
-    link = RedcapLink.objects.filter(project=project).first()
+    link = project_redcap_link(project=project)
     if link is None:
         return
     since = link.failing_since or now
@@ -256,7 +250,7 @@ def send_now(*, rule: MessageRule, actor, audience: str = "new") -> Send:
         raise ValidationError(f"This message is {rule.get_status_display().lower()}.")
     if project.status != Project.Status.ACTIVE:
         raise ValidationError(f"The project is {project.get_status_display().lower()}.")
-    if not ProviderLink.objects.filter(project=project).exists():
+    if project_provider_link(project=project) is None:
         raise ValidationError("Link the project's SMS provider before sending.")
     if audience not in ("new", "everyone"):
         raise ValidationError("Choose who receives the text.")
@@ -361,7 +355,7 @@ def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
     project = participant.project
     project_role_require(user=actor, project=project, min_role=EDITOR, doing="send texts")
     body = body.strip()
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     if not body:
         raise ValidationError({"body": "Write the text."})
     unknown = piping.unknown_tokens(body, mapping)
@@ -376,7 +370,7 @@ def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
         raise ValidationError(
             {"body": f"Keep the text under {piping.MAX_BODY_CHARS:,} characters."}
         )
-    if not ProviderLink.objects.filter(project=project).exists():
+    if project_provider_link(project=project) is None:
         raise ValidationError("Link the project's SMS provider before sending.")
     if not textable_participants(project=project).filter(pk=participant.pk).exists():
         raise ValidationError(

@@ -22,6 +22,7 @@ from messaging.signals import audit
 from projects import crypto
 from projects.access import project_role_require
 from projects.models import Membership, Project, ProviderLink
+from projects.selectors import project_provider_link
 
 OWNER = Membership.Role.OWNER
 MIN_RATE = Decimal("0.1")
@@ -175,7 +176,7 @@ def provider_link_remove(*, project: Project, actor) -> None:
         user=actor, project=project, min_role=OWNER, doing="remove its SMS provider link"
     )
     with transaction.atomic():
-        link = ProviderLink.objects.filter(project=project).first()
+        link = project_provider_link(project=project)
         if link is None:
             return
         link.delete()

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.services import quota_units_for
 from messaging import piping, segments
+from messaging.eligibility import untextable_reason
 from messaging.models import Message, MessageRule, OptOut
 from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, waiting_note, zone
 from projects.models import FieldMapping, Project
@@ -87,12 +88,8 @@ class ReleaseData:
     # --- the plan ------------------------------------------------------------------------------
     def add(self, message: Message) -> None:
         participant = message.participant
-        if not (participant.in_redcap and participant.consented and participant.phone_encrypted):
+        if untextable_reason(participant) is not None:
             return  # skipped before anything is asked (minimum necessary)
-        if participant.withdrawn or participant.redcap_opted_out:
-            return
-        if participant.issue or participant.number_invalid:
-            return
         rule = message.rule
         body = rule.body if rule is not None else message.adhoc_body
         used = set(piping.tokens(body))
@@ -302,20 +299,9 @@ def prepare(
     if (project.pk, participant.phone_fingerprint) in suppressed:
         _skip(message, "The participant opted out (texted STOP).")
         return None
-    if not participant.in_redcap:
-        _skip(message, "The record is gone from REDCap.")
-        return None
-    if participant.withdrawn:
-        _skip(message, "The participant has withdrawn.")
-        return None
-    if participant.redcap_opted_out:
-        _skip(message, "The participant is marked as opted out in REDCap.")
-        return None
-    if not participant.consented:
-        _skip(message, "The participant has not consented to texts.")
-        return None
-    if participant.issue or participant.number_invalid or not participant.phone_encrypted:
-        _skip(message, "The participant has no usable phone number.")
+    reason = untextable_reason(participant)
+    if reason is not None:
+        _skip(message, reason)
         return None
     tz = zone(participant.time_zone or project.time_zone)
     window = SendWindow.for_project(project)

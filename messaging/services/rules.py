@@ -14,6 +14,7 @@ from messaging.signals import audit
 from projects.access import EDITOR, project_role_require
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
+from projects.selectors import project_field_mapping
 from projects.services.links import redcap_client_for
 
 Kind, Status, Schedule, Recipients = (
@@ -161,7 +162,7 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
 
 def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
     project = rule.project
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     errors: dict[str, str] = {}
     if not rule.name.strip():
         errors["name"] = "Give the message a name the team will recognise."

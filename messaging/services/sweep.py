@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.services import quota_release
 from messaging.gateways import GatewayError, get_gateway
 from messaging.models import Attempt, Message
-from projects.models import ProviderLink
+from projects.selectors import project_provider_link
 
 Status = Message.Status
 RECONCILE_AFTER = datetime.timedelta(minutes=2)
@@ -78,7 +78,7 @@ def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
 
 def reconcile(message: Message, *, now) -> str | None:
     """Ask the provider whether an unconfirmed text went out. Never resends."""
-    link = ProviderLink.objects.filter(project_id=message.project_id).first()
+    link = project_provider_link(project=message.project_id)
     if link is None:
         return None
     first_try = (

@@ -29,7 +29,8 @@ from messaging.services.rules import SAMPLE_LINK
 from messaging.signals import audit
 from projects import crypto
 from projects.access import EDITOR, project_role_require
-from projects.models import FieldMapping, Participant, Project, ProviderLink
+from projects.models import Participant, Project, ProviderLink
+from projects.selectors import project_field_mapping, project_provider_link
 
 Status = Message.Status
 TEST = "test"
@@ -58,7 +59,7 @@ def _link_ready(project: Project) -> ProviderLink:
             f"The project is {project.get_status_display().lower()}: no texts go out, tests "
             "included."
         )
-    link = ProviderLink.objects.filter(project=project).first()
+    link = project_provider_link(project=project)
     if link is None:
         raise ValidationError("Link the project's SMS provider before sending a test.")
     if link.is_paused:
@@ -165,7 +166,7 @@ def test_text_send(
     staff_phone = verified_phone(user=actor)
     if staff_phone is None:
         raise ValidationError(NO_PHONE)
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     body = body.strip()
     if not body:
         raise ValidationError("Write the text first; the test sends it as the preview shows it.")

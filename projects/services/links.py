@@ -13,6 +13,7 @@ from projects import crypto
 from projects.access import project_role_require
 from projects.models import Membership, Project, ProviderLink, RedcapLink
 from projects.redcap import RedcapClient, RedcapError, RedcapServerError
+from projects.selectors import project_redcap_link
 from projects.signals import audit
 
 TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -29,7 +30,7 @@ def _owner_required(project: Project, actor) -> None:
 def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapClient:
     """A client for the project's REDCap instance with its linked token (or the given one)."""
     if token is None:
-        link = RedcapLink.objects.filter(project=project).first()
+        link = project_redcap_link(project=project)
         if link is None:
             raise ValidationError("Link the project's REDCap API token first.")
         token = link.token
@@ -176,7 +177,7 @@ def _redcap_facts(version, info: dict) -> dict:
 def redcap_link_test(*, project: Project, actor) -> dict:
     """Call REDCap with the stored token; return version and title, or raise ValidationError."""
     _owner_required(project, actor)
-    link = RedcapLink.objects.filter(project=project).first()
+    link = project_redcap_link(project=project)
     if link is None:
         raise ValidationError("No REDCap token is linked yet.")
     try:
@@ -210,7 +211,7 @@ def redcap_link_remove(*, project: Project, actor) -> None:
     """Delete the project's REDCap link, if any, and audit what it was."""
     _owner_required(project, actor)
     with transaction.atomic():
-        link = RedcapLink.objects.filter(project=project).first()
+        link = project_redcap_link(project=project)
         if link is None:
             return
         link.delete()

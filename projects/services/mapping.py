@@ -11,6 +11,7 @@ from projects import logic
 from projects.access import EDITOR, project_role_require
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
+from projects.selectors import project_field_mapping
 from projects.services.links import redcap_client_for, redcap_is_longitudinal
 from projects.signals import audit
 
@@ -315,7 +316,7 @@ def field_mapping_save(
     """
     project_role_require(user=actor, project=project, min_role=EDITOR, doing="map its fields")
     dictionary = dictionary or dictionary_load(project=project)
-    mapping = FieldMapping.objects.filter(project=project).first() or FieldMapping(project=project)
+    mapping = project_field_mapping(project=project) or FieldMapping(project=project)
     for attr in MAPPING_FIELDS:
         if attr in data:
             empty = [] if attr == "date_fields" else ""

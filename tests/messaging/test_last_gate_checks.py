@@ -7,11 +7,12 @@ import pytest
 from django.utils import timezone
 
 from billing.services.quota import usage_period_current
+from messaging import eligibility
 from messaging.gateways import locmem
 from messaging.models import Attempt, Message
 from messaging.services import claim, outbox, release
 from projects.models import Participant, Project
-from tests.factories import MessageRuleFactory
+from tests.factories import MessageRuleFactory, ParticipantFactory
 from tests.messaging.test_outbox_and_sending import (  # noqa: F401 - fixtures
     people,
     project,
@@ -72,3 +73,37 @@ def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(cla
     assert claimed.error.startswith("Waits until")
     assert claimed.not_before > timezone.now()
     assert locmem.outbox == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"in_redcap": False},
+        {"withdrawn": True},
+        {"redcap_opted_out": True},
+        {"consented": False},
+        {"issue": "The phone field is empty."},
+        {"number_invalid": True},
+        {"phone_encrypted": ""},
+        {},
+    ],
+    ids=lambda c: next(iter(c), "textable"),
+)
+def test_the_outbox_the_release_and_the_last_gate_agree_on_who_may_be_texted(change):
+    """One definition (messaging.eligibility): the outbox's recipients, the release's check in
+    Python and the last gate's query say the same of every participant."""
+    participant = ParticipantFactory(**change)
+    message = Message.objects.create(
+        project=participant.project,
+        participant=participant,
+        kind="adhoc",
+        occurrence="adhoc",
+        dedup_key=f"adhoc:{participant.pk}",
+        adhoc_body="Hi",
+        due_at=timezone.now(),
+        not_before=timezone.now(),
+    )
+    in_outbox = outbox.textable_participants(project=participant.project).filter(pk=participant.pk)
+    at_the_gate = Message.objects.filter(eligibility.TEXTABLE_NOW, pk=message.pk)
+    reason = eligibility.untextable_reason(participant)
+    assert in_outbox.exists() == at_the_gate.exists() == (reason is None) == (not change)

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from messaging import piping, sender
+from messaging import eligibility, piping, sender
 from messaging.gateways import locmem
 from messaging.models import Message, MessageRule
 from messaging.services import outbox
@@ -58,7 +58,7 @@ def synced(mapped_project, researcher):
     run = sync.sync_run_start(project=mapped_project, actor=researcher)
     run.refresh_from_db()
     assert run.status == run.Status.SUCCEEDED, run.error
-    textable = Participant.objects.filter(project=mapped_project).filter(outbox.TEXTABLE)
+    textable = Participant.objects.filter(project=mapped_project).filter(eligibility.TEXTABLE)
     return SimpleNamespace(project=mapped_project, people=list(textable.order_by("pk")))
 
 
