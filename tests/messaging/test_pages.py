@@ -12,7 +12,7 @@ from django.utils import timezone
 from messaging import selectors
 from messaging.models import Message, MessageRule, Send
 from messaging.services import outbox
-from messaging.views import _sending_hours
+from messaging.views.common import sending_hours as _sending_hours
 from projects.models import Membership, ProviderLink, SyncRun
 from tests.factories import (
     FieldMappingFactory,
