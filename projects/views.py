@@ -28,6 +28,7 @@ from projects.models import (
     ProjectInvitation,
     SyncRun,
 )
+from projects.sandbox import services as sandbox
 from projects.selectors import project_field_mapping, project_provider_link, project_redcap_link
 from projects.services import (
     links,
@@ -39,7 +40,6 @@ from projects.services import (
     project_update_help_reply,
     project_update_sending_bounds,
     project_update_sending_hours,
-    sandbox,
     sync,
 )
 

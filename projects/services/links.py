@@ -3,7 +3,6 @@
 
 import re
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +16,6 @@ from projects.selectors import project_redcap_link
 from projects.signals import audit
 
 TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{32}$")
-SANDBOX_API_PATH = "/sandbox/redcap/api"
 
 
 def _owner_required(project: Project, actor) -> None:
@@ -91,7 +89,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
         info = client.project_info()
         version = client.version()
         found = _redcap_project_id(info)
-        facts = _redcap_facts(version, info)
+        facts = redcap_facts(version, info)
     except RedcapError as exc:
         raise ValidationError({"token": str(exc)}) from exc
     if found != project.redcap_project_id:
@@ -105,42 +103,15 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
                 )
             }
         )
-    return _redcap_link_write(project=project, token=token, facts=facts, actor=actor, checked=True)
-
-
-def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
-    """Link a project of the built-in REDCap sandbox to its sandbox token, without an HTTP call.
-
-    Only for `manage.py seed_demo`: it runs before the web server that serves the sandbox has
-    started, so the live check of `redcap_link_set` cannot reach it. The sandbox's projects are
-    data in this code base (projects.sandbox.data), so the answers `project_info` and `version`
-    would give are read from there: the token, project id and title are the ones the sandbox
-    serves. The link is stored as not checked yet ("Test connection" and the first sync check
-    it over HTTP). Refused unless the sandbox is on and the project is one of its projects.
-    """
-    from projects.sandbox.data import REDCAP_VERSION, SANDBOX_PROJECTS
-
-    _owner_required(project, actor)
-    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
-    if not settings.SANDBOX_ENABLED or sandbox is None:
-        raise ValidationError("Only a project of the enabled REDCap sandbox can be linked so.")
-    if not project.redcap_instance.api_url.rstrip("/").endswith(SANDBOX_API_PATH):
-        raise ValidationError(
-            f"{project.redcap_instance} is not the REDCap sandbox; link its token with a check."
-        )
-    return _redcap_link_write(
-        project=project,
-        token=sandbox.token,
-        facts=_redcap_facts(REDCAP_VERSION, sandbox.project_info()),
-        actor=actor,
-        checked=False,
-    )
+    return redcap_link_store(project=project, token=token, facts=facts, actor=actor, checked=True)
 
 
 @sensitive_variables("token")
-def _redcap_link_write(
+def redcap_link_store(
     *, project: Project, token: str, facts: dict, actor, checked: bool
 ) -> RedcapLink:
+    """Store a token `redcap_link_set` checked with REDCap (or the sandbox's own, for the demo
+    seed: `checked` False), encrypted, with what REDCap said of the project (`redcap_facts`)."""
     with transaction.atomic():
         existing = RedcapLink.objects.select_for_update(no_key=True).filter(project=project).first()
         link = existing or RedcapLink(project=project)
@@ -164,7 +135,7 @@ def _redcap_link_write(
     return link
 
 
-def _redcap_facts(version, info: dict) -> dict:
+def redcap_facts(version, info: dict) -> dict:
     """What a link keeps of REDCap's answers to `version` and `project_info` (RedcapServerError
     when those are not what REDCap gives)."""
     return {
@@ -185,7 +156,7 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         version = client.version()
         info = client.project_info()
         found = _redcap_project_id(info)
-        facts = _redcap_facts(version, info)
+        facts = redcap_facts(version, info)
         if found != project.redcap_project_id:
             raise RedcapError(
                 f"The linked token now opens REDCap project {found}, not project "

@@ -170,27 +170,6 @@ def dictionary_from_metadata(
     )
 
 
-def dictionary_from_sandbox(*, project: Project) -> Dictionary:
-    """The data dictionary of a REDCap-sandbox project, read in this process rather than over
-    HTTP: for the demo seed, which runs before the web server serving the sandbox starts (see
-    links.redcap_link_set_sandbox). The same rows the sandbox's metadata export returns."""
-    from projects.sandbox.data import SANDBOX_PROJECTS
-
-    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
-    if sandbox is None:
-        raise ValidationError(f"REDCap project {project.redcap_project_id} is not in the sandbox.")
-    return dictionary_from_metadata(
-        [dict(row) for row in sandbox.metadata],
-        events=[event.as_api() for event in sandbox.events],
-        is_longitudinal=sandbox.longitudinal,
-        form_event_mapping=[
-            {"unique_event_name": event.unique_event_name, "form": form}
-            for event in sandbox.events
-            for form in event.forms
-        ],
-    )
-
-
 def dictionary_load(*, project: Project) -> Dictionary:
     """Read the data dictionary (and events) from REDCap; ValidationError in words on failure."""
     try:

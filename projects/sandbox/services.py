@@ -1,6 +1,13 @@
-"""The whole journey on `make run`: a project approved for a REDCap project id the REDCap sandbox
-does not know can have the sandbox create it (the demo's instruments and records), and its owner
-sees the token to link. Development only: the sandbox is off in production (see docs/redcap.md).
+"""What only the REDCap sandbox's demo needs (development only: the sandbox is off in production;
+see docs/redcap.md).
+
+- The whole journey on `make run`: a project approved for a REDCap project id the sandbox does
+  not know can have the sandbox create it (the demo's instruments and records), and its owner
+  sees the token to link (`sandbox_offer`, `sandbox_project_create`).
+- The demo seed (`manage.py seed_demo`, portal/demo.py) runs before the web server that serves
+  the sandbox starts, so it links the demo project's token and reads its data dictionary from
+  the sandbox's data in this process, not over HTTP (`redcap_link_set_sandbox`,
+  `dictionary_from_sandbox`).
 """
 
 import hashlib
@@ -13,9 +20,11 @@ from django.views.decorators.debug import sensitive_variables
 from projects.access import OWNER, project_role_require
 from projects.models import Project, RedcapInstance, RedcapLink
 from projects.sandbox import store
-from projects.sandbox.data import SANDBOX_PROJECTS
-from projects.services.links import SANDBOX_API_PATH
+from projects.sandbox.data import REDCAP_VERSION, SANDBOX_PROJECTS
+from projects.services import links, mapping
 from projects.signals import audit
+
+SANDBOX_API_PATH = "/sandbox/redcap/api"
 
 
 def is_sandbox_instance(instance: RedcapInstance) -> bool:
@@ -88,3 +97,51 @@ def sandbox_projects_restore() -> int:
             store.project_create(pid=pid, token=link.token, title=project.title)
             restored += 1
     return restored
+
+
+def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
+    """Link a project of the built-in REDCap sandbox to its sandbox token, without an HTTP call.
+
+    Only for `manage.py seed_demo`: it runs before the web server that serves the sandbox has
+    started, so the live check of `redcap_link_set` cannot reach it. The sandbox's projects are
+    data in this code base (projects.sandbox.data), so the answers `project_info` and `version`
+    would give are read from there: the token, project id and title are the ones the sandbox
+    serves. The link is stored as not checked yet ("Test connection" and the first sync check
+    it over HTTP). Refused unless the sandbox is on and the project is one of its projects.
+    """
+    project_role_require(
+        user=actor, project=project, min_role=OWNER, doing="manage its REDCap link"
+    )
+    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
+    if not settings.SANDBOX_ENABLED or sandbox is None:
+        raise ValidationError("Only a project of the enabled REDCap sandbox can be linked so.")
+    if not project.redcap_instance.api_url.rstrip("/").endswith(SANDBOX_API_PATH):
+        raise ValidationError(
+            f"{project.redcap_instance} is not the REDCap sandbox; link its token with a check."
+        )
+    return links.redcap_link_store(
+        project=project,
+        token=sandbox.token,
+        facts=links.redcap_facts(REDCAP_VERSION, sandbox.project_info()),
+        actor=actor,
+        checked=False,
+    )
+
+
+def dictionary_from_sandbox(*, project: Project) -> mapping.Dictionary:
+    """The data dictionary of a REDCap-sandbox project, read in this process rather than over
+    HTTP: for the demo seed, which runs before the web server serving the sandbox starts (see
+    redcap_link_set_sandbox). The same rows the sandbox's metadata export returns."""
+    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
+    if sandbox is None:
+        raise ValidationError(f"REDCap project {project.redcap_project_id} is not in the sandbox.")
+    return mapping.dictionary_from_metadata(
+        [dict(row) for row in sandbox.metadata],
+        events=[event.as_api() for event in sandbox.events],
+        is_longitudinal=sandbox.longitudinal,
+        form_event_mapping=[
+            {"unique_event_name": event.unique_event_name, "form": form}
+            for event in sandbox.events
+            for form in event.forms
+        ],
+    )
