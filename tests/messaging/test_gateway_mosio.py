@@ -8,9 +8,9 @@ import respx
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from benchmarks.fake_provider import FakeProvider
 from messaging.gateways.base import GatewayError, Reason
 from messaging.gateways.mosio import MosioGateway, parse_inbound, verify_inbound_key
+from tests.fakes.provider import FakeProvider
 
 BASE = "https://api.mosio.test/api/"
 KEY = "mosio-key-7f3a9c21"

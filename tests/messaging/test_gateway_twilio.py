@@ -10,7 +10,6 @@ import respx
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from benchmarks.fake_provider import FakeProvider
 from messaging.gateways.base import GatewayError, Reason
 from messaging.gateways.twilio import (
     ERROR_REASONS,
@@ -18,6 +17,7 @@ from messaging.gateways.twilio import (
     parse_inbound,
     parse_status_callback,
 )
+from tests.fakes.provider import FakeProvider
 
 BASE = "https://api.twilio.test/2010-04-01/"
 SID = "AC" + "0123456789abcdef" * 2

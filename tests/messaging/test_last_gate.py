@@ -2,7 +2,7 @@
 win every race with the real threaded sender.
 
 The sender runs on its own thread with its pool of provider threads against the loopback fake
-provider (benchmarks/fake_provider.py), which notes when each send request arrived. A STOP (or
+provider (tests/fakes/provider.py), which notes when each send request arrived. A STOP (or
 the close of the hours) commits while texts are in flight; then the provider calls are counted
 by the time they arrived, the attempt rows by the time they were written. Only a call already
 handed to a pool thread may still leave after a STOP: at most START_AHEAD of the link's pace.

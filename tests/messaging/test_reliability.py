@@ -1,7 +1,7 @@
 """The sending contract under failure (docs/sending.md).
 
 Real pipeline, real HTTP: Twilio provider links with fake credentials talk to the loopback
-FakeProvider (benchmarks/fake_provider.py), which fails calls on demand and counts every text it
+FakeProvider (tests/fakes/provider.py), which fails calls on demand and counts every text it
 accepted, so "never twice" is checked where it matters: at the provider. Transactional database
 tests, because the sender's pool threads and the racing workers have connections of their own.
 Time for the sweep and the reconciliation is advanced with their `now=` parameter.
@@ -21,7 +21,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from benchmarks.fake_provider import FakeProvider
 from billing.models import DailyUsage, ProjectUsage, UsagePeriod
 from billing.services import credits_add
 from messaging import sender, tasks
@@ -31,6 +30,7 @@ from messaging.services import claim, outbox, record, sweep
 from projects import crypto
 from projects.models import FieldMapping, ProviderLink, RedcapInstance, RedcapLink
 from tests.factories import AccountFactory, ParticipantFactory, PlanFactory, ProjectFactory
+from tests.fakes.provider import FakeProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
