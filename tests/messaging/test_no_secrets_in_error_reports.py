@@ -71,11 +71,7 @@ def crash(call) -> tuple:
 
 def claimed_message(provider: str) -> tuple[Message, ProviderLink]:
     # Open all day: the last gate refuses a text outside the sending hours before any call.
-    project = ProjectFactory(
-        send_window_start=datetime.time(0, 0),
-        send_window_end=datetime.time(23, 59, 59, 999999),
-        send_days=list(range(7)),
-    )
+    project = ProjectFactory(always_open=True)
     link = ProviderLinkFactory(
         project=project, provider=provider, config_encrypted=crypto.encrypt_json(CONFIGS[provider])
     )

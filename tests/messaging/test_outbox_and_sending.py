@@ -29,16 +29,11 @@ from tests.factories import (
 
 Status = Message.Status
 pytestmark = pytest.mark.django_db
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 
 
 @pytest.fixture
 def project(researcher, fake_redcap):
-    project = ProjectFactory(owner=researcher, **ALWAYS)
+    project = ProjectFactory(owner=researcher, always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
     fake_redcap(project)  # the piped names come from (fake) REDCap at release

@@ -130,9 +130,7 @@ def study(researcher, redcap):
             account=account,
             owner=researcher,
             time_zone="UTC",
-            send_window_start=datetime.time(0, 0),
-            send_window_end=datetime.time(23, 59, 59, 999999),
-            send_days=list(range(7)),
+            always_open=True,
         )
         FieldMapping.objects.create(
             project=project, phone_field="phone", consent_field="consent", first_name_field="name"

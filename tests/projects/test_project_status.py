@@ -1,8 +1,6 @@
 """Pausing, archiving and suspending a project: who may, the plan's project slots, the banner on
 every project page, and that no text leaves a project that is not active."""
 
-import datetime
-
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -171,11 +169,6 @@ def test_the_buttons_offered_follow_the_role_and_the_status(project, researcher,
 
 
 # --- No texts leave a project that is not active ----------------------------------------------
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 
 
 @pytest.fixture
@@ -189,7 +182,7 @@ def sent():
 def test_a_project_that_is_not_active_releases_no_texts_through_the_sender(
     researcher, server_admin, status, sent
 ):
-    project = ProjectFactory(owner=researcher, **ALWAYS)
+    project = ProjectFactory(owner=researcher, always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
     ParticipantFactory(project=project, record_id="1")
