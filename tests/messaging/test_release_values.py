@@ -39,13 +39,6 @@ def run_sender():
 
 # --- Against the REDCap sandbox (live server), after a real sync -----------------------------
 # (A live-server test commits as it goes, so "send" starts the sender at once, inline.)
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    store.reset()
-    yield
-    store.reset()
-
-
 @pytest.fixture
 def synced(mapped_project, researcher):
     """The demo project, synced from the sandbox, texting through the (locmem) provider."""
