@@ -60,20 +60,6 @@ def test_an_owner_pauses_with_a_reason_and_resumes(project, researcher):
     assert AuditEvent.objects.filter(action="project.resumed").exists()
 
 
-@pytest.mark.parametrize("role", [Membership.Role.EDITOR, Membership.Role.VIEWER])
-def test_editors_and_viewers_cannot_change_the_status(project, role):
-    with pytest.raises(PermissionDenied):
-        project_set_status(project=project, status=Status.PAUSED, actor=member(project, role))
-    assert status_of(project) == Status.ACTIVE
-    assert not AuditEvent.objects.filter(action__startswith="project.").exists()
-
-
-def test_an_outsider_cannot_change_the_status(project, other_researcher):
-    with pytest.raises(PermissionDenied):
-        project_set_status(project=project, status=Status.ARCHIVED, actor=other_researcher)
-    assert status_of(project) == Status.ACTIVE
-
-
 def test_only_administrators_suspend_and_a_reason_is_required(
     project, researcher, server_admin, django_capture_on_commit_callbacks
 ):
