@@ -82,7 +82,7 @@ def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(cla
         {"withdrawn": True},
         {"redcap_opted_out": True},
         {"consented": False},
-        {"issue": "The phone field is empty."},
+        {"issue": Participant.Issue.NO_PHONE},
         {"number_invalid": True},
         {"phone_encrypted": ""},
         {},
