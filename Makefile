@@ -8,7 +8,7 @@ ADDR ?= 127.0.0.1:8000
 # e-mails) must name ADDR too, whatever SITE_URL .env holds. An exported SITE_URL still wins.
 SITE_URL ?= http://$(ADDR)
 
-.PHONY: run test install browser lint format migrate clean benchmarks
+.PHONY: run test test-fast install browser lint format migrate clean benchmarks
 
 run: install .env
 	$(PY) manage.py migrate --noinput
@@ -21,6 +21,11 @@ test: install browser
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run --settings=portal.settings_test
 	$(VENV)/bin/pytest
+
+# The inner loop: the suite without the browser journeys (tests/e2e) and the slow tests that
+# start real processes; no lint. `make test` (and CI) still runs everything.
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow" --ignore=tests/e2e
 
 install: $(VENV)/.installed
 

@@ -1,5 +1,5 @@
 """Page times at 1,000 and at 1,000,000 messages: pages must not slow down as a project's texts
-pile up (DESIGN.md's performance rule; see docs/architecture.md).
+pile up (see docs/architecture.md, "Performance at scale").
 
 `python benchmarks/pages.py` builds two throwaway SQLite databases (the embedded default: WAL,
 IMMEDIATE transactions), each with one project: 1,000,000 texts over the last 12 months to

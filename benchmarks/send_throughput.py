@@ -4,7 +4,7 @@
 
 It sets up Django on its own throwaway SQLite file (the embedded default: WAL, IMMEDIATE
 transactions), migrates, seeds an account, projects, participants and Twilio provider links whose
-credentials are fake, points TWILIO_API_BASE at a FakeProvider (benchmarks/fake_provider.py), and
+credentials are fake, points TWILIO_API_BASE at a FakeProvider (tests/fakes/provider.py), and
 runs the real pipeline: a "once" rule falls due and the dispatcher (`outbox.dispatch`, the
 every-minute q2 task) materialises its texts, then `messaging.sender.run` (release: the first name
 each text pipes is exported from REDCap as it goes out, one record export per batch,
@@ -53,7 +53,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
@@ -225,7 +224,7 @@ class Seed:
 
 def _serve_fake(conn, options: dict) -> None:
     """The fake provider's own process: answers "stats", "reset" and "stop" on a pipe."""
-    from fake_provider import FakeProvider
+    from tests.fakes.provider import FakeProvider
 
     fake = FakeProvider(**options).start()
     conn.send(fake.twilio_api_base)
@@ -344,7 +343,7 @@ def run_last_gate(
     from messaging import sender
     from messaging.models import Attempt, Message
     from messaging.scheduling import local_to_utc
-    from messaging.services import sending
+    from messaging.services import optouts
     from messaging.services.outbox import dispatch
     from projects.models import Participant, Project
 
@@ -374,7 +373,7 @@ def run_last_gate(
             people = list(Participant.objects.filter(pk__in=ids))
             with transaction.atomic():
                 for person in people:
-                    sending.opt_out_record(participant=person, source="keyword")
+                    optouts.opt_out_record(participant=person, source="keyword")
             stop["moment"], stop["at"] = time.time(), timezone.now()
             stop["people"] = people
         finally:

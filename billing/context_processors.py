@@ -1,10 +1,10 @@
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from billing import selectors
 from billing.models import UsagePeriod
+from billing.services import quota_unit_label
 
 
 @dataclass
@@ -40,7 +40,7 @@ def quota(request) -> dict:
                 user=user, account_ids=[p.account_id for p in alerts]
             ),
             accounts_near=selectors.accounts_near_quota_count() if user.is_server_admin else 0,
-            unit_label="segments" if settings.QUOTA_UNIT == "segment" else "messages",
+            unit_label=quota_unit_label(),
         )
 
     return {"quota_banner": SimpleLazyObject(banner)}

@@ -2,13 +2,9 @@
 
 from billing import services
 
-SCHEDULE_NAME = "Start monthly usage periods"
-SCHEDULE_FUNC = "billing.tasks.usage_periods_start"
-SCHEDULE_MINUTES = 15
-
 
 def usage_periods_start() -> int:
     """Start the new month's usage period of every account whose month has turned in its time
     zone, so `period_started` releases held messages soon after midnight even when nothing is
-    being sent. Scheduled every 15 minutes (billing.apps registers the schedule)."""
+    being sent. Scheduled every 15 minutes (billing.apps declares the schedule)."""
     return services.usage_periods_start_due()

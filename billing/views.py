@@ -1,6 +1,5 @@
 import datetime
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -40,17 +39,13 @@ def server_admin_required(view):
     return wrapped
 
 
-def _unit_label() -> str:
-    return "segments" if settings.QUOTA_UNIT == "segment" else "messages"
-
-
 @login_required
 def account_list(request):
     rows = selectors.account_rows_for_user(user=request.user)
     return render(
         request,
         "billing/account_list.html",
-        {"rows": rows, "unit_label": _unit_label()},
+        {"rows": rows, "unit_label": services.quota_unit_label()},
     )
 
 
@@ -82,7 +77,7 @@ def account_detail(request, pk: int):
             "periods": selectors.periods_for(account=account)[:24],
             "credit_packs": selectors.credit_pack_requests_for(account=account)[:10],
             "plan_changes": selectors.plan_change_requests_for(account=account)[:5],
-            "unit_label": _unit_label(),
+            "unit_label": services.quota_unit_label(),
         },
     )
 
@@ -119,14 +114,14 @@ def credit_pack_request(request, pk: int):
             messages.success(
                 request,
                 f"Asked for {obj.packs} pack{'s' if obj.packs != 1 else ''} ({obj.units:,} "
-                f"{_unit_label()}). The administrators have been told; the credits are added as "
-                "soon as one approves.",
+                f"{services.quota_unit_label(obj.units)}). The administrators have been told; the "
+                "credits are added as soon as one approves.",
             )
             return redirect("billing-account-detail", pk=account.pk)
     return render(
         request,
         "billing/credit_pack_form.html",
-        {"account": account, "form": form, "unit_label": _unit_label()},
+        {"account": account, "form": form, "unit_label": services.quota_unit_label()},
     )
 
 
@@ -183,7 +178,7 @@ def admin_accounts(request):
             "sort": sort,
             "search": search,
             "columns": columns,
-            "unit_label": _unit_label(),
+            "unit_label": services.quota_unit_label(),
             "pending": selectors.pending_review_count(),
         },
     )
@@ -217,7 +212,7 @@ def review(request):
             "plan_changes": selectors.plan_change_requests_pending(),
             "decided": selectors.credit_pack_requests_decided(),
             "decision_form": DecisionForm(),
-            "unit_label": _unit_label(),
+            "unit_label": services.quota_unit_label(),
         },
     )
 

@@ -2,11 +2,11 @@ import re
 
 from django import forms
 
+from messaging.gateways import gateway_class
 from messaging.models import WEEKDAY_NAMES, MessageRule
 from messaging.piping import MAX_BODY_CHARS
 from messaging.services.provider_links import providers_offered
 from messaging.services.rules import RULE_FIELDS
-from projects.models import ProviderLink
 
 
 def split_record_ids(raw: str) -> list[str]:
@@ -148,9 +148,7 @@ class PhoneCodeForm(forms.Form):
 
 
 class ProviderLinkForm(forms.Form):
-    provider = forms.ChoiceField(
-        label="Provider", choices=ProviderLink.Provider.choices, widget=forms.RadioSelect
-    )
+    provider = forms.ChoiceField(label="Provider", choices=(), widget=forms.RadioSelect)
     api_key = forms.CharField(
         label="Mosio API key",
         required=False,
@@ -183,6 +181,6 @@ class ProviderLinkForm(forms.Form):
         self.fields["provider"].choices = providers_offered()
 
     def config(self) -> dict[str, str]:
-        provider = self.cleaned_data["provider"]
-        keys = {"mosio": ["api_key"], "twilio": ["account_sid", "auth_token", "sender"]}
-        return {k: self.cleaned_data.get(k, "") for k in keys.get(provider, [])}
+        """The chosen provider's settings: the fields its gateway declares (config_fields)."""
+        fields = gateway_class(self.cleaned_data["provider"]).config_fields
+        return {f.key: self.cleaned_data.get(f.key, "") for f in fields}

@@ -237,7 +237,7 @@ def participants_with_opt_out(*, participants: QuerySet[Participant]) -> QuerySe
 def oldest_ready_text_due() -> datetime.datetime | None:
     """When the longest-waiting text that the sender may release now fell due (None: none
     waits). One index range read (status, not_before), for the health check."""
-    from messaging.services.sending import RELEASABLE
+    from messaging.eligibility import RELEASABLE
 
     return (
         Message.objects.filter(
@@ -386,10 +386,7 @@ def texting_summary(*, project: Project, today: datetime.date | None = None) -> 
     )
 
 
-INBOUND_WEBHOOKS = {
-    ProviderLink.Provider.TWILIO: "twilio-inbound",
-    ProviderLink.Provider.MOSIO: "mosio-inbound",
-}
+INBOUND_WEBHOOKS = {"twilio": "twilio-inbound", "mosio": "mosio-inbound"}
 
 
 def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:

@@ -12,19 +12,19 @@ and a sender holds one connection, not one per thread), and writes are batched:
     fill     the next ready messages, a bounded number per link, checked and rendered (prepare).
              What a link's texts need from REDCap (completion, survey links, the values they
              pipe: read when they go out, not from the synced copy) is fetched first on a
-             REDCap thread, one fetch per link at a time (sending.ReleaseData); the texts wait
+             REDCap thread, one fetch per link at a time (release.ReleaseData); the texts wait
              for it, still queued, while the other links go on
     claim    a link's next few messages (a quarter of a second of its pace) in one transaction:
-             queued -> sending and their quota (sending.claim_batch)
+             queued -> sending and their quota (claim.claim_batch)
     start    when the link's bucket will have a token within START_AHEAD: the attempt rows (one
              INSERT for all started together), then the calls go to the pool, each with the
              moment it may go out; the pool thread waits for it. So the pace is kept to the
              millisecond even while this thread is busy reading or writing for a moment.
-    record   the answers that came back, in one transaction (sending.record_successes); refusals
-             one by one (sending.record_failure)
+    record   the answers that came back, in one transaction (record.record_successes); refusals
+             one by one (record.record_failure)
 
 The last gate (docs/sending.md): `start` writes the attempt rows with ONE conditional UPDATE
-(sending.attempts_start) that re-checks, from the database at that moment, pauses (of a rule, a
+(claim.attempts_start) that re-checks, from the database at that moment, pauses (of a rule, a
 project or a provider link), the suppression list (STOP), consent and withdrawal, and the
 participant's sending hours. A text the loop holds in memory (prepared, or claimed ahead of its
 turn) that fails it goes back, its quota released: cancelled after an opt-out, waiting for the
@@ -32,7 +32,7 @@ next opening after the hours closed, queued again after a pause. Only calls alre
 the pool (at most START_AHEAD ahead of their turn) may still leave after a STOP; none leaves
 after the hours close (the pool thread checks the close itself, CLOSE_MARGIN).
 
-Claimed rows that were never called when the loop stops go back to the queue (sending.unclaim);
+Claimed rows that were never called when the loop stops go back to the queue (claim.unclaim);
 if the loop dies instead, the sweep does it (no attempt row: requeued; an attempt row: unknown,
 then reconciled with the provider).
 """
@@ -53,9 +53,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from messaging import eligibility
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
-from messaging.services import outbox, sending
+from messaging.services import claim, outbox, provider_links, record, release
 from projects.models import FieldMapping
 
 logger = logging.getLogger(__name__)
@@ -211,9 +212,9 @@ def _count(report: SenderReport, status: str) -> None:
 
 def _ready_queryset():
     """Queued and due, on an active project with a running link and a rule that is not paused
-    (sending.RELEASABLE)."""
+    (eligibility.RELEASABLE)."""
     return Message.objects.filter(
-        sending.RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
+        eligibility.RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
     )
 
 
@@ -277,7 +278,7 @@ class _Loop:
         )
         # Per link: messages read from the queue whose REDCap data is being fetched (still
         # queued in the database; prepared when the data is in).
-        self.fetching: dict[int, tuple[list[Message], sending.ReleaseData, Future]] = {}
+        self.fetching: dict[int, tuple[list[Message], release.ReleaseData, Future]] = {}
         self.results: queue.SimpleQueue = queue.SimpleQueue()
         self.links: dict[int, LinkState] = {}
         self.in_flight = 0
@@ -319,12 +320,12 @@ class _Loop:
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 return
             self.pool.shutdown(wait=True)  # the calls in flight finish (the gateway has timeouts)
-            self._record(self._drain(timeout=0))
         if orderly:
+            self._record(self._drain(timeout=0))  # what came back (or was called inline)
             claimed = [p for s in self.links.values() for p in s.claimed]
             for state in self.links.values():
                 state.claimed.clear()
-            sending.unclaim(claimed)
+            claim.unclaim(claimed)
 
     def _pending(self) -> bool:
         return bool(self.fetching) or any(s.backlog or s.claimed for s in self.links.values())
@@ -393,7 +394,7 @@ class _Loop:
         mappings = {
             m.project_id: m for m in FieldMapping.objects.filter(project_id__in=project_ids)
         }
-        redcap = sending.ReleaseData.for_batch(batch, mappings)
+        redcap = release.ReleaseData.for_batch(batch, mappings)
         now_ready = []
         for message in batch:
             data = redcap[message.project_id]
@@ -408,7 +409,7 @@ class _Loop:
             self.fetching[link_pk][0].append(message)
         self._prepare(now_ready, redcap)
 
-    def _fetch(self, data: sending.ReleaseData) -> None:
+    def _fetch(self, data: release.ReleaseData) -> None:
         """On a REDCap thread: what a link's texts need from REDCap (HTTP only, no database)."""
         try:
             data.fetch()
@@ -435,7 +436,7 @@ class _Loop:
                 )
                 later = timezone.now() + PREPARE_RETRY
                 for message in messages:
-                    sending.defer(message, later, "It could not be prepared; retrying.")
+                    release.defer(message, later, "It could not be prepared; retrying.")
                 self.report.skipped_or_deferred += len(messages)
                 continue
             failed = data.failure()
@@ -446,17 +447,17 @@ class _Loop:
             self._prepare(messages, {data.project.pk: data})
 
     def _prepare(self, messages: list[Message], redcap: dict) -> None:
-        """Check and render (sending.prepare) into the links' backlogs."""
+        """Check and render (release.prepare) into the links' backlogs."""
         if not messages:
             return
         now = timezone.now()
         # Texts prepared earlier and still waiting in a backlog count as sends (stop after N).
         backlog = [p.message for s in self.links.values() for p in s.backlog]
-        sent_counts = sending.sends_so_far(messages, pending=backlog)
-        suppressed = sending.suppressed_fingerprints(messages)
+        sent_counts = release.sends_so_far(messages, pending=backlog)
+        suppressed = release.suppressed_fingerprints(messages)
         for message in messages:
             try:
-                prepared = sending.prepare(
+                prepared = release.prepare(
                     message,
                     now=now,
                     redcap=redcap[message.project_id],
@@ -465,7 +466,7 @@ class _Loop:
                 )
             except Exception:  # noqa: BLE001 - one bad row must not stop every other text
                 logger.exception("Message %s could not be prepared; retrying later.", message.pk)
-                sending.defer(message, now + PREPARE_RETRY, "It could not be prepared; retrying.")
+                release.defer(message, now + PREPARE_RETRY, "It could not be prepared; retrying.")
                 prepared = None
             if prepared is None:
                 self.report.skipped_or_deferred += 1
@@ -481,7 +482,7 @@ class _Loop:
                 gateway=get_gateway(link),
                 bucket=TokenBucket(rate),
                 max_in_flight=_in_flight_cap(rate),
-                callback_url=sending.status_callback_url(link),
+                callback_url=record.status_callback_url(link),
                 unreachable=link.unreachable_since is not None,
             )
             self.links[link.pk] = state
@@ -503,42 +504,41 @@ class _Loop:
             batch = [state.backlog.popleft() for _ in range(min(size, len(state.backlog)))]
             # The gateway that carries them (the override's fake, when one is set): the
             # phone simulator shows the texts the sandbox carried, whatever the link's provider.
-            claimed, held = sending.claim_batch(batch, provider=state.gateway.slug)
+            claimed, held = claim.claim_batch(batch, provider=state.gateway.slug)
             state.claimed.extend(claimed)
             self.report.held += len(held)
             self.quiet = False
 
     # --- start: paced by each link's bucket ------------------------------------------------
     def _start(self) -> bool:
-        starting: list[tuple[LinkState, sending.Prepared, float]] = []
+        starting: list[tuple[LinkState, release.Prepared, float]] = []
         # Each link with work gets a fair share of the pool: a slow provider cannot take every
         # thread while another link's texts wait.
         busy = sum(1 for s in self.links.values() if s.claimed or s.in_flight)
         share = max(1, self.threads // max(1, busy))
+        # Without a pool (SENDER_THREADS = 0, as in the tests) the same steps run with one call
+        # at a time, made on this thread when its turn has come.
+        capacity = self.threads or 1
+        ahead = START_AHEAD if self.pool is not None else 0.0
         for state in self.links.values():
             while (
                 state.claimed
                 and state.in_flight < min(state.max_in_flight, share)
-                and (self.pool is None or self.in_flight + len(starting) < self.threads)
+                and self.in_flight + len(starting) < capacity
             ):
                 cost = state.claimed[0].count.segments
                 wait = state.bucket.wait(cost)
-                if wait > (START_AHEAD if self.pool is not None else 0):
+                if wait > ahead:
                     break
                 state.bucket.take(cost)
                 prepared = state.claimed.popleft()
-                if self.pool is None:  # SENDER_THREADS = 0: call here, one at a time
-                    outcome = sending.deliver(prepared.message, state.link, state.gateway)
-                    if outcome is not None:  # None: paused since the claim, not called
-                        self._after(state, outcome.status, outcome.reason, outcome.retry_after)
-                    continue
                 state.in_flight += 1
                 starting.append((state, prepared, time.monotonic() + wait))
         if not starting:
             return False
         self.quiet = False
         try:
-            mine = {m.pk for m in sending.attempts_start([p.message for _, p, _ in starting])}
+            mine = {m.pk for m in claim.attempts_start([p.message for _, p, _ in starting])}
         except BaseException:
             for state, prepared, _ in reversed(starting):  # nothing was called: still claimed
                 state.in_flight -= 1
@@ -554,17 +554,21 @@ class _Loop:
             # or not at all (a text handed over just before the close must not leave after it).
             closes_at = None if closes is None else clock_now + (closes - wall_now).total_seconds()
             self.in_flight += 1
-            self.pool.submit(self._call, state, prepared, at, closes_at)
+            if self.pool is not None:
+                self.pool.submit(self._call, state, prepared, at, closes_at)
+            else:
+                self._call(state, prepared, at, closes_at)
         return True
 
     @sensitive_variables()
     def _call(
-        self, state: LinkState, prepared: sending.Prepared, at: float, closes_at: float | None
+        self, state: LinkState, prepared: release.Prepared, at: float, closes_at: float | None
     ) -> None:
-        """On a pool thread: wait for the text's turn, then the provider call, and nothing else
-        (no database). Not after `closes_at` (the participant's sending hours close: the text
-        goes back to waiting, NotCalled). A crash report shows no value of this frame or any
-        below it (the number, the provider's credentials)."""
+        """On a pool thread (or on the loop's own, without a pool): wait for the text's turn,
+        then THE provider call, and nothing else (no database); the answer goes to `results`,
+        recorded by `_record`. Not after `closes_at` (the participant's sending hours close:
+        the text goes back to waiting, NotCalled). A crash report shows no value of this frame
+        or any below it (the number, the provider's credentials)."""
         message = prepared.message
         _sleep_until(at)
         gap = MIN_SPACING * prepared.count.segments / state.rate
@@ -579,8 +583,12 @@ class _Loop:
             result = state.gateway.send(
                 to=message.participant.phone, body=message.body, status_callback=state.callback_url
             )
-        except BaseException as exc:  # GatewayError, or a bug (left to the sweep)
+        except Exception as exc:  # GatewayError, or a bug (logged, and left to the sweep)
             self.results.put((state, prepared, None, exc))
+        except BaseException as exc:
+            if self.pool is None:
+                raise  # the worker itself is being stopped: the sweep finds the row
+            self.results.put((state, prepared, None, exc))  # the loop must still hear of it
         else:
             self.results.put((state, prepared, result, None))
 
@@ -618,21 +626,21 @@ class _Loop:
                     prepared.message.pk,
                     exc_info=exc,
                 )
-        sending.record_successes(successes)
+        record.record_successes(successes)
         self.report.sent += len(successes)
         for state in {id(s): s for s, _, result, _ in items if result is not None}.values():
             self._reachable(state)
-        self.report.skipped_or_deferred += sending.attempts_not_called(not_called)
+        self.report.skipped_or_deferred += claim.attempts_not_called(not_called)
         for state, prepared, result, exc in items:
             if result is None and isinstance(exc, GatewayError):
-                outcome = sending.record_failure(prepared.message, exc, state.link)
+                outcome = record.record_failure(prepared.message, exc, state.link)
                 self._after(state, outcome.status, outcome.reason, outcome.retry_after)
         return True
 
     def _reachable(self, state: LinkState) -> None:
         if state.unreachable:  # the provider answers again
             state.unreachable = False
-            sending.provider_link_reachable(link_id=state.link.pk)
+            provider_links.provider_link_reachable(link_id=state.link.pk)
 
     def _after(self, state: LinkState, status: str, reason, retry_after) -> None:
         _count(self.report, status)
@@ -645,12 +653,12 @@ class _Loop:
             state.bucket.back_off(retry_after or pause)
             if state.bucket.wait(1) > 2:  # a long pause: do not keep texts claimed meanwhile
                 claimed, state.claimed = list(state.claimed), deque()
-                sending.unclaim(claimed)
+                claim.unclaim(claimed)
         elif reason == Reason.BAD_CREDENTIALS and not state.paused:
             state.paused = True  # the link is paused now: give back what it holds
             state.backlog.clear()
             claimed, state.claimed = list(state.claimed), deque()
-            sending.unclaim(claimed)
+            claim.unclaim(claimed)
 
     def _next_wake(self) -> float:
         now = time.monotonic()

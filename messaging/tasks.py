@@ -3,7 +3,7 @@
 import logging
 
 from messaging import sender
-from messaging.services import outbox, sending
+from messaging.services import outbox, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def dispatch() -> dict:
         from django_q.tasks import async_task
 
         async_task("messaging.tasks.send_queued", task_name="sender")
-    swept = sending.sweep(lease_alive=alive)
+    swept = sweep.sweep(lease_alive=alive)
     return {"queued": report.queued, "skipped": report.skipped, **swept}
 
 

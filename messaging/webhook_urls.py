@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import webhooks
+from messaging.views import webhooks
 
 urlpatterns = [
     path("twilio/<str:secret>/status/", webhooks.twilio_status, name="twilio-status"),

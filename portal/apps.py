@@ -19,28 +19,25 @@ class StudyTextAdminConfig(admin_apps.AdminConfig):
 SERVING_COMMANDS = frozenset({"qcluster", "runserver", "devserver"})
 
 
-def ensure_statistics_schedule(sender, *, using: str = "default", **kwargs) -> None:
-    """Register the hourly refresh of the query planner's statistics, and refresh them now: a
-    migration may have added indexes the planner has no statistics for yet."""
-    from django_q.models import Schedule
-
+def statistics_refresh_after_migrate(sender, *, using: str = "default", **kwargs) -> None:
+    """Refresh the query planner's statistics: a migration may have added indexes the planner
+    has no statistics for yet (the hourly task keeps them fresh afterwards)."""
     from portal.services.database import database_statistics_refresh
-    from portal.tasks import STATISTICS_SCHEDULE
 
-    Schedule.objects.using(using).update_or_create(
-        name=STATISTICS_SCHEDULE,
-        defaults={
-            "func": "portal.tasks.refresh_statistics",
-            "schedule_type": Schedule.HOURLY,
-            "repeats": -1,
-        },
-    )
     database_statistics_refresh(using=using)
 
 
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
+    # Registered with django-q2 after migrate, with every app's (portal/schedules.py).
+    schedules = (
+        {
+            "name": "portal-database-statistics",
+            "func": "portal.tasks.refresh_statistics",
+            "every": "hour",
+        },
+    )
 
     def ready(self) -> None:
         from portal import (  # noqa: F401
@@ -52,4 +49,7 @@ class PortalConfig(AppConfig):
             from portal.runtime_guards import refuse_unsafe_runtime
 
             refuse_unsafe_runtime()
-        post_migrate.connect(ensure_statistics_schedule, sender=self)
+        from portal.schedules import schedules_ensure
+
+        post_migrate.connect(schedules_ensure, sender=self)
+        post_migrate.connect(statistics_refresh_after_migrate, sender=self)

@@ -17,14 +17,13 @@ from portal.models import User
 from portal.services import onboarding
 from portal.services.accounts import user_set_server_admin
 from projects.models import (
-    FieldMapping,
     Project,
-    ProviderLink,
     RedcapInstance,
-    RedcapLink,
     SyncRun,
 )
-from projects.services import links, mapping, sync
+from projects.sandbox import services as sandbox
+from projects.selectors import project_field_mapping, project_provider_link, project_redcap_link
+from projects.services import mapping, sync
 
 ADMIN_EMAIL = "admin@studytext.test"
 RESEARCHER_EMAIL = "researcher@studytext.test"
@@ -111,28 +110,28 @@ def connect_demo_project(*, project: Project, owner: User) -> str:
 
     No web server runs during `seed_demo`, so nothing here calls the sandbox over HTTP: the
     REDCap link and the data dictionary are read from the sandbox's data in this process
-    (links.redcap_link_set_sandbox), and the first sync is handed to django-q2's scheduler,
+    (sandbox.redcap_link_set_sandbox), and the first sync is handed to django-q2's scheduler,
     which starts it about half a minute after `make run` starts the task cluster, when the web
     server is up. That sync is the live check of the link.
     """
     if not settings.SANDBOX_ENABLED:
         return "Not linked: SANDBOX_ENABLED is off, so there is no sandbox to link it to."
-    if not RedcapLink.objects.filter(project=project).exists():
-        links.redcap_link_set_sandbox(project=project, actor=owner)
-    if not ProviderLink.objects.filter(project=project).exists():
+    if project_redcap_link(project=project) is None:
+        sandbox.redcap_link_set_sandbox(project=project, actor=owner)
+    if project_provider_link(project=project) is None:
         provider_link_save(
             project=project,
-            provider=ProviderLink.Provider.SANDBOX,
+            provider="sandbox",
             config={},
             rate_per_second=DEMO_SEND_RATE,
             actor=owner,
         )
-    if not FieldMapping.objects.filter(project=project).exists():
+    if project_field_mapping(project=project) is None:
         mapping.field_mapping_save(
             project=project,
             actor=owner,
             data=dict(DEMO_MAPPING),
-            dictionary=mapping.dictionary_from_sandbox(project=project),
+            dictionary=sandbox.dictionary_from_sandbox(project=project),
             ask_redcap_about_logic=False,
         )
     if not SyncRun.objects.filter(project=project).exists():

@@ -2,8 +2,6 @@
 
 from portal.services.database import database_statistics_refresh
 
-STATISTICS_SCHEDULE = "portal-database-statistics"
-
 
 def refresh_statistics() -> str:
     """Hourly: keep the query planner's statistics fresh as tables grow."""

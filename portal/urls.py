@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
-from messaging.phone_views import staff_phone_remove
+from messaging.views.phones import staff_phone_remove
 from portal.forms import PasswordResetForm
 from portal.views import accounts, audit, dashboard, onboarding, two_factor
 from projects import det_views

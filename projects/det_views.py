@@ -23,8 +23,8 @@ from portal.throttle import rate_limit
 from projects.access import project_get_for_user
 from projects.forms import error_text
 from projects.models import DataEntryTrigger, Membership, Project
+from projects.sandbox.services import is_sandbox_instance
 from projects.services import det
-from projects.services.sandbox import is_sandbox_instance
 
 MAX_BODY_BYTES = 8192  # REDCap's post is a dozen short fields
 MAX_FIELDS = 100

@@ -177,13 +177,10 @@ class ProviderLink(models.Model):
     the Twilio sender, so one cannot serve two projects.
     """
 
-    class Provider(models.TextChoices):
-        MOSIO = "mosio", "Mosio"
-        TWILIO = "twilio", "Twilio"
-        SANDBOX = "sandbox", "Sandbox phone simulator"
-
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="provider_link")
-    provider = models.CharField(max_length=20, choices=Provider.choices)
+    # A gateway's slug ("mosio", "twilio", "sandbox"). The choices are the messaging app's gateway
+    # registry, installed when it is ready (messaging.apps): this app never imports messaging.
+    provider = models.CharField(max_length=20, choices=[])
     config_encrypted = models.TextField()
     display = models.JSONField(default=dict, blank=True)
     fingerprint = models.CharField(max_length=64, unique=True)

@@ -2,7 +2,16 @@ from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.db.models.functions import Length
 
 from billing.models import Account, AccountMembership
-from projects.models import Membership, Participant, Project, RedcapInstance, SyncRun
+from projects.models import (
+    FieldMapping,
+    Membership,
+    Participant,
+    Project,
+    ProviderLink,
+    RedcapInstance,
+    RedcapLink,
+    SyncRun,
+)
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -11,6 +20,22 @@ def projects_for_user(*, user) -> QuerySet[Project]:
     if user.is_server_admin:
         return qs
     return qs.filter(memberships__user=user)
+
+
+def project_field_mapping(*, project: Project | int) -> FieldMapping | None:
+    """The project's field mapping, or None before its fields are mapped."""
+    return FieldMapping.objects.filter(project=project).first()
+
+
+def project_provider_link(*, project: Project | int) -> ProviderLink | None:
+    """The project's SMS provider link, or None before one is linked (its config decrypts only
+    when read)."""
+    return ProviderLink.objects.filter(project=project).first()
+
+
+def project_redcap_link(*, project: Project | int) -> RedcapLink | None:
+    """The project's REDCap link, or None before its token is linked."""
+    return RedcapLink.objects.filter(project=project).first()
 
 
 def redcap_instances_offered() -> QuerySet[RedcapInstance]:
@@ -72,8 +97,6 @@ def sync_run_latest(*, project: Project) -> SyncRun | None:
 
 def project_setup_state(*, project: Project) -> dict[str, bool]:
     """Which set-up steps are done, without loading the secrets."""
-    from projects.models import FieldMapping, ProviderLink, RedcapLink
-
     return {
         "redcap": RedcapLink.objects.filter(project=project).exists(),
         "provider": ProviderLink.objects.filter(project=project).exists(),
@@ -84,8 +107,6 @@ def project_setup_state(*, project: Project) -> dict[str, bool]:
 
 def project_links(*, project: Project) -> dict:
     """The state of the project's REDCap and SMS-provider links, without their secrets."""
-    from projects.models import ProviderLink, RedcapLink
-
     redcap = (
         RedcapLink.objects.filter(project=project)
         .only("last_checked_at", "last_error", "redcap_project_title")

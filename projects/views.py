@@ -23,14 +23,13 @@ from projects.forms import (
     form_apply_errors,
 )
 from projects.models import (
-    FieldMapping,
     Membership,
     Project,
     ProjectInvitation,
-    ProviderLink,
-    RedcapLink,
     SyncRun,
 )
+from projects.sandbox import services as sandbox
+from projects.selectors import project_field_mapping, project_provider_link, project_redcap_link
 from projects.services import (
     links,
     mapping,
@@ -41,7 +40,6 @@ from projects.services import (
     project_update_help_reply,
     project_update_sending_bounds,
     project_update_sending_hours,
-    sandbox,
     sync,
 )
 
@@ -179,7 +177,7 @@ def redcap_link(request, pk: int):
             else:
                 next_step = (
                     ""
-                    if ProviderLink.objects.filter(project=project).exists()
+                    if project_provider_link(project=project) is not None
                     else " Next, link the SMS provider."
                 )
                 messages.success(
@@ -195,7 +193,7 @@ def redcap_link(request, pk: int):
             "project": project,
             "role": role,
             "form": form,
-            "link": RedcapLink.objects.filter(project=project).first(),
+            "link": project_redcap_link(project=project),
             "sandbox": sandbox.sandbox_offer(project=project) if role == Role.OWNER else None,
             "det": det_views.det_card(project=project, role=role),
             "tab": "setup",
@@ -254,8 +252,8 @@ def redcap_link_remove(request, pk: int):
 def field_mapping(request, pk: int):
     min_role = Role.EDITOR if request.method == "POST" else Role.VIEWER
     project, role = project_get_for_user(user=request.user, pk=pk, min_role=min_role)
-    current = FieldMapping.objects.filter(project=project).first()
-    if not RedcapLink.objects.filter(project=project).exists():
+    current = project_field_mapping(project=project)
+    if project_redcap_link(project=project) is None:
         messages.info(
             request, "Link the project's REDCap API token first; the fields come from REDCap."
         )

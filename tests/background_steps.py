@@ -5,7 +5,6 @@ the database, broker and gateway chosen by the environment. Each step prints one
 Not a test module (pytest does not collect it): the test starts these processes.
 """
 
-import datetime
 import json
 import os
 import sys
@@ -30,15 +29,8 @@ def seed(participants: str, rate: str = "100") -> dict:
 
     owner = UserFactory(email="owner@background.test")
     account = AccountFactory(owners=[owner])
-    # Sending hours open all day, every day: the test must not depend on when it runs (the
-    # default 9 a.m.-8 p.m., Monday to Saturday, would hold every text after 8 p.m.).
-    project = ProjectFactory(
-        account=account,
-        owner=owner,
-        send_window_start=datetime.time(0, 0),
-        send_window_end=datetime.time(23, 59, 59),
-        send_days=list(range(7)),
-    )
+    # Sending hours open all day, every day: the test must not depend on when it runs.
+    project = ProjectFactory(account=account, owner=owner, always_open=True)
     FieldMappingFactory(project=project)
     ProviderLinkFactory(project=project, linked_by=owner, rate_per_second=float(rate))
     ParticipantFactory.create_batch(int(participants), project=project)

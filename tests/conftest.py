@@ -72,6 +72,18 @@ def _fresh_cache():
     yield
 
 
+# --- The REDCap sandbox ----------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def fresh_sandbox():
+    """The REDCap sandbox keeps its records in this process: each test starts (and leaves it)
+    with the seed records, whatever an earlier test imported or created (about 0.3 ms)."""
+    from projects.sandbox import store
+
+    store.reset()
+    yield
+    store.reset()
+
+
 # --- Personas -------------------------------------------------------------------------------
 @pytest.fixture
 def researcher(db):

@@ -126,10 +126,27 @@ class RedcapInstanceFactory(factory.django.DjangoModelFactory):
     api_url = "https://redcap.uni.test/api/"
 
 
+# Sending hours open at every hour of every day, for tests that send whenever the suite runs
+# (the default 9 a.m.-8 p.m., Monday to Friday, would hold texts queued at night). As a trait:
+# ProjectFactory(always_open=True); on an existing project: .update(**ALWAYS_OPEN).
+ALWAYS_OPEN = {
+    "send_window_start": datetime.time(0, 0),
+    "send_window_end": datetime.time(23, 59, 59, 999999),
+    "send_days": [0, 1, 2, 3, 4, 5, 6],
+}
+
+
 class ProjectFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Project
         skip_postgeneration_save = True
+
+    class Params:
+        always_open = factory.Trait(
+            send_window_start=ALWAYS_OPEN["send_window_start"],
+            send_window_end=ALWAYS_OPEN["send_window_end"],
+            send_days=factory.LazyFunction(lambda: list(ALWAYS_OPEN["send_days"])),
+        )
 
     account = factory.SubFactory(AccountFactory)
     redcap_instance = factory.SubFactory(RedcapInstanceFactory)
@@ -278,7 +295,7 @@ class ProviderLinkFactory(factory.django.DjangoModelFactory):
         model = ProviderLink
 
     project = factory.SubFactory(ProjectFactory)
-    provider = ProviderLink.Provider.SANDBOX
+    provider = "sandbox"
     config_encrypted = factory.LazyFunction(lambda: crypto.encrypt_json({}))
     fingerprint = factory.Sequence(lambda n: f"fp{n:062d}")
     webhook_secret = factory.Sequence(lambda n: f"hook-{n}-secret")

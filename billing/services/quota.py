@@ -44,6 +44,13 @@ def quota_units_for(*, messages: int, segments: int) -> int:
     return segments if settings.QUOTA_UNIT == "segment" else messages
 
 
+def quota_unit_label(count: int = 2) -> str:
+    """What the quota counts, in words: "messages" or "segments" (as QUOTA_UNIT says), singular
+    for a count of one ("1 message"). Every page and e-mail says it through this."""
+    word = "segment" if settings.QUOTA_UNIT == "segment" else "message"
+    return word if count == 1 else f"{word}s"
+
+
 def account_local_date(*, account: Account, now: datetime.datetime | None = None) -> datetime.date:
     """Today's date in the account's time zone (usage periods are its calendar months)."""
     now = now or timezone.now()

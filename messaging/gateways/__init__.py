@@ -34,13 +34,6 @@ GATEWAYS: dict[str, str] = {
     "console": "messaging.gateways.console.ConsoleGateway",
     "locmem": "messaging.gateways.locmem.LocmemGateway",
 }
-# What a project can pick on its provider link (ProviderLink.provider choices). The labels are
-# the classes' own; a test keeps them in step.
-PROVIDER_CHOICES: list[tuple[str, str]] = [
-    ("mosio", "Mosio"),
-    ("twilio", "Twilio"),
-    ("sandbox", "Sandbox phone simulator"),
-]
 # What SMS_GATEWAY_OVERRIDE may name.
 FAKE_GATEWAYS = frozenset({"sandbox", "console", "locmem"})
 
@@ -51,6 +44,18 @@ def gateway_class(slug: str) -> type[Gateway]:
     except KeyError:
         raise ImproperlyConfigured(f"Unknown SMS gateway {slug!r}.") from None
     return import_string(path)
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """What a project can pick on its provider link, in the registry's order, with the classes'
+    own labels: (slug, label) of every `linkable` gateway. ProviderLink.provider takes its
+    choices from here (messaging.apps installs them: projects never imports messaging)."""
+    return [(slug, cls.label) for slug in GATEWAYS if (cls := gateway_class(slug)).linkable]
+
+
+def provider_label(slug: str) -> str:
+    """ "Twilio" for "twilio"; the slug itself for one the registry does not know."""
+    return gateway_class(slug).label if slug in GATEWAYS else slug
 
 
 def override_slug() -> str:
@@ -118,7 +123,6 @@ def get_gateway(link: Any, **kwargs: Any) -> Gateway:
 __all__ = [
     "FAKE_GATEWAYS",
     "GATEWAYS",
-    "PROVIDER_CHOICES",
     "ConfigField",
     "Gateway",
     "GatewayError",
@@ -132,4 +136,6 @@ __all__ = [
     "get_gateway",
     "mask_phone",
     "override_slug",
+    "provider_choices",
+    "provider_label",
 ]

@@ -178,6 +178,13 @@ class Gateway:
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
     is_fake: ClassVar[bool] = False
     supports_polling: ClassVar[bool] = False  # poll_inbound works
+    # A project can pick it for its provider link (ProviderLink.provider's choices come from
+    # these: messaging.gateways.provider_choices).
+    linkable: ClassVar[bool] = False
+    # The config value that may serve one project only (REDCap enforces one Mosio key per
+    # project), and what to call it when a second project tries to link it.
+    identity_key: ClassVar[str] = ""
+    identity_label: ClassVar[str] = "sender"
 
     def __init__(
         self,
@@ -310,6 +317,19 @@ def transport_error(exc: httpx.TransportError, *, provider: str) -> GatewayError
         "the text may or may not have gone out.",
         reason=Reason.AMBIGUOUS,
     )
+
+
+def reason_for_status(status: int) -> Reason:
+    """What an HTTP status alone says about a refused call (docs/twilio.md, docs/mosio.md): the
+    credentials refused (401, 403), slow down (429), a server error or timeout after the request
+    arrived (5xx, 408: it may have been taken), or refused for another reason."""
+    if status in (401, 403):
+        return Reason.BAD_CREDENTIALS
+    if status == 429:
+        return Reason.RATE_LIMITED
+    if status >= 500 or status == 408:
+        return Reason.AMBIGUOUS
+    return Reason.REJECTED
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -28,6 +28,7 @@ from .base import (
     SendResult,
     mask_phone,
     parse_retry_after,
+    reason_for_status,
     scrub,
 )
 
@@ -91,6 +92,9 @@ def _format_since(since: datetime) -> str:
 class MosioGateway(Gateway):
     slug = "mosio"
     label = "Mosio"
+    linkable = True
+    identity_key = "api_key"
+    identity_label = "Mosio API key"
     config_fields = (
         ConfigField(
             CONFIG_API_KEY,
@@ -204,24 +208,25 @@ class MosioGateway(Gateway):
         status = response.status_code
         maybe = " The text may or may not have gone out." if sending else ""
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status in (401, 403):
+        by_status = reason_for_status(status)
+        if by_status == Reason.BAD_CREDENTIALS:
             raise GatewayError(
                 f"Mosio did not accept the API key (HTTP {status}). Check it on the provider "
                 "settings page.",
-                reason=Reason.BAD_CREDENTIALS,
+                reason=by_status,
                 status_code=status,
             )
-        if status == 429:
+        if by_status == Reason.RATE_LIMITED:
             raise GatewayError(
                 "Mosio asked us to slow down (HTTP 429); the text was not sent.",
-                reason=Reason.RATE_LIMITED,
+                reason=by_status,
                 retry_after=retry_after,
                 status_code=status,
             )
-        if status >= 500 or status == 408:
+        if by_status == Reason.AMBIGUOUS:
             raise GatewayError(
                 f"Mosio had a server error (HTTP {status}).{maybe}",
-                reason=Reason.AMBIGUOUS,
+                reason=by_status,
                 status_code=status,
             )
         try:

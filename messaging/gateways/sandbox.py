@@ -20,6 +20,8 @@ class SandboxGateway(Gateway):
     slug = "sandbox"
     label = "Sandbox phone simulator"
     is_fake: ClassVar[bool] = True
+    linkable = True
+    identity_key = "project"  # its config is the project's id: one link per project
 
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
         return SendResult(

@@ -42,6 +42,7 @@ from .base import (
     StatusUpdate,
     mask_phone,
     parse_retry_after,
+    reason_for_status,
     scrub,
 )
 
@@ -108,6 +109,9 @@ def reason_for_code(code: int | str | None) -> Reason | None:
 class TwilioGateway(Gateway):
     slug = "twilio"
     label = "Twilio"
+    linkable = True
+    identity_key = "sender"
+    identity_label = "Twilio sender"
     config_fields = (
         ConfigField(CONFIG_ACCOUNT_SID, "Account SID", help_text="Starts with AC."),
         ConfigField(CONFIG_AUTH_TOKEN, "Auth token", secret=True),
@@ -304,16 +308,7 @@ class TwilioGateway(Gateway):
             raw = payload.get("code")
             code = int(raw) if str(raw).isdigit() else None
             detail = scrub(str(payload.get("message") or ""))
-        reason = reason_for_code(code)
-        if reason is None:
-            if status in (401, 403):
-                reason = Reason.BAD_CREDENTIALS
-            elif status == 429:
-                reason = Reason.RATE_LIMITED
-            elif status >= 500 or status == 408:
-                reason = Reason.AMBIGUOUS
-            else:
-                reason = Reason.REJECTED
+        reason = reason_for_code(code) or reason_for_status(status)
         raise GatewayError(
             _describe(reason, status=status, code=code, detail=detail, sending=sending),
             reason=reason,

@@ -24,7 +24,7 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
 - HELP queues one reply through the normal outbox (a Message of kind "help": the sender's
   usual checks, quota units and pace). Its text is the project's "Reply to HELP", or a standard
   one with the PI's name and e-mail and "Reply STOP to opt out". It is sent even outside the sending
-  hours (the participant has just texted us; see `sending.prepare`), but never to an
+  hours (the participant has just texted us; see `release.prepare`), but never to an
   opted-out, withdrawn or non-consented participant, nor to a number that matches nobody.
 """
 
@@ -37,16 +37,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.gateways import PROVIDER_CHOICES, delivers_to_simulator
+from messaging.gateways import delivers_to_simulator, provider_label
 from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify
 from messaging.models import Message, OptOut, Reply
+from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
-from messaging.services.rules import assert_editor
-from messaging.services.sending import opt_out_record
 from messaging.signals import audit
 from projects import crypto
+from projects.access import EDITOR, project_role_require
 from projects.models import Participant, Project, ProviderLink
+from projects.selectors import project_provider_link
 from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
             )
         if provider == "sandbox":
             return "Opted out: nothing more is sent. (A real provider confirms STOP itself.)"
-        name = dict(PROVIDER_CHOICES).get(provider, provider)
+        name = provider_label(provider)
         return f"Opted out: nothing more is sent. {name} confirms STOP itself."
     if reply.keyword == Keyword.START:
         if active is None:
@@ -206,8 +207,10 @@ def simulator_reply(*, participant: Participant, body: str, actor) -> Reply:
 
     Editors and owners only, and only for a project whose texts go to the phone simulator."""
     project = participant.project
-    assert_editor(project, actor)
-    link = ProviderLink.objects.filter(project=project).first()
+    project_role_require(
+        user=actor, project=project, min_role=EDITOR, doing="reply on the phone simulator"
+    )
+    link = project_provider_link(project=project)
     if not delivers_to_simulator(link):
         raise ValidationError("This project does not use the sandbox phone simulator.")
     body = body.strip()

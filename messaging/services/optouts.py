@@ -1,5 +1,8 @@
-"""Opt-outs and opt-ins set by study staff (docs/compliance.md, "Consent and the suppression
-list"): a participant who asked by phone, in clinic or by e-mail to stop (or to resume) texts.
+"""Opt-outs: the suppression list (docs/compliance.md, "Consent and the suppression list").
+
+`opt_out_record` puts a number on it, whoever asked: the participant (STOP), the provider (an
+unsubscribed number) or study staff. Staff also opt participants out and in by hand: a
+participant who asked by phone, in clinic or by e-mail to stop (or to resume) texts.
 
 - Opt-out: the number goes on the project's suppression list with source "staff" and the
   reason given, queued and held texts are cancelled and REDCap is told (`opt_out_record`).
@@ -14,14 +17,49 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from messaging.models import OptOut
-from messaging.services.rules import assert_editor
-from messaging.services.sending import opt_out_record
+from messaging.models import Message, OptOut
 from messaging.signals import audit
+from projects.access import EDITOR, project_role_require
 from projects.models import Participant
 from projects.services.participants import participant_optout_write_back_request
 
 REASON_MAX = 200
+
+
+def opt_out_record(
+    *, participant: Participant, source: str, detail: str = "", actor=None
+) -> OptOut | None:
+    """Add the participant's number to the suppression list and cancel their queued texts.
+    `actor`: the staff member who did it (None when the participant or provider did)."""
+    if not participant.phone_fingerprint:
+        return None
+    with transaction.atomic():
+        opt_out, created = OptOut.objects.get_or_create(
+            project_id=participant.project_id,
+            phone_fingerprint=participant.phone_fingerprint,
+            revoked_at=None,
+            defaults={"participant": participant, "source": source, "detail": detail},
+        )
+        if created:
+            participant_optout_write_back_request(participant_id=participant.pk)
+            Message.objects.filter(
+                participant__project_id=participant.project_id,
+                participant__phone_fingerprint=participant.phone_fingerprint,
+                status__in=[Message.Status.QUEUED, Message.Status.HELD],
+            ).update(
+                status=Message.Status.CANCELLED,
+                error="Cancelled: the participant opted out.",
+                updated_at=timezone.now(),
+            )
+            audit.send(
+                sender=OptOut,
+                actor=actor,
+                action="participant.opted_out",
+                obj=participant,
+                message=f"Record {participant.record_id} opted out: "
+                f"{opt_out.get_source_display()}" + (f" ({detail})." if actor else "."),
+            )
+    return opt_out
 
 
 def _reason(reason: str) -> str:
@@ -48,7 +86,9 @@ def _active(participant: Participant) -> OptOut | None:
 
 def participant_opt_out(*, participant: Participant, actor, reason: str) -> OptOut:
     """Study staff stop texts to a participant. Editors and owners only."""
-    assert_editor(participant.project, actor)
+    project_role_require(
+        user=actor, project=participant.project, min_role=EDITOR, doing="opt participants out or in"
+    )
     reason = _reason(reason)
     if not participant.phone_fingerprint:
         raise ValidationError(
@@ -69,7 +109,9 @@ def participant_opt_out(*, participant: Participant, actor, reason: str) -> OptO
 
 def participant_opt_in(*, participant: Participant, actor, reason: str) -> OptOut:
     """Study staff lift an opt-out that staff set. Returns the revoked opt-out."""
-    assert_editor(participant.project, actor)
+    project_role_require(
+        user=actor, project=participant.project, min_role=EDITOR, doing="opt participants out or in"
+    )
     reason = _reason(reason)
     active = _active(participant) if participant.phone_fingerprint else None
     if active is None:

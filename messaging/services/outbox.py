@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
+from django.db.models import Case, DateTimeField, F, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from billing.services import quota_release
 from messaging import piping
+from messaging.eligibility import TEXTABLE
 from messaging.models import Attempt, Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import (
     WAITING_PREFIX,
@@ -25,22 +26,16 @@ from messaging.scheduling import (
     waiting_note,
     zone,
 )
-from messaging.services.rules import assert_editor, validate
+from messaging.services.rules import validate
 from messaging.signals import audit
-from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink
+from projects.access import EDITOR, project_role_require
+from projects.models import Participant, Project, RedcapLink
 from projects.redcap import RedcapError
+from projects.selectors import project_field_mapping, project_provider_link, project_redcap_link
 from projects.services.links import redcap_client_for
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
-TEXTABLE = Q(
-    issue="",
-    in_redcap=True,
-    consented=True,
-    withdrawn=False,
-    redcap_opted_out=False,
-    number_invalid=False,
-)
 
 
 def kick_sender() -> None:
@@ -67,7 +62,7 @@ def rule_recipients(*, rule: MessageRule) -> QuerySet[Participant]:
     if rule.recipients == MessageRule.Recipients.RECORDS:
         qs = qs.filter(record_id__in=rule.record_ids)
     elif rule.recipients == MessageRule.Recipients.FILTER:
-        mapping = FieldMapping.objects.filter(project=rule.project).first()
+        mapping = project_field_mapping(project=rule.project)
         events = [mapping.event] if mapping and mapping.event else None
         # Every REDCap call inside the try: a REDCap that is down is a message in words, for
         # "Send now" and for the dispatcher alike, never an escaped exception.
@@ -103,7 +98,7 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     project = rule.project
     redcap_link = None
     if rule.recipients == MessageRule.Recipients.FILTER:
-        redcap_link = RedcapLink.objects.filter(project=project).first()
+        redcap_link = project_redcap_link(project=project)
         if redcap_link and redcap_link.retry_at and redcap_link.retry_at > now:
             return  # REDCap is failing: wait for the next try (backoff); nothing is missed
     spec = ScheduleSpec.from_rule(rule)
@@ -171,7 +166,7 @@ REDCAP_BACKOFF_MAX = datetime.timedelta(minutes=15)
 def redcap_failing(*, project: Project, error, now) -> None:
     """REDCap did not answer for this project: note since when (shown to the team), and when to
     try again, backing off: half the time it has failed so far, from 1 to 15 minutes."""
-    link = RedcapLink.objects.filter(project=project).first()
+    link = project_redcap_link(project=project)
     if link is None:
         return
     since = link.failing_since or now
@@ -250,12 +245,12 @@ def send_now(*, rule: MessageRule, actor, audience: str = "new") -> Send:
     have not received it and have no copy waiting; `audience="everyone"` texts again everyone
     who has no copy waiting (a deliberate second choice). Nobody ever gets two copies at once."""
     project = rule.project
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send texts")
     if rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
         raise ValidationError(f"This message is {rule.get_status_display().lower()}.")
     if project.status != Project.Status.ACTIVE:
         raise ValidationError(f"The project is {project.get_status_display().lower()}.")
-    if not ProviderLink.objects.filter(project=project).exists():
+    if project_provider_link(project=project) is None:
         raise ValidationError("Link the project's SMS provider before sending.")
     if audience not in ("new", "everyone"):
         raise ValidationError("Choose who receives the text.")
@@ -312,7 +307,7 @@ def send_cancel_waiting(*, send: Send, actor) -> tuple[int, int]:
     """Cancel every text of a send that has not gone out yet: queued, held, and claimed by the
     sender but not handed to the provider (their reserved quota released). Returns (texts
     cancelled, quota units released). A send with nothing waiting is refused, nothing changed."""
-    assert_editor(send.project, actor)
+    project_role_require(user=actor, project=send.project, min_role=EDITOR, doing="cancel texts")
     now = timezone.now()
     note = f"Cancelled by {actor} with the rest of the send."
     with transaction.atomic():
@@ -358,9 +353,9 @@ def send_cancel_waiting(*, send: Send, actor) -> tuple[int, int]:
 def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
     """Text one participant now, from their page."""
     project = participant.project
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send texts")
     body = body.strip()
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     if not body:
         raise ValidationError({"body": "Write the text."})
     unknown = piping.unknown_tokens(body, mapping)
@@ -375,7 +370,7 @@ def adhoc_send(*, participant: Participant, body: str, actor) -> Message:
         raise ValidationError(
             {"body": f"Keep the text under {piping.MAX_BODY_CHARS:,} characters."}
         )
-    if not ProviderLink.objects.filter(project=project).exists():
+    if project_provider_link(project=project) is None:
         raise ValidationError("Link the project's SMS provider before sending.")
     if not textable_participants(project=project).filter(pk=participant.pk).exists():
         raise ValidationError(
@@ -450,7 +445,7 @@ def waiting_release_recompute(*, project_id: int, now=None) -> int:
 
 
 def message_cancel(*, message: Message, actor) -> Message:
-    assert_editor(message.project, actor)
+    project_role_require(user=actor, project=message.project, min_role=EDITOR, doing="cancel texts")
     updated = Message.objects.filter(pk=message.pk, status__in=[Status.QUEUED, Status.HELD]).update(
         status=Status.CANCELLED, error=f"Cancelled by {actor}.", updated_at=timezone.now()
     )

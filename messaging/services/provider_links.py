@@ -1,21 +1,42 @@
-"""Linking a project's SMS provider: validate with the provider's module, check with the
-provider itself, then store encrypted (projects.services.links)."""
+"""A project's SMS provider link: every write, in one place.
 
+The credentials are validated by the provider's gateway module (messaging/gateways/), checked
+with the provider itself (its cheapest authenticated call), then stored encrypted on
+`projects.models.ProviderLink`; links are paused (bad credentials, or by hand), resumed,
+removed, and marked reachable again after an outage. The model lives in `projects` (the
+project's other settings do, and `projects` never imports `messaging`: docs/architecture.md);
+what a link may name comes from the gateway registry (`messaging.gateways.provider_choices`).
+"""
+
+import secrets
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from messaging.gateways import GatewayError, gateway_class
-from projects.access import project_role
+from messaging.gateways import GatewayError, gateway_class, provider_choices
+from messaging.signals import audit
+from projects import crypto
+from projects.access import project_role_require
 from projects.models import Membership, Project, ProviderLink
-from projects.services.links import provider_link_store
+from projects.selectors import project_provider_link
 
-# What may serve only one project, per provider (REDCap enforces one Mosio key per project).
-IDENTITY_KEYS = {"mosio": "api_key", "twilio": "sender", "sandbox": "project"}
+OWNER = Membership.Role.OWNER
+MIN_RATE = Decimal("0.1")
 MAX_RATE = Decimal("500")
+
+
+def providers_offered() -> list[tuple[str, str]]:
+    """Mosio and Twilio; the sandbox phone simulator only where the sandbox is on (never in
+    production, where a "linked" simulator would silently text nobody)."""
+    return [
+        (slug, label)
+        for slug, label in provider_choices()
+        if not gateway_class(slug).is_fake or settings.SANDBOX_ENABLED
+    ]
 
 
 def _display(cls, config: dict[str, str]) -> dict[str, str]:
@@ -29,25 +50,14 @@ def _display(cls, config: dict[str, str]) -> dict[str, str]:
     return shown
 
 
-def providers_offered() -> list[tuple[str, str]]:
-    """Mosio and Twilio; the sandbox phone simulator only where the sandbox is on (never in
-    production, where a "linked" simulator would silently text nobody)."""
-    return [
-        (value, label)
-        for value, label in ProviderLink.Provider.choices
-        if value != ProviderLink.Provider.SANDBOX or settings.SANDBOX_ENABLED
-    ]
-
-
 # Every frame below (the gateway's HTTP call) holds the credentials: error reports hide them all.
 @sensitive_variables()
 def provider_link_save(
     *, project: Project, provider: str, config: dict[str, str], rate_per_second, actor
 ) -> ProviderLink:
-    """Check the credentials with the provider (its cheapest authenticated call), then store."""
-    # Checked here too (provider_link_store checks again): no provider call for a non-owner.
-    if project_role(user=actor, project=project) != Membership.Role.OWNER:
-        raise PermissionDenied("Only the project's owners can link its SMS provider.")
+    """Validate the credentials, check them with the provider, then store them encrypted."""
+    # Checked before anything else: no provider call for a non-owner.
+    project_role_require(user=actor, project=project, min_role=OWNER, doing="link its SMS provider")
     if provider not in dict(providers_offered()):
         names = " or ".join(label for _, label in providers_offered())
         raise ValidationError({"provider": f"Choose {names}."})
@@ -55,7 +65,7 @@ def provider_link_save(
         rate = Decimal(str(rate_per_second))
     except ArithmeticError as exc:
         raise ValidationError({"rate_per_second": "Give the send rate as a number."}) from exc
-    if not Decimal("0.1") <= rate <= MAX_RATE:
+    if not MIN_RATE <= rate <= MAX_RATE:
         raise ValidationError(
             {
                 "rate_per_second": "Use a rate between 0.1 and 500 segments per second (1 for a US "
@@ -78,7 +88,6 @@ def provider_link_save(
         project=project,
         provider=provider,
         config=cleaned,
-        identity=cleaned.get(IDENTITY_KEYS[provider], str(project.pk)),
         display=display,
         rate_per_second=rate,
         actor=actor,
@@ -86,10 +95,69 @@ def provider_link_save(
 
 
 @sensitive_variables()
+def provider_link_store(
+    *,
+    project: Project,
+    provider: str,
+    config: dict[str, str],
+    display: dict[str, str],
+    rate_per_second,
+    actor,
+) -> ProviderLink:
+    """Store credentials `provider_link_save` validated and checked, encrypted (a new link
+    starts running; a replaced one is resumed).
+
+    The gateway's `identity_key` names what may serve only one project (the Mosio API key, the
+    Twilio sender): its keyed fingerprint is unique across projects.
+    """
+    project_role_require(user=actor, project=project, min_role=OWNER, doing="link its SMS provider")
+    cls = gateway_class(provider)
+    identity = config.get(cls.identity_key) or str(project.pk)
+    fp = crypto.fingerprint(identity, purpose=f"provider:{provider}")
+    if ProviderLink.objects.filter(fingerprint=fp).exclude(project=project).exists():
+        what = cls.identity_label
+        raise ValidationError(
+            f"This {what} is already linked to another StudyText project. One {what} serves one "
+            "project (as REDCap also requires): use the one issued for this project."
+        )
+    try:
+        with transaction.atomic():
+            existing = (
+                ProviderLink.objects.select_for_update(no_key=True).filter(project=project).first()
+            )
+            link = existing or ProviderLink(
+                project=project, webhook_secret=secrets.token_urlsafe(32)
+            )
+            link.provider = provider
+            link.config_encrypted = crypto.encrypt_json(config)
+            link.display = display
+            link.fingerprint = fp
+            link.rate_per_second = rate_per_second
+            link.linked_by = actor
+            link.last_checked_at = timezone.now()
+            link.last_error = ""
+            link.is_paused = False
+            link.paused_reason = ""
+            link.save()
+            audit.send(
+                sender=ProviderLink,
+                actor=actor,
+                action="provider_link.replaced" if existing else "provider_link.created",
+                obj=project,
+                message=f"{link.get_provider_display()} credentials "
+                f"{'replaced' if existing else 'linked'}.",
+            )
+    except IntegrityError as exc:  # a concurrent link of the same identity
+        raise ValidationError("These credentials were just linked to another project.") from exc
+    return link
+
+
+@sensitive_variables()
 def provider_link_test(*, link: ProviderLink, actor) -> str:
     """ "Test connection": the provider's cheapest authenticated call with the stored config."""
-    if project_role(user=actor, project=link.project) != Membership.Role.OWNER:
-        raise PermissionDenied("Only the project's owners can test its SMS provider link.")
+    project_role_require(
+        user=actor, project=link.project, min_role=OWNER, doing="test its SMS provider link"
+    )
     cls = gateway_class(link.provider)
     try:
         description = cls(link.config).check_credentials()
@@ -100,3 +168,64 @@ def provider_link_test(*, link: ProviderLink, actor) -> str:
         raise ValidationError(exc.message) from exc
     ProviderLink.objects.filter(pk=link.pk).update(last_checked_at=timezone.now(), last_error="")
     return description
+
+
+def provider_link_remove(*, project: Project, actor) -> None:
+    """Delete the project's provider link, if any (its texts wait for a new one)."""
+    project_role_require(
+        user=actor, project=project, min_role=OWNER, doing="remove its SMS provider link"
+    )
+    with transaction.atomic():
+        link = project_provider_link(project=project)
+        if link is None:
+            return
+        link.delete()
+        audit.send(
+            sender=ProviderLink,
+            actor=actor,
+            action="provider_link.removed",
+            obj=project,
+            message=f"{link.get_provider_display()} credentials removed.",
+        )
+
+
+def provider_link_pause(*, link: ProviderLink, reason: str, actor=None) -> None:
+    """Stop a provider link's sends (e.g. the provider refused its credentials)."""
+    with transaction.atomic():
+        updated = ProviderLink.objects.filter(pk=link.pk, is_paused=False).update(
+            is_paused=True, paused_reason=reason, last_error=reason
+        )
+        if updated:
+            audit.send(
+                sender=ProviderLink,
+                actor=actor,
+                action="provider_link.paused",
+                obj=link.project,
+                message=f"Sending paused: {reason}",
+            )
+
+
+def provider_link_resume(*, link: ProviderLink, actor) -> None:
+    project_role_require(
+        user=actor, project=link.project, min_role=OWNER, doing="resume its SMS provider link"
+    )
+    with transaction.atomic():
+        updated = ProviderLink.objects.filter(pk=link.pk, is_paused=True).update(
+            is_paused=False, paused_reason=""
+        )
+        if updated:
+            audit.send(
+                sender=ProviderLink,
+                actor=actor,
+                action="provider_link.resumed",
+                obj=link.project,
+                message="Sending resumed.",
+            )
+
+
+def provider_link_reachable(*, link_id: int) -> None:
+    """The provider answered again: the link no longer shows "unreachable, retrying", and the
+    owners will be told of the next outage."""
+    ProviderLink.objects.filter(pk=link_id, unreachable_since__isnull=False).update(
+        unreachable_since=None, owners_told_at=None
+    )

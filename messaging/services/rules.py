@@ -11,9 +11,10 @@ from messaging import piping, segments
 from messaging.models import Message, MessageRule
 from messaging.scheduling import ScheduleSpec, first_occurrence, zone
 from messaging.signals import audit
-from projects.access import ROLE_RANK, project_role
-from projects.models import FieldMapping, Membership, Project
+from projects.access import EDITOR, project_role_require
+from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
+from projects.selectors import project_field_mapping
 from projects.services.links import redcap_client_for
 
 Kind, Status, Schedule, Recipients = (
@@ -44,12 +45,6 @@ RULE_FIELDS = (
     "stop_when_complete",
     "max_sends",
 )
-
-
-def assert_editor(project: Project, actor) -> None:
-    role = project_role(user=actor, project=project)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
-        raise PermissionDenied("Only the project's owners and editors can change messages.")
 
 
 def _validate_body(rule: MessageRule, mapping: FieldMapping | None, errors: dict) -> None:
@@ -192,7 +187,7 @@ def _records_missing_message(missing: list[str]) -> str:
 
 def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
     project = rule.project
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     errors: dict[str, str] = {}
     if not rule.name.strip():
         errors["name"] = "Give the message a name the team will recognise."
@@ -218,7 +213,7 @@ def rule_save(
     *, project: Project, actor, data: dict[str, Any], rule: MessageRule | None = None
 ) -> MessageRule:
     """Create or edit a rule. Editing an active rule keeps it active."""
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="change its messages")
     creating = rule is None
     if rule is None:
         rule = MessageRule(project=project, created_by=actor)
@@ -247,7 +242,9 @@ def rule_save(
 
 def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
     """Activate, pause or archive. Pausing stops the rule's releases at once."""
-    assert_editor(rule.project, actor)
+    project_role_require(
+        user=actor, project=rule.project, min_role=EDITOR, doing="change its messages"
+    )
     if status not in Status.values or status == Status.DRAFT:
         raise ValidationError("Choose activate, pause or archive.")
     if rule.status == Status.ARCHIVED:

@@ -23,12 +23,14 @@ from billing.services import quota_release, quota_reserve, quota_units_for
 from messaging import piping, segments
 from messaging.gateways import GatewayError, Reason, delivers_to_simulator, get_gateway
 from messaging.models import Attempt, Message, StaffPhone
-from messaging.services.rules import SAMPLE_LINK, assert_editor
-from messaging.services.sending import record_successes, status_callback_url
+from messaging.services.provider_links import provider_link_pause
+from messaging.services.record import record_successes, status_callback_url
+from messaging.services.rules import SAMPLE_LINK
 from messaging.signals import audit
 from projects import crypto
-from projects.models import FieldMapping, Participant, Project, ProviderLink
-from projects.services.links import provider_link_pause
+from projects.access import EDITOR, project_role_require
+from projects.models import Participant, Project, ProviderLink
+from projects.selectors import project_field_mapping, project_provider_link
 
 Status = Message.Status
 TEST = "test"
@@ -57,7 +59,7 @@ def _link_ready(project: Project) -> ProviderLink:
             f"The project is {project.get_status_display().lower()}: no texts go out, tests "
             "included."
         )
-    link = ProviderLink.objects.filter(project=project).first()
+    link = project_provider_link(project=project)
     if link is None:
         raise ValidationError("Link the project's SMS provider before sending a test.")
     if link.is_paused:
@@ -160,11 +162,11 @@ def test_text_send(
 ) -> Message:
     """Send the text, as the preview renders it for `participant` (or with field names), to the
     editor's own verified phone."""
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send test texts")
     staff_phone = verified_phone(user=actor)
     if staff_phone is None:
         raise ValidationError(NO_PHONE)
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     body = body.strip()
     if not body:
         raise ValidationError("Write the text first; the test sends it as the preview shows it.")
@@ -205,7 +207,7 @@ def test_text_send(
 def staff_phone_start(*, project: Project, actor, raw: str) -> StaffPhone:
     """Keep the editor's number (not verified yet) and text it a code through this project's
     provider (counted, and in the log as a test)."""
-    assert_editor(project, actor)
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="send test texts")
     try:
         number = phonenumbers.parse(raw, "US")
         valid = phonenumbers.is_valid_number(number)

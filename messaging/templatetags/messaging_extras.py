@@ -5,6 +5,7 @@ from django import template
 
 from messaging import gateways, selectors
 from messaging.charts import sent_per_day_chart
+from projects.access import role_at_least
 from projects.models import Membership
 
 register = template.Library()
@@ -48,6 +49,6 @@ def texting_summary(context, project):
         "summary": summary,
         "stats": stats,
         "chart": sent_per_day_chart(days=summary.days, today=summary.today),
-        "can_edit": context.get("role") in (Membership.Role.OWNER, Membership.Role.EDITOR),
+        "can_edit": role_at_least(context.get("role"), Membership.Role.EDITOR),
         "outages": selectors.project_outages(project=project),
     }

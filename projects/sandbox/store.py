@@ -93,7 +93,7 @@ def reset(*, today: date | None = None) -> None:
 def project_create(*, pid: int, token: str, title: str) -> SandboxProject:
     """A new sandbox project for REDCap project id ``pid``: the demo's instruments and records
     (a copy of PID 101), answering to ``token``. Kept in this process like the records, so it is
-    forgotten on restart (``projects.services.links.sandbox_projects_restore`` brings back the
+    forgotten on restart (``projects.sandbox.services.sandbox_projects_restore`` brings back the
     ones a project linked). Creating one that exists returns it unchanged."""
     with _lock:
         existing = SANDBOX_PROJECTS.get(pid)

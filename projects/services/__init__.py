@@ -8,7 +8,7 @@ from django.utils import timezone
 from billing.models import Account, AccountMembership
 from billing.services import account_assert_project_slot
 from projects import emails
-from projects.access import ROLE_RANK, project_role
+from projects.access import EDITOR, OWNER, project_role, project_role_require
 from projects.models import Membership, Project, RedcapInstance
 from projects.signals import audit, project_status_changed, sending_hours_changed
 
@@ -100,8 +100,8 @@ def project_update_sending_hours(
     any hours inside their bounds too (they widen the bounds first). Hours before 8 a.m. or after
     9 p.m. need `confirmed` (the federal calling-hours rule). Every text waiting for the hours
     gets its new release time at once (the sending_hours_changed signal)."""
-    if not (actor.is_server_admin or project_role(user=actor, project=project) == "owner"):
-        raise PermissionDenied("Only the project's owners and the server administrators can.")
+    # Server administrators act as owners (projects.access.project_role).
+    project_role_require(user=actor, project=project, min_role=OWNER, doing="set its sending hours")
     days = _check_hours(start, end, days)
     bounds = (project.send_bounds_start, project.send_bounds_end, project.send_bounds_days)
     if start < bounds[0] or end > bounds[1] or not set(days) <= set(bounds[2]):
@@ -172,9 +172,9 @@ def project_update_sending_bounds(
 
 
 def project_update_help_reply(*, project: Project, actor, help_reply: str) -> Project:
-    role = project_role(user=actor, project=project)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
-        raise PermissionDenied("Only owners and editors can change the HELP reply.")
+    project_role_require(
+        user=actor, project=project, min_role=EDITOR, doing="change the HELP reply"
+    )
     with transaction.atomic():
         project.help_reply = help_reply.strip()
         project.save(update_fields=["help_reply"])
@@ -271,8 +271,9 @@ def project_set_status(*, project: Project, status: str, actor, reason: str = ""
     """
     reason = reason.strip()
     is_admin = getattr(actor, "is_server_admin", False)
-    if not is_admin and project_role(user=actor, project=project) != Membership.Role.OWNER:
-        raise PermissionDenied("Only the project's owners can pause, resume or archive it.")
+    project_role_require(
+        user=actor, project=project, min_role=OWNER, doing="pause, resume or archive it"
+    )
     try:
         wanted = Status(status)
     except ValueError:

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Min
 from django.urls import reverse
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from projects.access import ROLE_RANK, project_role
+from projects.access import project_role_require
 from projects.models import (
     DataEntryTrigger,
     FieldMapping,
@@ -73,9 +73,12 @@ ACCEPTED_STATUSES = (Project.Status.ACTIVE, Project.Status.PAUSED)  # as the 15-
 
 # --- The address ---------------------------------------------------------------------------
 def _assert_owner(project: Project, actor) -> None:
-    role = project_role(user=actor, project=project)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.OWNER]:
-        raise PermissionDenied("Only the project's owners can change its Data Entry Trigger.")
+    project_role_require(
+        user=actor,
+        project=project,
+        min_role=Membership.Role.OWNER,
+        doing="change its Data Entry Trigger",
+    )
 
 
 def _new_secret() -> str:

@@ -1,35 +1,34 @@
-"""Linking a project to REDCap (its API token) and storing its SMS-provider credentials."""
+"""Linking a project to REDCap: its API token, checked with REDCap and stored encrypted.
+(The SMS provider link's writes are in messaging/services/provider_links.py.)"""
 
 import re
-import secrets
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from projects import crypto
-from projects.access import ROLE_RANK, project_role
+from projects.access import project_role_require
 from projects.models import Membership, Project, ProviderLink, RedcapLink
 from projects.redcap import RedcapClient, RedcapError, RedcapServerError
+from projects.selectors import project_redcap_link
 from projects.signals import audit
 
 TOKEN_RE = re.compile(r"^[0-9A-Fa-f]{32}$")
-SANDBOX_API_PATH = "/sandbox/redcap/api"
 
 
-def _assert_role(project: Project, actor, role: str) -> None:
-    actual = project_role(user=actor, project=project)
-    if actual is None or ROLE_RANK[actual] < ROLE_RANK[role]:
-        raise PermissionDenied(f"Only the project's {role}s can manage its links.")
+def _owner_required(project: Project, actor) -> None:
+    project_role_require(
+        user=actor, project=project, min_role=Membership.Role.OWNER, doing="manage its REDCap link"
+    )
 
 
 @sensitive_variables("token")
 def redcap_client_for(project: Project, *, token: str | None = None) -> RedcapClient:
     """A client for the project's REDCap instance with its linked token (or the given one)."""
     if token is None:
-        link = RedcapLink.objects.filter(project=project).first()
+        link = project_redcap_link(project=project)
         if link is None:
             raise ValidationError("Link the project's REDCap API token first.")
         token = link.token
@@ -76,7 +75,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
 
     Refused when REDCap rejects the token or it belongs to another REDCap project.
     """
-    _assert_role(project, actor, Membership.Role.OWNER)
+    _owner_required(project, actor)
     token = token.strip()
     if not TOKEN_RE.match(token):
         raise ValidationError(
@@ -90,7 +89,7 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
         info = client.project_info()
         version = client.version()
         found = _redcap_project_id(info)
-        facts = _redcap_facts(version, info)
+        facts = redcap_facts(version, info)
     except RedcapError as exc:
         raise ValidationError({"token": str(exc)}) from exc
     if found != project.redcap_project_id:
@@ -104,42 +103,15 @@ def redcap_link_set(*, project: Project, token: str, actor) -> RedcapLink:
                 )
             }
         )
-    return _redcap_link_write(project=project, token=token, facts=facts, actor=actor, checked=True)
-
-
-def redcap_link_set_sandbox(*, project: Project, actor) -> RedcapLink:
-    """Link a project of the built-in REDCap sandbox to its sandbox token, without an HTTP call.
-
-    Only for `manage.py seed_demo`: it runs before the web server that serves the sandbox has
-    started, so the live check of `redcap_link_set` cannot reach it. The sandbox's projects are
-    data in this code base (projects.sandbox.data), so the answers `project_info` and `version`
-    would give are read from there: the token, project id and title are the ones the sandbox
-    serves. The link is stored as not checked yet ("Test connection" and the first sync check
-    it over HTTP). Refused unless the sandbox is on and the project is one of its projects.
-    """
-    from projects.sandbox.data import REDCAP_VERSION, SANDBOX_PROJECTS
-
-    _assert_role(project, actor, Membership.Role.OWNER)
-    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
-    if not settings.SANDBOX_ENABLED or sandbox is None:
-        raise ValidationError("Only a project of the enabled REDCap sandbox can be linked so.")
-    if not project.redcap_instance.api_url.rstrip("/").endswith(SANDBOX_API_PATH):
-        raise ValidationError(
-            f"{project.redcap_instance} is not the REDCap sandbox; link its token with a check."
-        )
-    return _redcap_link_write(
-        project=project,
-        token=sandbox.token,
-        facts=_redcap_facts(REDCAP_VERSION, sandbox.project_info()),
-        actor=actor,
-        checked=False,
-    )
+    return redcap_link_store(project=project, token=token, facts=facts, actor=actor, checked=True)
 
 
 @sensitive_variables("token")
-def _redcap_link_write(
+def redcap_link_store(
     *, project: Project, token: str, facts: dict, actor, checked: bool
 ) -> RedcapLink:
+    """Store a token `redcap_link_set` checked with REDCap (or the sandbox's own, for the demo
+    seed: `checked` False), encrypted, with what REDCap said of the project (`redcap_facts`)."""
     with transaction.atomic():
         existing = RedcapLink.objects.select_for_update(no_key=True).filter(project=project).first()
         link = existing or RedcapLink(project=project)
@@ -163,7 +135,7 @@ def _redcap_link_write(
     return link
 
 
-def _redcap_facts(version, info: dict) -> dict:
+def redcap_facts(version, info: dict) -> dict:
     """What a link keeps of REDCap's answers to `version` and `project_info` (RedcapServerError
     when those are not what REDCap gives)."""
     return {
@@ -175,8 +147,8 @@ def _redcap_facts(version, info: dict) -> dict:
 
 def redcap_link_test(*, project: Project, actor) -> dict:
     """Call REDCap with the stored token; return version and title, or raise ValidationError."""
-    _assert_role(project, actor, Membership.Role.OWNER)
-    link = RedcapLink.objects.filter(project=project).first()
+    _owner_required(project, actor)
+    link = project_redcap_link(project=project)
     if link is None:
         raise ValidationError("No REDCap token is linked yet.")
     try:
@@ -184,7 +156,7 @@ def redcap_link_test(*, project: Project, actor) -> dict:
         version = client.version()
         info = client.project_info()
         found = _redcap_project_id(info)
-        facts = _redcap_facts(version, info)
+        facts = redcap_facts(version, info)
         if found != project.redcap_project_id:
             raise RedcapError(
                 f"The linked token now opens REDCap project {found}, not project "
@@ -206,128 +178,21 @@ def redcap_link_test(*, project: Project, actor) -> dict:
     }
 
 
-def _link_remove(model, *, project: Project, actor, action: str, describe) -> None:
-    """Delete the project's link (RedcapLink or ProviderLink), if any, and audit what it was."""
-    _assert_role(project, actor, Membership.Role.OWNER)
+def redcap_link_remove(*, project: Project, actor) -> None:
+    """Delete the project's REDCap link, if any, and audit what it was."""
+    _owner_required(project, actor)
     with transaction.atomic():
-        link = model.objects.filter(project=project).first()
+        link = project_redcap_link(project=project)
         if link is None:
             return
-        message = describe(link)
         link.delete()
-        audit.send(sender=model, actor=actor, action=action, obj=project, message=message)
-
-
-def redcap_link_remove(*, project: Project, actor) -> None:
-    _link_remove(
-        RedcapLink,
-        project=project,
-        actor=actor,
-        action="redcap_link.removed",
-        describe=lambda link: f"REDCap API token (ends in {link.token_last4}) removed.",
-    )
-
-
-def provider_link_store(
-    *,
-    project: Project,
-    provider: str,
-    config: dict[str, str],
-    identity: str,
-    display: dict[str, str],
-    rate_per_second,
-    actor,
-) -> ProviderLink:
-    """Store already-validated provider credentials, encrypted.
-
-    `identity` is what may serve only one project (the Mosio API key, or the Twilio sender): its
-    keyed fingerprint is unique across projects. The messaging app validates the credentials
-    with the provider before calling this.
-    """
-    _assert_role(project, actor, Membership.Role.OWNER)
-    fp = crypto.fingerprint(identity, purpose=f"provider:{provider}")
-    clash = ProviderLink.objects.filter(fingerprint=fp).exclude(project=project).first()
-    if clash is not None:
-        what = {
-            ProviderLink.Provider.MOSIO: "Mosio API key",
-            ProviderLink.Provider.TWILIO: "Twilio sender",
-        }.get(provider, "sender")
-        raise ValidationError(
-            f"This {what} is already linked to another StudyText project. One {what} serves one "
-            "project (as REDCap also requires): use the one issued for this project."
+        audit.send(
+            sender=RedcapLink,
+            actor=actor,
+            action="redcap_link.removed",
+            obj=project,
+            message=f"REDCap API token (ends in {link.token_last4}) removed.",
         )
-    try:
-        with transaction.atomic():
-            existing = (
-                ProviderLink.objects.select_for_update(no_key=True).filter(project=project).first()
-            )
-            link = existing or ProviderLink(
-                project=project, webhook_secret=secrets.token_urlsafe(32)
-            )
-            link.provider = provider
-            link.config_encrypted = crypto.encrypt_json(config)
-            link.display = display
-            link.fingerprint = fp
-            link.rate_per_second = rate_per_second
-            link.linked_by = actor
-            link.last_checked_at = timezone.now()
-            link.last_error = ""
-            link.is_paused = False
-            link.paused_reason = ""
-            link.save()
-            audit.send(
-                sender=ProviderLink,
-                actor=actor,
-                action="provider_link.replaced" if existing else "provider_link.created",
-                obj=project,
-                message=f"{link.get_provider_display()} credentials "
-                f"{'replaced' if existing else 'linked'}.",
-            )
-    except IntegrityError as exc:  # a concurrent link of the same identity
-        raise ValidationError("These credentials were just linked to another project.") from exc
-    return link
-
-
-def provider_link_remove(*, project: Project, actor) -> None:
-    _link_remove(
-        ProviderLink,
-        project=project,
-        actor=actor,
-        action="provider_link.removed",
-        describe=lambda link: f"{link.get_provider_display()} credentials removed.",
-    )
-
-
-def provider_link_pause(*, link: ProviderLink, reason: str, actor=None) -> None:
-    """Stop a provider link's sends (e.g. the provider refused its credentials)."""
-    with transaction.atomic():
-        updated = ProviderLink.objects.filter(pk=link.pk, is_paused=False).update(
-            is_paused=True, paused_reason=reason, last_error=reason
-        )
-        if updated:
-            audit.send(
-                sender=ProviderLink,
-                actor=actor,
-                action="provider_link.paused",
-                obj=link.project,
-                message=f"Sending paused: {reason}",
-            )
-
-
-def provider_link_resume(*, link: ProviderLink, actor) -> None:
-    _assert_role(link.project, actor, Membership.Role.OWNER)
-    with transaction.atomic():
-        updated = ProviderLink.objects.filter(pk=link.pk, is_paused=True).update(
-            is_paused=False, paused_reason=""
-        )
-        if updated:
-            audit.send(
-                sender=ProviderLink,
-                actor=actor,
-                action="provider_link.resumed",
-                obj=link.project,
-                message="Sending resumed.",
-            )
 
 
 def secrets_rotate(*, batch_size: int = 500) -> int:

@@ -4,13 +4,14 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 import phonenumbers
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from projects import logic
-from projects.access import ROLE_RANK, project_role
-from projects.models import FieldMapping, Membership, Project
+from projects.access import EDITOR, project_role_require
+from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
+from projects.selectors import project_field_mapping
 from projects.services.links import redcap_client_for, redcap_is_longitudinal
 from projects.signals import audit
 
@@ -169,27 +170,6 @@ def dictionary_from_metadata(
     )
 
 
-def dictionary_from_sandbox(*, project: Project) -> Dictionary:
-    """The data dictionary of a REDCap-sandbox project, read in this process rather than over
-    HTTP: for the demo seed, which runs before the web server serving the sandbox starts (see
-    links.redcap_link_set_sandbox). The same rows the sandbox's metadata export returns."""
-    from projects.sandbox.data import SANDBOX_PROJECTS
-
-    sandbox = SANDBOX_PROJECTS.get(project.redcap_project_id)
-    if sandbox is None:
-        raise ValidationError(f"REDCap project {project.redcap_project_id} is not in the sandbox.")
-    return dictionary_from_metadata(
-        [dict(row) for row in sandbox.metadata],
-        events=[event.as_api() for event in sandbox.events],
-        is_longitudinal=sandbox.longitudinal,
-        form_event_mapping=[
-            {"unique_event_name": event.unique_event_name, "form": form}
-            for event in sandbox.events
-            for form in event.forms
-        ],
-    )
-
-
 def dictionary_load(*, project: Project) -> Dictionary:
     """Read the data dictionary (and events) from REDCap; ValidationError in words on failure."""
     try:
@@ -313,11 +293,9 @@ def field_mapping_save(
     logic. `ask_redcap_about_logic=False` is for the sandbox demo seed only (no web server is
     running yet), where the sandbox would evaluate the logic with this same parser.
     """
-    role = project_role(user=actor, project=project)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[Membership.Role.EDITOR]:
-        raise PermissionDenied("Only owners and editors can map fields.")
+    project_role_require(user=actor, project=project, min_role=EDITOR, doing="map its fields")
     dictionary = dictionary or dictionary_load(project=project)
-    mapping = FieldMapping.objects.filter(project=project).first() or FieldMapping(project=project)
+    mapping = project_field_mapping(project=project) or FieldMapping(project=project)
     for attr in MAPPING_FIELDS:
         if attr in data:
             empty = [] if attr == "date_fields" else ""

@@ -1,10 +1,10 @@
 """Project members: owners invite people by e-mail and change roles."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from projects import emails
-from projects.access import project_role
+from projects.access import OWNER, project_role_require
 from projects.models import Membership, Project, ProjectInvitation
 from projects.signals import audit
 
@@ -12,8 +12,7 @@ Role = Membership.Role
 
 
 def _assert_owner(project: Project, actor) -> None:
-    if project_role(user=actor, project=project) != Role.OWNER:
-        raise PermissionDenied("Only the project's owners can manage its members.")
+    project_role_require(user=actor, project=project, min_role=OWNER, doing="manage its members")
 
 
 def _owner_count_locked(project: Project) -> int:

@@ -19,6 +19,7 @@ from django_q.tasks import async_task
 
 from projects.models import FieldMapping, Participant, Project
 from projects.redcap import RedcapClient, RedcapError
+from projects.selectors import project_field_mapping
 from projects.services.links import redcap_client_for
 from projects.signals import audit
 
@@ -121,7 +122,7 @@ def _write(
     project: Project, participants: list[Participant], *, client: RedcapClient | None = None
 ) -> bool:
     records = ", ".join(p.record_id for p in participants)
-    mapping = FieldMapping.objects.filter(project=project).first()
+    mapping = project_field_mapping(project=project)
     if mapping is None or not mapping.optout_field:
         logger.info(
             "Project %s maps no opt-out field: the opt-out change of record(s) %s stays in "

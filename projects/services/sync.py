@@ -13,8 +13,9 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from projects import crypto
-from projects.models import FieldMapping, Participant, Project, RedcapLink, SyncRun
+from projects.models import FieldMapping, Participant, Project, SyncRun
 from projects.redcap import RedcapClient, RedcapError
+from projects.selectors import project_field_mapping, project_redcap_link
 from projects.services.links import redcap_client_for
 from projects.services.participants import (
     checkbox_column,
@@ -58,9 +59,9 @@ def sync_run_start(
     queue: the demo seed queues the first sync of the sandbox project this way, because the web
     server that serves the sandbox starts after the seed (and after the task cluster).
     """
-    if not RedcapLink.objects.filter(project=project).exists():
+    if project_redcap_link(project=project) is None:
         raise ValidationError("Link the project's REDCap API token before syncing participants.")
-    if not FieldMapping.objects.filter(project=project).exists():
+    if project_field_mapping(project=project) is None:
         raise ValidationError("Map the phone and consent fields before syncing participants.")
     with transaction.atomic():
         Project.objects.select_for_update(no_key=True).get(pk=project.pk)  # one starter at a time

@@ -2,7 +2,6 @@
 of its billing account), an outsider with a project of their own, and one of everything the API
 lists. `call(who, method, url, body)` calls the API with `who`'s read-and-write token."""
 
-import datetime
 import json
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from portal.models import OnboardingComment, OnboardingRequest
 from portal.services.profile import api_token_create
 from projects.models import Membership
 from tests.factories import (
+    ALWAYS_OPEN,
     AccountFactory,
     CreditPackRequestFactory,
     FieldMappingFactory,
@@ -47,9 +47,8 @@ def build_world() -> SimpleNamespace:
         account=account, redcap_instance=instance, owner=owner, title="Sleep and Mood"
     )
     # Every day, at every hour: texts queued by a test may go out whenever the suite runs.
-    project.send_window_start = datetime.time(0, 0)
-    project.send_window_end = datetime.time(23, 59)
-    project.send_days = list(range(7))
+    for field, value in ALWAYS_OPEN.items():
+        setattr(project, field, value)
     project.save()
     Membership.objects.create(project=project, user=editor, role=Membership.Role.EDITOR)
     Membership.objects.create(project=project, user=viewer, role=Membership.Role.VIEWER)

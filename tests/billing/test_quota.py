@@ -421,10 +421,10 @@ def test_the_task_is_scheduled_every_15_minutes():
 def test_registering_the_schedule_again_keeps_one_and_keeps_an_administrators_edit():
     from django.apps import apps
 
-    from billing.apps import register_schedule
+    from portal.schedules import schedules_ensure
 
     Schedule.objects.filter(func="billing.tasks.usage_periods_start").update(minutes=5)
-    register_schedule(sender=None, apps=apps)
+    schedules_ensure(sender=None, apps=apps)
     assert Schedule.objects.filter(func="billing.tasks.usage_periods_start").count() == 1
     assert Schedule.objects.get(func="billing.tasks.usage_periods_start").minutes == 5
 

@@ -10,7 +10,6 @@ import pytest
 from playwright.sync_api import expect
 
 from projects.models import DataEntryTrigger, Participant
-from projects.sandbox import store
 from projects.sandbox.data import DEMO_TOKEN
 from projects.services import links, mapping, sync
 from tests.e2e.test_project_setup_journey import watch_for_browser_errors
@@ -19,14 +18,6 @@ from tests.projects.conftest import MAPPING
 
 SHOTS = Path("/tmp/shots/issue-14a")
 PASSWORD = "a-good-long-password"  # UserFactory's
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    """The journey changes a record and sets the trigger; the next test starts from the seed."""
-    store.reset()
-    yield
-    store.reset()
 
 
 @pytest.mark.django_db(transaction=True)

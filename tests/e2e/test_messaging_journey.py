@@ -3,7 +3,6 @@ editor creates a reminder relative to the enrollment date and a survey invitatio
 preview count segments, sends the invitation now, sees the progress view fill as the sender works
 and sees the texts on the phone simulator."""
 
-import datetime
 import re
 import threading
 from pathlib import Path
@@ -21,7 +20,7 @@ from portal import demo
 from projects.models import Membership, Participant, Project, ProviderLink, SyncRun
 from projects.sandbox import store
 from projects.services import sync
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import ALWAYS_OPEN, MembershipFactory, UserFactory
 
 SHOTS = Path("/tmp/shots")
 PASSWORD = "a-good-long-password"  # UserFactory's
@@ -58,11 +57,7 @@ def test_an_editor_sends_a_survey_invitation_and_sees_it_on_the_phones(
     # Arrangement the journey does not cover: a slower pace, so the progress view is seen
     # filling, and quiet hours opened so the test does not depend on the time of day.
     ProviderLink.objects.filter(project=project).update(rate_per_second=2)
-    Project.objects.filter(pk=project.pk).update(
-        send_window_start=datetime.time(0, 0),
-        send_window_end=datetime.time(23, 59, 59),
-        send_days=list(range(7)),
-    )
+    Project.objects.filter(pk=project.pk).update(**ALWAYS_OPEN)
     editor = UserFactory(email="editor@uni.test", full_name="Eddie Editor")
     MembershipFactory(project=project, user=editor, role=Membership.Role.EDITOR)
     ready = Participant.objects.filter(

@@ -111,9 +111,7 @@ def test_the_messaging_pages_read_well(live_server, page, settings):
         redcap_project_id=101,
         owner=owner,
         title="Healthy Habits",
-        send_window_start=datetime.time(0, 0),
-        send_window_end=datetime.time(23, 59, 59),
-        send_days=list(range(7)),
+        always_open=True,
     )
     unlinked = ProjectFactory(title="Sleep and Mood", owner=owner, account=project.account)
     links.redcap_link_set(project=project, token=DEMO_TOKEN, actor=owner)

@@ -101,9 +101,7 @@ def _scene(base):
         redcap_project_id=101,
         owner=owner,
         title="Healthy Habits",
-        send_window_start=datetime.time(0, 0),
-        send_window_end=datetime.time(23, 59, 59),
-        send_days=list(range(7)),
+        always_open=True,
     )
     links.redcap_link_set(project=project, token=DEMO_TOKEN, actor=owner)
     provider_link_save(

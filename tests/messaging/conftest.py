@@ -28,7 +28,7 @@ def outbox():
 @pytest.fixture
 def fake_provider():
     """A started loopback FakeProvider, with both provider base URLs pointed at it."""
-    from benchmarks.fake_provider import FakeProvider
+    from tests.fakes.provider import FakeProvider
 
     fake = FakeProvider().start()
     with override_settings(

@@ -17,15 +17,6 @@ from projects.sandbox.data import SANDBOX_PROJECTS
 Recipients = MessageRule.Recipients
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    """Records deleted here must not stay deleted for the next test (the sandbox keeps them in
-    memory, and the messaging tests do not reset it by themselves)."""
-    store.reset()
-    yield
-    store.reset()
-
-
 def _data(record_ids: list[str]) -> dict:
     return {
         "kind": MessageRule.Kind.REMINDER,

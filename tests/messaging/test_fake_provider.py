@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.fake_provider import FAILURE_KINDS, FakeProvider, TokenBucket
+from tests.fakes.provider import FAILURE_KINDS, FakeProvider, TokenBucket
 
 SID = "AC" + "0" * 32
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,7 +219,7 @@ def test_it_speaks_mosio_send_and_history():
 
 
 def test_the_command_line_serves_until_stopped():
-    command = [sys.executable, str(ROOT / "benchmarks/fake_provider.py"), "--serve", "--port", "0"]
+    command = [sys.executable, str(ROOT / "tests/fakes/provider.py"), "--serve", "--port", "0"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             line = process.stdout.readline().strip()

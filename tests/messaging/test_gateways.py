@@ -13,15 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging import gateways
+from messaging.forms import ProviderLinkForm
 from messaging.gateways import (
     FAKE_GATEWAYS,
     GATEWAYS,
-    PROVIDER_CHOICES,
     GatewayError,
     Reason,
     gateway_class,
     get_gateway,
     locmem,
+    provider_choices,
 )
 from messaging.gateways import base as gateway_base
 from messaging.gateways.base import (
@@ -37,6 +38,7 @@ from messaging.gateways.locmem import LocmemGateway
 from messaging.gateways.mosio import MosioGateway
 from messaging.gateways.sandbox import SandboxGateway
 from messaging.gateways.twilio import TwilioGateway
+from projects.models import ProviderLink
 
 TO = "+14155550143"
 TWILIO_CONFIG = {"account_sid": "AC" + "a" * 32, "auth_token": "b" * 32, "sender": "+15005550006"}
@@ -58,9 +60,21 @@ def test_every_registered_slug_imports_a_gateway_with_that_slug():
 
 
 def test_the_provider_choices_are_the_real_providers_with_their_labels():
-    assert [slug for slug, _ in PROVIDER_CHOICES] == ["mosio", "twilio", "sandbox"]
-    for slug, label in PROVIDER_CHOICES:
+    assert [slug for slug, _ in provider_choices()] == ["mosio", "twilio", "sandbox"]
+    for slug, label in provider_choices():
         assert gateway_class(slug).label == label
+
+
+def test_a_provider_link_names_only_what_the_registry_offers(settings):
+    """The model's choices, the link form's and the labels all come from the registry."""
+    field = ProviderLink._meta.get_field("provider")
+    assert field.choices == provider_choices()
+    assert ProviderLink(provider="twilio").get_provider_display() == "Twilio"
+    settings.SANDBOX_ENABLED = False
+    assert [slug for slug, _ in ProviderLinkForm().fields["provider"].choices] == [
+        "mosio",
+        "twilio",
+    ]
 
 
 def test_fakes_say_so_and_real_providers_do_not():

@@ -28,18 +28,15 @@ pytestmark = pytest.mark.django_db
 TOKEN = "a" * 32
 MOSIO_KEY = "mosio-key-123"
 PHONE = "+12025550123"
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 Status = Message.Status
 
 
 @pytest.fixture
 def project(researcher):
     return ProjectFactory(
-        owner=researcher, help_reply="Heart study: call 555-0100. Reply STOP to opt out.", **ALWAYS
+        owner=researcher,
+        help_reply="Heart study: call 555-0100. Reply STOP to opt out.",
+        always_open=True,
     )
 
 

@@ -93,7 +93,7 @@ def test_the_sandbox_redcap_answers_404_when_the_sandbox_is_off(client, settings
 
 def test_a_webhook_whose_link_cannot_be_decrypted_answers_4xx_and_logs_the_link(client, caplog):
     link = ProviderLinkFactory(provider="mosio", config_encrypted="not-a-fernet-token")
-    with caplog.at_level(logging.ERROR, logger="messaging.webhooks"):
+    with caplog.at_level(logging.ERROR, logger="messaging.views.webhooks"):
         response = mosio_post(client, link, "any-key-1234", "STOP", "m-1")
     assert 400 <= response.status_code < 500
     assert f"provider link {link.pk}" in caplog.text

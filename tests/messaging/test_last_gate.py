@@ -2,7 +2,7 @@
 win every race with the real threaded sender.
 
 The sender runs on its own thread with its pool of provider threads against the loopback fake
-provider (benchmarks/fake_provider.py), which notes when each send request arrived. A STOP (or
+provider (tests/fakes/provider.py), which notes when each send request arrived. A STOP (or
 the close of the hours) commits while texts are in flight; then the provider calls are counted
 by the time they arrived, the attempt rows by the time they were written. Only a call already
 handed to a pool thread may still leave after a STOP: at most START_AHEAD of the link's pace.
@@ -21,7 +21,7 @@ from django.utils import timezone
 from messaging import sender
 from messaging.models import Attempt, Message
 from messaging.scheduling import local_to_utc
-from messaging.services import sending
+from messaging.services import optouts
 from projects import crypto
 from projects.models import Participant, Project
 from tests.messaging.test_reliability import (  # noqa: F401, F811 - fixtures
@@ -70,7 +70,7 @@ def test_a_stop_mid_send_stops_every_later_call(study, provider, rate, texts):  
     with transaction.atomic():
         stopped = list(Participant.objects.filter(pk__in=in_flight + last))
         for participant in stopped:
-            sending.opt_out_record(participant=participant, source="keyword")
+            optouts.opt_out_record(participant=participant, source="keyword")
     committed = time.time()
     committed_at = timezone.now()
     running.join(timeout=60)

@@ -7,11 +7,12 @@ import pytest
 from django.utils import timezone
 
 from billing.services.quota import usage_period_current
+from messaging import eligibility
 from messaging.gateways import locmem
 from messaging.models import Attempt, Message
-from messaging.services import outbox, sending
+from messaging.services import claim, outbox, release
 from projects.models import Participant, Project
-from tests.factories import MessageRuleFactory
+from tests.factories import MessageRuleFactory, ParticipantFactory
 from tests.messaging.test_outbox_and_sending import (  # noqa: F401 - fixtures
     people,
     project,
@@ -31,14 +32,14 @@ def claimed(project, people, researcher, monkeypatch):  # noqa: F811
     rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
     outbox.send_now(rule=rule, actor=researcher)
     message = Message.objects.select_related("project", "participant", "rule").get()
-    prepared = sending.prepare(
+    prepared = release.prepare(
         message,
         now=timezone.now(),
-        redcap=sending.ReleaseData(project, None),
+        redcap=release.ReleaseData(project, None),
         sent_counts={},
         suppressed=set(),
     )
-    [taken], _ = sending.claim_batch([prepared], provider="locmem")
+    [taken], _ = claim.claim_batch([prepared], provider="locmem")
     assert usage_period_current(account=project.account).used == 1
     return taken.message
 
@@ -49,7 +50,7 @@ def claimed(project, people, researcher, monkeypatch):  # noqa: F811
 def test_a_claimed_text_is_cancelled_when_its_participant_can_no_longer_be_texted(claimed, change):
     Participant.objects.filter(pk=claimed.participant_id).update(**change)
 
-    assert sending.attempts_start([claimed]) == []
+    assert claim.attempts_start([claimed]) == []
 
     claimed.refresh_from_db()
     assert claimed.status == Status.CANCELLED
@@ -61,7 +62,7 @@ def test_a_claimed_text_is_cancelled_when_its_participant_can_no_longer_be_texte
 def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(claimed):
     Project.objects.filter(pk=claimed.project_id).update(send_days=closed_days())
 
-    assert sending.attempts_start([claimed]) == []  # the hours it was read with are gone
+    assert claim.attempts_start([claimed]) == []  # the hours it was read with are gone
 
     claimed.refresh_from_db()
     assert claimed.status == Status.QUEUED
@@ -72,3 +73,37 @@ def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(cla
     assert claimed.error.startswith("Waits until")
     assert claimed.not_before > timezone.now()
     assert locmem.outbox == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"in_redcap": False},
+        {"withdrawn": True},
+        {"redcap_opted_out": True},
+        {"consented": False},
+        {"issue": Participant.Issue.NO_PHONE},
+        {"number_invalid": True},
+        {"phone_encrypted": ""},
+        {},
+    ],
+    ids=lambda c: next(iter(c), "textable"),
+)
+def test_the_outbox_the_release_and_the_last_gate_agree_on_who_may_be_texted(change):
+    """One definition (messaging.eligibility): the outbox's recipients, the release's check in
+    Python and the last gate's query say the same of every participant."""
+    participant = ParticipantFactory(**change)
+    message = Message.objects.create(
+        project=participant.project,
+        participant=participant,
+        kind="adhoc",
+        occurrence="adhoc",
+        dedup_key=f"adhoc:{participant.pk}",
+        adhoc_body="Hi",
+        due_at=timezone.now(),
+        not_before=timezone.now(),
+    )
+    in_outbox = outbox.textable_participants(project=participant.project).filter(pk=participant.pk)
+    at_the_gate = Message.objects.filter(eligibility.TEXTABLE_NOW, pk=message.pk)
+    reason = eligibility.untextable_reason(participant)
+    assert in_outbox.exists() == at_the_gate.exists() == (reason is None) == (not change)

@@ -2,7 +2,7 @@
 error report (the e-mail to the administrators, or a 500 page with DEBUG on).
 
 Every call site that holds them is marked with `sensitive_variables`: the sender's pool-thread
-call, `sending.deliver`, the gateways' provider calls and `get_gateway`. The reports are built as
+call, `record.deliver`, the gateways' provider calls and `get_gateway`. The reports are built as
 Django builds them, by `ExceptionReporter` with the default `SafeExceptionReporterFilter`.
 """
 
@@ -19,11 +19,10 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
 from messaging import segments, sender
-from messaging.gateways import get_gateway
 from messaging.gateways.mosio import MosioGateway
 from messaging.gateways.twilio import TwilioGateway
 from messaging.models import Message
-from messaging.services import sending
+from messaging.services import release
 from projects import crypto
 from projects.models import ProviderLink
 from tests.factories import ParticipantFactory, ProjectFactory, ProviderLinkFactory
@@ -72,11 +71,7 @@ def crash(call) -> tuple:
 
 def claimed_message(provider: str) -> tuple[Message, ProviderLink]:
     # Open all day: the last gate refuses a text outside the sending hours before any call.
-    project = ProjectFactory(
-        send_window_start=datetime.time(0, 0),
-        send_window_end=datetime.time(23, 59, 59, 999999),
-        send_days=list(range(7)),
-    )
+    project = ProjectFactory(always_open=True)
     link = ProviderLinkFactory(
         project=project, provider=provider, config_encrypted=crypto.encrypt_json(CONFIGS[provider])
     )
@@ -104,36 +99,33 @@ def claimed_message(provider: str) -> tuple[Message, ProviderLink]:
     return message, link
 
 
+@pytest.mark.parametrize("threads", [0, 2], ids=["inline", "pool"])
 @pytest.mark.parametrize("provider", ["mosio", "twilio"])
-def test_a_crash_in_deliver_shows_no_key_token_or_number(provider):
+def test_a_crash_in_the_provider_call_shows_no_key_token_or_number(provider, threads, caplog):
+    """The sender's one provider call (on a pool thread, or inline without a pool as in the
+    tests): the exception is handed back, the loop logs it (an ERROR with exc_info: what the
+    administrators' e-mail is built from)."""
     message, link = claimed_message(provider)
-    gateway = get_gateway(link)
-    assert_no_secret(crash(lambda: sending.deliver(message, link, gateway)))
-
-
-@pytest.mark.parametrize("provider", ["mosio", "twilio"])
-def test_a_crash_on_a_sender_thread_shows_no_key_token_or_number(provider, caplog):
-    """The threaded sender's call: the pool thread hands the exception back, the loop logs it
-    (an ERROR with exc_info: what the administrators' e-mail is built from)."""
-    message, link = claimed_message(provider)
-    loop = sender._Loop("owner", sender.SenderReport(), threads=2, batch_size=10)
+    loop = sender._Loop("owner", sender.SenderReport(), threads=threads, batch_size=10)
     state = loop._state(link)
     body = message.body
     count = segments.count(body)
-    prepared = sending.Prepared(message=message, body=body, count=count, units=1)
+    prepared = release.Prepared(message=message, body=body, count=count, units=1)
     state.in_flight += 1
     loop.in_flight += 1
     try:
-        loop.pool.submit(loop._call, state, prepared, time.monotonic(), None)
+        if loop.pool is None:
+            loop._call(state, prepared, time.monotonic(), None)
+        else:
+            loop.pool.submit(loop._call, state, prepared, time.monotonic(), None)
         item = loop.results.get(timeout=10)
         with caplog.at_level(logging.ERROR, logger="messaging.sender"):
             loop._record([item])
     finally:
-        loop.pool.shutdown(wait=True)
-        loop.redcap_pool.shutdown(wait=True)
-    [record] = [r for r in caplog.records if r.exc_info]
-    assert "failed unexpectedly" in record.getMessage()
-    assert_no_secret(record.exc_info)
+        loop.close(orderly=False)
+    [logged] = [r for r in caplog.records if r.exc_info]
+    assert "failed unexpectedly" in logged.getMessage()
+    assert_no_secret(logged.exc_info)
 
 
 @pytest.mark.parametrize("provider", ["mosio", "twilio"])

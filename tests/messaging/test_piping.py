@@ -104,12 +104,7 @@ def test_the_preview_shows_and_counts_exactly_the_text_the_participant_receives(
         ProviderLinkFactory,
     )
 
-    always = {
-        "send_window_start": datetime.time(0, 0),
-        "send_window_end": datetime.time(23, 59, 59),
-        "send_days": list(range(7)),
-    }
-    project = ProjectFactory(owner=researcher, **always)
+    project = ProjectFactory(owner=researcher, always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
     this_year = timezone.localdate().year

@@ -17,6 +17,7 @@ from messaging.models import Message, MessageRule, Send
 from messaging.services import outbox
 from projects.models import Project, RedcapLink
 from tests.factories import (
+    ALWAYS_OPEN,
     MessageRuleFactory,
     ParticipantFactory,
     ProjectFactory,
@@ -25,12 +26,6 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Message.Status
-ALWAYS = {
-    "time_zone": "UTC",
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": list(range(7)),
-}
 
 
 def once_due(rule: MessageRule, due: datetime.datetime) -> None:
@@ -48,7 +43,7 @@ def two_projects(mapped_project, researcher, fake_provider, monkeypatch):
     monkeypatch.setattr(outbox, "kick_sender", lambda: None)  # materialise only
     a = mapped_project
     ProviderLinkFactory(project=a)
-    Project.objects.filter(pk=a.pk).update(**ALWAYS)
+    Project.objects.filter(pk=a.pk).update(**ALWAYS_OPEN, time_zone="UTC")
     for record in ("1", "2", "3"):
         ParticipantFactory(project=a, record_id=record, time_zone="UTC")
     a_rule = MessageRuleFactory(
@@ -57,7 +52,7 @@ def two_projects(mapped_project, researcher, fake_provider, monkeypatch):
         filter_logic="[record_id] <> ''",
         body="Your visit is next week.",
     )
-    b = ProjectFactory(owner=researcher, **ALWAYS)
+    b = ProjectFactory(owner=researcher, always_open=True, time_zone="UTC")
     ProviderLinkFactory(project=b)
     ParticipantFactory.create_batch(4, project=b, time_zone="UTC")
     b_rule = MessageRuleFactory(project=b, body="Please fill in your diary.")
@@ -116,7 +111,7 @@ def test_the_dispatch_task_still_sweeps_and_starts_the_sender_when_a_rule_fails(
     p = two_projects
     once_due(p.b_rule, timezone.now() - datetime.timedelta(minutes=1))
     swept = []
-    monkeypatch.setattr(tasks.sending, "sweep", lambda **kw: swept.append(kw) or {})
+    monkeypatch.setattr(tasks.sweep, "sweep", lambda **kw: swept.append(kw) or {})
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in one rule")

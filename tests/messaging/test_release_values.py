@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from messaging import piping, sender
+from messaging import eligibility, piping, sender
 from messaging.gateways import locmem
 from messaging.models import Message, MessageRule
 from messaging.services import outbox
@@ -22,6 +22,7 @@ from projects.sandbox import store
 from projects.sandbox.data import SANDBOX_PROJECTS
 from projects.services import sync
 from tests.factories import (
+    ALWAYS_OPEN,
     FieldMappingFactory,
     MessageRuleFactory,
     ParticipantFactory,
@@ -30,11 +31,6 @@ from tests.factories import (
 )
 
 Status = Message.Status
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 
 
 def run_sender():
@@ -43,22 +39,15 @@ def run_sender():
 
 # --- Against the REDCap sandbox (live server), after a real sync -----------------------------
 # (A live-server test commits as it goes, so "send" starts the sender at once, inline.)
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    store.reset()
-    yield
-    store.reset()
-
-
 @pytest.fixture
 def synced(mapped_project, researcher):
     """The demo project, synced from the sandbox, texting through the (locmem) provider."""
-    Project.objects.filter(pk=mapped_project.pk).update(**ALWAYS)
+    Project.objects.filter(pk=mapped_project.pk).update(**ALWAYS_OPEN)
     ProviderLinkFactory(project=mapped_project)
     run = sync.sync_run_start(project=mapped_project, actor=researcher)
     run.refresh_from_db()
     assert run.status == run.Status.SUCCEEDED, run.error
-    textable = Participant.objects.filter(project=mapped_project).filter(outbox.TEXTABLE)
+    textable = Participant.objects.filter(project=mapped_project).filter(eligibility.TEXTABLE)
     return SimpleNamespace(project=mapped_project, people=list(textable.order_by("pk")))
 
 
@@ -208,7 +197,7 @@ def test_when_the_sandbox_cannot_be_reached_the_text_waits_with_the_reason(synce
 # --- Against a fake REDCap (the fake provider's record export) --------------------------------
 @pytest.fixture
 def project(researcher, fake_redcap):
-    project = ProjectFactory(owner=researcher, **ALWAYS)
+    project = ProjectFactory(owner=researcher, always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project, first_name_field="fname")
     fake_redcap(project)

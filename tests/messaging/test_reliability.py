@@ -1,7 +1,7 @@
 """The sending contract under failure (docs/sending.md).
 
 Real pipeline, real HTTP: Twilio provider links with fake credentials talk to the loopback
-FakeProvider (benchmarks/fake_provider.py), which fails calls on demand and counts every text it
+FakeProvider (tests/fakes/provider.py), which fails calls on demand and counts every text it
 accepted, so "never twice" is checked where it matters: at the provider. Transactional database
 tests, because the sender's pool threads and the racing workers have connections of their own.
 Time for the sweep and the reconciliation is advanced with their `now=` parameter.
@@ -21,16 +21,16 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from benchmarks.fake_provider import FakeProvider
 from billing.models import DailyUsage, ProjectUsage, UsagePeriod
 from billing.services import credits_add
 from messaging import sender, tasks
 from messaging.gateways import base
 from messaging.models import Attempt, Message, MessageRule, OptOut, SenderLease
-from messaging.services import outbox, sending
+from messaging.services import claim, outbox, record, sweep
 from projects import crypto
 from projects.models import FieldMapping, ProviderLink, RedcapInstance, RedcapLink
 from tests.factories import AccountFactory, ParticipantFactory, PlanFactory, ProjectFactory
+from tests.fakes.provider import FakeProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,9 +130,7 @@ def study(researcher, redcap):
             account=account,
             owner=researcher,
             time_zone="UTC",
-            send_window_start=datetime.time(0, 0),
-            send_window_end=datetime.time(23, 59, 59, 999999),
-            send_days=list(range(7)),
+            always_open=True,
         )
         FieldMapping.objects.create(
             project=project, phone_field="phone", consent_field="consent", first_name_field="name"
@@ -157,7 +155,7 @@ def study(researcher, redcap):
         }
         link = ProviderLink.objects.create(
             project=project,
-            provider=ProviderLink.Provider.TWILIO,
+            provider="twilio",
             config_encrypted=crypto.encrypt_json(config),
             fingerprint=crypto.fingerprint(sender_number, purpose="provider:twilio"),
             rate_per_second=rate,
@@ -246,13 +244,13 @@ def test_with_a_third_of_calls_failing_every_text_ends_sent_or_failed_once_with_
     run_until_quiescent()
     # Unconfirmed rows: ask the provider once they are old enough. Those it has no record of
     # once its listing can be trusted go out again, once; a second unconfirmed call fails.
-    first = sending.sweep(now=now + datetime.timedelta(minutes=5))
-    last = sending.sweep(now=now + datetime.timedelta(minutes=45))
+    first = sweep.sweep(now=now + datetime.timedelta(minutes=5))
+    last = sweep.sweep(now=now + datetime.timedelta(minutes=45))
     # (45 minutes later on the sweep's clock: the texts it put back are due now.)
     Message.objects.filter(status=Status.QUEUED).update(not_before=timezone.now())
     run_until_quiescent()
-    again = sending.sweep(now=now + datetime.timedelta(minutes=50))
-    final = sending.sweep(now=now + datetime.timedelta(minutes=95))
+    again = sweep.sweep(now=now + datetime.timedelta(minutes=50))
+    final = sweep.sweep(now=now + datetime.timedelta(minutes=95))
 
     stats = fake.stats()
     counts = statuses(s.project)
@@ -314,7 +312,7 @@ def kill_after_the_provider_accepts(s, monkeypatch) -> None:
     def killed(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(sending, "record_successes", killed)
+    monkeypatch.setattr(record, "record_successes", killed)
     with pytest.raises(Killed):
         sender.run()
     monkeypatch.undo()  # the next worker is healthy
@@ -336,14 +334,14 @@ def test_a_worker_killed_after_the_provider_accepted_is_reconciled_without_a_sec
 
     tasks.dispatch()  # too soon for the sweep: the row stays as it is, and nothing is sent
     assert fake.stats()["send_attempts"] == 1
-    later = timezone.now() + sending.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
-    assert sending.sweep(now=later, lease_alive=sender.lease_alive())["unknown"] == 1
+    later = timezone.now() + sweep.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
+    assert sweep.sweep(now=later, lease_alive=sender.lease_alive())["unknown"] == 1
     message.refresh_from_db()
     assert message.status == Status.UNKNOWN
     sender.run()  # an unknown text is never released again
     tasks.dispatch()
 
-    reconciled = sending.sweep(now=later + sending.RECONCILE_AFTER + datetime.timedelta(seconds=1))
+    reconciled = sweep.sweep(now=later + sweep.RECONCILE_AFTER + datetime.timedelta(seconds=1))
 
     assert reconciled["reconciled"] == 1
     message.refresh_from_db()
@@ -366,9 +364,9 @@ def test_a_row_a_dead_sender_left_is_recovered_even_while_another_sender_runs(
     assert sender.lease_alive()
     now = timezone.now()
 
-    soon = sending.sweep(now=now + datetime.timedelta(minutes=6), lease_alive=True)
-    later = sending.sweep(now=now + datetime.timedelta(minutes=16), lease_alive=True)
-    found = sending.sweep(now=now + datetime.timedelta(minutes=19), lease_alive=True)
+    soon = sweep.sweep(now=now + datetime.timedelta(minutes=6), lease_alive=True)
+    later = sweep.sweep(now=now + datetime.timedelta(minutes=16), lease_alive=True)
+    found = sweep.sweep(now=now + datetime.timedelta(minutes=19), lease_alive=True)
 
     assert (soon["unknown"], later["unknown"], found["reconciled"]) == (0, 1, 1)
     assert statuses(s.project) == {Status.SENT: 1}
@@ -387,7 +385,7 @@ def test_a_worker_killed_after_claiming_but_before_calling_is_requeued_and_sent_
     def killed(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(sending, "attempts_start", killed)
+    monkeypatch.setattr(claim, "attempts_start", killed)
     with pytest.raises(Killed):
         sender.run()
     monkeypatch.undo()
@@ -395,8 +393,8 @@ def test_a_worker_killed_after_claiming_but_before_calling_is_requeued_and_sent_
     assert period_of(s.account).used == 3  # reserved by the claim
     assert fake.stats()["send_attempts"] == 0
 
-    later = timezone.now() + sending.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
-    assert sending.sweep(now=later)["requeued"] == 3
+    later = timezone.now() + sweep.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
+    assert sweep.sweep(now=later)["requeued"] == 3
     assert period_of(s.account).used == 0
     sender.run()
 
@@ -412,7 +410,7 @@ def test_a_sender_frozen_holding_claimed_texts_does_not_call_them_when_it_wakes(
     fake = provider()
     s = study(5)
     outbox_send_now_without_kick(s)
-    healthy = sending.attempts_start
+    healthy = claim.attempts_start
     frozen_with = []
 
     def frozen_then_woken(messages):
@@ -420,14 +418,14 @@ def test_a_sender_frozen_holding_claimed_texts_does_not_call_them_when_it_wakes(
         # out, the dispatcher's sweep found its claimed texts stranded, and a new sender sent
         # them. Then it wakes up and carries on where it was.
         frozen_with.extend(messages)
-        monkeypatch.setattr(sending, "attempts_start", healthy)
+        monkeypatch.setattr(claim, "attempts_start", healthy)
         SenderLease.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
-        later = timezone.now() + sending.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
-        assert sending.sweep(now=later, lease_alive=sender.lease_alive())["requeued"] == 5
+        later = timezone.now() + sweep.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
+        assert sweep.sweep(now=later, lease_alive=sender.lease_alive())["requeued"] == 5
         assert sender.run().sent == 5
         return healthy(messages)
 
-    monkeypatch.setattr(sending, "attempts_start", frozen_then_woken)
+    monkeypatch.setattr(claim, "attempts_start", frozen_then_woken)
     sender.run()
 
     assert len(frozen_with) == 5
@@ -445,8 +443,8 @@ def test_a_sender_stopping_at_its_deadline_gives_back_what_it_claimed_ahead(
     s = study(40, rate=20)  # claims five texts (a quarter of a second) ahead of their turn
     outbox_send_now_without_kick(s)
     given_back = []
-    unclaim = sending.unclaim
-    monkeypatch.setattr(sending, "unclaim", lambda batch: given_back.append(unclaim(batch)))
+    unclaim = claim.unclaim
+    monkeypatch.setattr(claim, "unclaim", lambda batch: given_back.append(unclaim(batch)))
 
     sender.run(max_seconds=0.5)
 
@@ -470,8 +468,8 @@ def test_a_pause_while_the_sender_runs_stops_the_texts_it_holds_before_the_provi
     study, provider, what
 ):
     from messaging.services import rules
+    from messaging.services.provider_links import provider_link_pause, provider_link_resume
     from projects.services import project_set_status
-    from projects.services.links import provider_link_pause, provider_link_resume
 
     fake = provider()
     # Five texts a second: the loop holds a couple of seconds of them in memory (prepared, and

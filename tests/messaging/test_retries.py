@@ -16,7 +16,7 @@ from django.utils import timezone
 from billing.services.quota import usage_period_current
 from messaging.gateways import Reason, locmem
 from messaging.models import Attempt, Message
-from messaging.services import outbox, sending
+from messaging.services import outbox, record, sweep
 from projects.models import ProviderLink
 from tests.factories import MessageRuleFactory
 from tests.messaging.test_outbox_and_sending import (  # noqa: F401 - fixtures
@@ -48,13 +48,13 @@ def test_a_blip_of_many_refusals_does_not_fail_a_text(
     monkeypatch,
 ):
     delays = []
-    real_backoff = sending.backoff_delay
+    real_backoff = record.backoff_delay
 
     def backoff(*args, **kwargs):
         delays.append(real_backoff(*args, **kwargs))
         return 30.0  # (not within this sender run: the test moves time itself)
 
-    monkeypatch.setattr(sending, "backoff_delay", backoff)
+    monkeypatch.setattr(record, "backoff_delay", backoff)
     rule = MessageRuleFactory(project=project, record_ids=["1"], recipients="records")
     outbox.send_now(rule=rule, actor=researcher)
     # Twelve refusals in a row: more than the old five tries, and no Retry-After.
@@ -67,7 +67,7 @@ def test_a_blip_of_many_refusals_does_not_fail_a_text(
         due_now()
     assert link_of(project).unreachable_since is not None
     # Capped, jittered backoff: growing, random, never more than a minute.
-    assert len(delays) == 12 and max(delays) <= sending.RETRY_CAP
+    assert len(delays) == 12 and max(delays) <= record.RETRY_CAP
     assert len(set(delays)) == 12
     run_sender()
 
@@ -83,7 +83,7 @@ def test_a_blip_of_many_refusals_does_not_fail_a_text(
 def slow_backoff(monkeypatch):
     """A retry waits half a minute (the real jitter may be short enough for the same sender run
     to send the text again, which is right but not what these tests look at)."""
-    monkeypatch.setattr(sending, "backoff_delay", lambda *args, **kwargs: 30.0)
+    monkeypatch.setattr(record, "backoff_delay", lambda *args, **kwargs: 30.0)
 
 
 def test_the_link_page_says_the_provider_is_unreachable_and_retrying(
@@ -149,8 +149,8 @@ def test_a_text_the_provider_never_received_goes_back_to_the_queue_once(
     start = timezone.now()
 
     # Too soon to trust the provider's listing: ask again later, send nothing.
-    assert sending.sweep(now=start + datetime.timedelta(minutes=5))["resent"] == 0
-    assert sending.sweep(now=start + datetime.timedelta(minutes=40))["resent"] == 1
+    assert sweep.sweep(now=start + datetime.timedelta(minutes=5))["resent"] == 0
+    assert sweep.sweep(now=start + datetime.timedelta(minutes=40))["resent"] == 1
     message.refresh_from_db()
     assert message.status == Status.QUEUED and "never received" in message.error
     due_now()
@@ -174,7 +174,7 @@ def test_a_text_unconfirmed_twice_is_not_sent_a_third_time(
         locmem.fail_next(Reason.AMBIGUOUS, "read timeout")
         due_now()
         run_sender()
-        sending.sweep(now=start + datetime.timedelta(minutes=minutes))
+        sweep.sweep(now=start + datetime.timedelta(minutes=minutes))
     message = Message.objects.get()
     assert message.status == Status.FAILED
     assert "no record of this text" in message.error

@@ -9,7 +9,7 @@ from django.utils import timezone
 from billing.services.quota import usage_period_current
 from messaging.gateways import locmem
 from messaging.models import Message, Send
-from messaging.services import outbox, sending
+from messaging.services import claim, outbox, release
 from portal.models import AuditEvent
 from tests.factories import MessageRuleFactory
 from tests.messaging.test_outbox_and_sending import (  # noqa: F401 - fixtures
@@ -78,14 +78,14 @@ def test_cancel_the_waiting_texts_of_a_send_with_the_count_and_quota_released(
     rule = MessageRuleFactory(project=project)
     send = outbox.send_now(rule=rule, actor=researcher)
     # One text is claimed by a sender (its quota reserved) but not yet handed to the provider.
-    claimed, _ = sending.claim_batch(
+    claimed, _ = claim.claim_batch(
         [
-            sending.prepare(
+            release.prepare(
                 Message.objects.select_related("project", "participant", "rule").filter(send=send)[
                     0
                 ],
                 now=timezone.now(),
-                redcap=sending.ReleaseData(project, None),
+                redcap=release.ReleaseData(project, None),
                 sent_counts={},
                 suppressed=set(),
             )
@@ -105,7 +105,7 @@ def test_cancel_the_waiting_texts_of_a_send_with_the_count_and_quota_released(
     assert set(send.messages.values_list("status", flat=True)) == {Status.CANCELLED}
     assert usage_period_current(account=project.account).used == 0
     # The sender holding the claimed one does not call it.
-    assert sending.attempts_start([claimed[0].message]) == []
+    assert claim.attempts_start([claimed[0].message]) == []
     run_sender()
     assert locmem.outbox == []
 

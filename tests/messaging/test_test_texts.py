@@ -7,7 +7,7 @@ from django.urls import reverse
 from billing.models import UsagePeriod
 from messaging.gateways import Reason, locmem
 from messaging.models import Attempt, Message, StaffPhone
-from messaging.services import sending, test_texts
+from messaging.services import receipts, sweep, test_texts
 from portal.models import AuditEvent
 from projects.models import Participant, ProviderLink
 from tests.factories import (
@@ -247,7 +247,7 @@ def test_an_unanswered_test_is_unconfirmed_and_reconciled_with_the_staff_phone_n
     assert test.status == "unknown"
 
     later = timezone.now() + datetime.timedelta(minutes=5)
-    counts = sending.sweep(now=later)
+    counts = sweep.sweep(now=later)
 
     test.refresh_from_db()
     assert counts["reconciled"] == 1 and test.status == "sent"
@@ -261,7 +261,7 @@ def test_a_receipt_for_a_test_touches_no_participant(as_user, researcher, projec
     test = Message.objects.filter(kind="test").latest("id")
     link = ProviderLink.objects.get(project=project)
 
-    moved = sending.receipt_apply(
+    moved = receipts.receipt_apply(
         link=link,
         provider_message_id=test.provider_message_id,
         provider_status="undelivered",
@@ -326,7 +326,7 @@ def test_a_test_whose_phone_was_removed_since_does_not_stop_the_sweep(
     client.post(reverse("test-text-send", args=[project.pk]), {"rule": rule.pk})
     client.post(reverse("staff-phone-remove"))
 
-    counts = sending.sweep(now=timezone.now() + datetime.timedelta(hours=1))
+    counts = sweep.sweep(now=timezone.now() + datetime.timedelta(hours=1))
 
     assert counts["unconfirmed"] == 1
     assert Message.objects.filter(kind="test").latest("id").status == "failed"

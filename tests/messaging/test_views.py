@@ -1,7 +1,5 @@
 """Messaging pages and routes: the access matrix, bad input, and what each page shows."""
 
-import datetime
-
 import pytest
 from django.urls import reverse
 
@@ -20,16 +18,11 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-ALWAYS = {
-    "send_window_start": datetime.time(0, 0),
-    "send_window_end": datetime.time(23, 59, 59),
-    "send_days": [0, 1, 2, 3, 4, 5, 6],
-}
 
 
 @pytest.fixture
 def world(researcher, server_admin):
-    project = ProjectFactory(owner=researcher, **ALWAYS)
+    project = ProjectFactory(owner=researcher, always_open=True)
     ProviderLinkFactory(project=project)
     FieldMappingFactory(project=project)
     person = ParticipantFactory(project=project, record_id="7", first_name="Ana")

@@ -139,7 +139,7 @@ def test_a_post_signed_for_the_requests_own_address_is_still_accepted(client, pr
 def test_a_status_callback_signed_for_the_address_studytext_gave_twilio_is_accepted_behind_a_proxy(  # noqa: E501
     client, project, person
 ):
-    from messaging.services.sending import status_callback_url
+    from messaging.services.record import status_callback_url
 
     link = _link(project, "twilio")
     message = Message.objects.create(

@@ -5,13 +5,13 @@ import pytest
 from django.db import connection
 from django_q.models import Schedule
 
-from portal.tasks import STATISTICS_SCHEDULE, refresh_statistics
+from portal.tasks import refresh_statistics
 
 pytestmark = pytest.mark.django_db
 
 
 def test_migrate_registers_the_hourly_statistics_task():
-    schedule = Schedule.objects.get(name=STATISTICS_SCHEDULE)
+    schedule = Schedule.objects.get(name="portal-database-statistics")
     assert schedule.func == "portal.tasks.refresh_statistics"
     assert schedule.schedule_type == Schedule.HOURLY and schedule.repeats == -1
 

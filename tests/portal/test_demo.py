@@ -13,6 +13,7 @@ from django_q.models import Schedule
 from portal import demo
 from portal.models import AuditEvent
 from projects.models import FieldMapping, Participant, Project, ProviderLink, RedcapLink, SyncRun
+from projects.sandbox import services as sandbox
 from projects.sandbox import store
 from projects.sandbox.data import DEMO_TOKEN, REDCAP_VERSION
 from projects.services import links
@@ -147,14 +148,14 @@ def test_once_the_cluster_starts_the_first_sync_fills_the_demo(settings, live_se
 def test_the_unchecked_sandbox_link_is_for_sandbox_projects_only(settings, researcher):
     real = ProjectFactory(redcap_project_id=101, owner=researcher)  # a real REDCap's PID 101
     with pytest.raises(ValidationError, match="is not the REDCap sandbox"):
-        links.redcap_link_set_sandbox(project=real, actor=researcher)
+        sandbox.redcap_link_set_sandbox(project=real, actor=researcher)
     not_sandbox_pid = ProjectFactory(redcap_project_id=4242, owner=researcher)
     with pytest.raises(ValidationError, match="Only a project of the enabled REDCap sandbox"):
-        links.redcap_link_set_sandbox(project=not_sandbox_pid, actor=researcher)
+        sandbox.redcap_link_set_sandbox(project=not_sandbox_pid, actor=researcher)
     settings.SANDBOX_ENABLED = False
     seeded = _sandbox_project(researcher)
     with pytest.raises(ValidationError, match="Only a project of the enabled REDCap sandbox"):
-        links.redcap_link_set_sandbox(project=seeded, actor=researcher)
+        sandbox.redcap_link_set_sandbox(project=seeded, actor=researcher)
     assert not RedcapLink.objects.exists()
 
 
@@ -163,7 +164,7 @@ def test_the_unchecked_sandbox_link_is_for_owners_only(researcher):
     project = _sandbox_project(researcher)
     editor = MembershipFactory(project=project, role="editor").user
     with pytest.raises(PermissionDenied):
-        links.redcap_link_set_sandbox(project=project, actor=editor)
+        sandbox.redcap_link_set_sandbox(project=project, actor=editor)
 
 
 def _sandbox_project(owner):

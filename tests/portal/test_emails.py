@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from billing import emails as billing_emails
 from billing.models import CreditPackRequest, PlanChangeRequest
-from messaging.services.sending import _alert_owners_bad_credentials
+from messaging.services.record import _alert_owners_bad_credentials
 from portal import emails as portal_emails
 from portal.models import OnboardingComment, OnboardingRequest
 from projects import emails as project_emails

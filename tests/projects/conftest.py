@@ -1,6 +1,5 @@
 import pytest
 
-from projects.sandbox import store
 from projects.sandbox.data import DEMO_TOKEN, LONGITUDINAL_TOKEN
 from projects.services import links, mapping
 from tests.factories import ProjectFactory, RedcapInstanceFactory
@@ -19,13 +18,6 @@ MAPPING = {
     "phone_region": "US",
     "time_zone": "America/New_York",
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    store.reset()
-    yield
-    store.reset()
 
 
 @pytest.fixture

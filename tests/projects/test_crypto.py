@@ -10,10 +10,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 
+from messaging.services import provider_links
 from projects import crypto
 from projects.models import Participant, ProviderLink, RedcapLink
 from projects.sandbox.data import DEMO_PEOPLE, DEMO_TOKEN
-from projects.services import links, sync
+from projects.services import sync
 from tests.factories import ProjectFactory
 
 MOSIO_KEY = "mosio-key-7f3a9c21"
@@ -84,7 +85,7 @@ def test_masks_show_at_most_the_last_4_characters():
 def secrets_everywhere(mapped_project, researcher, other_researcher, db):
     """A REDCap token, a Twilio auth token, a Mosio key and participants' phones, all stored."""
     sync.sync_run_start(project=mapped_project, actor=researcher)  # inline in tests
-    links.provider_link_store(
+    provider_links.provider_link_store(
         project=mapped_project,
         provider="twilio",
         config={
@@ -92,17 +93,15 @@ def secrets_everywhere(mapped_project, researcher, other_researcher, db):
             "auth_token": TWILIO_AUTH_TOKEN,
             "sender": TWILIO_SENDER,
         },
-        identity=TWILIO_SENDER,
         display={"Auth token": f"••••{TWILIO_AUTH_TOKEN[-4:]}"},
         rate_per_second=1,
         actor=researcher,
     )
     mosio_project = ProjectFactory(owner=other_researcher)
-    links.provider_link_store(
+    provider_links.provider_link_store(
         project=mosio_project,
         provider="mosio",
         config={"api_key": MOSIO_KEY},
-        identity=MOSIO_KEY,
         display={"API key": f"••••{MOSIO_KEY[-4:]}"},
         rate_per_second=1,
         actor=other_researcher,

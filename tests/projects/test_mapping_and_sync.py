@@ -35,17 +35,6 @@ def test_withdrawn_logic_redcap_rejects_is_refused_with_its_message(linked_proje
     assert not FieldMapping.objects.exists()
 
 
-def test_a_viewer_cannot_map(linked_project):
-    from django.core.exceptions import PermissionDenied
-
-    from projects.models import Membership
-    from tests.factories import MembershipFactory
-
-    viewer = MembershipFactory(project=linked_project, role=Membership.Role.VIEWER).user
-    with pytest.raises(PermissionDenied):
-        mapping.field_mapping_save(project=linked_project, actor=viewer, data=dict(MAPPING))
-
-
 def test_sync_upserts_participants_and_lists_unusable_records_with_reasons(
     mapped_project, researcher, settings
 ):

@@ -7,6 +7,7 @@ from django.urls import reverse
 from portal.models import AuditEvent
 from projects.forms import FieldMappingForm
 from projects.models import FieldMapping, Membership, RedcapLink
+from projects.sandbox import services as sandbox
 from projects.services import mapping
 from tests.factories import MembershipFactory, ProjectFactory
 from tests.projects.conftest import MAPPING
@@ -181,7 +182,7 @@ def test_without_a_redcap_link_the_page_sends_you_to_link_it(as_user, researcher
 @pytest.fixture
 def demo_dictionary():
     """PID 101's data dictionary, read in-process (no REDCap call needed)."""
-    return mapping.dictionary_from_sandbox(project=ProjectFactory.build(redcap_project_id=101))
+    return sandbox.dictionary_from_sandbox(project=ProjectFactory.build(redcap_project_id=101))
 
 
 @pytest.mark.parametrize(
@@ -302,7 +303,7 @@ def test_the_service_accepts_as_dates_exactly_the_fields_the_form_offers(
 def longitudinal_dictionary():
     """PID 102's dictionary: the contact form is in the baseline event only, the weekly check-in
     in the week 1 and week 2 events."""
-    return mapping.dictionary_from_sandbox(project=ProjectFactory.build(redcap_project_id=102))
+    return sandbox.dictionary_from_sandbox(project=ProjectFactory.build(redcap_project_id=102))
 
 
 def test_fields_outside_the_chosen_event_are_refused_naming_field_and_event(

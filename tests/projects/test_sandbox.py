@@ -35,13 +35,6 @@ DEMO = SANDBOX_PROJECTS[101]
 LONG = SANDBOX_PROJECTS[102]
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    store.reset()
-    yield
-    store.reset()
-
-
 @pytest.fixture
 def api(client):
     def post(token=DEMO_TOKEN, **params):

@@ -7,8 +7,8 @@ from django.urls import reverse
 from portal.models import AuditEvent
 from projects.models import Participant, RedcapLink
 from projects.sandbox.data import SANDBOX_PROJECTS
+from projects.sandbox.services import sandbox_projects_restore, sandbox_token
 from projects.services import links, mapping, sync
-from projects.services.sandbox import sandbox_projects_restore, sandbox_token
 from tests.factories import MembershipFactory, ProjectFactory, RedcapInstanceFactory
 from tests.projects.conftest import MAPPING
 

@@ -19,13 +19,6 @@ API = "/sandbox/redcap/api/"
 UNKNOWN_CONTENT = 'The value of the parameter "content" is not valid'
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    store.reset()
-    yield
-    store.reset()
-
-
 @pytest.fixture
 def url(live_server):
     return live_server.url + API

@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
 
     def handle(self, *args, addrport: str, **options):
-        from projects.services.sandbox import sandbox_projects_restore
+        from projects.sandbox.services import sandbox_projects_restore
 
         # The REDCap sandbox keeps the projects it created in memory; bring back the linked ones
         # in this process, which serves the sandbox.

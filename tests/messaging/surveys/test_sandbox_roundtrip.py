@@ -19,13 +19,6 @@ NOW = dt.datetime(2026, 3, 10, 19, 30)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    store.reset()
-    yield
-    store.reset()
-
-
 def test_instruments_are_read_from_redcap_with_what_repeats(linked_project):
     checkin = instrument_load(project=linked_project, instrument="text_checkin")
     assert checkin.label == "Text check-in" and not checkin.repeating

@@ -14,10 +14,10 @@ In process:
     (`with FakeProvider(...) as fake:` starts and stops it.)
 
 Command line:
-    python benchmarks/fake_provider.py --serve --port 8765 --latency-ms 50 --rate 50 \
+    python tests/fakes/provider.py --serve --port 8765 --latency-ms 50 --rate 50 \
         --failure-rate 0.3 --seed 1
 then `curl http://127.0.0.1:8765/stats`. Without --serve it runs a few-second self-check and
-exits (so `make benchmarks`, which runs every script here, does not hang on it).
+exits.
 
 Failure kinds (each failing send picks one at random, seeded):
   drop          the connection is closed without an answer; nothing accepted

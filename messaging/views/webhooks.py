@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from messaging.gateways import mosio, twilio
 from messaging.gateways.twilio import parse_status_callback, validate_twilio_signature
 from messaging.services.inbound import inbound_receive
-from messaging.services.sending import receipt_apply
+from messaging.services.receipts import receipt_apply
 from portal.throttle import rate_limit
 from projects.crypto import SecretUnreadable
 from projects.models import ProviderLink

@@ -1,0 +1,337 @@
+"""Claiming texts and the last gate (docs/sending.md): queued -> sending with their quota in one
+transaction (claim_batch), the attempt rows written by one conditional UPDATE just before the
+provider calls (attempts_start), and giving back what is not called (unclaim)."""
+
+import datetime
+
+from django.db import connection, models, transaction
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from billing.services import quota_release, quota_reserve
+from messaging.eligibility import RELEASABLE, TEXTABLE_NOW
+from messaging.models import Attempt, Message
+from messaging.scheduling import SendWindow, waiting_note, zone
+from messaging.services.release import Prepared
+
+Status = Message.Status
+
+
+HELD_NOTE = "Held: the account's monthly quota is used up. It goes out when credits arrive."
+
+
+def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared], list[Prepared]]:
+    """queued -> sending for messages of ONE project, and their quota, in one transaction.
+
+    Returns (claimed, held): claimed rows are `sending` with their units reserved; held rows did
+    not fit the quota (held, never dropped; the batch is taken in order, so the first that does
+    not fit and every later one wait). Rows another sender took, that were cancelled since they
+    were read, or whose rule, project or provider link was paused since (RELEASABLE), are in
+    neither list. Cost: a handful of queries whatever the batch size.
+    """
+    if not batch:
+        return [], []
+    project = batch[0].message.project
+    if any(p.message.project_id != project.pk for p in batch):
+        raise ValueError("claim_batch takes the messages of one project.")
+    now = timezone.now()
+    with transaction.atomic():
+        # Lock the rows still queued, in id order, skipping rows another sender is claiming
+        # right now (PostgreSQL: no waiting on each other, so no deadlock between two claimers
+        # of overlapping batches; SQLite: the IMMEDIATE transaction already serialises writers).
+        # Only rows still releasable: a rule, project or link paused since the batch was read
+        # claims nothing (the rows stay queued, and no quota is reserved for them). Only the
+        # messages are locked (`of`), not the project, link or rule rows joined to check that.
+        free = set(
+            Message.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+            .filter(RELEASABLE, pk__in=[p.message.pk for p in batch], status=Status.QUEUED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        batch = [p for p in batch if p.message.pk in free]
+        if not batch:
+            return [], []
+        if quota_reserve(project=project, units=sum(p.units for p in batch)):
+            fits = batch
+        else:
+            fits = []
+            for prepared in batch:
+                if not quota_reserve(project=project, units=prepared.units):
+                    break
+                fits.append(prepared)
+        held = batch[len(fits) :]
+        if fits:
+            ids = [p.message.pk for p in fits]
+            Message.objects.filter(pk__in=ids, status=Status.QUEUED).update(
+                status=Status.SENDING,
+                body=per_row("id", {p.message.pk: p.body for p in fits}, models.TextField()),
+                segments=per_row(
+                    "id", {p.message.pk: p.count.segments for p in fits}, models.IntegerField()
+                ),
+                encoding=per_row(
+                    "id", {p.message.pk: p.count.encoding for p in fits}, models.CharField()
+                ),
+                units=per_row("id", {p.message.pk: p.units for p in fits}, models.IntegerField()),
+                reserved_at=now,
+                provider=provider,
+                updated_at=now,
+            )
+        if held:
+            Message.objects.filter(
+                pk__in=[p.message.pk for p in held], status=Status.QUEUED
+            ).update(status=Status.HELD, units=0, error=HELD_NOTE, updated_at=now)
+    for prepared in fits:
+        message = prepared.message
+        message.status = Status.SENDING
+        message.body = prepared.body
+        message.segments = prepared.count.segments
+        message.encoding = prepared.count.encoding
+        message.units = prepared.units
+        message.reserved_at = now
+        message.provider = provider
+        message.updated_at = now
+    for prepared in held:
+        prepared.message.status = Status.HELD
+        prepared.message.units = 0
+    return fits, held
+
+
+def per_row(key: str, values: dict[int, object], output_field) -> RawSQL:
+    """`CASE <key> WHEN <id> THEN <value> ... END`: one value per row in a single UPDATE.
+
+    Plain SQL that SQLite and PostgreSQL both read; ids and integers are written as integer
+    literals (they are ours, never input), text goes as a parameter. Django's
+    Case(When(pk=...)) says the same but costs ~0.5 ms per row to build, which the sender,
+    recording hundreds of texts a second on one thread, cannot afford.
+    """
+    parts, params = [], []
+    for pk, value in values.items():
+        if isinstance(value, int):
+            parts.append(f"WHEN {int(pk)} THEN {int(value)}")
+        else:
+            parts.append(f"WHEN {int(pk)} THEN %s")
+            params.append(value)
+    return RawSQL(  # noqa: S611 - text goes as parameters; ids and integers are int()
+        f"CASE {connection.ops.quote_name(key)} {' '.join(parts)} END",
+        params,
+        output_field=output_field,
+    )
+
+
+def unclaim(batch: list[Prepared]) -> int:
+    """Give back claimed messages that were never handed to the provider: sending -> queued,
+    their quota released. (The sender stops with rows claimed ahead of their turn.)"""
+    return _requeue_claimed([p.message for p in batch])
+
+
+def _requeue_claimed(
+    messages: list[Message],
+    *,
+    status: str = Status.QUEUED,
+    error: str | None = None,
+    until: dict[int, tuple[datetime.datetime, str]] | None = None,
+) -> int:
+    """sending -> queued (or `status`) for these rows under our claims, when no call was started
+    for them, and their units released. Rows the sweep or another sender took since are left
+    alone. `until`: per row, when it may go again and the note saying so."""
+    by_project: dict[int, list[Message]] = {}
+    for message in messages:
+        by_project.setdefault(message.project_id, []).append(message)
+    returned = 0
+    now = timezone.now()
+    for group in by_project.values():
+        with transaction.atomic():
+            ids = set(
+                Message.objects.select_for_update(no_key=True)
+                .filter(_claimed_by_us(group), status=Status.SENDING)
+                .order_by("pk")
+                .exclude(attempt_log__outcome=Attempt.Outcome.STARTED)
+                .values_list("pk", flat=True)
+            )
+            if not ids:
+                continue
+            update = {"status": status, "units": 0, "updated_at": now}
+            if error is not None:
+                update["error"] = error
+            if until:
+                adapt = connection.ops.adapt_datetimefield_value
+                update["not_before"] = per_row(
+                    "id", {pk: adapt(until[pk][0]) for pk in ids}, models.DateTimeField()
+                )
+                update["error"] = per_row(
+                    "id", {pk: until[pk][1] for pk in ids}, models.TextField()
+                )
+            Message.objects.filter(pk__in=ids).update(**update)
+            mine = [m for m in group if m.pk in ids]
+            for reserved_at, units in _units_by_reservation(mine).items():
+                quota_release(project=mine[0].project, units=units, reserved_at=reserved_at)
+            for message in mine:
+                message.status = status
+                message.units = 0
+            returned += len(ids)
+    return returned
+
+
+def _claimed_by_us(messages: list[Message]) -> Q:
+    """These rows under the claims we made (a claim stamps `reserved_at`): a row requeued and
+    claimed again by another sender since has another stamp."""
+    claims: dict = {}
+    for message in messages:
+        claims.setdefault(message.reserved_at, []).append(message.pk)
+    mine = Q(pk__in=[])
+    for reserved_at, ids in claims.items():
+        mine |= Q(pk__in=ids, reserved_at=reserved_at)
+    return mine
+
+
+def _units_by_reservation(messages: list[Message]) -> dict:
+    units: dict = {}
+    for message in messages:
+        units[message.reserved_at] = units.get(message.reserved_at, 0) + message.units
+    return units
+
+
+def attempts_start(
+    messages: list[Message], *, now: datetime.datetime | None = None
+) -> list[Message]:
+    """THE LAST GATE (docs/sending.md): write the attempt rows of claimed messages about to be
+    handed to the provider, and return the ones that may be called.
+
+    One conditional UPDATE decides, at the moment of the call, from what the database holds
+    then, nothing decided at fill or claim being trusted: the row is still `sending` under THIS
+    claim (its `reserved_at`: not swept, not claimed by another sender since); its rule, project
+    and provider link are not paused (RELEASABLE); its participant is not on the suppression list,
+    still consents, has not withdrawn and has a usable number (TEXTABLE_NOW); and the sending
+    hours, as they stand in the database, are open now in the participant's zone (the hours
+    and zones the window was computed from must be unchanged: `_hours_unchanged`). Only the
+    rows it moved get attempt rows, in the same transaction, so no call starts for a text after
+    an opt-out, a withdrawal, a pause or the close of the hours has committed.
+
+    What fails the gate is given back with its quota released: an opted-out, withdrawn or
+    unconsented participant's text is cancelled; a text whose hours closed waits for their
+    next opening; a paused one goes back to the queue. An attempt row still `started` later
+    means the call may have happened: never again. Each returned message carries
+    `window_closes_at` (UTC; None for HELP, which ignores the hours): the pool thread does not
+    call after it (sender._call).
+    """
+    if not messages:
+        return []
+    now = now or timezone.now()
+    mine = _claimed_by_us(messages)
+    closed: dict[int, datetime.datetime] = {}  # pk -> next opening of the sending hours
+    for message in messages:
+        message.window_closes_at = None
+        if message.kind == "help":
+            continue  # a HELP answer ignores the hours (it answers the participant at once)
+        window, tz = _window_of(message)
+        if window.allows(now, tz):
+            message.window_closes_at = window.closes_after(now, tz)
+        else:
+            closed[message.pk] = window.next_opening(now, tz)
+    open_ones = [m for m in messages if m.pk not in closed]
+    with transaction.atomic():
+        moved = 0
+        if open_ones:
+            moved = (
+                Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
+                .filter(_hours_unchanged(open_ones))
+                .update(updated_at=now)
+            )
+        if moved != len(messages):
+            ids = set(
+                Message.objects.filter(mine, status=Status.SENDING, updated_at=now).values_list(
+                    "pk", flat=True
+                )
+            )
+            refused = [m for m in messages if m.pk not in ids]
+            messages = [m for m in messages if m.pk in ids]
+            _gate_refused(refused, closed, now)
+        Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
+    for message in messages:
+        message.updated_at = now
+    return messages
+
+
+def attempts_not_called(messages: list[Message]) -> int:
+    """The pool thread did not call these (the participant's sending hours closed before the
+    text's turn): their attempt rows go (no call was made), and they wait for the next opening,
+    their quota released."""
+    if not messages:
+        return 0
+    now = timezone.now()
+    until = {}
+    for message in messages:
+        window, tz = _window_of(message)
+        # Still open for a last moment, maybe: the next opening after this close.
+        closes = window.closes_after(now, tz) if window.allows(now, tz) else now
+        opening = window.next_opening(closes, tz)
+        until[message.pk] = (opening, waiting_note(opening, tz))
+    with transaction.atomic():
+        Attempt.objects.filter(
+            message__in=Message.objects.filter(_claimed_by_us(messages), status=Status.SENDING),
+            outcome=Attempt.Outcome.STARTED,
+        ).delete()
+        return _requeue_claimed(messages, until=until)
+
+
+def _window_of(message: Message) -> tuple[SendWindow, object]:
+    project, participant = message.project, message.participant
+    return SendWindow.for_project(project), zone(participant.time_zone or project.time_zone)
+
+
+def _hours_unchanged(messages: list[Message]) -> Q:
+    """The sending hours and zones each message's window was judged by are still the ones in the
+    database (an administrator may have narrowed them since the sender read the project)."""
+    groups: dict[tuple, list[int]] = {}
+    for message in messages:
+        project, participant = message.project, message.participant
+        key = (
+            project.pk,
+            project.send_window_start,
+            project.send_window_end,
+            tuple(project.send_days),
+            project.time_zone,
+            participant.time_zone,
+        )
+        groups.setdefault(key, []).append(message.pk)
+    condition = Q(pk__in=[])
+    for (_, start, end, days, project_zone, participant_zone), ids in groups.items():
+        condition |= Q(
+            pk__in=ids,
+            project__send_window_start=start,
+            project__send_window_end=end,
+            project__send_days=list(days),
+            project__time_zone=project_zone,
+            participant__time_zone=participant_zone,
+        )
+    return condition
+
+
+def _gate_refused(refused: list[Message], closed: dict, now: datetime.datetime) -> None:
+    """Give back what the last gate refused (only rows still ours: not swept, not claimed
+    again), with its quota: cancelled when the participant may no longer be texted, waiting
+    for the next opening when the hours closed, queued again otherwise (paused, or the hours
+    changed: prepared afresh)."""
+    if not refused:
+        return
+    untextable = set(
+        Message.objects.filter(pk__in=[m.pk for m in refused])
+        .exclude(TEXTABLE_NOW)
+        .values_list("pk", flat=True)
+    )
+    cancel = [m for m in refused if m.pk in untextable]
+    waiting = [m for m in refused if m.pk not in untextable and m.pk in closed]
+    requeue = [m for m in refused if m.pk not in untextable and m.pk not in closed]
+    _requeue_claimed(
+        cancel,
+        status=Status.CANCELLED,
+        error="Cancelled just before sending: the participant opted out, withdrew or can no "
+        "longer be texted.",
+    )
+    for message in waiting:
+        window, tz = _window_of(message)
+        message.not_before = closed[message.pk]
+        message.error = waiting_note(closed[message.pk], tz)
+    _requeue_claimed(waiting, until={m.pk: (m.not_before, m.error) for m in waiting})
+    _requeue_claimed(requeue)
