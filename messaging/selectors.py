@@ -2,7 +2,17 @@ import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce, Length
 from django.urls import reverse
 from django.utils import timezone
@@ -396,6 +406,22 @@ def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:
     if link is None or link.provider not in INBOUND_WEBHOOKS:
         return None
     return settings.SITE_URL + reverse(INBOUND_WEBHOOKS[link.provider], args=[link.webhook_secret])
+
+
+def reply_channels(*, link: ProviderLink | None) -> dict | None:
+    """How replies reach StudyText through this link, and when the last one came (one query):
+    `how` is "webhook", "poll", "both" or "" (none yet), and what the page says about it."""
+    if link is None:
+        return None
+    last = Reply.objects.filter(provider_link=link).aggregate(
+        webhook=Max("received_at", filter=Q(via=Reply.Via.WEBHOOK)),
+        poll=Max("received_at", filter=Q(via=Reply.Via.POLL)),
+        simulator=Max("received_at", filter=Q(via=Reply.Via.SIMULATOR)),
+    )
+    seen = [via for via in ("webhook", "poll") if last[via]]
+    how = "both" if len(seen) == 2 else (seen[0] if seen else "")
+    latest = max((v for v in last.values() if v), default=None)
+    return {"how": how, "latest": latest, **last, "polls": link.provider == "mosio"}
 
 
 def project_outages(*, project: Project) -> dict:

@@ -323,6 +323,11 @@ _DEV_SANDBOX = DEBUG and SANDBOX_ENABLED
 REDCAP_ALLOW_LOOPBACK_HTTP = env.bool("REDCAP_ALLOW_LOOPBACK_HTTP", default=_DEV_SANDBOX)
 SMS_GATEWAY_OVERRIDE = env("SMS_GATEWAY_OVERRIDE", default="")
 MOSIO_API_BASE = env("MOSIO_API_BASE", default="https://api.mosio.com/api/")
+# Replies and statuses are read from Mosio's history this often per link (docs/mosio.md,
+# "Polling"); the schedule runs each minute, so less than 60 means each minute.
+MOSIO_POLL_SECONDS = env.int("MOSIO_POLL_SECONDS", default=60)
+# A link's first poll looks back to its creation, at most this far.
+MOSIO_POLL_LOOKBACK_HOURS = env.int("MOSIO_POLL_LOOKBACK_HOURS", default=24)
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com/2010-04-01/")
 QUOTA_UNIT = env("QUOTA_UNIT", default="message")  # "message" or "segment"
 PRICE_CURRENCY = env("PRICE_CURRENCY", default="USD")  # of plan and credit-pack prices (ISO 4217)

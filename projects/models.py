@@ -98,6 +98,12 @@ class Project(models.Model):
         blank=True,
         help_text="Answer to HELP. Leave empty for the standard one with the PI's contact.",
     )
+    # Bodies of texts and replies are blanked after this many days (messaging.services.outbox.
+    # retention_purge); the owner picks within the administrators' bounds (README settings
+    # MESSAGE_RETENTION_DAYS, _MIN_, _MAX_). None: the site's default.
+    retention_days = models.PositiveIntegerField(
+        "Keep message texts for (days)", null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
@@ -127,6 +133,11 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    # E-mail notices about replies (the Members page): a flagged text at once; a daily digest of
+    # unread replies. The e-mail holds a link only, never a reply's text.
+    notify_flags = models.BooleanField("E-mail me flagged texts at once", default=False)
+    notify_digest = models.BooleanField("E-mail me a daily digest of unread replies", default=False)
+    digest_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,6 +215,19 @@ class ProviderLink(models.Model):
     # for SENDER_RETRY_MINUTES (docs/sending.md); the owners are told once when one gives up.
     unreachable_since = models.DateTimeField(null=True, blank=True)
     owners_told_at = models.DateTimeField(null=True, blank=True)
+    # Whether the provider answers STOP/HELP itself (docs/mosio.md, M25): then StudyText sends
+    # no HELP text of its own. None: the provider's default (on for Mosio and Twilio, off for the
+    # sandbox; messaging.services.inbound.provider_answers_keywords).
+    provider_answers_keywords = models.BooleanField(
+        "The provider answers STOP/HELP itself", null=True, blank=True
+    )
+    # Polling the provider's history for replies (Mosio; docs/mosio.md "Polling"): the cursor is
+    # the newest history time seen; after an error the next poll waits (backoff).
+    poll_cursor = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    poll_next_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveIntegerField(default=0)
+    poll_error = models.CharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} for {self.project}"

@@ -91,6 +91,10 @@ SERVICES = {
         OWNER,
         lambda w, u: provider_links.provider_link_resume(link=w.link, actor=u),
     ),
+    "provider_link_keywords_set": (
+        OWNER,
+        lambda w, u: provider_links.provider_link_keywords_set(link=w.link, answers=True, actor=u),
+    ),
     "provider_link_remove": (
         OWNER,
         lambda w, u: provider_links.provider_link_remove(project=w.project, actor=u),
