@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import WAITING_PREFIX
-from projects.models import Participant, Project, ProviderLink, RedcapLink
+from projects.models import Membership, Participant, Project, ProviderLink, RedcapLink
 
 LOG_STATUSES = [s for s in Message.Status.values]
 # Filters that a coordinator thinks of as one: "failed" in counts and badges means both.
@@ -438,3 +438,55 @@ def project_outages(*, project: Project) -> dict:
         .first(),
         "retry_minutes": settings.SENDER_RETRY_MINUTES,
     }
+
+
+# --- The team's inbox (docs/compliance.md, "The inbox") ------------------------------------------
+INBOX_LIMIT = 100
+# Waiting on the team: unread, or flagged and not yet reviewed.
+INBOX_OPEN = Q(read_at__isnull=True) | (~Q(flag="") & Q(reviewed_at__isnull=True))
+
+
+def inbox_replies(*, project: Project, role: str | None) -> QuerySet[Reply]:
+    """The replies in the project's inbox for a member of this role, newest first. Texts from
+    numbers that match no participant are for the owners only (shown by their last 4 digits)."""
+    qs = Reply.objects.filter(INBOX_OPEN, project=project)
+    if role != Membership.Role.OWNER:
+        qs = qs.filter(participant__isnull=False)
+    return qs.order_by("-received_at", "-id")
+
+
+def inbox_page(*, project: Project, role: str | None, limit: int = INBOX_LIMIT) -> dict:
+    """The inbox's rows (the newest `limit`, with participant and the message each answers) and
+    their count: two queries, however many replies there are."""
+    qs = inbox_replies(project=project, role=role)
+    rows = list(
+        qs.select_related("participant", "answers", "answers__rule").only(
+            "id",
+            "body",
+            "keyword",
+            "handled",
+            "flag",
+            "read_at",
+            "reviewed_at",
+            "received_at",
+            "phone_last4",
+            "via",
+            "participant__id",
+            "participant__record_id",
+            "participant__first_name",
+            "answers__id",
+            "answers__body",
+            "answers__adhoc_body",
+            "answers__kind",
+            "answers__sent_at",
+            "answers__rule__id",
+            "answers__rule__name",
+        )[:limit]
+    )
+    count = len(rows) if len(rows) < limit else qs.count()
+    return {"rows": rows, "count": count, "more": max(count - len(rows), 0)}
+
+
+def inbox_count(*, project: Project, role: str | None) -> int:
+    """How many replies wait in the project's inbox for this member (one query)."""
+    return inbox_replies(project=project, role=role).count()

@@ -8,9 +8,18 @@ import datetime
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 
-from messaging.models import Message, MessageRule, OptOut, Send
-from messaging.services import inbound, optouts, outbox, provider_links, rules, test_texts
+from messaging.models import Message, MessageRule, OptOut, Reply, Send
+from messaging.services import (
+    inbound,
+    inbox,
+    optouts,
+    outbox,
+    provider_links,
+    rules,
+    test_texts,
+)
 from portal.models import AuditEvent
 from projects import services as project_services
 from projects.models import FieldMapping, Membership, ProjectInvitation, ProviderLink, RedcapLink
@@ -55,6 +64,17 @@ SERVICES = {
         EDITOR,
         lambda w, u: optouts.participant_opt_in(participant=w.person, actor=u, reason=""),
     ),
+    "reply_mark_read": (EDITOR, lambda w, u: inbox.reply_mark_read(reply=w.reply, actor=u)),
+    "replies_mark_all_read": (
+        EDITOR,
+        lambda w, u: inbox.replies_mark_all_read(project=w.project, actor=u),
+    ),
+    "reply_review": (EDITOR, lambda w, u: inbox.reply_review(reply=w.reply, actor=u, note="x")),
+    "reply_opt_out": (
+        EDITOR,
+        lambda w, u: inbox.reply_opt_out(reply=w.reply, actor=u, reason=""),
+    ),
+    "reply_answer": (EDITOR, lambda w, u: inbox.reply_answer(reply=w.reply, body="", actor=u)),
     "test_text_send": (
         EDITOR,
         lambda w, u: test_texts.test_text_send(project=w.project, actor=u, body="Hi"),
@@ -157,6 +177,14 @@ class World:
             not_before=now,
             status=Message.Status.SENT,
         )
+        self.reply = Reply.objects.create(
+            project=self.project,
+            participant=self.person,
+            provider="sandbox",
+            body="who is this",
+            flag=Reply.Flag.POSSIBLE_OPT_OUT,
+            received_at=now,
+        )
 
     def member(self, role):
         user = UserFactory()
@@ -168,6 +196,9 @@ class World:
 def written() -> dict:
     models = (AuditEvent, Message, MessageRule, OptOut, FieldMapping, ProviderLink, RedcapLink)
     counts = {model.__name__: model.objects.count() for model in (*models, ProjectInvitation)}
+    counts["replies cleared"] = Reply.objects.filter(
+        Q(read_at__isnull=False) | Q(reviewed_at__isnull=False)
+    ).count()
     return counts
 
 
