@@ -3,7 +3,7 @@
 import logging
 
 from messaging import sender
-from messaging.services import outbox, poll, sweep
+from messaging.services import notices, outbox, poll, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +45,8 @@ def mosio_poll() -> dict:
         "failed": sum(1 for r in reports if not r.ok),
         "replies": sum(r.replies for r in reports),
     }
+
+
+def reply_digest() -> int:
+    """Daily: members who asked are told how many replies wait in their projects' inboxes."""
+    return notices.reply_digest_send()

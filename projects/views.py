@@ -104,9 +104,26 @@ def member_list(request, pk: int):
             "owner_count": sum(1 for m in memberships if m.role == Role.OWNER),
             "invitations": project.invitations.order_by("email"),
             "role_choices": Role.choices,
+            "mine": next((m for m in memberships if m.user_id == request.user.pk), None),
             "tab": "members",
         },
     )
+
+
+@login_required
+@require_POST
+def member_notices(request, pk: int):
+    """The signed-in member's own e-mail notices about replies."""
+    project, _ = project_get_for_user(user=request.user, pk=pk)
+    membership = get_object_or_404(Membership, project=project, user=request.user)
+    members.member_notices_set(
+        membership=membership,
+        flags=request.POST.get("notify_flags") == "on",
+        digest=request.POST.get("notify_digest") == "on",
+        actor=request.user,
+    )
+    messages.success(request, "Your e-mail notices are saved.")
+    return redirect("project-members", pk=project.pk)
 
 
 @login_required

@@ -142,13 +142,19 @@ SERVICES = {
             project=w.project, actor=u, start=FIVE, end=NINE, days=[0]
         ),
     ),
+    "member_notices_set": (
+        VIEWER,
+        lambda w, u: members.member_notices_set(
+            membership=w.owner_membership, flags=True, digest=True, actor=u
+        ),
+    ),
     "member_invite": (
         OWNER,
         lambda w, u: members.member_invite(project=w.project, email="x", role="nope", actor=u),
     ),
 }
-BELOW = {EDITOR: [VIEWER, None], OWNER: [EDITOR, VIEWER, None]}  # None: not a member
-WHO = {EDITOR: "owners and editors", OWNER: "owners"}
+BELOW = {VIEWER: [None], EDITOR: [VIEWER, None], OWNER: [EDITOR, VIEWER, None]}  # None: outsider
+WHO = {VIEWER: "members", EDITOR: "owners and editors", OWNER: "owners"}
 CASES = [
     pytest.param(name, role, id=f"{name}-{role or 'outsider'}")
     for name, (needed, _) in SERVICES.items()
@@ -160,6 +166,7 @@ class World:
     def __init__(self) -> None:
         owner = UserFactory()
         self.project = ProjectFactory(owner=owner)
+        self.owner_membership = Membership.objects.get(project=self.project, user=owner)
         self.link = ProviderLinkFactory(project=self.project)
         self.person = ParticipantFactory(project=self.project)
         self.rule = MessageRuleFactory(project=self.project)

@@ -52,6 +52,7 @@ from messaging.gateways import GATEWAYS, delivers_to_simulator, gateway_class, p
 from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify, sounds_like_stop
 from messaging.models import Message, OptOut, Reply
+from messaging.services import notices
 from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
 from messaging.signals import audit
@@ -205,6 +206,10 @@ def inbound_receive(
         logger.info(
             "A reply from a number that matches no participant (project %s).", link.project_id
         )
+    if flag:
+        # Members who asked are e-mailed at once (a link, never the text): messaging/services/
+        # notices.py.
+        transaction.on_commit(lambda: notices.flag_notice_send(reply_id=reply.pk))
     return reply, True
 
 
