@@ -490,3 +490,18 @@ def inbox_page(*, project: Project, role: str | None, limit: int = INBOX_LIMIT) 
 def inbox_count(*, project: Project, role: str | None) -> int:
     """How many replies wait in the project's inbox for this member (one query)."""
     return inbox_replies(project=project, role=role).count()
+
+
+def consent_timeline(*, participant: Participant) -> list:
+    """Every opt-in and opt-out of the participant (and of their number before they were
+    matched), and consent read from REDCap, newest first (one query)."""
+    from projects.models import ConsentEvent
+
+    mine = Q(participant=participant)
+    if participant.phone_fingerprint:
+        mine |= Q(participant__isnull=True, phone_fingerprint=participant.phone_fingerprint)
+    return list(
+        ConsentEvent.objects.filter(mine, project_id=participant.project_id)
+        .select_related("actor")
+        .order_by("-at", "-id")[:200]
+    )

@@ -32,6 +32,11 @@ urlpatterns = [
         participants.participant_detail,
         name="participant-detail",
     ),
+    path(
+        "<int:pk>/participants/<int:participant_id>/consent/",
+        participants.participant_consent,
+        name="participant-consent",
+    ),
     path("<int:pk>/provider/", provider.provider_link, name="project-provider"),
     path(
         "<int:pk>/provider/action/", provider.provider_link_action, name="project-provider-action"

@@ -510,3 +510,48 @@ class RecordRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"Re-read of record {self.record_id} of {self.project_id}"
+
+
+class ConsentEvent(models.Model):
+    """One line of a participant's consent timeline (the participant page): every opt-in and
+    opt-out, and consent read from REDCap, with where it came from. Append-only; written by the
+    services that change consent (messaging's opt-outs and keywords, the sync and the DET's
+    re-read). Keyed by the phone's fingerprint too, so a STOP from a number that matched no
+    participant yet still shows once the participant arrives. Never a phone number or a body."""
+
+    class Kind(models.TextChoices):
+        OPTED_OUT = "opted_out", "Opted out"
+        OPTED_IN = "opted_in", "Opted back in"
+        CONSENTED = "consented", "Consent to texts"
+        CONSENT_WITHDRAWN = "no_consent", "No consent to texts"
+
+    class Source(models.TextChoices):
+        KEYWORD = "keyword", "Texted a keyword"
+        STAFF = "staff", "Study staff"
+        PROVIDER = "provider", "The provider (error 21610: unsubscribed)"
+        REDCAP_CONSENT = "redcap_consent", "REDCap consent field"
+        REDCAP_OPTOUT = "redcap_optout", "REDCap opt-out field"
+        SYNC = "sync", "First read from REDCap (sync)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    phone_fingerprint = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["participant", "at"], name="consent_participant_at"),
+            models.Index(fields=["project", "phone_fingerprint"], name="consent_project_phone"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_source_display()}) in {self.project_id}"

@@ -115,7 +115,10 @@ def member_list(request, pk: int):
 def member_notices(request, pk: int):
     """The signed-in member's own e-mail notices about replies."""
     project, _ = project_get_for_user(user=request.user, pk=pk)
-    membership = get_object_or_404(Membership, project=project, user=request.user)
+    membership = Membership.objects.filter(project=project, user=request.user).first()
+    if membership is None:  # a server administrator who is not a member
+        messages.error(request, "Only the project's members get its e-mail notices.")
+        return redirect("project-members", pk=project.pk)
     members.member_notices_set(
         membership=membership,
         flags=request.POST.get("notify_flags") == "on",

@@ -58,8 +58,9 @@ from messaging.services.outbox import kick_sender
 from messaging.signals import audit
 from projects import crypto
 from projects.access import EDITOR, project_role_require
-from projects.models import Participant, Project, ProviderLink
+from projects.models import ConsentEvent, Participant, Project, ProviderLink
 from projects.selectors import project_provider_link
+from projects.services.consent import consent_event_record
 from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
@@ -250,6 +251,13 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
                 source=OptOut.Source.KEYWORD,
                 detail=detail,
             )
+            consent_event_record(
+                project_id=reply.project_id,
+                fingerprint=fingerprint,
+                kind=ConsentEvent.Kind.OPTED_OUT,
+                source=ConsentEvent.Source.KEYWORD,
+                detail="Texted a stop word (from a number that matched no participant then).",
+            )
             audit.send(
                 sender=OptOut,
                 actor=None,
@@ -268,6 +276,14 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
         if active.source not in START_LIFTS:
             return f"Not opted back in: the opt-out was {active.get_source_display().lower()}."
         OptOut.objects.filter(pk=active.pk).update(revoked_at=timezone.now())
+        consent_event_record(
+            project_id=reply.project_id,
+            participant=participant,
+            fingerprint=fingerprint,
+            kind=ConsentEvent.Kind.OPTED_IN,
+            source=ConsentEvent.Source.KEYWORD,
+            detail="Texted START.",
+        )
         if participant is not None:
             participant_optout_write_back_request(participant_id=participant.pk, opted_out=False)
         audit.send(
