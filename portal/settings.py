@@ -359,6 +359,9 @@ SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
 # they fail and the owners are told (docs/sending.md).
 SENDER_RETRY_MINUTES = env.int("SENDER_RETRY_MINUTES", default=60)
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)
+# The bounds within which a project's owners pick their own retention (the Settings page).
+MESSAGE_RETENTION_MIN_DAYS = env.int("MESSAGE_RETENTION_MIN_DAYS", default=30)
+MESSAGE_RETENTION_MAX_DAYS = env.int("MESSAGE_RETENTION_MAX_DAYS", default=2555)
 PARTICIPANT_SYNC_BATCH_SIZE = env.int("PARTICIPANT_SYNC_BATCH_SIZE", default=200)
 # REDCap's Data Entry Trigger (docs/redcap.md, "Coalescing"): a record is read again once its
 # saves have paused this many seconds, and at the latest this many seconds after the first.

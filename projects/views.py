@@ -35,11 +35,14 @@ from projects.services import (
     mapping,
     members,
     project_move_account,
+    project_retention_days,
     project_set_status,
     project_status_changes_for,
     project_update_help_reply,
+    project_update_retention,
     project_update_sending_bounds,
     project_update_sending_hours,
+    retention_bounds,
     sync,
 )
 
@@ -401,6 +404,21 @@ def project_settings(request, pk: int):
             project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
         if "help" in request.POST:
             project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+        if "retention" in request.POST:
+            project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+            raw = request.POST.get("retention-days", "").strip()
+            try:
+                days = int(raw) if raw else None
+            except ValueError:
+                messages.error(request, "Give the number of days as a whole number.")
+            else:
+                try:
+                    project_update_retention(project=project, actor=request.user, days=days)
+                except ValidationError as exc:
+                    messages.error(request, error_text(exc))
+                else:
+                    messages.success(request, "Retention saved.")
+            return redirect(f"{reverse('project-settings', args=[pk])}#retention")
     help_form = ProjectSettingsForm(
         request.POST if "help" in request.POST else None, instance=project, prefix="help"
     )
@@ -464,6 +482,10 @@ def project_settings(request, pk: int):
             "project": project,
             "role": role,
             "help_form": help_form,
+            "retention": dict(
+                zip(("default", "least", "most"), retention_bounds(), strict=True),
+                days=project_retention_days(project),
+            ),
             "hours_form": hours_form,
             "bounds_form": bounds_form,
             "send_days": [label for day, label in WEEKDAYS if day in project.send_days],

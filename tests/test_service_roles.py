@@ -142,6 +142,10 @@ SERVICES = {
             project=w.project, actor=u, start=FIVE, end=NINE, days=[0]
         ),
     ),
+    "project_update_retention": (
+        OWNER,
+        lambda w, u: project_services.project_update_retention(project=w.project, actor=u, days=1),
+    ),
     "member_notices_set": (
         VIEWER,
         lambda w, u: members.member_notices_set(
