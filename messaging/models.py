@@ -389,8 +389,9 @@ class Reply(models.Model):
 
     The number is kept only as its keyed fingerprint and last four digits. The body is kept for
     the retention period, like Message.body (outbox.retention_purge). A number that matches no
-    participant of the link's project is stored with participant=None: only server
-    administrators see it (Django admin); its STOP still goes on the suppression list.
+    participant of the link's project is stored with participant=None: the project's owners see
+    it in the inbox by its last 4 digits, administrators in the Django admin; its STOP still goes
+    on the suppression list.
     """
 
     class Keyword(models.TextChoices):

@@ -6,10 +6,11 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
 - Idempotent: a provider message id seen before through the same link (a retried webhook)
   stores nothing and does nothing again. Ids are scoped to the link, so another project's
   webhook cannot claim an id first and swallow this project's STOP. A reply without an id
-  (Mosio's field name is unknown) cannot be deduplicated.
+  (Mosio's field name is unknown) is deduplicated by its content key (below).
 - The number is matched against the participants of THE LINK'S project only, by its keyed
   fingerprint; the clear number is never stored. A number that matches nobody is still stored
-  (participant empty): only server administrators see it, in the Django admin. Its STOP still
+  (participant empty): the project's owners see it in the inbox by its last 4 digits, and
+  server administrators in the Django admin. Its STOP still
   goes on the project's suppression list, so a later sync that brings the number in cannot
   text it.
 - STOP (any wording `keywords.classify` recognises) opts the number out at once

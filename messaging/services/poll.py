@@ -91,7 +91,7 @@ def mosio_poll_link(*, link_id: int, now: datetime | None = None) -> PollReport:
         with transaction.atomic():
             # Two polls at once (a slow one overlapping the next minute's): the second skips.
             link = (
-                ProviderLink.objects.select_for_update(skip_locked=True)
+                ProviderLink.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
                 .select_related("project")
                 .filter(pk=link_id)
                 .first()
