@@ -7,7 +7,8 @@ over). Decisions, so an owner can predict them:
 
 - The cursor is the newest history time Mosio showed us (`ProviderLink.poll_cursor`). The next
   poll asks `Since` that time: Mosio's `Since` is taken to include it (M8), so the last item is
-  seen again and deduplicated (its `Id`, and the content key of M26). A restart resumes from the
+  seen again and deduplicated (its `Id`, and the content key of M26; an item with neither id
+  nor date by its number and text). A restart resumes from the
   stored cursor; a first poll starts at the link's creation, at most `MOSIO_POLL_LOOKBACK_HOURS`
   back.
 - Inbound texts go through `inbound.inbound_receive`, exactly as a webhook's do, so a reply that
@@ -35,8 +36,9 @@ from django.utils import timezone
 from messaging.gateways import GatewayError, get_gateway
 from messaging.gateways.mosio import HISTORY_LIMIT
 from messaging.models import Reply
-from messaging.services.inbound import inbound_receive
+from messaging.services.inbound import _normalise, inbound_receive
 from messaging.services.receipts import receipt_apply
+from projects import crypto
 from projects.models import Project, ProviderLink
 
 logger = logging.getLogger(__name__)
@@ -134,6 +136,9 @@ def _poll(link: ProviderLink, *, report: PollReport, now: datetime) -> None:
         for reason in page.skipped:
             logger.warning("Mosio's history for link %s held %s.", link.pk, reason)
         for sms in page.inbound:
+            if _undated_seen(link, sms):
+                report.duplicates += 1
+                continue
             _, created = inbound_receive(link=link, sms=sms, via=Reply.Via.POLL)
             if created:
                 report.replies += 1
@@ -160,6 +165,18 @@ def _poll(link: ProviderLink, *, report: PollReport, now: datetime) -> None:
     link.save(
         update_fields=["poll_cursor", "polled_at", "poll_failures", "poll_error", "poll_next_at"]
     )
+
+
+def _undated_seen(link: ProviderLink, sms) -> bool:
+    """An item with neither an id nor a date (M9 says both come) has no time bucket of its own:
+    it is the same reply as an earlier poll's with that number and exactly that text."""
+    if sms.provider_message_id or sms.received_at:
+        return False
+    number = _normalise(sms.from_number)
+    fingerprint = crypto.fingerprint(number, purpose="phone") if number else ""
+    return Reply.objects.filter(
+        provider_link=link, via=Reply.Via.POLL, phone_fingerprint=fingerprint, body=sms.body
+    ).exists()
 
 
 def _failed(link_id: int, *, report: PollReport, retry_after, now: datetime) -> None:

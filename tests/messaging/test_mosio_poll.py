@@ -353,3 +353,17 @@ def test_the_provider_page_says_how_replies_arrive_and_the_owner_sets_who_answer
     link.refresh_from_db()
     assert link.provider_answers_keywords is False
     assert "StudyText answers HELP with the project" in owner.get(url).content.decode()
+
+
+def test_an_item_without_id_or_date_is_stored_once_however_often_it_is_seen(mosio, monkeypatch):
+    link = mosio_link()
+    person(link.project)
+    undated = {"Phone": "12025550123", "Body": "no id, no date", "Direction": "in"}
+    mosio.get(HISTORY).mock(return_value=history(undated))
+    start = timezone.now()
+    for hours in range(3):  # polls hours apart: no time bucket can match them
+        later = start + datetime.timedelta(hours=hours)
+        monkeypatch.setattr("django.utils.timezone.now", lambda later=later: later)
+        ProviderLink.objects.filter(pk=link.pk).update(poll_next_at=None)
+        poll.mosio_poll_link(link_id=link.pk)
+    assert Reply.objects.filter(body="no id, no date").count() == 1
