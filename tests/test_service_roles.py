@@ -74,6 +74,10 @@ SERVICES = {
         EDITOR,
         lambda w, u: inbox.reply_opt_out(reply=w.reply, actor=u, reason=""),
     ),
+    "participant_replies_answered": (
+        EDITOR,
+        lambda w, u: inbox.participant_replies_answered(participant=w.person, actor=u),
+    ),
     "reply_answer": (EDITOR, lambda w, u: inbox.reply_answer(reply=w.reply, body="", actor=u)),
     "test_text_send": (
         EDITOR,

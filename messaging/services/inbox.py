@@ -108,3 +108,13 @@ def reply_answer(*, reply: Reply, body: str, actor) -> Message:
     message = adhoc_send(participant=reply.participant, body=body, actor=actor)
     Reply.objects.filter(pk=reply.pk, read_at__isnull=True).update(read_at=timezone.now())
     return message
+
+
+def participant_replies_answered(*, participant, actor) -> int:
+    """A text to a participant from their page answers their unread replies: they are read."""
+    project_role_require(
+        user=actor, project=participant.project, min_role=EDITOR, doing="clear replies"
+    )
+    return Reply.objects.filter(participant=participant, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from messaging import selectors
 from messaging.forms import AdhocForm
 from messaging.models import Message, OptOut
-from messaging.services import optouts, outbox
+from messaging.services import inbox, optouts, outbox
 from messaging.views.common import can_edit, sending_hours
 from projects.access import project_get_for_user
 from projects.forms import error_text, form_apply_errors
@@ -33,6 +33,7 @@ def participant_detail(request, pk: int, participant_id: int):
             except ValidationError as exc:
                 form_apply_errors(form, exc)
             else:
+                inbox.participant_replies_answered(participant=participant, actor=request.user)
                 flash.success(
                     request,
                     f"Text queued for record {participant.record_id}: it goes out within the "

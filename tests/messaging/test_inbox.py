@@ -305,3 +305,14 @@ def test_an_opted_out_participant_cannot_be_answered(as_user, researcher, projec
     response = client.post(url, {"body": "Sorry"})
     assert response.status_code == 200 and "cannot be texted" in response.content.decode()
     assert not Message.objects.filter(kind="adhoc").exists()
+
+
+def test_a_text_from_the_participant_page_answers_their_unread_replies(
+    as_user, researcher, project, link, person
+):
+    receive(link, "What time is my visit?")
+    url = reverse("participant-detail", args=[project.pk, person.pk])
+    page = as_user(researcher).get(url).content.decode()
+    assert 'data-preview-url="' in page  # segments and cost, as in the message form
+    assert as_user(researcher).post(url, {"body": "10 am"}).status_code == 302
+    assert not Reply.objects.filter(read_at__isnull=True).exists()
