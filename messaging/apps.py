@@ -8,6 +8,10 @@ class MessagingConfig(AppConfig):
     schedules = (
         {"name": "messaging-dispatch", "func": "messaging.tasks.dispatch", "minutes": 1},
         {"name": "messaging-retention", "func": "messaging.tasks.retention_purge", "every": "day"},
+        # Each Mosio link is polled every MOSIO_POLL_SECONDS (messaging/services/poll.py).
+        {"name": "messaging-mosio-poll", "func": "messaging.tasks.mosio_poll", "minutes": 1},
+        # Members who asked get a daily e-mail when replies wait (messaging/services/notices.py).
+        {"name": "messaging-reply-digest", "func": "messaging.tasks.reply_digest", "every": "day"},
     )
 
     def ready(self) -> None:

@@ -150,3 +150,27 @@ def classify(text: str, *, survey_open: bool = False) -> Keyword | None:
     if _HELP.match(normal):
         return Keyword.HELP
     return None
+
+
+# Sentences that read like a wish to stop without being a keyword sentence ("I don't want these
+# anymore, who is this"): the team's inbox flags them "possible opt-out, please review"
+# (docs/compliance.md, "The inbox"). A flag asks a person to look; it never opts anyone out.
+_STOPISH = re.compile(
+    r"\b(?:"
+    r"stop (?:it|this|these|that|them|sending|texting|messaging|contacting|now|please)|"
+    r"please stop|unsubscribe|opt ?out|optout|remove me|take me off|leave me alone|wrong number|"
+    r"who is this|who are you|how did you get (?:my|this) number|"
+    r"(?:dont|do not|no longer) (?:want|need|wish)|"
+    r"no more|not interested|quit (?:texting|sending|messaging)|"
+    r"(?:dont|do not|never) (?:text|txt|message|contact|send)|"
+    r"harass|spam|reported you|block(?:ing)? (?:you|this)"
+    r")\b"
+)
+
+
+def sounds_like_stop(text: str) -> bool:
+    """A reply that is not a keyword (classify is None) but may ask to stop: a person reviews
+    it. Keyword sentences are acted on instead and never flagged."""
+    if classify(text) is not None:
+        return False
+    return bool(_STOPISH.search(normalise(text)))

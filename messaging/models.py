@@ -239,6 +239,14 @@ class Message(models.Model):
         return f"Message #{self.pk} to record {self.participant_id} ({self.status})"
 
     @property
+    def status_label(self) -> str:
+        """The status as the pages show it: a Mosio text stays "sent" because Mosio reports no
+        delivery (docs/mosio.md M12), and the label says so rather than imply it might."""
+        if self.status == self.Status.SENT and self.provider == "mosio":
+            return "Sent (Mosio does not report delivery)"
+        return self.get_status_display()
+
+    @property
     def is_test(self) -> bool:
         return self.to_user_id is not None
 
@@ -381,8 +389,9 @@ class Reply(models.Model):
 
     The number is kept only as its keyed fingerprint and last four digits. The body is kept for
     the retention period, like Message.body (outbox.retention_purge). A number that matches no
-    participant of the link's project is stored with participant=None: only server
-    administrators see it (Django admin); its STOP still goes on the suppression list.
+    participant of the link's project is stored with participant=None: the project's owners see
+    it in the inbox by its last 4 digits, administrators in the Django admin; its STOP still goes
+    on the suppression list.
     """
 
     class Keyword(models.TextChoices):
@@ -420,17 +429,62 @@ class Reply(models.Model):
     received_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Via(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        POLL = "poll", "Poll"
+        SIMULATOR = "simulator", "Phone simulator"
+
+    class Flag(models.TextChoices):
+        NONE = "", "None"
+        POSSIBLE_OPT_OUT = "possible_opt_out", "Possible opt-out, please review"
+        UNKNOWN_NUMBER = "unknown_number", "From a number that matches no participant"
+
+    via = models.CharField(max_length=10, choices=Via.choices, default=Via.WEBHOOK)
+    # The content key (link, phone fingerprint, body hash, time bucket; inbound.content_key):
+    # set when a reply is deduplicated by content (docs/mosio.md, M26), blank otherwise.
+    dedup_key = models.CharField(max_length=64, blank=True, default="")
+    # The outbound text this reply answers: the participant's last text sent before it.
+    answers = models.ForeignKey(
+        "messaging.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The team's inbox (docs/compliance.md, "The inbox"): unread until someone marks it read;
+    # a flag stays open until an editor reviews it.
+    flag = models.CharField(max_length=20, choices=Flag.choices, blank=True, default="")
+    read_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    review_note = models.CharField(max_length=200, blank=True)
+
     class Meta:
         verbose_name_plural = "replies"
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["project", "received_at"], name="reply_project_received")]
+        indexes = [
+            models.Index(fields=["project", "received_at"], name="reply_project_received"),
+            models.Index(
+                fields=["project", "-received_at"],
+                condition=Q(read_at__isnull=True) | (~Q(flag="") & Q(reviewed_at__isnull=True)),
+                name="reply_inbox",
+            ),
+        ]
         constraints = [
             # Idempotency: a provider that retries a webhook does not store the reply twice.
             models.UniqueConstraint(
                 fields=["provider_link", "provider", "provider_message_id"],
                 condition=~Q(provider_message_id=""),
                 name="one_reply_per_link_message",
-            )
+            ),
+            # The same text through the webhook and the poll (no shared id): stored once.
+            models.UniqueConstraint(
+                fields=["provider_link", "dedup_key"],
+                condition=~Q(dedup_key=""),
+                name="one_reply_per_link_content",
+            ),
         ]
 
     def __str__(self) -> str:

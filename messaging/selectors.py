@@ -2,14 +2,24 @@ import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce, Length
 from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.scheduling import WAITING_PREFIX
-from projects.models import Participant, Project, ProviderLink, RedcapLink
+from projects.models import Membership, Participant, Project, ProviderLink, RedcapLink
 
 LOG_STATUSES = [s for s in Message.Status.values]
 # Filters that a coordinator thinks of as one: "failed" in counts and badges means both.
@@ -398,6 +408,22 @@ def inbound_webhook_url(*, link: ProviderLink | None) -> str | None:
     return settings.SITE_URL + reverse(INBOUND_WEBHOOKS[link.provider], args=[link.webhook_secret])
 
 
+def reply_channels(*, link: ProviderLink | None) -> dict | None:
+    """How replies reach StudyText through this link, and when the last one came (one query):
+    `how` is "webhook", "poll", "both" or "" (none yet), and what the page says about it."""
+    if link is None:
+        return None
+    last = Reply.objects.filter(provider_link=link).aggregate(
+        webhook=Max("received_at", filter=Q(via=Reply.Via.WEBHOOK)),
+        poll=Max("received_at", filter=Q(via=Reply.Via.POLL)),
+        simulator=Max("received_at", filter=Q(via=Reply.Via.SIMULATOR)),
+    )
+    seen = [via for via in ("webhook", "poll") if last[via]]
+    how = "both" if len(seen) == 2 else (seen[0] if seen else "")
+    latest = max((v for v in last.values() if v), default=None)
+    return {"how": how, "latest": latest, **last, "polls": link.provider == "mosio"}
+
+
 def project_outages(*, project: Project) -> dict:
     """What stops the project's texts for now, in words for the team (two queries): its SMS
     provider unreachable (texts retried), its REDCap not answering (texts wait)."""
@@ -412,3 +438,70 @@ def project_outages(*, project: Project) -> dict:
         .first(),
         "retry_minutes": settings.SENDER_RETRY_MINUTES,
     }
+
+
+# --- The team's inbox (docs/compliance.md, "The inbox") ------------------------------------------
+INBOX_LIMIT = 100
+# Waiting on the team: unread, or flagged and not yet reviewed.
+INBOX_OPEN = Q(read_at__isnull=True) | (~Q(flag="") & Q(reviewed_at__isnull=True))
+
+
+def inbox_replies(*, project: Project, role: str | None) -> QuerySet[Reply]:
+    """The replies in the project's inbox for a member of this role, newest first. Texts from
+    numbers that match no participant are for the owners only (shown by their last 4 digits)."""
+    qs = Reply.objects.filter(INBOX_OPEN, project=project)
+    if role != Membership.Role.OWNER:
+        qs = qs.filter(participant__isnull=False)
+    return qs.order_by("-received_at", "-id")
+
+
+def inbox_page(*, project: Project, role: str | None, limit: int = INBOX_LIMIT) -> dict:
+    """The inbox's rows (the newest `limit`, with participant and the message each answers) and
+    their count: two queries, however many replies there are."""
+    qs = inbox_replies(project=project, role=role)
+    rows = list(
+        qs.select_related("participant", "answers", "answers__rule").only(
+            "id",
+            "body",
+            "keyword",
+            "handled",
+            "flag",
+            "read_at",
+            "reviewed_at",
+            "received_at",
+            "phone_last4",
+            "via",
+            "participant__id",
+            "participant__record_id",
+            "participant__first_name",
+            "answers__id",
+            "answers__body",
+            "answers__adhoc_body",
+            "answers__kind",
+            "answers__sent_at",
+            "answers__rule__id",
+            "answers__rule__name",
+        )[:limit]
+    )
+    count = len(rows) if len(rows) < limit else qs.count()
+    return {"rows": rows, "count": count, "more": max(count - len(rows), 0)}
+
+
+def inbox_count(*, project: Project, role: str | None) -> int:
+    """How many replies wait in the project's inbox for this member (one query)."""
+    return inbox_replies(project=project, role=role).count()
+
+
+def consent_timeline(*, participant: Participant) -> list:
+    """Every opt-in and opt-out of the participant (and of their number before they were
+    matched), and consent read from REDCap, newest first (one query)."""
+    from projects.models import ConsentEvent
+
+    mine = Q(participant=participant)
+    if participant.phone_fingerprint:
+        mine |= Q(participant__isnull=True, phone_fingerprint=participant.phone_fingerprint)
+    return list(
+        ConsentEvent.objects.filter(mine, project_id=participant.project_id)
+        .select_related("actor")
+        .order_by("-at", "-id")[:200]
+    )

@@ -3,7 +3,7 @@
 import logging
 
 from messaging import sender
-from messaging.services import outbox, sweep
+from messaging.services import notices, outbox, poll, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +35,18 @@ def send_queued() -> dict:
 def retention_purge() -> int:
     """Daily: blank the text of messages older than MESSAGE_RETENTION_DAYS (metadata stays)."""
     return outbox.retention_purge()
+
+
+def mosio_poll() -> dict:
+    """Every minute: read the history of each Mosio link that is due (docs/mosio.md)."""
+    reports = poll.mosio_poll_all()
+    return {
+        "links": len(reports),
+        "failed": sum(1 for r in reports if not r.ok),
+        "replies": sum(r.replies for r in reports),
+    }
+
+
+def reply_digest() -> int:
+    """Daily: members who asked are told how many replies wait in their projects' inboxes."""
+    return notices.reply_digest_send()

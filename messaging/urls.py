@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging.views import log, participants, phones, provider, rules, sends, simulator
+from messaging.views import inbox, log, participants, phones, provider, rules, sends, simulator
 
 # Mounted under /projects/ next to projects.urls: every route is project-scoped.
 urlpatterns = [
@@ -19,6 +19,11 @@ urlpatterns = [
         sends.send_cancel_waiting,
         name="send-cancel-waiting",
     ),
+    path("<int:pk>/inbox/", inbox.inbox_list, name="inbox"),
+    path("<int:pk>/inbox/rows/", inbox.inbox_fragment, name="inbox-rows"),
+    path("<int:pk>/inbox/read-all/", inbox.inbox_read_all, name="inbox-read-all"),
+    path("<int:pk>/inbox/<int:reply_id>/", inbox.inbox_action, name="inbox-action"),
+    path("<int:pk>/inbox/<int:reply_id>/answer/", inbox.inbox_answer, name="inbox-answer"),
     path("<int:pk>/log/", log.message_log, name="message-log"),
     path("<int:pk>/log.csv", log.message_log_csv, name="message-log-csv"),
     path("<int:pk>/log/<int:message_id>/cancel/", log.message_cancel, name="message-cancel"),
@@ -26,6 +31,11 @@ urlpatterns = [
         "<int:pk>/participants/<int:participant_id>/",
         participants.participant_detail,
         name="participant-detail",
+    ),
+    path(
+        "<int:pk>/participants/<int:participant_id>/consent/",
+        participants.participant_consent,
+        name="participant-consent",
     ),
     path("<int:pk>/provider/", provider.provider_link, name="project-provider"),
     path(

@@ -48,6 +48,7 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "projects.syncrun": frozenset({V}),
     "projects.dataentrytrigger": frozenset({V}),  # the address's secret is never shown
     "projects.recordrefresh": frozenset({V}),
+    "projects.consentevent": frozenset({V}),  # append-only: the consent timeline's lines
     # Messaging
     "messaging.messagerule": frozenset({V}),
     "messaging.send": frozenset({V}),

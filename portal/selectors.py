@@ -16,9 +16,10 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from messaging.models import Message, MessageRule
+from messaging.models import Message, MessageRule, Reply
+from messaging.selectors import INBOX_OPEN
 from portal.models import AuditEvent, OnboardingRequest
-from projects.models import FieldMapping, ProviderLink, RedcapLink, SyncRun
+from projects.models import FieldMapping, Membership, ProviderLink, RedcapLink, SyncRun
 from projects.selectors import projects_for_user
 
 
@@ -146,7 +147,8 @@ FAILED_WINDOW = datetime.timedelta(days=7)
 def dashboard_projects(*, user, limit: int = 50) -> list:
     """The user's projects (every project for an administrator) with what a coordinator checks
     first: which set-up steps are done, how many messages are active, and what is waiting on
-    someone (held and unconfirmed texts, texts due in the last 7 days that failed). One query,
+    someone (held and unconfirmed texts, texts due in the last 7 days that failed, replies in
+    the inbox). One query,
     however many projects and messages there are."""
     of_project = {"project": OuterRef("pk")}
     # Texts due since local midnight 7 days ago: the list the "failed this week" badge links
@@ -177,6 +179,19 @@ def dashboard_projects(*, user, limit: int = 50) -> list:
                     due_at__gte=since,
                 )
             ),
+            # The inbox (messaging.selectors.inbox_replies): replies from unknown numbers
+            # count for the project's owners only (and administrators, who act as owners).
+            inbox_known=_count_per_project(
+                Reply.objects.filter(INBOX_OPEN, participant__isnull=False)
+            ),
+            inbox_unknown=_count_per_project(
+                Reply.objects.filter(INBOX_OPEN, participant__isnull=True)
+            ),
+            is_owner=Value(True)
+            if user.is_server_admin
+            else Exists(
+                Membership.objects.filter(**of_project, user=user, role=Membership.Role.OWNER)
+            ),
         )
         # Projects with something waiting come first, so none hides beyond the limit.
         .annotate(
@@ -185,7 +200,9 @@ def dashboard_projects(*, user, limit: int = 50) -> list:
                     Q(held_count__gt=0)
                     | Q(failed_count__gt=0)
                     | Q(unconfirmed_count__gt=0)
-                    | Q(provider_paused=True),
+                    | Q(provider_paused=True)
+                    | Q(inbox_known__gt=0)
+                    | Q(is_owner=True, inbox_unknown__gt=0),
                     then=Value(0),
                 ),
                 default=Value(1),
@@ -197,8 +214,12 @@ def dashboard_projects(*, user, limit: int = 50) -> list:
         steps = [project.has_redcap, project.has_provider, project.has_mapping, project.has_synced]
         project.setup_done = sum(steps)
         project.setup_complete = all(steps)
+        project.inbox_count = project.inbox_known + (
+            project.inbox_unknown if project.is_owner else 0
+        )
         project.needs_attention = bool(
-            project.held_count
+            project.inbox_count
+            or project.held_count
             or project.failed_count
             or project.unconfirmed_count
             or project.provider_paused

@@ -323,6 +323,11 @@ _DEV_SANDBOX = DEBUG and SANDBOX_ENABLED
 REDCAP_ALLOW_LOOPBACK_HTTP = env.bool("REDCAP_ALLOW_LOOPBACK_HTTP", default=_DEV_SANDBOX)
 SMS_GATEWAY_OVERRIDE = env("SMS_GATEWAY_OVERRIDE", default="")
 MOSIO_API_BASE = env("MOSIO_API_BASE", default="https://api.mosio.com/api/")
+# Replies and statuses are read from Mosio's history this often per link (docs/mosio.md,
+# "Polling"); the schedule runs each minute, so less than 60 means each minute.
+MOSIO_POLL_SECONDS = env.int("MOSIO_POLL_SECONDS", default=60)
+# A link's first poll looks back to its creation, at most this far.
+MOSIO_POLL_LOOKBACK_HOURS = env.int("MOSIO_POLL_LOOKBACK_HOURS", default=24)
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com/2010-04-01/")
 QUOTA_UNIT = env("QUOTA_UNIT", default="message")  # "message" or "segment"
 PRICE_CURRENCY = env("PRICE_CURRENCY", default="USD")  # of plan and credit-pack prices (ISO 4217)
@@ -354,6 +359,9 @@ SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
 # they fail and the owners are told (docs/sending.md).
 SENDER_RETRY_MINUTES = env.int("SENDER_RETRY_MINUTES", default=60)
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=365)
+# The bounds within which a project's owners pick their own retention (the Settings page).
+MESSAGE_RETENTION_MIN_DAYS = env.int("MESSAGE_RETENTION_MIN_DAYS", default=30)
+MESSAGE_RETENTION_MAX_DAYS = env.int("MESSAGE_RETENTION_MAX_DAYS", default=2555)
 PARTICIPANT_SYNC_BATCH_SIZE = env.int("PARTICIPANT_SYNC_BATCH_SIZE", default=200)
 # REDCap's Data Entry Trigger (docs/redcap.md, "Coalescing"): a record is read again once its
 # saves have paused this many seconds, and at the latest this many seconds after the first.

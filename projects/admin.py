@@ -5,6 +5,7 @@ from django.db import models
 
 from projects import netguard
 from projects.models import (
+    ConsentEvent,
     DataEntryTrigger,
     FieldMapping,
     Membership,
@@ -154,7 +155,23 @@ class ProviderLinkAdmin(NoSecretsAdmin):
         "linked_at",
         "last_checked_at",
         "last_error",
+        "provider_answers_keywords",
+        "poll_cursor",
+        "polled_at",
+        "poll_next_at",
+        "poll_failures",
+        "poll_error",
     ]
+    readonly_fields = fields
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(NoSecretsAdmin):
+    """The consent timeline's lines: read-only (append-only, written by the services)."""
+
+    list_display = ["at", "project", "participant", "kind", "source", "actor"]
+    list_filter = ["kind", "source"]
+    fields = ["project", "participant", "kind", "source", "detail", "actor", "at"]
     readonly_fields = fields
 
 

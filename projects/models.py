@@ -98,6 +98,12 @@ class Project(models.Model):
         blank=True,
         help_text="Answer to HELP. Leave empty for the standard one with the PI's contact.",
     )
+    # Bodies of texts and replies are blanked after this many days (messaging.services.outbox.
+    # retention_purge); the owner picks within the administrators' bounds (README settings
+    # MESSAGE_RETENTION_DAYS, _MIN_, _MAX_). None: the site's default.
+    retention_days = models.PositiveIntegerField(
+        "Keep message texts for (days)", null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
@@ -127,6 +133,11 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    # E-mail notices about replies (the Members page): a flagged text at once; a daily digest of
+    # unread replies. The e-mail holds a link only, never a reply's text.
+    notify_flags = models.BooleanField("E-mail me flagged texts at once", default=False)
+    notify_digest = models.BooleanField("E-mail me a daily digest of unread replies", default=False)
+    digest_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,6 +215,19 @@ class ProviderLink(models.Model):
     # for SENDER_RETRY_MINUTES (docs/sending.md); the owners are told once when one gives up.
     unreachable_since = models.DateTimeField(null=True, blank=True)
     owners_told_at = models.DateTimeField(null=True, blank=True)
+    # Whether the provider answers STOP/HELP itself (docs/mosio.md, M25): then StudyText sends
+    # no HELP text of its own. None: the provider's default (on for Mosio and Twilio, off for the
+    # sandbox; messaging.services.inbound.provider_answers_keywords).
+    provider_answers_keywords = models.BooleanField(
+        "The provider answers STOP/HELP itself", null=True, blank=True
+    )
+    # Polling the provider's history for replies (Mosio; docs/mosio.md "Polling"): the cursor is
+    # the newest history time seen; after an error the next poll waits (backoff).
+    poll_cursor = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    poll_next_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveIntegerField(default=0)
+    poll_error = models.CharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} for {self.project}"
@@ -486,3 +510,48 @@ class RecordRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"Re-read of record {self.record_id} of {self.project_id}"
+
+
+class ConsentEvent(models.Model):
+    """One line of a participant's consent timeline (the participant page): every opt-in and
+    opt-out, and consent read from REDCap, with where it came from. Append-only; written by the
+    services that change consent (messaging's opt-outs and keywords, the sync and the DET's
+    re-read). Keyed by the phone's fingerprint too, so a STOP from a number that matched no
+    participant yet still shows once the participant arrives. Never a phone number or a body."""
+
+    class Kind(models.TextChoices):
+        OPTED_OUT = "opted_out", "Opted out"
+        OPTED_IN = "opted_in", "Opted back in"
+        CONSENTED = "consented", "Consent to texts"
+        CONSENT_WITHDRAWN = "no_consent", "No consent to texts"
+
+    class Source(models.TextChoices):
+        KEYWORD = "keyword", "Texted a keyword"
+        STAFF = "staff", "Study staff"
+        PROVIDER = "provider", "The provider (error 21610: unsubscribed)"
+        REDCAP_CONSENT = "redcap_consent", "REDCap consent field"
+        REDCAP_OPTOUT = "redcap_optout", "REDCap opt-out field"
+        SYNC = "sync", "First read from REDCap (sync)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    phone_fingerprint = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["participant", "at"], name="consent_participant_at"),
+            models.Index(fields=["project", "phone_fingerprint"], name="consent_project_phone"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_source_display()}) in {self.project_id}"

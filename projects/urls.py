@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.project_list, name="project-list"),
     path("<int:pk>/", views.project_detail, name="project-detail"),
     path("<int:pk>/members/", views.member_list, name="project-members"),
+    path("<int:pk>/members/notices/", views.member_notices, name="project-member-notices"),
     path(
         "<int:pk>/members/<int:membership_id>/role/",
         views.member_change_role,

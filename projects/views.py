@@ -35,11 +35,14 @@ from projects.services import (
     mapping,
     members,
     project_move_account,
+    project_retention_days,
     project_set_status,
     project_status_changes_for,
     project_update_help_reply,
+    project_update_retention,
     project_update_sending_bounds,
     project_update_sending_hours,
+    retention_bounds,
     sync,
 )
 
@@ -104,9 +107,29 @@ def member_list(request, pk: int):
             "owner_count": sum(1 for m in memberships if m.role == Role.OWNER),
             "invitations": project.invitations.order_by("email"),
             "role_choices": Role.choices,
+            "mine": next((m for m in memberships if m.user_id == request.user.pk), None),
             "tab": "members",
         },
     )
+
+
+@login_required
+@require_POST
+def member_notices(request, pk: int):
+    """The signed-in member's own e-mail notices about replies."""
+    project, _ = project_get_for_user(user=request.user, pk=pk)
+    membership = Membership.objects.filter(project=project, user=request.user).first()
+    if membership is None:  # a server administrator who is not a member
+        messages.error(request, "Only the project's members get its e-mail notices.")
+        return redirect("project-members", pk=project.pk)
+    members.member_notices_set(
+        membership=membership,
+        flags=request.POST.get("notify_flags") == "on",
+        digest=request.POST.get("notify_digest") == "on",
+        actor=request.user,
+    )
+    messages.success(request, "Your e-mail notices are saved.")
+    return redirect("project-members", pk=project.pk)
 
 
 @login_required
@@ -381,6 +404,21 @@ def project_settings(request, pk: int):
             project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
         if "help" in request.POST:
             project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+        if "retention" in request.POST:
+            project, role = project_get_for_user(user=request.user, pk=pk, min_role=Role.OWNER)
+            raw = request.POST.get("retention-days", "").strip()
+            try:
+                days = int(raw) if raw else None
+            except ValueError:
+                messages.error(request, "Give the number of days as a whole number.")
+            else:
+                try:
+                    project_update_retention(project=project, actor=request.user, days=days)
+                except ValidationError as exc:
+                    messages.error(request, error_text(exc))
+                else:
+                    messages.success(request, "Retention saved.")
+            return redirect(f"{reverse('project-settings', args=[pk])}#retention")
     help_form = ProjectSettingsForm(
         request.POST if "help" in request.POST else None, instance=project, prefix="help"
     )
@@ -444,6 +482,10 @@ def project_settings(request, pk: int):
             "project": project,
             "role": role,
             "help_form": help_form,
+            "retention": dict(
+                zip(("default", "least", "most"), retention_bounds(), strict=True),
+                days=project_retention_days(project),
+            ),
             "hours_form": hours_form,
             "bounds_form": bounds_form,
             "send_days": [label for day, label in WEEKDAYS if day in project.send_days],

@@ -147,3 +147,13 @@ def test_the_procfiles_release_and_web_processes_serve_the_health_check(
     finally:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=30)
+
+
+def test_gunicorn_access_logs_leave_out_query_strings_and_referrers():
+    """A Mosio webhook GET carries the number, the text and the API key in its query string."""
+    config: dict = {}
+    exec((BASE_DIR / "gunicorn.conf.py").read_text(), config)  # noqa: S102 - our own file
+    fmt = config["access_log_format"]
+    assert "%(U)s" in fmt
+    for atom in ("%(r)s", "%(q)s", "%(f)s", "{"):
+        assert atom not in fmt

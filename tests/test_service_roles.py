@@ -8,9 +8,18 @@ import datetime
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 
-from messaging.models import Message, MessageRule, OptOut, Send
-from messaging.services import inbound, optouts, outbox, provider_links, rules, test_texts
+from messaging.models import Message, MessageRule, OptOut, Reply, Send
+from messaging.services import (
+    inbound,
+    inbox,
+    optouts,
+    outbox,
+    provider_links,
+    rules,
+    test_texts,
+)
 from portal.models import AuditEvent
 from projects import services as project_services
 from projects.models import FieldMapping, Membership, ProjectInvitation, ProviderLink, RedcapLink
@@ -55,6 +64,21 @@ SERVICES = {
         EDITOR,
         lambda w, u: optouts.participant_opt_in(participant=w.person, actor=u, reason=""),
     ),
+    "reply_mark_read": (EDITOR, lambda w, u: inbox.reply_mark_read(reply=w.reply, actor=u)),
+    "replies_mark_all_read": (
+        EDITOR,
+        lambda w, u: inbox.replies_mark_all_read(project=w.project, actor=u),
+    ),
+    "reply_review": (EDITOR, lambda w, u: inbox.reply_review(reply=w.reply, actor=u, note="x")),
+    "reply_opt_out": (
+        EDITOR,
+        lambda w, u: inbox.reply_opt_out(reply=w.reply, actor=u, reason=""),
+    ),
+    "participant_replies_answered": (
+        EDITOR,
+        lambda w, u: inbox.participant_replies_answered(participant=w.person, actor=u),
+    ),
+    "reply_answer": (EDITOR, lambda w, u: inbox.reply_answer(reply=w.reply, body="", actor=u)),
     "test_text_send": (
         EDITOR,
         lambda w, u: test_texts.test_text_send(project=w.project, actor=u, body="Hi"),
@@ -91,6 +115,10 @@ SERVICES = {
         OWNER,
         lambda w, u: provider_links.provider_link_resume(link=w.link, actor=u),
     ),
+    "provider_link_keywords_set": (
+        OWNER,
+        lambda w, u: provider_links.provider_link_keywords_set(link=w.link, answers=True, actor=u),
+    ),
     "provider_link_remove": (
         OWNER,
         lambda w, u: provider_links.provider_link_remove(project=w.project, actor=u),
@@ -118,13 +146,23 @@ SERVICES = {
             project=w.project, actor=u, start=FIVE, end=NINE, days=[0]
         ),
     ),
+    "project_update_retention": (
+        OWNER,
+        lambda w, u: project_services.project_update_retention(project=w.project, actor=u, days=1),
+    ),
+    "member_notices_set": (
+        VIEWER,
+        lambda w, u: members.member_notices_set(
+            membership=w.owner_membership, flags=True, digest=True, actor=u
+        ),
+    ),
     "member_invite": (
         OWNER,
         lambda w, u: members.member_invite(project=w.project, email="x", role="nope", actor=u),
     ),
 }
-BELOW = {EDITOR: [VIEWER, None], OWNER: [EDITOR, VIEWER, None]}  # None: not a member
-WHO = {EDITOR: "owners and editors", OWNER: "owners"}
+BELOW = {VIEWER: [None], EDITOR: [VIEWER, None], OWNER: [EDITOR, VIEWER, None]}  # None: outsider
+WHO = {VIEWER: "members", EDITOR: "owners and editors", OWNER: "owners"}
 CASES = [
     pytest.param(name, role, id=f"{name}-{role or 'outsider'}")
     for name, (needed, _) in SERVICES.items()
@@ -136,6 +174,7 @@ class World:
     def __init__(self) -> None:
         owner = UserFactory()
         self.project = ProjectFactory(owner=owner)
+        self.owner_membership = Membership.objects.get(project=self.project, user=owner)
         self.link = ProviderLinkFactory(project=self.project)
         self.person = ParticipantFactory(project=self.project)
         self.rule = MessageRuleFactory(project=self.project)
@@ -153,6 +192,14 @@ class World:
             not_before=now,
             status=Message.Status.SENT,
         )
+        self.reply = Reply.objects.create(
+            project=self.project,
+            participant=self.person,
+            provider="sandbox",
+            body="who is this",
+            flag=Reply.Flag.POSSIBLE_OPT_OUT,
+            received_at=now,
+        )
 
     def member(self, role):
         user = UserFactory()
@@ -164,6 +211,9 @@ class World:
 def written() -> dict:
     models = (AuditEvent, Message, MessageRule, OptOut, FieldMapping, ProviderLink, RedcapLink)
     counts = {model.__name__: model.objects.count() for model in (*models, ProjectInvitation)}
+    counts["replies cleared"] = Reply.objects.filter(
+        Q(read_at__isnull=False) | Q(reviewed_at__isnull=False)
+    ).count()
     return counts
 
 

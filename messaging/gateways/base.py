@@ -178,6 +178,9 @@ class Gateway:
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
     is_fake: ClassVar[bool] = False
     supports_polling: ClassVar[bool] = False  # poll_inbound works
+    # The provider answers STOP/HELP itself by default, so StudyText sends no HELP text unless a
+    # link says otherwise (ProviderLink.provider_answers_keywords; docs/compliance.md).
+    answers_keywords: ClassVar[bool] = False
     # A project can pick it for its provider link (ProviderLink.provider's choices come from
     # these: messaging.gateways.provider_choices).
     linkable: ClassVar[bool] = False

@@ -11,6 +11,7 @@ import hmac
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,14 @@ HISTORY_LIMIT = 200  # M10
 MOSIO_TIMEZONE = UTC  # M8, M9
 CLOCK_SKEW = timedelta(minutes=2)  # M13
 NANP_RE = re.compile(r"^\+1\d{10}$")
+# M27: the names an outgoing history item's delivery status might carry, and what they mean.
+HISTORY_STATUS_FIELDS = ("Status", "DeliveryStatus")
+HISTORY_STATUSES = {
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "sent": "sent",
+}
 API_KEY_RE = re.compile(r"^\S{8,200}$")  # M17
 
 # M15: checked in order against the lower-cased ErrorMessage.
@@ -89,6 +98,19 @@ def _format_since(since: datetime) -> str:
     return since.replace(microsecond=0).isoformat()
 
 
+@dataclass
+class HistoryPage:
+    """What one `text_history` call found (MosioGateway.poll_history)."""
+
+    count: int = 0
+    inbound: list[InboundSms] = field(default_factory=list)
+    # ((TransactionId, Id) as given, status): the send's id may differ from the history's (M13)
+    receipts: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    without_status: int = 0  # outgoing items with no status (M12: the usual case)
+    newest: datetime | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
 class MosioGateway(Gateway):
     slug = "mosio"
     label = "Mosio"
@@ -104,6 +126,7 @@ class MosioGateway(Gateway):
         ),
     )
     supports_polling = True
+    answers_keywords = True  # M25
 
     def __init__(self, config: dict[str, str], **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -191,6 +214,49 @@ class MosioGateway(Gateway):
             )
         return inbound
 
+    @sensitive_variables()
+    def poll_history(self, *, since: datetime) -> HistoryPage:
+        """One page of `text_history` since `since` (M7, M9, M27), sorted out: the inbound texts,
+        the outgoing items' statuses, the newest `Date` seen and what was skipped (reasons only:
+        never a phone or a body). A page Mosio sends malformed raises GatewayError."""
+        items = self._history(since=since)
+        page = HistoryPage(count=len(items))
+        for item in items:
+            when = _parse_date(item.get("Date"))
+            if when is not None and (page.newest is None or when > page.newest):
+                page.newest = when
+            direction = str(item.get("Direction", "")).strip().lower()
+            if direction == "in":
+                phone = from_mosio_phone(item.get("Phone"))
+                body = item.get("Body")
+                page.inbound.append(
+                    InboundSms(
+                        provider_message_id=str(item.get("Id") or "")[:64],
+                        from_number=phone,
+                        body="" if body is None else str(body),
+                        received_at=when,
+                    )
+                )
+                if not phone:
+                    page.skipped.append("an inbound item without a phone number")
+            elif direction == "out":
+                status = next(
+                    (item.get(name) for name in HISTORY_STATUS_FIELDS if item.get(name)), None
+                )
+                mapped = HISTORY_STATUSES.get(str(status or "").strip().lower())
+                ids = tuple(
+                    str(item[name])[:64]
+                    for name in ("TransactionId", "Id")
+                    if item.get(name) not in (None, "")
+                )
+                if mapped and ids:
+                    page.receipts.append((ids, mapped))
+                elif status is None:
+                    page.without_status += 1
+            else:
+                page.skipped.append("an item without a direction")
+        return page
+
     # --- helpers -----------------------------------------------------------------------------
     def _history(self, *, since: datetime | None = None, limit: int = HISTORY_LIMIT) -> list[dict]:
         params: dict[str, Any] = {"Limit": limit}
@@ -272,7 +338,7 @@ def parse_inbound(params: Mapping[str, Any]) -> InboundSms:
     """M22: an inbound webhook form as an InboundSms. Call verify_inbound_key first."""
     body = next((params.get(name) for name in ("Body", "Message", "Text") if params.get(name)), "")
     return InboundSms(
-        provider_message_id=str(params.get("MessageId") or params.get("Id") or ""),
+        provider_message_id=str(params.get("MessageId") or params.get("Id") or "")[:64],
         from_number=from_mosio_phone(params.get("From")),
         body=str(body),
     )

@@ -109,6 +109,7 @@ def reason_for_code(code: int | str | None) -> Reason | None:
 class TwilioGateway(Gateway):
     slug = "twilio"
     label = "Twilio"
+    answers_keywords = True  # Advanced Opt-Out may answer HELP (docs/compliance.md)
     linkable = True
     identity_key = "sender"
     identity_label = "Twilio sender"

@@ -6,10 +6,11 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
 - Idempotent: a provider message id seen before through the same link (a retried webhook)
   stores nothing and does nothing again. Ids are scoped to the link, so another project's
   webhook cannot claim an id first and swallow this project's STOP. A reply without an id
-  (Mosio's field name is unknown) cannot be deduplicated.
+  (Mosio's field name is unknown) is deduplicated by its content key (below).
 - The number is matched against the participants of THE LINK'S project only, by its keyed
   fingerprint; the clear number is never stored. A number that matches nobody is still stored
-  (participant empty): only server administrators see it, in the Django admin. Its STOP still
+  (participant empty): the project's owners see it in the inbox by its last 4 digits, and
+  server administrators in the Django admin. Its STOP still
   goes on the project's suppression list, so a later sync that brings the number in cannot
   text it.
 - STOP (any wording `keywords.classify` recognises) opts the number out at once
@@ -21,6 +22,15 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
   came from a reply keyword or from the provider's own unsubscribe (21610: the participant
   texted STOP to the provider). An opt-out set by study staff, or the REDCap opt-out field,
   is never lifted by a text. From a number that is not opted out, START is conversation.
+- Mosio replies may arrive twice, by webhook and by the poll, with no id the two share: a Mosio
+  reply (and any reply without an id) is also deduplicated by its content key (`content_key`:
+  link, phone fingerprint, body hash, 5-minute time bucket, the neighbouring buckets checked
+  too; docs/mosio.md M26). Two identical texts from one number within minutes are one reply.
+- The team's inbox: every reply arrives unread; a sentence that reads like a wish to stop but
+  is no keyword (`keywords.sounds_like_stop`) is flagged "possible opt-out, please review", and
+  a text from a number that matches no participant is flagged for the owners.
+- HELP is answered by StudyText only when the provider does not answer it itself
+  (`provider_answers_keywords`: the link's setting, or the provider's default).
 - HELP queues one reply through the normal outbox (a Message of kind "help": the sender's
   usual checks, quota units and pace). Its text is the project's "Reply to HELP", or a standard
   one with the PI's name and e-mail and "Reply STOP to opt out". It is sent even outside the sending
@@ -30,24 +40,28 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.gateways import delivers_to_simulator, provider_label
+from messaging.gateways import GATEWAYS, delivers_to_simulator, gateway_class, provider_label
 from messaging.gateways.base import InboundSms
-from messaging.keywords import Keyword, classify
+from messaging.keywords import Keyword, classify, sounds_like_stop
 from messaging.models import Message, OptOut, Reply
+from messaging.services import notices
 from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
 from messaging.signals import audit
 from projects import crypto
 from projects.access import EDITOR, project_role_require
-from projects.models import Participant, Project, ProviderLink
+from projects.models import ConsentEvent, Participant, Project, ProviderLink
 from projects.selectors import project_provider_link
+from projects.services.consent import consent_event_record
 from projects.services.participants import participant_optout_write_back_request
 
 logger = logging.getLogger(__name__)
@@ -66,6 +80,50 @@ def help_text(project: Project) -> str:
     )
 
 
+# docs/mosio.md M26: the time bucket of the content key.
+CONTENT_BUCKET = timedelta(minutes=5)
+LONG_BODY = 1600  # docs/mosio.md M20: longer replies are stored whole, and logged (no text)
+
+
+def provider_answers_keywords(link: ProviderLink | None, provider: str) -> bool:
+    """Whether the provider answers STOP/HELP itself, so StudyText sends no HELP text: the
+    link's own setting, else the provider's default (Mosio and Twilio yes, the sandbox no)."""
+    explicit = getattr(link, "provider_answers_keywords", None)
+    if explicit is not None:
+        return explicit
+    return provider in GATEWAYS and gateway_class(provider).answers_keywords
+
+
+def content_keys(
+    *, link: ProviderLink, fingerprint: str, body: str, when: datetime
+) -> tuple[str, list[str]]:
+    """The reply's content key and the keys of the neighbouring time buckets (docs/mosio.md
+    M26): the webhook's time is ours, the poll's is Mosio's, and they may straddle a bucket."""
+    digest = hashlib.sha256((body or "").strip().encode()).hexdigest()
+    bucket = int(when.timestamp() // CONTENT_BUCKET.total_seconds())
+
+    def key(b: int) -> str:
+        return crypto.fingerprint(f"{link.pk}|{fingerprint}|{digest}|{b}", purpose="reply")
+
+    return key(bucket), [key(bucket - 1), key(bucket), key(bucket + 1)]
+
+
+def _uses_content_key(link: ProviderLink, sms: InboundSms, provider: str) -> bool:
+    return (link.provider == "mosio" and provider == "mosio") or not sms.provider_message_id
+
+
+def _answers(participant: Participant | None, when: datetime) -> Message | None:
+    """The participant's last text sent before the reply: the message it answers."""
+    if participant is None:
+        return None
+    return (
+        Message.objects.filter(participant=participant, sent_at__lte=when)
+        .order_by("-sent_at", "-pk")
+        .only("pk")
+        .first()
+    )
+
+
 def _normalise(number: str) -> str:
     number = "".join(c for c in (number or "") if c.isdigit() or c == "+")
     if number and not number.startswith("+"):
@@ -74,13 +132,13 @@ def _normalise(number: str) -> str:
 
 
 def inbound_receive(
-    *, link: ProviderLink, sms: InboundSms, provider: str = ""
+    *, link: ProviderLink, sms: InboundSms, provider: str = "", via: str = Reply.Via.WEBHOOK
 ) -> tuple[Reply, bool]:
     """Store a reply that arrived through `link` and act on its keyword.
 
     `provider` names where it came from when that is not the link's provider (the simulator
-    says "sandbox"). Returns (reply, created); created is False for a duplicate, which did
-    nothing."""
+    says "sandbox"); `via` how it came (webhook, poll, simulator). Returns (reply, created);
+    created is False for a duplicate, which did nothing."""
     provider = provider or link.provider
     if sms.provider_message_id:
         seen = Reply.objects.filter(
@@ -90,6 +148,17 @@ def inbound_receive(
             return seen, False
     number = _normalise(sms.from_number)
     fingerprint = crypto.fingerprint(number, purpose="phone") if number else ""
+    received_at = sms.received_at or timezone.now()
+    dedup_key = ""
+    if _uses_content_key(link, sms, provider):
+        dedup_key, near = content_keys(
+            link=link, fingerprint=fingerprint, body=sms.body, when=received_at
+        )
+        seen = Reply.objects.filter(provider_link=link, dedup_key__in=near).first()
+        if seen is not None:
+            logger.info("A reply seen before (link %s, by content): not stored again.", link.pk)
+            return seen, False
+    _log_oddities(link, sms, number)
     participant = None
     if fingerprint:
         participant = (
@@ -98,6 +167,11 @@ def inbound_receive(
             .first()
         )
     keyword = classify(sms.body) or ""
+    flag = ""
+    if participant is None and fingerprint:
+        flag = Reply.Flag.UNKNOWN_NUMBER
+    elif not keyword and sounds_like_stop(sms.body):
+        flag = Reply.Flag.POSSIBLE_OPT_OUT
     try:
         with transaction.atomic():
             reply = Reply.objects.create(
@@ -106,25 +180,55 @@ def inbound_receive(
                 participant=participant,
                 provider=provider,
                 provider_message_id=sms.provider_message_id,
+                dedup_key=dedup_key,
+                via=via,
                 phone_fingerprint=fingerprint,
                 phone_last4=crypto.last4(number) if number else "",
                 body=sms.body,
                 keyword=keyword,
-                received_at=sms.received_at or timezone.now(),
+                flag=flag,
+                answers=_answers(participant, received_at),
+                received_at=received_at,
             )
             reply.handled = _act(reply, provider=provider, participant=participant)
             if reply.handled:
                 reply.save(update_fields=["handled"])
     except IntegrityError:
-        # The same webhook, delivered twice at once: the other request stored and handled it.
-        return Reply.objects.get(
-            provider_link=link, provider=provider, provider_message_id=sms.provider_message_id
-        ), False
+        # The same text, delivered twice at once (a retried webhook, or the webhook and the
+        # poll): the other request stored and handled it.
+        same = Reply.objects.filter(provider_link=link)
+        if sms.provider_message_id:
+            seen = same.filter(
+                provider=provider, provider_message_id=sms.provider_message_id
+            ).first()
+            if seen is not None:
+                return seen, False
+        return same.get(dedup_key=dedup_key), False
     if participant is None:
         logger.info(
             "A reply from a number that matches no participant (project %s).", link.project_id
         )
+    if flag:
+        # Members who asked are e-mailed at once (a link, never the text): messaging/services/
+        # notices.py.
+        transaction.on_commit(lambda: notices.flag_notice_send(reply_id=reply.pk))
     return reply, True
+
+
+def _log_oddities(link: ProviderLink, sms: InboundSms, number: str) -> None:
+    """What is odd about a reply, logged with the link only (never the number or the text);
+    the reply is stored all the same."""
+    if not number:
+        logger.warning("A reply without a phone number (link %s): stored, unmatched.", link.pk)
+    if not (sms.body or "").strip():
+        logger.warning("An empty reply (link %s): stored.", link.pk)
+    elif len(sms.body) > LONG_BODY:
+        logger.warning(
+            "A reply of %s characters, over %s (link %s): stored whole.",
+            len(sms.body),
+            LONG_BODY,
+            link.pk,
+        )
 
 
 def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str:
@@ -148,6 +252,13 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
                 source=OptOut.Source.KEYWORD,
                 detail=detail,
             )
+            consent_event_record(
+                project_id=reply.project_id,
+                fingerprint=fingerprint,
+                kind=ConsentEvent.Kind.OPTED_OUT,
+                source=ConsentEvent.Source.KEYWORD,
+                detail="Texted a stop word (from a number that matched no participant then).",
+            )
             audit.send(
                 sender=OptOut,
                 actor=None,
@@ -166,6 +277,14 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
         if active.source not in START_LIFTS:
             return f"Not opted back in: the opt-out was {active.get_source_display().lower()}."
         OptOut.objects.filter(pk=active.pk).update(revoked_at=timezone.now())
+        consent_event_record(
+            project_id=reply.project_id,
+            participant=participant,
+            fingerprint=fingerprint,
+            kind=ConsentEvent.Kind.OPTED_IN,
+            source=ConsentEvent.Source.KEYWORD,
+            detail="Texted START.",
+        )
         if participant is not None:
             participant_optout_write_back_request(participant_id=participant.pk, opted_out=False)
         audit.send(
@@ -186,6 +305,8 @@ def _act(reply: Reply, *, provider: str, participant: Participant | None) -> str
             return "HELP from a number that matches no participant: not answered."
         if active is not None:
             return "HELP from an opted-out number: not answered."
+        if provider_answers_keywords(reply.provider_link, provider):
+            return f"HELP: {provider_label(provider)} answers it itself; StudyText sent nothing."
         now = timezone.now()
         Message.objects.create(
             project_id=reply.project_id,
@@ -223,5 +344,5 @@ def simulator_reply(*, participant: Participant, body: str, actor) -> Reply:
         from_number=crypto.decrypt(participant.phone_encrypted),
         body=body,
     )
-    reply, _ = inbound_receive(link=link, sms=sms, provider="sandbox")
+    reply, _ = inbound_receive(link=link, sms=sms, provider="sandbox", via=Reply.Via.SIMULATOR)
     return reply

@@ -20,10 +20,21 @@ from django.utils import timezone
 from messaging.models import Message, OptOut
 from messaging.signals import audit
 from projects.access import EDITOR, project_role_require
-from projects.models import Participant
+from projects.models import ConsentEvent, Participant
+from projects.services.consent import consent_event_record
 from projects.services.participants import participant_optout_write_back_request
 
 REASON_MAX = 200
+# The consent timeline's source for each kind of opt-out (projects.models.ConsentEvent).
+TIMELINE_SOURCE = {
+    OptOut.Source.KEYWORD: ConsentEvent.Source.KEYWORD,
+    OptOut.Source.PROVIDER: ConsentEvent.Source.PROVIDER,
+    OptOut.Source.STAFF: ConsentEvent.Source.STAFF,
+}
+TIMELINE_DETAIL = {
+    OptOut.Source.KEYWORD: "Texted a stop word.",
+    OptOut.Source.PROVIDER: "The provider refused a text: the number unsubscribed (21610).",
+}
 
 
 def opt_out_record(
@@ -41,6 +52,14 @@ def opt_out_record(
             defaults={"participant": participant, "source": source, "detail": detail},
         )
         if created:
+            consent_event_record(
+                project_id=participant.project_id,
+                participant=participant,
+                kind=ConsentEvent.Kind.OPTED_OUT,
+                source=TIMELINE_SOURCE[source],
+                detail=detail if actor else TIMELINE_DETAIL.get(source, ""),
+                actor=actor,
+            )
             participant_optout_write_back_request(participant_id=participant.pk)
             Message.objects.filter(
                 participant__project_id=participant.project_id,
@@ -134,6 +153,14 @@ def participant_opt_in(*, participant: Participant, actor, reason: str) -> OptOu
         if not revoked:
             raise ValidationError(f"Record {participant.record_id} was opted in meanwhile.")
         participant_optout_write_back_request(participant_id=participant.pk, opted_out=False)
+        consent_event_record(
+            project_id=participant.project_id,
+            participant=participant,
+            kind=ConsentEvent.Kind.OPTED_IN,
+            source=ConsentEvent.Source.STAFF,
+            detail=reason,
+            actor=actor,
+        )
         audit.send(
             sender=OptOut,
             actor=actor,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, QuerySet, TextField, Value, When
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from billing.services import quota_release
@@ -455,20 +455,69 @@ def message_cancel(*, message: Message, actor) -> Message:
     return message
 
 
+# What the purge must leave alone (docs/compliance.md, "Retention"): each function takes a
+# queryset of rows whose retention has passed and returns it without the rows whose body is still
+# needed. Another part of StudyText adds its own with `retention_keep_register` (the text
+# surveys: an answer not yet written to REDCap keeps its reply's body).
+MESSAGE_KEEPERS: list = []
+REPLY_KEEPERS: list = []
+
+
+def retention_keep_register(*, messages=None, replies=None) -> None:
+    """Add a filter the purge applies before blanking message or reply bodies."""
+    if messages is not None and messages not in MESSAGE_KEEPERS:
+        MESSAGE_KEEPERS.append(messages)
+    if replies is not None and replies not in REPLY_KEEPERS:
+        REPLY_KEEPERS.append(replies)
+
+
+def _unsent_keep(qs):
+    """A text not yet sent (or whose fate is unknown) needs its body to go out or be matched."""
+    return qs.exclude(status__in=[Status.QUEUED, Status.HELD, Status.SENDING, Status.UNKNOWN])
+
+
+def _open_flag_keep(qs):
+    """A flagged reply nobody has reviewed yet: the reviewer needs to read it."""
+    return qs.exclude(~Q(flag="") & Q(reviewed_at__isnull=True))
+
+
+retention_keep_register(messages=_unsent_keep, replies=_open_flag_keep)
+
+
 def retention_purge(*, now=None) -> int:
-    """Message and reply bodies are kept for the retention period only; the rows stay."""
+    """Message and reply bodies are kept for each project's retention period (the owner's
+    choice within the administrators' bounds; projects.services.project_retention_days); the
+    rows stay. What a keeper says is still needed is left alone."""
     import datetime
 
-    from django.conf import settings
+    from projects.models import Project
+    from projects.services import project_retention_days
 
-    cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.MESSAGE_RETENTION_DAYS)
-    purged = (
-        Message.objects.filter(created_at__lt=cutoff)
-        .exclude(body="", adhoc_body="")
-        .update(body="", adhoc_body="", updated_at=timezone.now())
-    )
-    # Participants' replies are kept just as long; the row (keyword, what was done) stays.
-    purged += Reply.objects.filter(received_at__lt=cutoff).exclude(body="").update(body="")
+    now = now or timezone.now()
+    purged = 0
+    # One pass per distinct retention the projects chose (a few), never one per project.
+    chosen = set(Project.objects.values_list("retention_days", flat=True).distinct())
+    for days in chosen:
+        keep = project_retention_days(Project(retention_days=days))
+        cutoff = now - datetime.timedelta(days=keep)
+        of_projects = (
+            {"project__retention_days__isnull": True}
+            if days is None
+            else {"project__retention_days": days}
+        )
+        messages = Message.objects.filter(created_at__lt=cutoff, **of_projects).exclude(
+            body="", adhoc_body=""
+        )
+        for keeper in MESSAGE_KEEPERS:
+            messages = keeper(messages)
+        purged += Message.objects.filter(pk__in=messages.values("pk")).update(
+            body="", adhoc_body="", updated_at=timezone.now()
+        )
+        # Participants' replies are kept just as long; the row (keyword, what was done) stays.
+        replies = Reply.objects.filter(received_at__lt=cutoff, **of_projects).exclude(body="")
+        for keeper in REPLY_KEEPERS:
+            replies = keeper(replies)
+        purged += Reply.objects.filter(pk__in=replies.values("pk")).update(body="")
     return purged
 
 

@@ -229,3 +229,25 @@ def provider_link_reachable(*, link_id: int) -> None:
     ProviderLink.objects.filter(pk=link_id, unreachable_since__isnull=False).update(
         unreachable_since=None, owners_told_at=None
     )
+
+
+def provider_link_keywords_set(*, link: ProviderLink, answers: bool, actor) -> None:
+    """Owners say whether the provider answers STOP/HELP itself (docs/compliance.md, "Keywords
+    the provider answers"): when it does, StudyText sends no HELP text of its own. STOP is
+    recorded either way."""
+    project_role_require(
+        user=actor, project=link.project, min_role=OWNER, doing="change who answers HELP"
+    )
+    with transaction.atomic():
+        ProviderLink.objects.filter(pk=link.pk).update(provider_answers_keywords=bool(answers))
+        audit.send(
+            sender=ProviderLink,
+            actor=actor,
+            action="provider_link.keywords_changed",
+            obj=link.project,
+            message=(
+                "The provider answers HELP itself: StudyText sends no HELP text."
+                if answers
+                else "StudyText answers HELP with the project's HELP text."
+            ),
+        )

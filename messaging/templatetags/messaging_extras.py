@@ -52,3 +52,10 @@ def texting_summary(context, project):
         "can_edit": role_at_least(context.get("role"), Membership.Role.EDITOR),
         "outages": selectors.project_outages(project=project),
     }
+
+
+@register.simple_tag
+def inbox_count(project, role) -> int:
+    """`{% inbox_count project role as waiting %}`: replies waiting in the project's inbox for a
+    member of this role (one query), for the project's navigation."""
+    return selectors.inbox_count(project=project, role=role)

@@ -4,14 +4,15 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from messaging import selectors
 from messaging.forms import AdhocForm
-from messaging.models import Message
-from messaging.services import outbox
+from messaging.models import Message, OptOut
+from messaging.services import inbox, optouts, outbox
 from messaging.views.common import can_edit, sending_hours
 from projects.access import project_get_for_user
-from projects.forms import form_apply_errors
+from projects.forms import error_text, form_apply_errors
 from projects.models import Membership, Participant
 
 Role = Membership.Role
@@ -32,6 +33,7 @@ def participant_detail(request, pk: int, participant_id: int):
             except ValidationError as exc:
                 form_apply_errors(form, exc)
             else:
+                inbox.participant_replies_answered(participant=participant, actor=request.user)
                 flash.success(
                     request,
                     f"Text queued for record {participant.record_id}: it goes out within the "
@@ -54,6 +56,37 @@ def participant_detail(request, pk: int, participant_id: int):
             "textable": outbox.textable_participants(project=project)
             .filter(pk=participant.pk)
             .exists(),
+            "timeline": selectors.consent_timeline(participant=participant),
+            "opted_out": OptOut.objects.filter(
+                project=project,
+                phone_fingerprint=participant.phone_fingerprint,
+                revoked_at__isnull=True,
+            )
+            .exclude(phone_fingerprint="")
+            .first(),
             "tab": "participants",
         },
     )
+
+
+@login_required
+@require_POST
+def participant_consent(request, pk: int, participant_id: int):
+    """Study staff opt a participant out, or back in, with a reason (messaging/services/
+    optouts.py: only an opt-out staff set can staff lift; a STOP only the participant's START)."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    participant = get_object_or_404(Participant, pk=participant_id, project=project)
+    reason = request.POST.get("reason", "")
+    try:
+        if request.POST.get("action") == "opt_in":
+            optouts.participant_opt_in(participant=participant, actor=request.user, reason=reason)
+            flash.success(request, f"Record {participant.record_id} may be texted again.")
+        else:
+            optouts.participant_opt_out(participant=participant, actor=request.user, reason=reason)
+            flash.success(
+                request,
+                f"Record {participant.record_id} is opted out; their waiting texts are cancelled.",
+            )
+    except ValidationError as exc:
+        flash.error(request, error_text(exc))
+    return redirect("participant-detail", pk=project.pk, participant_id=participant.pk)

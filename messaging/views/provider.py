@@ -1,5 +1,6 @@
 """The project's SMS provider link page: link, test, resume, remove."""
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from messaging import selectors
 from messaging.forms import ProviderLinkForm
-from messaging.services import outbox, provider_links
+from messaging.services import inbound, outbox, provider_links
 from projects.access import project_get_for_user
 from projects.forms import error_text, form_apply_errors
 from projects.models import Membership
@@ -67,6 +68,11 @@ def provider_link(request, pk: int):
             "link": link,
             "tab": "setup",
             "inbound_url": selectors.inbound_webhook_url(link=link) if role == "owner" else None,
+            "channels": selectors.reply_channels(link=link),
+            "answers_keywords": inbound.provider_answers_keywords(link, link.provider)
+            if link
+            else False,
+            "poll_seconds": settings.MOSIO_POLL_SECONDS,
         },
     )
 
@@ -87,6 +93,17 @@ def provider_link_action(request, pk: int):
             provider_links.provider_link_resume(link=link, actor=request.user)
             outbox.kick_sender()
             flash.success(request, "Sending resumed.")
+        elif action == "keywords":
+            answers = request.POST.get("answers") == "1"
+            provider_links.provider_link_keywords_set(
+                link=link, answers=answers, actor=request.user
+            )
+            flash.success(
+                request,
+                f"{link.get_provider_display()} answers HELP itself."
+                if answers
+                else "StudyText answers HELP with the project's HELP text.",
+            )
         elif action == "remove":
             provider_links.provider_link_remove(project=project, actor=request.user)
             flash.success(

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from messaging.gateways import mosio, twilio
 from messaging.gateways.twilio import parse_status_callback, validate_twilio_signature
@@ -106,18 +106,20 @@ def twilio_inbound(request, secret: str):
 
 
 @csrf_exempt
-@require_POST
+@require_http_methods(["GET", "POST"])
 def mosio_inbound(request, secret: str):
-    """Mosio's inbound webhook (docs/mosio.md, M22-M24): the posted ApiKey must be the link's
-    key."""
+    """Mosio's inbound webhook (docs/mosio.md, M22-M24): the ApiKey sent must be the link's
+    key. GET is accepted as well as POST (M23: REDCap receives both from Mosio); a GET's fields
+    are in its query string."""
     if limited := _limited(request, secret):
         return limited
     link = get_object_or_404(ProviderLink, webhook_secret=secret, provider="mosio")
     config = _link_config(link)
     if config is None:
         return HttpResponseForbidden("This link cannot check requests.")
-    if not mosio.verify_inbound_key(request.POST.get("ApiKey"), config["api_key"]):
+    params = request.POST if request.method == "POST" else request.GET
+    if not mosio.verify_inbound_key(params.get("ApiKey"), config["api_key"]):
         logger.warning("Rejected a Mosio inbound text with a bad key (link %s).", link.pk)
         return HttpResponseForbidden("Bad key.")
-    inbound_receive(link=link, sms=mosio.parse_inbound(request.POST))
+    inbound_receive(link=link, sms=mosio.parse_inbound(params))
     return HttpResponse(status=200)

@@ -188,6 +188,48 @@ def project_update_help_reply(*, project: Project, actor, help_reply: str) -> Pr
     return project
 
 
+def retention_bounds() -> tuple[int, int, int]:
+    """(default, least, most) days a project keeps message and reply texts: the
+    administrators' settings (MESSAGE_RETENTION_DAYS, _MIN_DAYS, _MAX_DAYS)."""
+    from django.conf import settings
+
+    least, most = settings.MESSAGE_RETENTION_MIN_DAYS, settings.MESSAGE_RETENTION_MAX_DAYS
+    return min(max(settings.MESSAGE_RETENTION_DAYS, least), most), least, most
+
+
+def project_retention_days(project: Project) -> int:
+    """How long this project keeps texts: the owner's choice, held within today's bounds."""
+    default, least, most = retention_bounds()
+    if project.retention_days is None:
+        return default
+    return min(max(project.retention_days, least), most)
+
+
+def project_update_retention(*, project: Project, actor, days: int | None) -> Project:
+    """Owners choose how long message and reply texts are kept, within the administrators'
+    bounds; None goes back to the site's default."""
+    project_role_require(
+        user=actor, project=project, min_role=OWNER, doing="change how long texts are kept"
+    )
+    default, least, most = retention_bounds()
+    if days is not None and not least <= days <= most:
+        raise ValidationError(
+            {"days": f"Choose between {least:,} and {most:,} days (the site's bounds)."}
+        )
+    with transaction.atomic():
+        project.retention_days = days
+        project.save(update_fields=["retention_days"])
+        audit.send(
+            sender=Project,
+            actor=actor,
+            action="project.retention_changed",
+            obj=project,
+            message=f"Message and reply texts are kept for {days or default:,} days"
+            + (" (the site's default)." if days is None else "."),
+        )
+    return project
+
+
 def project_move_account(*, project: Project, account: Account, actor) -> Project:
     """Bill `project` to another account from now on (usage already counted stays where it was).
 

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from projects import emails
-from projects.access import OWNER, project_role_require
+from projects.access import OWNER, VIEWER, project_role_require
 from projects.models import Membership, Project, ProjectInvitation
 from projects.signals import audit
 
@@ -131,3 +131,18 @@ def invitations_accept(*, user) -> list[Membership]:
             )
             invitation.delete()
     return memberships
+
+
+def member_notices_set(*, membership: Membership, flags: bool, digest: bool, actor) -> Membership:
+    """A member chooses their own e-mail notices about replies (the Members page): flagged
+    texts at once, a daily digest of unread replies. Only for oneself."""
+    project_role_require(
+        user=actor, project=membership.project, min_role=VIEWER, doing="choose e-mail notices"
+    )
+    if membership.user_id != actor.pk:
+        raise ValidationError("Each member chooses their own e-mail notices.")
+    Membership.objects.filter(pk=membership.pk).update(
+        notify_flags=bool(flags), notify_digest=bool(digest)
+    )
+    membership.refresh_from_db()
+    return membership

@@ -16,6 +16,7 @@ from projects import crypto
 from projects.models import FieldMapping, Participant, Project, SyncRun
 from projects.redcap import RedcapClient, RedcapError
 from projects.selectors import project_field_mapping, project_redcap_link
+from projects.services.consent import consent_changes_flush, consent_changes_note
 from projects.services.links import redcap_client_for
 from projects.services.participants import (
     checkbox_column,
@@ -170,6 +171,7 @@ def _usable_values(row: dict, mapping: FieldMapping, withdrawn: bool) -> dict:
 def _apply(participant: Participant, values: dict, now) -> bool:
     """Copy values onto the participant; return True when anything changed."""
     changed = False
+    consent_changes_note(participant, values)  # the consent timeline (projects/services/consent.py)
     phone = values.pop("phone_e164")
     fp = crypto.fingerprint(phone, purpose="phone") if phone else ""
     if fp != participant.phone_fingerprint:
@@ -292,6 +294,7 @@ def _sync(run: SyncRun, project: Project) -> None:
         with transaction.atomic():
             Participant.objects.bulk_create(to_create)
             Participant.objects.bulk_update(to_update, UPDATE_FIELDS)
+            consent_changes_flush([*to_create, *to_update], how="Read by the sync.")
         created += len(to_create)
         updated += len(to_update)
         processed = min(processed + sync_batch_size(), len(ids))
@@ -383,6 +386,7 @@ def record_sync(
             try:
                 with transaction.atomic():
                     participant.save()
+                    consent_changes_flush([participant], how="Read after a save in REDCap.")
                 return participant
             except IntegrityError:  # a full sync created it meanwhile: update that one
                 participant = Participant.objects.select_for_update(no_key=True).get(
@@ -392,6 +396,7 @@ def record_sync(
         if _apply(participant, values, now):
             participant.updated_at = now
             participant.save(update_fields=UPDATE_FIELDS)
+            consent_changes_flush([participant], how="Read after a save in REDCap.")
     return participant
 
 

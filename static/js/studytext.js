@@ -159,7 +159,40 @@
     previewTimer = window.setTimeout(function () { refreshPreview(form); }, 250);
   }
 
+  // A list that refreshes itself (the inbox: <div data-refresh-url data-refresh-seconds>): the
+  // fragment is fetched again and swapped in, unless someone is typing in it; the count it
+  // carries (#inbox-count[data-count]) updates the project's "Inbox" tab too.
+  function refreshList(box) {
+    var seconds = parseInt(box.getAttribute("data-refresh-seconds"), 10) || 15;
+    window.setTimeout(function () {
+      if (box.contains(document.activeElement) && document.activeElement.tagName !== "BODY") {
+        refreshList(box);
+        return;
+      }
+      fetch(box.getAttribute("data-refresh-url"), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null) {
+            box.innerHTML = html;
+            box.querySelectorAll("form[data-confirm]").forEach(function (form) {
+              form.addEventListener("submit", confirmSubmit);
+            });
+            var count = box.querySelector("#inbox-count");
+            var tab = document.getElementById("nav-inbox-count");
+            if (count && tab) {
+              var n = count.getAttribute("data-count");
+              tab.textContent = n;
+              tab.hidden = n === "0";
+            }
+          }
+          refreshList(box);
+        })
+        .catch(function () { refreshList(box); });
+    }, seconds * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-refresh-url]").forEach(refreshList);
     document.querySelectorAll("input[type=radio], select").forEach(function (input) {
       input.addEventListener("change", syncConditional);
     });

@@ -7,18 +7,22 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from billing import emails as billing_emails
 from billing.models import CreditPackRequest, PlanChangeRequest
+from messaging.models import Reply
+from messaging.services import notices
 from messaging.services.record import _alert_owners_bad_credentials
 from portal import emails as portal_emails
 from portal.models import OnboardingComment, OnboardingRequest
 from projects import emails as project_emails
-from projects.models import Project
+from projects.models import Membership, Project
 from tests.factories import (
     AccountFactory,
     CreditPackRequestFactory,
     OnboardingRequestFactory,
+    ParticipantFactory,
     PlanChangeRequestFactory,
     ProjectFactory,
     ProviderLinkFactory,
@@ -73,7 +77,22 @@ def _send_every_email(client, researcher, server_admin) -> list[str]:
     )
     Project.objects.filter(pk=project.pk).update(status=Project.Status.SUSPENDED)
     project_emails.project_status_changed(project_id=project.pk)
-    _alert_owners_bad_credentials(ProviderLinkFactory(project=project), "401 Unauthorized")
+    link = ProviderLinkFactory(project=project)
+    _alert_owners_bad_credentials(link, "401 Unauthorized")
+    # Replies: a flagged one at once, and the daily digest (messaging/services/notices.py).
+    Membership.objects.filter(project=project, user=researcher).update(
+        notify_flags=True, notify_digest=True
+    )
+    reply = Reply.objects.create(
+        project=project,
+        participant=ParticipantFactory(project=project),
+        provider="sandbox",
+        body="who is this",
+        flag=Reply.Flag.POSSIBLE_OPT_OUT,
+        received_at=timezone.now(),
+    )
+    notices.flag_notice_send(reply_id=reply.pk)
+    notices.reply_digest_send()
     client.post(reverse("password_reset"), {"email": researcher.email})
     return [m.subject for m in mail.outbox]
 
@@ -85,7 +104,7 @@ def test_every_email_subject_starts_with_the_site_prefix(
 
     subjects = _send_every_email(client, researcher, server_admin)
 
-    assert len(subjects) == 15, "\n".join(subjects)
+    assert len(subjects) == 17, "\n".join(subjects)
     assert [s for s in subjects if not s.startswith(PREFIX)] == []
     assert [s for s in subjects if "[StudyText]" in s or "\n" in s] == []
     assert f"{PREFIX}Credit packs requested for " in "".join(subjects)  # they lacked it

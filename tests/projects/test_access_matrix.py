@@ -307,6 +307,22 @@ CASES += [
         302,
         lambda p, o: (reverse("project-det", args=[p.pk]), {"action": "enable"}),
     ),
+    Case(
+        "my e-mail notices",
+        "viewer",
+        302,
+        lambda p, o: (reverse("project-member-notices", args=[p.pk]), {"notify_flags": "on"}),
+    ),
+    Case("the inbox", "viewer", 200, lambda p, o: (reverse("inbox", args=[p.pk]), None)),
+    Case(
+        "the inbox's rows", "viewer", 200, lambda p, o: (reverse("inbox-rows", args=[p.pk]), None)
+    ),
+    Case(
+        "mark the inbox read",
+        "editor",
+        302,
+        lambda p, o: (reverse("inbox-read-all", args=[p.pk]), {}),
+    ),
     Case("suspend the project", "admin", 302, _status_change("suspended", reason="Misuse.")),
     Case("lift a suspension", "admin", 302, _status_change("paused", before="suspended")),
 ]
