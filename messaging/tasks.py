@@ -3,7 +3,7 @@
 import logging
 
 from messaging import sender
-from messaging.services import outbox, sweep
+from messaging.services import conversations, outbox, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +35,13 @@ def send_queued() -> dict:
 def retention_purge() -> int:
     """Daily: blank the text of messages older than MESSAGE_RETENTION_DAYS (metadata stays)."""
     return outbox.retention_purge()
+
+
+def conversations_tick() -> dict:
+    """Every minute: text-survey reminders, expiry, and answers REDCap did not take yet."""
+    return conversations.conversations_tick()
+
+
+def conversation_write_back(conversation_id: int) -> bool:
+    """Write a conversation's new answers to REDCap (retried by conversations_tick)."""
+    return conversations.conversation_write_back(conversation_id=conversation_id)

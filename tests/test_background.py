@@ -38,6 +38,7 @@ SEND_RULE = "messaging.tasks.send_queued"
 SCHEDULES = {
     "messaging-dispatch": "messaging.tasks.dispatch",
     "messaging-retention": "messaging.tasks.retention_purge",
+    "messaging-surveys": "messaging.tasks.conversations_tick",
     "participant-sync-all": "projects.tasks.participant_sync_all",
     "Start monthly usage periods": "billing.tasks.usage_periods_start",
     "portal-database-statistics": "portal.tasks.refresh_statistics",

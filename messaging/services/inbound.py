@@ -41,6 +41,7 @@ from messaging.gateways import delivers_to_simulator, provider_label
 from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify
 from messaging.models import Message, OptOut, Reply
+from messaging.services.conversations import conversation_take_reply
 from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
 from messaging.signals import audit
@@ -113,6 +114,8 @@ def inbound_receive(
                 received_at=sms.received_at or timezone.now(),
             )
             reply.handled = _act(reply, provider=provider, participant=participant)
+            # An open text survey takes the reply as an answer (services/conversations.py).
+            reply.handled = conversation_take_reply(reply=reply, handled=reply.handled)
             if reply.handled:
                 reply.save(update_fields=["handled"])
     except IntegrityError:
