@@ -10,7 +10,15 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from messaging.models import Message, MessageRule, OptOut, Send
-from messaging.services import inbound, optouts, outbox, provider_links, rules, test_texts
+from messaging.services import (
+    conversations,
+    inbound,
+    optouts,
+    outbox,
+    provider_links,
+    rules,
+    test_texts,
+)
 from portal.models import AuditEvent
 from projects import services as project_services
 from projects.models import FieldMapping, Membership, ProjectInvitation, ProviderLink, RedcapLink
@@ -33,6 +41,12 @@ NINE, FIVE = datetime.time(9, 0), datetime.time(17, 0)
 # make it (it fails validation, or changes nothing that matters here).
 SERVICES = {
     "rule_save": (EDITOR, lambda w, u: rules.rule_save(project=w.project, actor=u, data={})),
+    "text_survey_rule_save": (
+        EDITOR,
+        lambda w, u: conversations.text_survey_rule_save(
+            project=w.project, actor=u, data={}, survey_data={"time_limit": None}
+        ),
+    ),
     "rule_set_status": (
         EDITOR,
         lambda w, u: rules.rule_set_status(rule=w.rule, status="bogus", actor=u),

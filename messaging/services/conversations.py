@@ -155,7 +155,9 @@ def text_survey_rule_save(
     for name in SURVEY_FIELDS:
         if name in survey_data:
             value = survey_data[name]
-            setattr(survey, name, value if value is not None or name == "reminder_before" else "")
+            if value is None and name.endswith(("_text", "_word", "start")):
+                value = ""
+            setattr(survey, name, value)
     survey.start_word = (survey.start_word or "").strip().upper()
     if survey.max_invalid is None:
         survey.max_invalid = 2
