@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/messages/<int:rule_id>/edit/", rules.rule_edit, name="rule-edit"),
     path("<int:pk>/messages/<int:rule_id>/status/", rules.rule_status, name="rule-status"),
     path("<int:pk>/messages/<int:rule_id>/send/", rules.rule_send_now, name="rule-send-now"),
+    path("<int:pk>/messages/<int:rule_id>/results/", rules.survey_results, name="survey-results"),
     path("<int:pk>/messages/test/", phones.test_text_send, name="test-text-send"),
     path("<int:pk>/my-phone/", phones.staff_phone, name="staff-phone"),
     path("<int:pk>/sends/<int:send_id>/", sends.send_detail, name="send-detail"),

@@ -268,3 +268,23 @@ def rule_preview(request, pk: int):
         }
     )
     return JsonResponse(result)
+
+
+@login_required
+def survey_results(request, pk: int, rule_id: int):
+    """A text survey's results: completion, median time, answers per question."""
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    rule = get_object_or_404(
+        MessageRule, pk=rule_id, project=project, kind=MessageRule.Kind.TEXT_SURVEY
+    )
+    return render(
+        request,
+        "messaging/survey_results.html",
+        {
+            "project": project,
+            "role": role,
+            "rule": rule,
+            "results": selectors.survey_results(rule=rule),
+            "tab": "messages",
+        },
+    )

@@ -5,7 +5,6 @@ middle, expiry and its reminder, a scheduled text that waits, a quota that canno
 
 import datetime
 import uuid
-from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -13,33 +12,21 @@ from django.utils import timezone
 
 from billing.models import UsagePeriod
 from billing.services.quota import usage_period_current
-from messaging import eligibility, sender
+from messaging import sender
 from messaging.gateways import locmem
 from messaging.gateways.base import InboundSms
 from messaging.models import Conversation, Message, MessageRule, OptOut, Reply
 from messaging.services import conversations, inbound, outbox
 from projects import crypto
-from projects.models import Participant, Project
+from projects.models import Participant
 from projects.sandbox import store
 from projects.sandbox.data import SANDBOX_PROJECTS
 from projects.selectors import project_provider_link
-from projects.services import sync
-from tests.factories import ALWAYS_OPEN, MessageRuleFactory, ProviderLinkFactory
+from tests.factories import MessageRuleFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = Conversation.State
 DEMO = SANDBOX_PROJECTS[101]
-
-
-@pytest.fixture
-def synced(mapped_project, researcher):
-    Project.objects.filter(pk=mapped_project.pk).update(**ALWAYS_OPEN)
-    ProviderLinkFactory(project=mapped_project)
-    run = sync.sync_run_start(project=mapped_project, actor=researcher)
-    run.refresh_from_db()
-    assert run.status == run.Status.SUCCEEDED, run.error
-    textable = Participant.objects.filter(project=mapped_project).filter(eligibility.TEXTABLE)
-    return SimpleNamespace(project=mapped_project, people=list(textable.order_by("pk")))
 
 
 def survey_rule(project, actor, person, *, instrument="text_checkin", **survey):
