@@ -72,7 +72,13 @@ class FixedChoicesFilter(admin.SimpleListFilter):
 
 class KindFilter(FixedChoicesFilter):
     title = parameter_name = "kind"
-    choices_list = [*MessageRule.Kind.choices, ("adhoc", "Ad hoc"), ("help", "HELP reply")]
+    choices_list = [
+        *MessageRule.Kind.choices,
+        ("adhoc", "Ad hoc"),
+        ("help", "HELP reply"),
+        ("survey", "Text survey question"),
+        ("survey_notice", "Text survey reminder or expiry"),
+    ]
 
 
 class ProviderFilter(FixedChoicesFilter):

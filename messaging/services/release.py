@@ -14,7 +14,14 @@ from billing.services import quota_units_for
 from messaging import piping, segments
 from messaging.eligibility import untextable_reason
 from messaging.models import Message, MessageRule, OptOut
-from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, waiting_note, zone
+from messaging.scheduling import (
+    ANSWERS_AT_ONCE,
+    ScheduleSpec,
+    SendWindow,
+    occurrences_between,
+    waiting_note,
+    zone,
+)
 from messaging.services import conversations
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError
@@ -315,7 +322,7 @@ def prepare(
         return None
     # A HELP reply, or a text survey's next question, answers a text the participant has just
     # sent: it ignores the sending hours.
-    if message.kind not in ("help", "survey") and not window.allows(now, tz):
+    if message.kind not in ANSWERS_AT_ONCE and not window.allows(now, tz):
         opening = window.next_opening(now, tz)
         defer(message, opening, waiting_note(opening, tz))
         return None

@@ -18,7 +18,7 @@ from messaging.gateways.base import InboundSms
 from messaging.models import Conversation, Message, MessageRule, OptOut, Reply
 from messaging.services import conversations, inbound, outbox
 from projects import crypto
-from projects.models import Participant
+from projects.models import Participant, Project
 from projects.sandbox import store
 from projects.sandbox.data import SANDBOX_PROJECTS
 from projects.selectors import project_provider_link
@@ -430,3 +430,29 @@ def test_a_shared_number_answers_only_the_open_survey(synced, researcher):
     late = reply(first, "5")  # the survey is closed: a reply, not an answer to anything
     assert "after the text survey ended" in late.handled
     assert Reply.objects.filter(pk=late.pk, keyword="").exists()
+
+
+def test_the_next_question_is_not_held_by_sending_hours_but_the_reminder_is(synced, researcher):
+    person = synced.people[0]
+    rule = survey_rule(
+        synced.project,
+        researcher,
+        person,
+        reminder_before=datetime.timedelta(hours=2),
+        reminder_text="Reminder: the check-in closes soon.",
+    )
+    start(rule, researcher)
+    texted(person)
+    # The sending hours close (no day of the week is open) while the participant answers.
+    Project.objects.filter(pk=synced.project.pk).update(send_days=[])
+    reply(person, "yes")
+    assert "On how many days did you walk?" in texted(person)[0]
+    conversation = Conversation.objects.get(rule=rule)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        expires_at=timezone.now() + datetime.timedelta(minutes=90)
+    )
+    conversations.conversations_tick()
+    sender.run(max_seconds=10)
+    assert texted(person) == []  # the reminder waits for the sending hours
+    waiting = Message.objects.get(rule=rule, kind="survey_notice")
+    assert waiting.status == Message.Status.QUEUED and waiting.not_before > timezone.now()
