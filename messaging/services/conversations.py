@@ -657,6 +657,31 @@ def conversations_tick(*, now: datetime.datetime | None = None) -> dict[str, int
             if conversation is not None:
                 _expire(conversation, now=now)
                 report["expired"] += 1
+    # A conversation whose first text never went (cancelled, refused, skipped) would keep the
+    # number's other texts waiting until it expires: it ends now, without a word.
+    dead = Conversation.objects.filter(
+        state__in=Conversation.OPEN_STATES,
+        start_message__status__in=[
+            Message.Status.CANCELLED,
+            Message.Status.FAILED,
+            Message.Status.SKIPPED,
+            Message.Status.UNDELIVERED,
+        ],
+    ).select_related("rule__text_survey", "participant", "start_message")
+    for conversation in dead[:500]:
+        with transaction.atomic():
+            status = conversation.start_message.get_status_display().lower()
+            claimed = Conversation.objects.filter(
+                pk=conversation.pk, state__in=Conversation.OPEN_STATES
+            ).update(
+                state=State.EXPIRED,
+                finished_at=now,
+                current_field="",
+                note=f"Ended: its first text was not sent ({status}).",
+            )
+            if claimed:
+                report["expired"] += 1
+                transaction.on_commit(lambda c=conversation: _release_waiting(c, timezone.now()))
     remind = Conversation.objects.filter(
         state__in=Conversation.OPEN_STATES,
         reminded_at__isnull=True,

@@ -261,6 +261,7 @@ def sends_so_far(
             rule_id__in={r for _, r in pairs},
             status__in=[Status.SENDING, Status.UNKNOWN, Status.SENT, Status.DELIVERED],
         )
+        .exclude(kind__in=conversations.SURVEY_KINDS)  # a text survey's questions are not sends
         .values("participant_id", "rule_id")
         .annotate(n=Count("id"))
     )

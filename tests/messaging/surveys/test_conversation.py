@@ -14,7 +14,7 @@ from billing.models import UsagePeriod
 from billing.services.quota import usage_period_current
 from messaging import sender
 from messaging.gateways import locmem
-from messaging.gateways.base import InboundSms
+from messaging.gateways.base import InboundSms, Reason
 from messaging.models import Conversation, Message, MessageRule, OptOut, Reply
 from messaging.services import conversations, inbound, outbox
 from projects import crypto
@@ -456,3 +456,51 @@ def test_the_next_question_is_not_held_by_sending_hours_but_the_reminder_is(sync
     assert texted(person) == []  # the reminder waits for the sending hours
     waiting = Message.objects.get(rule=rule, kind="survey_notice")
     assert waiting.status == Message.Status.QUEUED and waiting.not_before > timezone.now()
+
+
+def test_more_bad_input_empty_iso_date_and_text_over_the_limit(synced, researcher):
+    person = synced.people[0]
+    rule = survey_rule(synced.project, researcher, person, max_invalid=5)
+    start(rule, researcher)
+    conversation = Conversation.objects.get(rule=rule)
+    reply(person, "")  # an empty text (a provider may post one)
+    assert texted(person)[-1].startswith("Sorry, we could not read that.")
+    conversation.refresh_from_db()
+    assert conversation.current_field == "tc_walked" and conversation.invalid_count == 1
+    walk_to(person, conversation, "tc_activity", answers={"tc_mood": "4"})
+    reply(person, "5")  # Something else: the branch asks which
+    texted(person)
+    reply(person, "x" * 60)  # @CHARLIMIT=40
+    assert "Which activity was it?" in texted(person)[-1]
+    conversation.refresh_from_db()
+    assert conversation.current_field == "tc_activity_other"
+    reply(person, "Dancing")
+    walk_to(person, conversation, "tc_last_checkup")
+    reply(person, "2026-03-04")  # a year first is Y-M-D in a date_mdy field too
+    conversation.refresh_from_db()
+    assert conversation.answers["tc_activity_other"]["value"] == "Dancing"
+    assert conversation.answers["tc_last_checkup"]["value"] == "2026-03-04"
+
+
+def test_a_survey_whose_first_text_was_refused_ends_and_frees_the_number(synced, researcher):
+    person = synced.people[0]
+    rule = survey_rule(synced.project, researcher, person)
+    locmem.fail_next(Reason.REJECTED)  # the provider refuses the intro for good
+    start(rule, researcher)
+    assert Message.objects.get(rule=rule).status == Message.Status.FAILED
+    conversation = Conversation.objects.get(rule=rule)
+    other = MessageRuleFactory(
+        project=synced.project,
+        recipients=MessageRule.Recipients.RECORDS,
+        record_ids=[person.record_id],
+        body="Your visit is on Friday.",
+    )
+    outbox.send_now(rule=other, actor=researcher)
+    sender.run(max_seconds=10)
+    assert Message.objects.get(rule=other).error == conversations.WAIT_NOTE
+    assert conversations.conversations_tick()["expired"] == 1
+    conversation.refresh_from_db()
+    assert conversation.state == State.EXPIRED and "not sent (failed)" in conversation.note
+    assert not Message.objects.filter(rule=rule, kind="survey_notice").exists()
+    sender.run(max_seconds=10)
+    assert texted(person) == ["Your visit is on Friday."]
