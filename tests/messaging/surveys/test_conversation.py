@@ -504,3 +504,33 @@ def test_a_survey_whose_first_text_was_refused_ends_and_frees_the_number(synced,
     assert not Message.objects.filter(rule=rule, kind="survey_notice").exists()
     sender.run(max_seconds=10)
     assert texted(person) == ["Your visit is on Friday."]
+
+
+def test_reminders_that_stop_once_completed_stop_for_a_survey_completed_by_text(synced, researcher):
+    done, other = synced.people[0], synced.people[1]
+    survey = survey_rule(synced.project, researcher, done)
+    now = timezone.now()
+    # Completed by text; REDCap's participant list is not what tells (nothing imported here).
+    Conversation.objects.create(
+        rule=survey,
+        project=synced.project,
+        participant=done,
+        state=State.COMPLETED,
+        started_at=now,
+        expires_at=now,
+        finished_at=now,
+    )
+    reminder = MessageRuleFactory(
+        project=synced.project,
+        instrument="text_checkin",
+        stop_when_complete=True,
+        recipients=MessageRule.Recipients.RECORDS,
+        record_ids=[done.record_id, other.record_id],
+        body="Please take the check-in.",
+    )
+    outbox.send_now(rule=reminder, actor=researcher)
+    sender.run(max_seconds=10)
+    skipped = Message.objects.get(rule=reminder, participant=done)
+    assert skipped.status == Message.Status.SKIPPED
+    assert skipped.error == "The participant already completed the survey."
+    assert Message.objects.get(rule=reminder, participant=other).status == Message.Status.SENT
