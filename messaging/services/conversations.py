@@ -519,7 +519,7 @@ def conversation_take_reply(*, reply: Reply, handled: str) -> str:
     if not reply.phone_fingerprint:
         return handled
     conversation = (
-        Conversation.objects.select_for_update(of=("self",))
+        Conversation.objects.select_for_update(no_key=True, of=("self",))
         .filter(
             project_id=reply.project_id,
             participant__phone_fingerprint=reply.phone_fingerprint,
@@ -649,7 +649,7 @@ def conversations_tick(*, now: datetime.datetime | None = None) -> dict[str, int
     for pk in due.values_list("pk", flat=True)[:500]:
         with transaction.atomic():
             conversation = (
-                Conversation.objects.select_for_update(of=("self",))
+                Conversation.objects.select_for_update(no_key=True, of=("self",))
                 .select_related("rule__text_survey", "participant")
                 .filter(pk=pk, state__in=Conversation.OPEN_STATES)
                 .first()
@@ -746,7 +746,7 @@ def conversation_write_back(*, conversation_id: int) -> bool:
         logger.warning("Text-survey answers of conversation %s not written yet.", conversation.pk)
         return False
     with transaction.atomic():
-        fresh = Conversation.objects.select_for_update(of=("self",)).get(pk=conversation.pk)
+        fresh = Conversation.objects.select_for_update(no_key=True).get(pk=conversation.pk)
         fresh.unwritten = [f for f in fresh.unwritten if f not in fields]
         if complete:
             fresh.complete_unwritten = False
