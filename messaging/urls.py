@@ -7,6 +7,7 @@ urlpatterns = [
     path("<int:pk>/messages/", rules.rule_list, name="rule-list"),
     path("<int:pk>/messages/new/", rules.rule_create, name="rule-create"),
     path("<int:pk>/messages/preview/", rules.rule_preview, name="rule-preview"),
+    path("<int:pk>/messages/survey-check/", rules.survey_check, name="survey-check"),
     path("<int:pk>/messages/<int:rule_id>/", rules.rule_detail, name="rule-detail"),
     path("<int:pk>/messages/<int:rule_id>/edit/", rules.rule_edit, name="rule-edit"),
     path("<int:pk>/messages/<int:rule_id>/status/", rules.rule_status, name="rule-status"),

@@ -12,7 +12,7 @@ from billing.selectors import account_usage
 from billing.services import quota_unit_label, quota_units_for
 from messaging import piping, selectors
 from messaging.forms import RuleForm, TextSurveyForm, split_record_ids
-from messaging.models import MessageRule, Send
+from messaging.models import MessageRule, Send, TextSurvey
 from messaging.services import conversations, outbox, rules
 from messaging.views.common import can_edit, missing_setup_steps, sees_account, sending_hours
 from projects.access import project_get_for_user
@@ -287,4 +287,35 @@ def survey_results(request, pk: int, rule_id: int):
             "results": selectors.survey_results(rule=rule),
             "tab": "messages",
         },
+    )
+
+
+@login_required
+@require_POST
+def survey_check(request, pk: int):
+    """The rule form's "Check the instrument": what a text survey would ask and refuse, and
+    its worst-case cost, read from REDCap before anything is saved (an HTML fragment)."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    form = TextSurveyForm(request.POST)
+    survey = TextSurvey()
+    if form.is_valid():
+        for name, value in form.service_data().items():
+            setattr(survey, name, "" if value is None and name.endswith("_text") else value)
+    try:
+        read, cost = conversations.text_survey_inspect(
+            project=project,
+            instrument=request.POST.get("instrument", ""),
+            event=request.POST.get("event", ""),
+            survey=survey,
+            intro=request.POST.get("body", ""),
+        )
+    except ValidationError as exc:
+        return render(request, "messaging/_text_survey_check.html", {"problem": error_text(exc)})
+    survey.askable = [q.field for q in read.questions]
+    survey.refused = [str(s) for s in read.refused]
+    survey.cost_texts, survey.cost_segments = cost.texts, cost.segments
+    return render(
+        request,
+        "messaging/_text_survey_check.html",
+        {"survey": survey, "warnings": read.warnings},
     )

@@ -57,6 +57,11 @@ def test_an_editor_runs_a_text_survey_and_sees_the_answers_in_redcap(live_server
     page.get_by_label("Only when sent by hand").check()
     page.get_by_label("Closing text").fill("Thank you, that is all!")
     page.get_by_label("When time is up").fill("The check-in has closed. Thank you.")
+    # Before saving: what will be asked, what cannot be, the most it can cost.
+    page.get_by_role("button", name="Check the instrument").click()
+    check = page.locator("#text-survey-check")
+    expect(check).to_contain_text("Worst case per participant:")
+    expect(check).to_contain_text("file upload")
     page.screenshot(path=str(SHOTS / "text-survey-form.png"), full_page=True)
     page.get_by_role("button", name="Save and activate").click()
     expect(page.locator("#rule-status")).to_have_text("Active")

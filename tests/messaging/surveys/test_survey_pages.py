@@ -149,3 +149,22 @@ def test_a_write_redcap_refuses_is_shown_on_the_participant_page_and_retried(
     conversation.refresh_from_db()
     assert conversation.unwritten == [] and conversation.write_error == ""
     texted(person)
+
+
+def test_check_the_instrument_before_saving(synced, researcher, as_user):
+    client = as_user(researcher)
+    url = reverse("survey-check", args=[synced.project.pk])
+    page = client.post(url, form_data(synced.people[0])).content.decode()
+    assert "Worst case per participant:" in page and "tc_photo" in page
+    assert not MessageRule.objects.exists()  # nothing saved
+    bad = client.post(url, form_data(synced.people[0], instrument="diary")).content.decode()
+    assert "“diary” is not an instrument of this REDCap project." in bad
+
+
+def test_a_viewer_cannot_check_an_instrument(synced, as_user):
+    from projects.models import Membership
+
+    viewer = UserFactory()
+    Membership.objects.create(project=synced.project, user=viewer, role=Membership.Role.VIEWER)
+    url = reverse("survey-check", args=[synced.project.pk])
+    assert as_user(viewer).post(url, form_data(synced.people[0])).status_code == 403
