@@ -21,6 +21,7 @@ has just sent, so they are not held by sending hours; the reminder and the expir
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import logging
 from typing import Any
@@ -65,6 +66,20 @@ SURVEY_FIELDS = (
 
 
 # --- The rule --------------------------------------------------------------------------------
+# Set while text_survey_rule_save saves the rule (its TextSurvey is written just after).
+_SAVING_SETTINGS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "saving_text_survey", default=False
+)
+
+
+def text_survey_settings_given(rule: MessageRule) -> bool:
+    """Whether a text-survey rule has (or is being saved with) its TextSurvey: ``rule_save``
+    alone (the REST API) cannot make one."""
+    if _SAVING_SETTINGS.get():
+        return True
+    return rule.pk is not None and TextSurvey.objects.filter(rule_id=rule.pk).exists()
+
+
 def survey_instrument(survey: TextSurvey) -> Instrument:
     """The instrument as read when the rule was saved (no REDCap call)."""
     return instrument_from_metadata(
@@ -182,10 +197,14 @@ def text_survey_rule_save(
     survey.askable = [q.field for q in read.questions]
     survey.refused = [str(s) for s in read.refused]
     survey.cost_texts, survey.cost_segments = cost.texts, cost.segments
-    with transaction.atomic():
-        saved = rule_save(project=project, actor=actor, data=data, rule=rule)
-        survey.rule = saved
-        survey.save()
+    token = _SAVING_SETTINGS.set(True)
+    try:
+        with transaction.atomic():
+            saved = rule_save(project=project, actor=actor, data=data, rule=rule)
+            survey.rule = saved
+            survey.save()
+    finally:
+        _SAVING_SETTINGS.reset(token)
     return saved
 
 

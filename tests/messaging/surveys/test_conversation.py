@@ -534,3 +534,21 @@ def test_reminders_that_stop_once_completed_stop_for_a_survey_completed_by_text(
     assert skipped.status == Message.Status.SKIPPED
     assert skipped.error == "The participant already completed the survey."
     assert Message.objects.get(rule=reminder, participant=other).status == Message.Status.SENT
+
+
+def test_a_text_survey_cannot_be_made_without_its_settings(synced, researcher):
+    from messaging.services import rules
+
+    with pytest.raises(ValidationError, match="A text survey needs its settings"):
+        rules.rule_save(
+            project=synced.project,
+            actor=researcher,
+            data={
+                "kind": "text_survey",
+                "name": "No settings",
+                "body": "Hi",
+                "instrument": "text_checkin",
+                "schedule": "manual",
+            },
+        )
+    assert not MessageRule.objects.exists()
