@@ -3,6 +3,7 @@ from django.contrib import admin
 from messaging.gateways import GATEWAYS
 from messaging.models import (
     Attempt,
+    Conversation,
     Message,
     MessageRule,
     OptOut,
@@ -10,6 +11,7 @@ from messaging.models import (
     Send,
     SenderLease,
     StaffPhone,
+    TextSurvey,
 )
 
 
@@ -70,7 +72,13 @@ class FixedChoicesFilter(admin.SimpleListFilter):
 
 class KindFilter(FixedChoicesFilter):
     title = parameter_name = "kind"
-    choices_list = [*MessageRule.Kind.choices, ("adhoc", "Ad hoc"), ("help", "HELP reply")]
+    choices_list = [
+        *MessageRule.Kind.choices,
+        ("adhoc", "Ad hoc"),
+        ("help", "HELP reply"),
+        ("survey", "Text survey question"),
+        ("survey_notice", "Text survey reminder or expiry"),
+    ]
 
 
 class ProviderFilter(FixedChoicesFilter):
@@ -137,3 +145,20 @@ class ReplyAdmin(LargeListAdmin):
     list_display = ["received_at", "project", "participant", "phone_last4", "keyword", "handled"]
     list_filter = ["keyword", ProviderFilter, ("participant", admin.EmptyFieldListFilter)]
     exclude = ["phone_fingerprint"]
+
+
+@admin.register(TextSurvey)
+class TextSurveyAdmin(ReadOnlyAdmin):
+    """A text survey's settings; edited on the rule's form, where they are checked."""
+
+    list_display = ["rule", "start", "time_limit", "max_invalid", "cost_texts"]
+    exclude = ["metadata"]
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    """Text-survey conversations; their answers are never shown in the lists."""
+
+    list_display = ["pk", "project", "rule", "participant", "state", "started_at", "finished_at"]
+    list_filter = ["state"]
+    exclude = ["answers", "record_values"]

@@ -7,6 +7,7 @@ class MessagingConfig(AppConfig):
     # Registered with django-q2 after migrate (portal/schedules.py).
     schedules = (
         {"name": "messaging-dispatch", "func": "messaging.tasks.dispatch", "minutes": 1},
+        {"name": "messaging-surveys", "func": "messaging.tasks.conversations_tick", "minutes": 1},
         {"name": "messaging-retention", "func": "messaging.tasks.retention_purge", "every": "day"},
         # Each Mosio link is polled every MOSIO_POLL_SECONDS (messaging/services/poll.py).
         {"name": "messaging-mosio-poll", "func": "messaging.tasks.mosio_poll", "minutes": 1},

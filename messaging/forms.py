@@ -184,3 +184,86 @@ class ProviderLinkForm(forms.Form):
         """The chosen provider's settings: the fields its gateway declares (config_fields)."""
         fields = gateway_class(self.cleaned_data["provider"]).config_fields
         return {f.key: self.cleaned_data.get(f.key, "") for f in fields}
+
+
+class TextSurveyForm(forms.Form):
+    """The settings of a rule of kind "text survey" (the rule's own form holds the intro, the
+    instrument, recipients and schedule). Prefixed ``survey``; shown for that kind only."""
+
+    closing_text = forms.CharField(
+        label="Closing text",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Sent after the last answer, e.g. “Thank you, that is all!”",
+    )
+    invalid_text = forms.CharField(
+        label="When an answer does not fit",
+        required=False,
+        max_length=320,
+        initial="Sorry, we could not read that answer.",
+        help_text="Sent with the reason and the question again.",
+    )
+    max_invalid = forms.IntegerField(
+        label="Answers that do not fit, before moving on",
+        min_value=0,
+        max_value=5,
+        initial=2,
+        help_text="Then an optional question is skipped, a required one ends the survey and "
+        "the team is told.",
+    )
+    start = forms.ChoiceField(
+        label="Start",
+        choices=(
+            ("at_once", "At once: the intro and the first question in one text"),
+            ("word", "When the participant replies with the start word"),
+        ),
+        initial="at_once",
+        widget=forms.RadioSelect,
+    )
+    start_word = forms.CharField(label="Start word", required=False, max_length=20, initial="YES")
+    time_limit_hours = forms.IntegerField(
+        label="Time to finish (hours)", min_value=1, max_value=720, initial=24
+    )
+    reminder_hours = forms.IntegerField(
+        label="Remind this many hours before it closes",
+        required=False,
+        min_value=1,
+        max_value=719,
+        help_text="Leave empty for no reminder.",
+    )
+    reminder_text = forms.CharField(label="Reminder", required=False, max_length=320)
+    expiry_text = forms.CharField(
+        label="When time is up",
+        required=False,
+        max_length=320,
+        help_text="Sent when the survey closes unfinished (answers so far are kept).",
+    )
+
+    def __init__(self, *args, survey=None, **kwargs):
+        if survey is not None and not kwargs.get("data") and not (args and args[0]):
+            kwargs["initial"] = {
+                "closing_text": survey.closing_text,
+                "invalid_text": survey.invalid_text,
+                "max_invalid": survey.max_invalid,
+                "start": survey.start,
+                "start_word": survey.start_word,
+                "time_limit_hours": int(survey.time_limit.total_seconds() // 3600),
+                "reminder_hours": int(survey.reminder_before.total_seconds() // 3600)
+                if survey.reminder_before
+                else None,
+                "reminder_text": survey.reminder_text,
+                "expiry_text": survey.expiry_text,
+            }
+        kwargs.setdefault("prefix", "survey")
+        super().__init__(*args, **kwargs)
+        self.fields["start_word"].conditionally_required = True
+
+    def service_data(self) -> dict:
+        import datetime
+
+        data = dict(self.cleaned_data)
+        hours = data.pop("time_limit_hours")
+        remind = data.pop("reminder_hours")
+        data["time_limit"] = datetime.timedelta(hours=hours)
+        data["reminder_before"] = datetime.timedelta(hours=remind) if remind else None
+        return data

@@ -13,6 +13,7 @@ class MessageRule(models.Model):
         REMINDER = "reminder", "Reminder"
         FOLLOW_UP = "follow_up", "Follow-up"
         ALERT = "alert", "Alert"
+        TEXT_SURVEY = "text_survey", "Text survey"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -489,3 +490,104 @@ class Reply(models.Model):
 
     def __str__(self) -> str:
         return f"Reply {self.pk} in {self.project_id} ({self.keyword or 'conversation'})"
+
+
+class TextSurvey(models.Model):
+    """A rule of kind "text survey": its REDCap instrument (the rule's ``instrument`` and
+    ``event``) asked one question per text. The rule's ``body`` is the intro text. The data
+    dictionary read at save is kept (``metadata``), so a conversation never waits for it; the
+    fields asked and refused, and the worst-case cost, are what the form showed
+    (docs/redcap.md, "Text surveys")."""
+
+    class Start(models.TextChoices):
+        AT_ONCE = "at_once", "At once, with the first question"
+        WORD = "word", "When the participant replies with the start word"
+
+    rule = models.OneToOneField(MessageRule, on_delete=models.CASCADE, related_name="text_survey")
+    closing_text = models.TextField(blank=True)
+    invalid_text = models.CharField(max_length=320, blank=True)
+    start = models.CharField(max_length=10, choices=Start.choices, default=Start.AT_ONCE)
+    start_word = models.CharField(max_length=20, blank=True, default="YES")
+    time_limit = models.DurationField(default=datetime.timedelta(hours=24))
+    reminder_before = models.DurationField(null=True, blank=True)
+    reminder_text = models.CharField(max_length=320, blank=True)
+    expiry_text = models.CharField(max_length=320, blank=True)
+    max_invalid = models.PositiveSmallIntegerField(default=2)
+    metadata = models.JSONField(default=list, blank=True)
+    repeating = models.BooleanField(default=False)
+    events = models.JSONField(null=True, blank=True)
+    label = models.CharField(max_length=200, blank=True)
+    askable = models.JSONField(default=list, blank=True)
+    refused = models.JSONField(default=list, blank=True)
+    cost_texts = models.PositiveIntegerField(default=0)
+    cost_segments = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Text survey of rule {self.rule_id}"
+
+
+class Conversation(models.Model):
+    """One participant taking one text survey: the question asked now, the answers so far
+    (written to REDCap as they come), and how it ended. Answers are stored as the import
+    columns REDCap receives (``answers``: field -> {"value", "codes", "skipped", "reply"})."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting for the start word"
+        OPEN = "open", "Answering"
+        COMPLETED = "completed", "Completed"
+        EXPIRED = "expired", "Expired"
+        STOPPED = "stopped", "Stopped (opted out)"
+        ENDED = "ended", "Ended: too many invalid answers"
+
+    OPEN_STATES = ("waiting", "open")
+
+    rule = models.ForeignKey(MessageRule, on_delete=models.CASCADE, related_name="conversations")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="conversations"
+    )
+    participant = models.ForeignKey(
+        "projects.Participant", on_delete=models.CASCADE, related_name="conversations"
+    )
+    start_message = models.OneToOneField(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversation"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    current_field = models.CharField(max_length=100, blank=True)
+    answers = models.JSONField(default=dict, blank=True)
+    record_values = models.JSONField(default=dict, blank=True)
+    invalid_count = models.PositiveSmallIntegerField(default=0)
+    texts = models.PositiveSmallIntegerField(default=0, help_text="Texts queued so far.")
+    repeat_instance = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True, help_text="For the team.")
+    # Write-back: the fields not yet in REDCap (and whether the completion is owed).
+    unwritten = models.JSONField(default=list, blank=True)
+    complete_unwritten = models.BooleanField(default=False)
+    write_error = models.CharField(max_length=300, blank=True)
+    write_failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["participant", "state"], name="conversation_participant"),
+            models.Index(fields=["state", "expires_at"], name="conversation_due"),
+            models.Index(fields=["rule", "state"], name="conversation_rule"),
+        ]
+        constraints = [
+            # One conversation at a time per participant.
+            models.UniqueConstraint(
+                fields=["participant"],
+                condition=Q(state__in=["waiting", "open"]),
+                name="one_open_conversation_per_participant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation #{self.pk} of rule {self.rule_id} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES

@@ -116,6 +116,11 @@ def first_occurrence(
     return None
 
 
+# Texts that answer what a participant has just texted: not held by the sending hours (a HELP
+# reply; a text survey's next question, once the participant is answering).
+ANSWERS_AT_ONCE = ("help", "survey")
+
+
 # --- Sending hours ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SendWindow:

@@ -1,4 +1,5 @@
 import datetime
+import statistics
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.db.models.functions import Coalesce, Length
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.models import Message, MessageRule, OptOut, Reply, Send
+from messaging.models import Message, MessageRule, OptOut, Reply, Send, TextSurvey
 from messaging.scheduling import WAITING_PREFIX
 from projects.models import Membership, Participant, Project, ProviderLink, RedcapLink
 
@@ -505,3 +506,136 @@ def consent_timeline(*, participant: Participant) -> list:
         .select_related("actor")
         .order_by("-at", "-id")[:200]
     )
+
+
+# --- Text surveys (docs/redcap.md "Text surveys") -------------------------------------------------
+CHOICE_KINDS = ("yesno", "truefalse", "radio", "dropdown", "checkbox")
+YES_NO = {"yesno": (("1", "Yes"), ("0", "No")), "truefalse": (("1", "True"), ("0", "False"))}
+
+
+def _choices(question) -> list[tuple[str, str]]:
+    if question.kind in YES_NO:
+        return list(YES_NO[question.kind])
+    return [(c.code, c.label) for c in question.choices]
+
+
+def _answer_words(question, answer: dict) -> str:
+    if answer.get("skipped"):
+        return "(skipped)"
+    labels = dict(_choices(question)) if question.kind in CHOICE_KINDS else {}
+    if question.kind == "checkbox":
+        return ", ".join(labels.get(c, c) for c in answer.get("codes", [])) or "(none)"
+    value = answer.get("value", "")
+    return labels.get(value, value)
+
+
+def _duration_words(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+@dataclass
+class QuestionResult:
+    field: str
+    label: str
+    answered: int
+    skipped: int
+    counts: list  # choices: (label, count, bar width 0-160, baseline y), rows 16 apart
+
+
+@dataclass
+class SurveyResults:
+    started: int
+    by_state: dict
+    completed: int
+    completion_rate: int | None  # percent of those started, None before any
+    median_time: str  # "" before any completed
+    questions: list
+
+
+def survey_results(*, rule: MessageRule) -> SurveyResults:
+    """A text survey's results page: completion rate, median time to complete, and answers per
+    question (counts for choices). Two queries, whatever the number of conversations."""
+    from messaging.models import Conversation
+    from messaging.services.conversations import survey_instrument
+
+    survey = TextSurvey.objects.select_related("rule").get(rule=rule)
+    instrument = survey_instrument(survey)
+    rows = list(
+        Conversation.objects.filter(rule=rule).values_list(
+            "state", "started_at", "finished_at", "answers"
+        )
+    )
+    by_state = {state: 0 for state in Conversation.State.values}
+    durations = []
+    for state, started, finished, _ in rows:
+        by_state[state] += 1
+        if state == Conversation.State.COMPLETED and finished:
+            durations.append((finished - started).total_seconds())
+    completed = by_state[Conversation.State.COMPLETED]
+    questions = []
+    for question in instrument.asked:
+        given = [a[question.field] for *_, a in rows if question.field in (a or {})]
+        skipped = sum(1 for a in given if a.get("skipped"))
+        counts = []
+        if question.kind in CHOICE_KINDS:
+            tally = {code: 0 for code, _ in _choices(question)}
+            for answer in given:
+                if answer.get("skipped"):
+                    continue
+                codes = answer.get("codes") or [answer.get("value", "")]
+                for code in codes:
+                    tally[code] = tally.get(code, 0) + 1
+            peak = max(tally.values(), default=0) or 1
+            labels = dict(_choices(question))
+            counts = [
+                (labels.get(code, code), n, round(160 * n / peak), 16 * i + 12)
+                for i, (code, n) in enumerate(tally.items())
+            ]
+        questions.append(
+            QuestionResult(
+                field=question.field,
+                label=question.label,
+                answered=len(given) - skipped,
+                skipped=skipped,
+                counts=counts,
+            )
+        )
+    return SurveyResults(
+        started=len(rows),
+        by_state=by_state,
+        completed=completed,
+        completion_rate=round(100 * completed / len(rows)) if rows else None,
+        median_time=_duration_words(statistics.median(durations)) if durations else "",
+        questions=questions,
+    )
+
+
+@dataclass
+class ConversationView:
+    conversation: object
+    rule_name: str
+    answers: list  # (field, question label, answer in words)
+
+
+def participant_conversations(*, participant: Participant, limit: int = 10) -> list:
+    """The participant page's text surveys, newest first, each with its answers in words and
+    any answer REDCap has not taken yet. One query (the instrument is the rule's stored one)."""
+    from messaging.models import Conversation
+    from messaging.services.conversations import survey_instrument
+
+    found = []
+    for conversation in Conversation.objects.filter(participant=participant).select_related(
+        "rule__text_survey"
+    )[:limit]:
+        instrument = survey_instrument(conversation.rule.text_survey)
+        answers = []
+        for question in instrument.asked:
+            answer = conversation.answers.get(question.field)
+            if answer is not None:
+                answers.append((question.field, question.label, _answer_words(question, answer)))
+        found.append(ConversationView(conversation, conversation.rule.name, answers))
+    return found

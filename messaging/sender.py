@@ -56,7 +56,7 @@ from django.views.decorators.debug import sensitive_variables
 from messaging import eligibility
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
-from messaging.services import claim, outbox, provider_links, record, release
+from messaging.services import claim, conversations, outbox, provider_links, record, release
 from projects.models import FieldMapping
 
 logger = logging.getLogger(__name__)
@@ -455,6 +455,7 @@ class _Loop:
         backlog = [p.message for s in self.links.values() for p in s.backlog]
         sent_counts = release.sends_so_far(messages, pending=backlog)
         suppressed = release.suppressed_fingerprints(messages)
+        surveying = conversations.surveying_fingerprints(messages)
         for message in messages:
             try:
                 prepared = release.prepare(
@@ -463,6 +464,7 @@ class _Loop:
                     redcap=redcap[message.project_id],
                     sent_counts=sent_counts,
                     suppressed=suppressed,
+                    surveying=surveying,
                 )
             except Exception:  # noqa: BLE001 - one bad row must not stop every other text
                 logger.exception("Message %s could not be prepared; retrying later.", message.pk)

@@ -3,7 +3,7 @@
 import logging
 
 from messaging import sender
-from messaging.services import notices, outbox, poll, sweep
+from messaging.services import conversations, notices, outbox, poll, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +50,13 @@ def mosio_poll() -> dict:
 def reply_digest() -> int:
     """Daily: members who asked are told how many replies wait in their projects' inboxes."""
     return notices.reply_digest_send()
+
+
+def conversations_tick() -> dict:
+    """Every minute: text-survey reminders, expiry, and answers REDCap did not take yet."""
+    return conversations.conversations_tick()
+
+
+def conversation_write_back(conversation_id: int) -> bool:
+    """Write a conversation's new answers to REDCap (retried by conversations_tick)."""
+    return conversations.conversation_write_back(conversation_id=conversation_id)

@@ -57,7 +57,11 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "messaging.optout": frozenset({V}),
     "messaging.senderlease": frozenset({V}),
     "messaging.reply": frozenset({V}),
-    "messaging.staffphone": frozenset({V}),  # added and confirmed by its owner (a texted code)
+    "messaging.staffphone": frozenset({V}),
+    "messaging.textsurvey": frozenset({V}),  # edited on the rule's form, where it is checked
+    "messaging.conversation": frozenset(
+        {V}
+    ),  # answers never listed  # added and confirmed by its owner (a texted code)
     # The task queue
     "django_q.schedule": frozenset({V}),
     "django_q.success": frozenset({V}),

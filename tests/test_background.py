@@ -40,6 +40,7 @@ SCHEDULES = {
     "messaging-retention": "messaging.tasks.retention_purge",
     "messaging-mosio-poll": "messaging.tasks.mosio_poll",
     "messaging-reply-digest": "messaging.tasks.reply_digest",
+    "messaging-surveys": "messaging.tasks.conversations_tick",
     "participant-sync-all": "projects.tasks.participant_sync_all",
     "Start monthly usage periods": "billing.tasks.usage_periods_start",
     "portal-database-statistics": "portal.tasks.refresh_statistics",

@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.services import (
+    conversations,
     inbound,
     inbox,
     optouts,
@@ -42,6 +43,12 @@ NINE, FIVE = datetime.time(9, 0), datetime.time(17, 0)
 # make it (it fails validation, or changes nothing that matters here).
 SERVICES = {
     "rule_save": (EDITOR, lambda w, u: rules.rule_save(project=w.project, actor=u, data={})),
+    "text_survey_rule_save": (
+        EDITOR,
+        lambda w, u: conversations.text_survey_rule_save(
+            project=w.project, actor=u, data={}, survey_data={"time_limit": None}
+        ),
+    ),
     "rule_set_status": (
         EDITOR,
         lambda w, u: rules.rule_set_status(rule=w.rule, status="bogus", actor=u),

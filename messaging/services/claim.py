@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.services import quota_release, quota_reserve
 from messaging.eligibility import RELEASABLE, TEXTABLE_NOW
 from messaging.models import Attempt, Message
-from messaging.scheduling import SendWindow, waiting_note, zone
+from messaging.scheduling import ANSWERS_AT_ONCE, SendWindow, waiting_note, zone
 from messaging.services.release import Prepared
 
 Status = Message.Status
@@ -222,8 +222,8 @@ def attempts_start(
     closed: dict[int, datetime.datetime] = {}  # pk -> next opening of the sending hours
     for message in messages:
         message.window_closes_at = None
-        if message.kind == "help":
-            continue  # a HELP answer ignores the hours (it answers the participant at once)
+        if message.kind in ANSWERS_AT_ONCE:
+            continue  # a HELP answer, a survey's next question: they answer the participant
         window, tz = _window_of(message)
         if window.allows(now, tz):
             message.window_closes_at = window.closes_after(now, tz)

@@ -54,6 +54,7 @@ from messaging.gateways.base import InboundSms
 from messaging.keywords import Keyword, classify, sounds_like_stop
 from messaging.models import Message, OptOut, Reply
 from messaging.services import notices
+from messaging.services.conversations import conversation_take_reply
 from messaging.services.optouts import opt_out_record
 from messaging.services.outbox import kick_sender
 from messaging.signals import audit
@@ -191,6 +192,8 @@ def inbound_receive(
                 received_at=received_at,
             )
             reply.handled = _act(reply, provider=provider, participant=participant)
+            # An open text survey takes the reply as an answer (services/conversations.py).
+            reply.handled = conversation_take_reply(reply=reply, handled=reply.handled)
             if reply.handled:
                 reply.save(update_fields=["handled"])
     except IntegrityError:

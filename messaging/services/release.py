@@ -14,7 +14,15 @@ from billing.services import quota_units_for
 from messaging import piping, segments
 from messaging.eligibility import untextable_reason
 from messaging.models import Message, MessageRule, OptOut
-from messaging.scheduling import ScheduleSpec, SendWindow, occurrences_between, waiting_note, zone
+from messaging.scheduling import (
+    ANSWERS_AT_ONCE,
+    ScheduleSpec,
+    SendWindow,
+    occurrences_between,
+    waiting_note,
+    zone,
+)
+from messaging.services import conversations
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
@@ -22,6 +30,7 @@ from projects.services.links import redcap_client_for
 logger = logging.getLogger(__name__)
 Status = Message.Status
 REDCAP_RETRY = datetime.timedelta(minutes=2)
+SURVEY_WAIT = datetime.timedelta(minutes=30)  # re-checked sooner: a finished survey frees them
 
 
 @dataclass
@@ -252,6 +261,7 @@ def sends_so_far(
             rule_id__in={r for _, r in pairs},
             status__in=[Status.SENDING, Status.UNKNOWN, Status.SENT, Status.DELIVERED],
         )
+        .exclude(kind__in=conversations.SURVEY_KINDS)  # a text survey's questions are not sends
         .values("participant_id", "rule_id")
         .annotate(n=Count("id"))
     )
@@ -286,6 +296,7 @@ def prepare(
     redcap: ReleaseData,
     sent_counts: dict,
     suppressed: set,
+    surveying: set | None = None,
 ) -> Prepared | None:
     """Check eligibility at release time and render the text. None: skipped or deferred.
 
@@ -305,11 +316,22 @@ def prepare(
         return None
     tz = zone(participant.time_zone or project.time_zone)
     window = SendWindow.for_project(project)
-    # A HELP reply answers a text the participant has just sent: it ignores the sending hours.
-    if message.kind != "help" and not window.allows(now, tz):
+    # A text survey open with the number: other texts wait until it ends (`surveying`: the
+    # batch's numbers with one open; docs/redcap.md "Text surveys").
+    if conversations.waits_for_survey(message, surveying):
+        defer(message, now + SURVEY_WAIT, conversations.WAIT_NOTE)
+        return None
+    # A HELP reply, or a text survey's next question, answers a text the participant has just
+    # sent: it ignores the sending hours.
+    if message.kind not in ANSWERS_AT_ONCE and not window.allows(now, tz):
         opening = window.next_opening(now, tz)
         defer(message, opening, waiting_note(opening, tz))
         return None
+    if message.kind in conversations.SURVEY_KINDS:
+        # A text of an open conversation: written when it was queued (no piping, no limits).
+        count = segments.count(message.adhoc_body)
+        units = quota_units_for(messages=1, segments=count.segments)
+        return Prepared(message=message, body=message.adhoc_body, count=count, units=units)
     if rule is not None:
         if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
             _skip(message, f"Already texted {_times(rule.max_sends)} by this message.")
@@ -335,7 +357,10 @@ def prepare(
         if rule is not None and rule.instrument:
             if rule.stop_when_complete or used & piping.SURVEY_TOKENS:
                 survey = redcap.survey(rule.instrument, rule.event).get(participant.record_id, {})
-                if rule.stop_when_complete and str(survey.get("response_status", "")) == "2":
+                if rule.stop_when_complete and (
+                    str(survey.get("response_status", "")) == "2"
+                    or conversations.completed_by_text(participant=participant, rule=rule)
+                ):
                     _skip(message, "The participant already completed the survey.")
                     return None
                 survey_link = survey.get("survey_link", "")
@@ -359,10 +384,22 @@ def prepare(
         # text; try again shortly.
         defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {exc}")
         return None
+    survey_tail = ""
+    if rule is not None and rule.kind == MessageRule.Kind.TEXT_SURVEY:
+        try:
+            survey_tail = conversations.conversation_begin(message=message, now=now)
+        except (RedcapError, ValidationError) as exc:
+            words = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            defer(message, now + REDCAP_RETRY, f"REDCap could not be reached: {words}")
+            return None
+        if survey_tail is None:
+            return None
     context = piping.PipingContext(
         values=values, survey_link=survey_link, survey_queue_link=queue_link
     )
     body = piping.render(body_template, context)
+    if survey_tail:
+        body = f"{body}\n\n{survey_tail}" if body.strip() else survey_tail
     if len(body) > piping.MAX_BODY_CHARS:
         Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
             status=Status.FAILED,

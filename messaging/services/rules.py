@@ -10,6 +10,7 @@ from django.utils import timezone
 from messaging import piping, segments
 from messaging.models import Message, MessageRule
 from messaging.scheduling import ScheduleSpec, first_occurrence, zone
+from messaging.services import conversations
 from messaging.signals import audit
 from projects.access import EDITOR, project_role_require
 from projects.models import FieldMapping, Project
@@ -192,7 +193,12 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
     if not rule.name.strip():
         errors["name"] = "Give the message a name the team will recognise."
     if rule.kind not in Kind.values:
-        errors["kind"] = "Choose invitation, reminder, follow-up or alert."
+        errors["kind"] = "Choose invitation, reminder, follow-up, alert or text survey."
+    elif rule.kind == Kind.TEXT_SURVEY and not conversations.text_survey_settings_given(rule):
+        errors["kind"] = (
+            "A text survey needs its settings (closing and invalid-answer texts, time limit): "
+            "create it on the project's Messages page."
+        )
     _validate_body(rule, mapping, errors)
     if rule.recipients == Recipients.FILTER and not rule.filter_logic.strip():
         errors["filter_logic"] = "Write the REDCap logic that picks the recipients."

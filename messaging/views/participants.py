@@ -49,6 +49,7 @@ def participant_detail(request, pk: int, participant_id: int):
             "participant": participant,
             "can_edit": can_edit(role),
             "texts": selectors.participant_thread(participant=participant),
+            "surveys": selectors.participant_conversations(participant=participant),
             "cancellable": (Message.Status.QUEUED, Message.Status.HELD),
             "delivered_statuses": (Message.Status.SENT, Message.Status.DELIVERED),
             "sending_hours": sending_hours(project),

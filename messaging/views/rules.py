@@ -11,9 +11,9 @@ from django.views.decorators.http import require_POST
 from billing.selectors import account_usage
 from billing.services import quota_unit_label, quota_units_for
 from messaging import piping, selectors
-from messaging.forms import RuleForm, split_record_ids
-from messaging.models import MessageRule, Send
-from messaging.services import outbox, rules
+from messaging.forms import RuleForm, TextSurveyForm, split_record_ids
+from messaging.models import MessageRule, Send, TextSurvey
+from messaging.services import conversations, outbox, rules
 from messaging.views.common import can_edit, missing_setup_steps, sees_account, sending_hours
 from projects.access import project_get_for_user
 from projects.forms import error_text, form_apply_errors
@@ -26,6 +26,8 @@ from projects.selectors import (
 from projects.services.links import redcap_client_for
 
 Role = Membership.Role
+# The text survey's settings the service names, as the form names them.
+SURVEY_FORM_NAMES = {"time_limit": "time_limit_hours", "reminder_before": "reminder_hours"}
 
 
 def _instruments(project) -> tuple[list[tuple[str, str]], str]:
@@ -82,19 +84,38 @@ def _rule_form(request, project, role, rule=None):
         date_fields=list(mapping.date_fields) if mapping else [],
         initial=None if rule else {"start_date": rules.default_start(project)},
     )
+    text_survey = getattr(rule, "text_survey", None) if rule is not None else None
+    survey_form = TextSurveyForm(request.POST or None, survey=text_survey)
     if request.method == "POST":
         project, role = project_get_for_user(user=request.user, pk=project.pk, min_role=Role.EDITOR)
-        if form.is_valid():
+        is_survey = request.POST.get("kind") == MessageRule.Kind.TEXT_SURVEY
+        if form.is_valid() and (not is_survey or survey_form.is_valid()):
             try:
-                saved = rules.rule_save(
-                    project=project, actor=request.user, data=form.service_data(), rule=rule
-                )
+                if is_survey:
+                    saved = conversations.text_survey_rule_save(
+                        project=project,
+                        actor=request.user,
+                        data=form.service_data(),
+                        survey_data=survey_form.service_data(),
+                        rule=rule,
+                    )
+                else:
+                    saved = rules.rule_save(
+                        project=project, actor=request.user, data=form.service_data(), rule=rule
+                    )
                 if "activate" in request.POST and saved.status != MessageRule.Status.ACTIVE:
                     saved = rules.rule_set_status(
                         rule=saved, status=MessageRule.Status.ACTIVE, actor=request.user
                     )
             except ValidationError as exc:
-                form_apply_errors(form, exc)
+                if is_survey and hasattr(exc, "error_dict"):
+                    named = {SURVEY_FORM_NAMES.get(k, k): v for k, v in exc.error_dict.items()}
+                    for name in [k for k in named if k in survey_form.fields]:
+                        survey_form.add_error(name, named.pop(name))
+                    if named:
+                        form_apply_errors(form, ValidationError(named))
+                else:
+                    form_apply_errors(form, exc)
             else:
                 flash.success(
                     request, f"“{saved.name}” saved ({saved.get_status_display().lower()})."
@@ -110,6 +131,8 @@ def _rule_form(request, project, role, rule=None):
             "form": form,
             "rule": rule,
             "redcap_error": redcap_error,
+            "survey_form": survey_form,
+            "text_survey": text_survey,
             "preview_participants": participants,
             "piping_names": sorted(piping.allowed_tokens(mapping)),
             "piping_dates": bool(mapping and mapping.date_fields),
@@ -245,3 +268,54 @@ def rule_preview(request, pk: int):
         }
     )
     return JsonResponse(result)
+
+
+@login_required
+def survey_results(request, pk: int, rule_id: int):
+    """A text survey's results: completion, median time, answers per question."""
+    project, role = project_get_for_user(user=request.user, pk=pk)
+    rule = get_object_or_404(
+        MessageRule, pk=rule_id, project=project, kind=MessageRule.Kind.TEXT_SURVEY
+    )
+    return render(
+        request,
+        "messaging/survey_results.html",
+        {
+            "project": project,
+            "role": role,
+            "rule": rule,
+            "results": selectors.survey_results(rule=rule),
+            "tab": "messages",
+        },
+    )
+
+
+@login_required
+@require_POST
+def survey_check(request, pk: int):
+    """The rule form's "Check the instrument": what a text survey would ask and refuse, and
+    its worst-case cost, read from REDCap before anything is saved (an HTML fragment)."""
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    form = TextSurveyForm(request.POST)
+    survey = TextSurvey()
+    if form.is_valid():
+        for name, value in form.service_data().items():
+            setattr(survey, name, "" if value is None and name.endswith("_text") else value)
+    try:
+        read, cost = conversations.text_survey_inspect(
+            project=project,
+            instrument=request.POST.get("instrument", ""),
+            event=request.POST.get("event", ""),
+            survey=survey,
+            intro=request.POST.get("body", ""),
+        )
+    except ValidationError as exc:
+        return render(request, "messaging/_text_survey_check.html", {"problem": error_text(exc)})
+    survey.askable = [q.field for q in read.questions]
+    survey.refused = [str(s) for s in read.refused]
+    survey.cost_texts, survey.cost_segments = cost.texts, cost.segments
+    return render(
+        request,
+        "messaging/_text_survey_check.html",
+        {"survey": survey, "warnings": read.warnings},
+    )

@@ -191,8 +191,26 @@
     }, seconds * 1000);
   }
 
+  // A text survey's "Check the instrument": the form as it stands, answered with an HTML
+  // fragment listing what is asked and refused and the worst-case cost.
+  function checkSurvey(button) {
+    var form = button.closest("form");
+    var target = document.getElementById("text-survey-check");
+    target.textContent = "Reading the instrument from REDCap…";
+    fetch(button.getAttribute("data-survey-check-url"), {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+    })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        target.innerHTML = html || "The check did not answer; try again.";
+      })
+      .catch(function () { target.textContent = "The check did not answer; try again."; });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-refresh-url]").forEach(refreshList);
+    var surveyCheck = document.getElementById("survey-check-button");
+    if (surveyCheck) surveyCheck.addEventListener("click", function () { checkSurvey(surveyCheck); });
     document.querySelectorAll("input[type=radio], select").forEach(function (input) {
       input.addEventListener("change", syncConditional);
     });

@@ -11,7 +11,12 @@ from django.utils import timezone
 from messaging.models import Message, Reply
 from messaging.services import outbox
 from projects.models import Membership, Project
-from tests.factories import MembershipFactory, ParticipantFactory, ProjectFactory
+from tests.factories import (
+    MembershipFactory,
+    MessageRuleFactory,
+    ParticipantFactory,
+    ProjectFactory,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = timezone.now()
@@ -123,3 +128,25 @@ def test_an_editor_cannot_change_retention(as_user):
     url = reverse("project-settings", args=[project.pk])
     assert as_user(editor).post(url, {"retention": "1", "retention-days": "90"}).status_code == 403
     assert Project.objects.get(pk=project.pk).retention_days is None
+
+
+def test_a_reply_whose_survey_answers_are_not_yet_in_redcap_keeps_its_body():
+    from messaging.models import Conversation
+
+    project = ProjectFactory(retention_days=30)
+    waiting, done = ParticipantFactory(project=project), ParticipantFactory(project=project)
+    rule = MessageRuleFactory(project=project)
+    for person, unwritten in ((waiting, ["pain"]), (done, [])):
+        Conversation.objects.create(
+            rule=rule,
+            project=project,
+            participant=person,
+            state=Conversation.State.EXPIRED,
+            started_at=NOW,
+            expires_at=NOW,
+            unwritten=unwritten,
+        )
+    kept = old_reply(project, 90, participant=waiting)
+    gone = old_reply(project, 90, participant=done)
+    outbox.retention_purge(now=NOW)
+    assert body(kept) == "an answer" and body(gone) == ""

@@ -13,6 +13,7 @@ EXPECTED = {
     "messaging.tasks.retention_purge": (Schedule.DAILY, None),
     "messaging.tasks.mosio_poll": (Schedule.MINUTES, 1),
     "messaging.tasks.reply_digest": (Schedule.DAILY, None),
+    "messaging.tasks.conversations_tick": (Schedule.MINUTES, 1),
     "projects.tasks.participant_sync_all": (Schedule.MINUTES, 15),
     "billing.tasks.usage_periods_start": (Schedule.MINUTES, 15),
     "portal.tasks.refresh_statistics": (Schedule.HOURLY, None),
