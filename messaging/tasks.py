@@ -35,3 +35,15 @@ def send_queued() -> dict:
 def retention_purge() -> int:
     """Daily: blank the text of messages older than MESSAGE_RETENTION_DAYS (metadata stays)."""
     return outbox.retention_purge()
+
+
+def triggers_evaluate(project_id: int, participant_id: int | None = None) -> dict:
+    """A record was saved in REDCap (or the project synced): fire the logic and follow-up
+    triggers that became due (messaging/services/triggers.py)."""
+    from messaging.services.triggers import triggers_evaluate as evaluate
+
+    report = evaluate(
+        project_id=project_id,
+        participant_ids=None if participant_id is None else [participant_id],
+    )
+    return {"fired": report.fired, "skipped": report.skipped, "errors": report.errors}

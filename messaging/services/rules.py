@@ -44,7 +44,27 @@ RULE_FIELDS = (
     "offset_days",
     "stop_when_complete",
     "max_sends",
+    "trigger",
+    "offset",
+    "offset_unit",
+    "trigger_logic",
+    "logic_repeat",
+    "anchor_rule",
+    "repeat_every_days",
+    "repeat_count",
 )
+Trigger, Unit = MessageRule.Trigger, MessageRule.OffsetUnit
+# Each trigger's `schedule` (the old field the calendar dispatcher reads).
+TRIGGER_SCHEDULE = {
+    Trigger.ONCE: Schedule.ONCE,
+    Trigger.RECURRING: Schedule.RECURRING,
+    Trigger.RELATIVE: Schedule.RELATIVE,
+    Trigger.MANUAL: Schedule.MANUAL,
+    Trigger.LOGIC: Schedule.MANUAL,
+    Trigger.COMPLETION: Schedule.MANUAL,
+    Trigger.INVITATION: Schedule.MANUAL,
+}
+MAX_OFFSET = {Unit.DAYS: 3650, Unit.HOURS: 3650 * 24, Unit.MINUTES: 3650 * 24 * 60}
 
 
 def _validate_body(rule: MessageRule, mapping: FieldMapping | None, errors: dict) -> None:
@@ -110,7 +130,7 @@ def _validate_schedule(rule: MessageRule, project: Project, mapping, errors: dic
             errors["until_date"] = "The end date is in the past."
         if not rule.until_date and not rule.max_occurrences:
             errors["until_date"] = "Give an end date or a number of times, so the texts stop."
-    elif rule.schedule == Schedule.RELATIVE:
+    elif rule.trigger == Trigger.RELATIVE:
         date_fields = list(mapping.date_fields) if mapping else []
         if not rule.date_field:
             errors["date_field"] = "Choose the REDCap date the texts are relative to."
@@ -120,18 +140,84 @@ def _validate_schedule(rule: MessageRule, project: Project, mapping, errors: dic
                 + (f" ({', '.join(date_fields)})" if date_fields else "")
                 + ". Map it as a date field under Set-up → Fields first."
             )
-        if abs(rule.offset_days) > 3650:
-            errors["offset_days"] = "Use an offset of at most 3,650 days."
+        _validate_offset(rule, errors, signed=True)
+    elif rule.trigger == Trigger.LOGIC:
+        _validate_logic(rule, errors)
+    elif rule.trigger == Trigger.COMPLETION:
+        if not rule.instrument:
+            errors["instrument"] = "Choose the survey whose completion starts the follow-up."
+        _validate_offset(rule, errors, signed=False)
+    elif rule.trigger == Trigger.INVITATION:
+        _validate_reminders(rule, errors)
+
+
+def _validate_offset(rule: MessageRule, errors: dict, *, signed: bool) -> None:
+    if rule.offset_unit not in Unit.values:
+        errors["offset_unit"] = "Choose days, hours or minutes."
+        return
+    unit = Unit(rule.offset_unit).label
+    if abs(rule.offset) > MAX_OFFSET[rule.offset_unit]:
+        errors["offset"] = f"Use an offset of at most {MAX_OFFSET[rule.offset_unit]:,} {unit}."
+    elif not signed and rule.offset < 1:
+        errors["offset"] = (
+            f"A follow-up goes out after the survey was completed: use at least 1 {unit[:-1]} "
+            f"({rule.offset} {unit} would be "
+            + ("the moment of completion" if rule.offset == 0 else "before it")
+            + "; for that, trigger on REDCap logic instead)."
+        )
+    elif signed and rule.offset_unit != Unit.DAYS and rule.offset == 0:
+        errors["offset"] = (
+            f"0 {unit} after the date-time is the date-time itself: give an offset, or choose "
+            "days to send at a time of day."
+        )
+
+
+def _validate_logic(rule: MessageRule, errors: dict) -> None:
+    from projects.logic import LogicError, parse
+
+    text = rule.trigger_logic.strip()
+    if not text:
+        errors["trigger_logic"] = "Write the REDCap logic whose becoming true sends the text."
+        return
+    try:
+        parse(text)
+    except LogicError as exc:
+        errors["trigger_logic"] = f"REDCap would not accept this logic: {exc}"
+    if rule.logic_repeat not in MessageRule.LogicRepeat.values:
+        errors["logic_repeat"] = "Choose once per record, once per repeat instance or every time."
+
+
+def _validate_reminders(rule: MessageRule, errors: dict) -> None:
+    anchor = rule.anchor_rule
+    if anchor is None:
+        errors["anchor_rule"] = "Choose the invitation these reminders follow."
+    elif anchor.project_id != rule.project_id or anchor.kind != Kind.INVITATION:
+        errors["anchor_rule"] = "Choose a survey invitation of this project."
+    elif rule.pk and anchor.pk == rule.pk:
+        errors["anchor_rule"] = "Reminders cannot follow themselves."
+    if not rule.repeat_every_days or rule.repeat_every_days < 1:
+        errors["repeat_every_days"] = "Remind every 1 day or more (0 days would text at once)."
+    elif rule.repeat_every_days > 365:
+        errors["repeat_every_days"] = "Remind at most every 365 days."
+    if not rule.repeat_count or rule.repeat_count < 1:
+        errors["repeat_count"] = "Send at least 1 reminder."
+    elif rule.repeat_count > 50:
+        errors["repeat_count"] = "Send at most 50 reminders."
+    if not rule.instrument:
+        errors["instrument"] = "Choose the survey whose completion stops the reminders."
 
 
 def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> None:
     """Ask REDCap about the parts only REDCap can judge: surveys and filter logic."""
     needs_survey = rule.instrument and (
-        "survey-link" in piping.tokens(rule.body) or rule.stop_when_complete
+        "survey-link" in piping.tokens(rule.body)
+        or rule.stop_when_complete
+        or rule.trigger in (Trigger.COMPLETION, Trigger.INVITATION)
     )
     needs_filter = rule.recipients == Recipients.FILTER
     needs_records = rule.recipients == Recipients.RECORDS and bool(rule.record_ids)
-    if not (needs_survey or needs_filter or needs_records or rule.instrument):
+    needs_logic = rule.trigger == Trigger.LOGIC
+    if not (needs_survey or needs_filter or needs_records or needs_logic or rule.instrument):
         return
     try:
         client = redcap_client_for(project)
@@ -148,10 +234,23 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
             try:
                 client.participant_list(instrument=rule.instrument, event=rule.event or None)
             except RedcapRequestError as exc:
-                errors["instrument"] = (
-                    f"{rule.instrument} is not a survey in REDCap, so it has no survey link "
-                    f"(REDCap said: {exc}). Enable it as a survey, or choose another instrument."
-                )
+                if rule.trigger == Trigger.COMPLETION:
+                    errors["instrument"] = (
+                        f"{rule.instrument} is not a survey in REDCap, so REDCap records no "
+                        f"completion time for it (REDCap said: {exc}). A follow-up needs a "
+                        "survey: enable it as a survey, or choose another instrument."
+                    )
+                else:
+                    errors["instrument"] = (
+                        f"{rule.instrument} is not a survey in REDCap, so it has no survey "
+                        f"link (REDCap said: {exc}). Enable it as a survey, or choose another "
+                        "instrument."
+                    )
+        if needs_logic:
+            try:
+                client.records(fields=[client.record_id_field()], filter_logic=rule.trigger_logic)
+            except RedcapRequestError as exc:
+                errors["trigger_logic"] = f"REDCap rejected this logic: {exc}"
         if needs_filter:
             try:
                 client.records(fields=[client.record_id_field()], filter_logic=rule.filter_logic)
@@ -202,7 +301,10 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
         errors["instrument"] = "Choose the survey whose completion stops the reminders."
     if rule.max_sends is not None and rule.max_sends < 1:
         errors["max_sends"] = "Use a number of texts of at least 1."
-    _validate_schedule(rule, project, mapping, errors)
+    if rule.trigger not in Trigger.values:
+        errors["trigger"] = "Choose what sends the text."
+    else:
+        _validate_schedule(rule, project, mapping, errors)
     if not errors and check_redcap:
         _validate_with_redcap(rule, project, errors)
     if errors:
@@ -221,9 +323,25 @@ def rule_save(
         raise PermissionDenied("That message belongs to another project.")
     if rule.status == Status.ARCHIVED:
         raise ValidationError("This message is archived; duplicate it to use it again.")
+    data = dict(data)
+    # Callers from before triggers name a schedule and an offset in days: the same trigger.
+    if "trigger" not in data and "schedule" in data:
+        data["trigger"] = data["schedule"]
+    if "offset" not in data and "offset_days" in data:
+        data["offset"], data["offset_unit"] = data["offset_days"], Unit.DAYS
     for field in RULE_FIELDS:
         if field in data:
             setattr(rule, field, data[field])
+    if rule.trigger in TRIGGER_SCHEDULE:
+        rule.schedule = TRIGGER_SCHEDULE[rule.trigger]
+    if rule.offset_unit == Unit.DAYS:
+        rule.offset_days = rule.offset  # the relative schedule's days (the old field)
+    if rule.trigger == Trigger.INVITATION:
+        rule.stop_when_complete = True  # "until the survey is complete"
+        if rule.anchor_rule is not None and not rule.instrument:
+            # The invitation's survey, unless another is chosen.
+            rule.instrument, rule.event = rule.anchor_rule.instrument, rule.anchor_rule.event
+    rule.trigger_logic = (rule.trigger_logic or "").strip()
     rule.body = rule.body.strip()
     rule.record_ids = [str(r).strip() for r in rule.record_ids or [] if str(r).strip()]
     validate(rule)
