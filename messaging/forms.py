@@ -37,8 +37,17 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = MessageRule
-        fields = list(RULE_FIELDS)
+        # `schedule` and `offset_days` follow the trigger and the offset (the service sets them).
+        fields = [f for f in RULE_FIELDS if f not in ("schedule", "offset_days")]
         labels = {
+            "trigger": "Trigger",
+            "offset": "How long after (negative: before)",
+            "offset_unit": "Unit",
+            "trigger_logic": "REDCap logic",
+            "logic_repeat": "Send",
+            "anchor_rule": "After the invitation",
+            "repeat_every_days": "Every (days)",
+            "repeat_count": "Up to (times)",
             "kind": "Kind",
             "body": "Text",
             "recipients": "Send to",
@@ -59,15 +68,51 @@ class RuleForm(forms.ModelForm):
             "kind": forms.RadioSelect,
             "recipients": forms.RadioSelect,
             "schedule": forms.RadioSelect,
+            "trigger": forms.RadioSelect,
+            "logic_repeat": forms.RadioSelect,
+            "trigger_logic": forms.Textarea(attrs={"rows": 2}),
             "send_time": forms.TimeInput(attrs={"type": "time"}),
             "once_date": forms.DateInput(attrs={"type": "date"}),
             "start_date": forms.DateInput(attrs={"type": "date"}),
             "until_date": forms.DateInput(attrs={"type": "date"}),
         }
 
-    def __init__(self, *args, instruments: list[tuple[str, str]], date_fields: list[str], **kw):
+    def __init__(
+        self,
+        *args,
+        instruments: list[tuple[str, str]],
+        date_fields: list[str],
+        project=None,
+        **kw,
+    ):
+        self.project = project
         super().__init__(*args, **kw)
         self.fields["kind"].choices = MessageRule.Kind.choices  # no blank radio
+        self.fields["trigger"].choices = MessageRule.Trigger.choices
+        self.fields["trigger"].required = False  # posts from before triggers name a schedule
+        self.fields["logic_repeat"].choices = MessageRule.LogicRepeat.choices
+        self.fields["logic_repeat"].required = False
+        self.fields["offset"].required = False
+        self.fields["offset_unit"].required = False
+        self.fields[
+            "offset"
+        ].help_text = (
+            "Days: sent at the time of day below. Hours or minutes: exactly that long after."
+        )
+        self.fields["trigger_logic"].help_text = (
+            "Checked each time REDCap saves the record (Data Entry Trigger) and at each sync; "
+            "it sends when the logic turns from false to true, e.g. [pain_score] >= 8."
+        )
+        project = self.project or (self.instance.project if self.instance.pk else None)
+        invitations = MessageRule.objects.filter(kind=MessageRule.Kind.INVITATION).exclude(
+            status=MessageRule.Status.ARCHIVED
+        )
+        self.fields["anchor_rule"].queryset = (
+            invitations.filter(project=project).exclude(pk=self.instance.pk)
+            if project
+            else invitations.none()
+        )
+        self.fields["anchor_rule"].empty_label = "Choose the invitation"
         for name in ("stop_when_complete", "max_sends", "send_time"):
             self.fields[name].help_text = ""  # the label says it all
         self.fields["instrument"].choices = [("", "— none —"), *instruments]
@@ -90,6 +135,11 @@ class RuleForm(forms.ModelForm):
             "until_date",
             "max_occurrences",
             "date_field",
+            "offset",
+            "trigger_logic",
+            "anchor_rule",
+            "repeat_every_days",
+            "repeat_count",
         ):
             self.fields[name].conditionally_required = True
         if self.instance.pk:
@@ -102,7 +152,20 @@ class RuleForm(forms.ModelForm):
         pass  # the service validates (with REDCap) and saves
 
     def service_data(self) -> dict:
-        return dict(self.cleaned_data)
+        data = dict(self.cleaned_data)
+        # A post from before triggers (a schedule and days) means the same trigger.
+        if not data.get("trigger"):
+            data["trigger"] = self.data.get("schedule") or MessageRule.Trigger.ONCE
+        if self.data.get("offset") in (None, "") and self.data.get("offset_days") not in (None, ""):
+            try:
+                data["offset"] = int(self.data["offset_days"])
+            except ValueError:
+                data["offset"] = 0
+        if data.get("offset") is None:
+            data["offset"] = 0
+        data["offset_unit"] = data.get("offset_unit") or MessageRule.OffsetUnit.DAYS
+        data["logic_repeat"] = data.get("logic_repeat") or MessageRule.LogicRepeat.ONCE
+        return data
 
 
 class AdhocForm(forms.Form):

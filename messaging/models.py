@@ -35,7 +35,7 @@ class MessageRule(models.Model):
         """What makes the rule text (docs/sending.md, "Triggers"). The first four are the old
         schedules (`schedule` keeps their value); the last three react to REDCap."""
 
-        ONCE = "once", "At a date and time"
+        ONCE = "once", "Once, at a date and time"
         RECURRING = "recurring", "Recurring"
         RELATIVE = "relative", "Relative to a REDCap date or date-time"
         MANUAL = "manual", "Only when sent by hand"

@@ -80,6 +80,7 @@ def _rule_form(request, project, role, rule=None):
         instance=rule,
         instruments=instruments,
         date_fields=list(mapping.date_fields) if mapping else [],
+        project=project,
         initial=None if rule else {"start_date": rules.default_start(project)},
     )
     if request.method == "POST":

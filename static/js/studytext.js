@@ -69,7 +69,7 @@
       var checked = document.querySelector("input[name=" + parts[0] + "]:checked");
       var select = document.querySelector("select[name=" + parts[0] + "]");
       var value = checked ? checked.value : select ? select.value : "";
-      var match = value === parts[1];
+      var match = parts[1].split("|").indexOf(value) !== -1; // "trigger=relative|completion"
       el.hidden = el.hasAttribute("data-show-when") ? !match : match;
     });
   }

@@ -426,3 +426,61 @@ def test_reminders_follow_each_participants_invitation_and_stop_on_completion(sy
     text.refresh_from_db()
     assert got is None and text.status == "skipped"
     assert "completed the survey" in text.error
+
+
+# --- The form --------------------------------------------------------------------------------
+def _post(client, project, **fields):
+    from django.urls import reverse
+
+    base = {
+        "kind": "alert",
+        "name": "Pain alert",
+        "body": "Hi [first_name], we saw your answer and will call you today.",
+        "recipients": "all",
+        "send_time": "10:00",
+        "offset_unit": "days",
+    }
+    return client.post(reverse("rule-create", args=[project.pk]), {**base, **fields})
+
+
+def test_the_form_shows_each_triggers_options_under_its_choice(mapped_project, researcher, as_user):
+    from django.urls import reverse
+
+    page = as_user(researcher).get(reverse("rule-create", args=[mapped_project.pk]))
+    html = page.content.decode()
+    for trigger in ("logic", "invitation", "relative|completion"):
+        assert f'data-show-when="trigger={trigger}"' in html
+    assert 'name="trigger_logic"' in html and 'name="repeat_every_days"' in html
+
+
+def test_the_form_saves_a_logic_trigger(mapped_project, researcher, as_user):
+    response = _post(
+        as_user(researcher),
+        mapped_project,
+        trigger="logic",
+        trigger_logic="[wk_servings] >= '15'",
+        logic_repeat="instance",
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    rule = MessageRule.objects.get()
+    assert (rule.trigger, rule.schedule, rule.logic_repeat) == ("logic", "manual", "instance")
+    assert rule.schedule_summary() == (
+        "When [wk_servings] >= '15' becomes true (once per repeat instance)"
+    )
+
+
+def test_the_form_refuses_a_follow_up_without_a_positive_offset(
+    mapped_project, researcher, as_user
+):
+    response = _post(
+        as_user(researcher),
+        mapped_project,
+        kind="follow_up",
+        trigger="completion",
+        instrument="weekly_checkin",
+        offset="0",
+        offset_unit="hours",
+    )
+    assert response.status_code == 200
+    assert "use at least 1 hour" in response.context["form"].errors["offset"][0]
+    assert not MessageRule.objects.exists()
