@@ -10,6 +10,7 @@ from messaging.models import (
     Send,
     SenderLease,
     StaffPhone,
+    TeamAlert,
 )
 
 
@@ -137,3 +138,11 @@ class ReplyAdmin(LargeListAdmin):
     list_display = ["received_at", "project", "participant", "phone_last4", "keyword", "handled"]
     list_filter = ["keyword", ProviderFilter, ("participant", admin.EmptyFieldListFilter)]
     exclude = ["phone_fingerprint"]
+
+
+@admin.register(TeamAlert)
+class TeamAlertAdmin(ReadOnlyAdmin):
+    """Alerts to a study team: when and how many e-mails and texts; never the text itself."""
+
+    list_display = ["created_at", "project", "rule", "participant", "sent_at", "emails", "texts"]
+    list_select_related = ["project", "rule", "participant"]

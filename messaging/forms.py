@@ -32,6 +32,12 @@ class RuleForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple(attrs={"class": "inline-choices"}),
         help_text="Leave every day unticked to text every day.",
     )
+    alert_emails = forms.CharField(
+        label="And these e-mail addresses",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One per line (a shared inbox, the PI).",
+    )
     instrument = forms.ChoiceField(label="Survey", required=False)
     date_field = forms.ChoiceField(label="REDCap date", required=False)
 
@@ -48,6 +54,9 @@ class RuleForm(forms.ModelForm):
             "anchor_rule": "After the invitation",
             "repeat_every_days": "Every (days)",
             "repeat_count": "Up to (times)",
+            "notify_team": "Alert the study team instead of texting the participant",
+            "alert_members": "E-mail these project members",
+            "alert_sms": "Also text the chosen members' own phones",
             "kind": "Kind",
             "body": "Text",
             "recipients": "Send to",
@@ -70,6 +79,7 @@ class RuleForm(forms.ModelForm):
             "schedule": forms.RadioSelect,
             "trigger": forms.RadioSelect,
             "logic_repeat": forms.RadioSelect,
+            "alert_members": forms.CheckboxSelectMultiple,
             "trigger_logic": forms.Textarea(attrs={"rows": 2}),
             "send_time": forms.TimeInput(attrs={"type": "time"}),
             "once_date": forms.DateInput(attrs={"type": "date"}),
@@ -113,6 +123,25 @@ class RuleForm(forms.ModelForm):
             else invitations.none()
         )
         self.fields["anchor_rule"].empty_label = "Choose the invitation"
+        from django.contrib.auth import get_user_model
+
+        self.fields["alert_members"].queryset = (
+            get_user_model().objects.filter(memberships__project=project).order_by("email")
+            if project
+            else get_user_model().objects.none()
+        )
+        self.fields["alert_members"].label_from_instance = lambda u: u.get_full_name() or u.email
+        self.fields["alert_sms"].help_text = (
+            "E-mails to the team do not count against the texts quota; a text to a member's "
+            "phone (confirmed under “My phone”) counts as one text, like any other."
+        )
+        self.fields["notify_team"].help_text = (
+            "For “when REDCap logic becomes true” or “after a survey was completed”. The text "
+            "can pipe any REDCap field, e.g. “Participant [record_id] reported pain "
+            "[pain_score]”; never the participant's phone number."
+        )
+        if self.instance.pk:
+            self.initial["alert_emails"] = "\n".join(self.instance.alert_emails or [])
         for name in ("stop_when_complete", "max_sends", "send_time"):
             self.fields[name].help_text = ""  # the label says it all
         self.fields["instrument"].choices = [("", "— none —"), *instruments]
@@ -145,6 +174,9 @@ class RuleForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["record_ids"] = ", ".join(self.instance.record_ids or [])
 
+    def clean_alert_emails(self) -> list[str]:
+        return [e for e in re.split(r"[\s,;]+", self.cleaned_data.get("alert_emails") or "") if e]
+
     def clean_record_ids(self) -> list[str]:
         return split_record_ids(self.cleaned_data.get("record_ids") or "")
 
@@ -165,6 +197,7 @@ class RuleForm(forms.ModelForm):
             data["offset"] = 0
         data["offset_unit"] = data.get("offset_unit") or MessageRule.OffsetUnit.DAYS
         data["logic_repeat"] = data.get("logic_repeat") or MessageRule.LogicRepeat.ONCE
+        data["alert_members"] = list(data.get("alert_members") or [])
         return data
 
 

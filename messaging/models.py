@@ -104,6 +104,18 @@ class MessageRule(models.Model):
     repeat_every_days = models.PositiveIntegerField(null=True, blank=True)
     repeat_count = models.PositiveIntegerField(null=True, blank=True)
 
+    # Alerts to the study team (docs/sending.md, "Alerts to the study team"): instead of texting
+    # the participant, the alert e-mails these members and addresses (and texts the members'
+    # verified phones when `alert_sms`), with the record's values piped in.
+    notify_team = models.BooleanField(
+        default=False, help_text="Alert the study team instead of texting the participant."
+    )
+    alert_members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    alert_emails = models.JSONField(default=list, blank=True)
+    alert_sms = models.BooleanField(
+        default=False, help_text="Also text the members' own verified phones (counts as texts)."
+    )
+
     stop_when_complete = models.BooleanField(
         default=False, help_text="Stop once the participant has completed the survey."
     )
@@ -534,3 +546,31 @@ class TriggerState(models.Model):
 
     def __str__(self) -> str:
         return f"Trigger state of rule {self.rule_id} for participant {self.participant_id}"
+
+
+class TeamAlert(models.Model):
+    """One alert to the study team about one record: written once per trigger occurrence (its
+    dedup key, like a Message's), then e-mailed (and texted) by a task. The rendered text is not
+    kept here: it holds the record's values."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="team_alerts"
+    )
+    rule = models.ForeignKey(MessageRule, on_delete=models.CASCADE, related_name="team_alerts")
+    participant = models.ForeignKey(
+        "projects.Participant", on_delete=models.CASCADE, related_name="+"
+    )
+    occurrence = models.CharField(max_length=64)
+    dedup_key = models.CharField(max_length=200, unique=True)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    emails = models.PositiveSmallIntegerField(default=0, help_text="E-mails sent.")
+    texts = models.PositiveSmallIntegerField(default=0, help_text="Texts to staff phones.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Team alert #{self.pk} of rule {self.rule_id}"

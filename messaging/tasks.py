@@ -46,4 +46,17 @@ def triggers_evaluate(project_id: int, participant_id: int | None = None) -> dic
         project_id=project_id,
         participant_ids=None if participant_id is None else [participant_id],
     )
-    return {"fired": report.fired, "skipped": report.skipped, "errors": report.errors}
+    return {
+        "fired": report.fired,
+        "skipped": report.skipped,
+        "alerts": report.alerts,
+        "errors": report.errors,
+    }
+
+
+def team_alert_send(alert_id: int) -> dict:
+    """E-mail (and text) one alert to a study team (messaging/services/alerts.py)."""
+    from messaging.services.alerts import team_alert_deliver
+
+    alert = team_alert_deliver(alert_id=alert_id)
+    return {"emails": alert.emails, "texts": alert.texts} if alert else {}

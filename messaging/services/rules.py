@@ -52,6 +52,10 @@ RULE_FIELDS = (
     "anchor_rule",
     "repeat_every_days",
     "repeat_count",
+    "notify_team",
+    "alert_members",
+    "alert_emails",
+    "alert_sms",
 )
 Trigger, Unit = MessageRule.Trigger, MessageRule.OffsetUnit
 # Each trigger's `schedule` (the old field the calendar dispatcher reads).
@@ -72,7 +76,8 @@ def _validate_body(rule: MessageRule, mapping: FieldMapping | None, errors: dict
     if not body:
         errors["body"] = "Write the text of the message."
         return
-    unknown = piping.unknown_tokens(body, mapping)
+    # An alert to the team may pipe any REDCap field (checked with REDCap), never the phone.
+    unknown = [] if rule.notify_team else piping.unknown_tokens(body, mapping)
     if unknown:
         allowed = ", ".join(f"[{t}]" for t in sorted(piping.allowed_tokens(mapping)))
         errors["body"] = (
@@ -217,7 +222,14 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
     needs_filter = rule.recipients == Recipients.FILTER
     needs_records = rule.recipients == Recipients.RECORDS and bool(rule.record_ids)
     needs_logic = rule.trigger == Trigger.LOGIC
-    if not (needs_survey or needs_filter or needs_records or needs_logic or rule.instrument):
+    if not (
+        needs_survey
+        or needs_filter
+        or needs_records
+        or needs_logic
+        or rule.instrument
+        or rule.notify_team
+    ):
         return
     try:
         client = redcap_client_for(project)
@@ -245,6 +257,19 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
                         f"{rule.instrument} is not a survey in REDCap, so it has no survey "
                         f"link (REDCap said: {exc}). Enable it as a survey, or choose another "
                         "instrument."
+                    )
+        if rule.notify_team:
+            mapping = project_field_mapping(project=project)
+            wanted = set(piping.tokens(rule.body)) - {"record_id"}
+            wanted -= piping.allowed_tokens(mapping)
+            if wanted:
+                known = {f["export_field_name"] for f in client.field_names()}
+                missing = sorted(wanted - known)
+                if missing:
+                    errors["body"] = (
+                        "REDCap has no field "
+                        + ", ".join(f"[{m}]" for m in missing)
+                        + " to pipe into the alert."
                     )
         if needs_logic:
             try:
@@ -284,6 +309,13 @@ def _records_missing_message(missing: list[str]) -> str:
     )
 
 
+def _members_of(rule: MessageRule) -> list:
+    pending = getattr(rule, "_pending_alert_members", None)
+    if pending is not None:
+        return list(pending)
+    return list(rule.alert_members.all()) if rule.pk else []
+
+
 def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
     project = rule.project
     mapping = project_field_mapping(project=project)
@@ -301,6 +333,10 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
         errors["instrument"] = "Choose the survey whose completion stops the reminders."
     if rule.max_sends is not None and rule.max_sends < 1:
         errors["max_sends"] = "Use a number of texts of at least 1."
+    if rule.notify_team:
+        from messaging.services.alerts import validate_team_alert
+
+        validate_team_alert(rule, _members_of(rule), mapping, errors)
     if rule.trigger not in Trigger.values:
         errors["trigger"] = "Choose what sends the text."
     else:
@@ -324,6 +360,8 @@ def rule_save(
     if rule.status == Status.ARCHIVED:
         raise ValidationError("This message is archived; duplicate it to use it again.")
     data = dict(data)
+    if "alert_members" in data:  # many-to-many: set after the row is saved
+        rule._pending_alert_members = list(data.pop("alert_members") or [])
     # Callers from before triggers name a schedule and an offset in days: the same trigger.
     if "trigger" not in data and "schedule" in data:
         data["trigger"] = data["schedule"]
@@ -347,6 +385,8 @@ def rule_save(
     validate(rule)
     with transaction.atomic():
         rule.save()
+        if getattr(rule, "_pending_alert_members", None) is not None:
+            rule.alert_members.set(rule._pending_alert_members)
         audit.send(
             sender=MessageRule,
             actor=actor,

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from messaging.models import Message, MessageRule, TriggerState
+from messaging.models import Message, MessageRule, TeamAlert, TriggerState
 from messaging.scheduling import local_to_utc, zone
+from messaging.services.alerts import team_alerts_queue
 from messaging.services.outbox import kick_sender, rule_recipients, textable_participants
 from projects.logic import fields_used
 from projects.models import Participant, Project
@@ -34,6 +35,7 @@ NOT_COMPLETED = "[not completed]"
 class TriggerReport:
     fired: int = 0
     skipped: int = 0
+    alerts: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -72,8 +74,11 @@ def triggers_evaluate(
 
 
 def _candidates(rule: MessageRule, participant_ids) -> dict[str, Participant]:
-    """The rule's recipients among these participants, by record id."""
-    if rule.recipients == MessageRule.Recipients.ALL:
+    """The rule's recipients among these participants, by record id. An alert to the team is
+    about any record in REDCap (the participant is not texted, so need not be textable)."""
+    if rule.notify_team:
+        qs = Participant.objects.filter(project=rule.project, in_redcap=True)
+    elif rule.recipients == MessageRule.Recipients.ALL:
         qs = textable_participants(project=rule.project)
     else:
         qs = rule_recipients(rule=rule)
@@ -185,7 +190,9 @@ def _evaluate_completion(rule: MessageRule, people: dict[str, Participant], now,
         tz = zone(participant.time_zone or rule.project.time_zone)
         due = completion_due(rule, completed, tz)
         message = _message(rule, participant, f"done:{rule.instrument}", due)
-        if due < now - rule.grace:
+        if due < now - rule.grace and isinstance(message, TeamAlert):
+            message.late = True
+        elif due < now - rule.grace:
             message.status = Message.Status.SKIPPED
             message.error = (
                 f"Missed: the survey was completed {completed:%Y-%m-%d %H:%M} UTC, and the "
@@ -196,7 +203,16 @@ def _evaluate_completion(rule: MessageRule, people: dict[str, Participant], now,
         _queue(fire, report)
 
 
-def _message(rule: MessageRule, participant: Participant, occurrence: str, due) -> Message:
+def _message(rule: MessageRule, participant: Participant, occurrence: str, due):
+    if rule.notify_team:
+        return TeamAlert(
+            project=rule.project,
+            rule=rule,
+            participant=participant,
+            occurrence=occurrence,
+            dedup_key=f"t{rule.pk}:p{participant.pk}:{occurrence}",
+            due_at=due,
+        )
     return Message(
         project=rule.project,
         participant=participant,
@@ -209,8 +225,13 @@ def _message(rule: MessageRule, participant: Participant, occurrence: str, due) 
     )
 
 
-def _queue(rows: list[Message], report: TriggerReport) -> None:
+def _queue(rows: list, report: TriggerReport) -> None:
     if not rows:
+        return
+    if isinstance(rows[0], TeamAlert):
+        # Sent now (a follow-up delay does not apply to alerts to the team); missed ones too
+        # are not sent: an alert about a completion long ago is no alert.
+        report.alerts += team_alerts_queue([r for r in rows if not _late(r)])
         return
     keys = [r.dedup_key for r in rows]
     before = set(Message.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
@@ -222,3 +243,7 @@ def _queue(rows: list[Message], report: TriggerReport) -> None:
             report.skipped += 1
         else:
             report.fired += 1
+
+
+def _late(alert: TeamAlert) -> bool:
+    return getattr(alert, "late", False)
