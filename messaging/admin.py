@@ -11,6 +11,7 @@ from messaging.models import (
     SenderLease,
     StaffPhone,
     TeamAlert,
+    TriggerState,
 )
 
 
@@ -146,3 +147,11 @@ class TeamAlertAdmin(ReadOnlyAdmin):
 
     list_display = ["created_at", "project", "rule", "participant", "sent_at", "emails", "texts"]
     list_select_related = ["project", "rule", "participant"]
+
+
+@admin.register(TriggerState)
+class TriggerStateAdmin(ReadOnlyAdmin):
+    """Whether a rule's "logic becomes true" trigger was true for a record at the last look."""
+
+    list_display = ["rule", "participant", "instance", "is_true", "fired", "changed_at"]
+    list_select_related = ["rule", "participant"]

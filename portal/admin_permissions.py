@@ -57,6 +57,7 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "messaging.senderlease": frozenset({V}),
     "messaging.reply": frozenset({V}),
     "messaging.teamalert": frozenset({V}),  # written by a trigger, sent by its task
+    "messaging.triggerstate": frozenset({V}),  # the edge of a "logic becomes true" trigger
     "messaging.staffphone": frozenset({V}),  # added and confirmed by its owner (a texted code)
     # The task queue
     "django_q.schedule": frozenset({V}),
