@@ -60,3 +60,18 @@ def team_alert_send(alert_id: int) -> dict:
 
     alert = team_alert_deliver(alert_id=alert_id)
     return {"emails": alert.emails, "texts": alert.texts} if alert else {}
+
+
+def recipient_count(
+    key: str, project_id: int, recipients: str, filter_logic: str, record_ids: list
+) -> dict:
+    """The message form's recipient count, after the REDCap filter (polled by the form)."""
+    from messaging.services.recipient_count import recipient_count_execute
+
+    return recipient_count_execute(
+        key=key,
+        project_id=project_id,
+        recipients=recipients,
+        filter_logic=filter_logic,
+        record_ids=record_ids,
+    )

@@ -7,6 +7,16 @@ urlpatterns = [
     path("<int:pk>/messages/", rules.rule_list, name="rule-list"),
     path("<int:pk>/messages/new/", rules.rule_create, name="rule-create"),
     path("<int:pk>/messages/preview/", rules.rule_preview, name="rule-preview"),
+    path(
+        "<int:pk>/messages/recipients/",
+        rules.rule_recipient_count,
+        name="rule-recipient-count",
+    ),
+    path(
+        "<int:pk>/messages/recipients/<str:token>/",
+        rules.rule_recipient_count_result,
+        name="rule-recipient-count-result",
+    ),
     path("<int:pk>/messages/calendar/", calendar.message_calendar, name="message-calendar"),
     path(
         "<int:pk>/messages/<int:rule_id>/calendar/",

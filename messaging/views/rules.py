@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from billing.selectors import account_usage
@@ -246,3 +247,34 @@ def rule_preview(request, pk: int):
         }
     )
     return JsonResponse(result)
+
+
+@login_required
+@require_POST
+def rule_recipient_count(request, pk: int):
+    """Start counting the form's recipients after the REDCap filter (a task); the answer holds
+    the address to poll."""
+    from messaging.services.recipient_count import recipient_count_start
+
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    try:
+        token = recipient_count_start(
+            project=project,
+            actor=request.user,
+            recipients=request.POST.get("recipients", ""),
+            filter_logic=request.POST.get("filter_logic", ""),
+            record_ids=split_record_ids(request.POST.get("record_ids", "")),
+        )
+    except ValidationError as exc:
+        return JsonResponse({"status": "error", "message": " ".join(exc.messages)}, status=400)
+    return JsonResponse(
+        {"status": "pending", "poll": reverse("rule-recipient-count-result", args=[pk, token])}
+    )
+
+
+@login_required
+def rule_recipient_count_result(request, pk: int, token: str):
+    from messaging.services.recipient_count import recipient_count_result
+
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    return JsonResponse(recipient_count_result(project=project, actor=request.user, token=token))

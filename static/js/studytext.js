@@ -159,7 +159,49 @@
     previewTimer = window.setTimeout(function () { refreshPreview(form); }, 250);
   }
 
+  // The message form's recipient count after the REDCap filter (<p id="recipient-count"
+  // data-count-url>): asked when the choice, the logic or the records change (a textarea's
+  // "change" comes when it loses focus, not on each keystroke); the server counts in a task and
+  // the answer is polled until ready. Only the latest request's answer is shown.
+  var countSeq = 0;
+  function countRecipients(form, out) {
+    var seq = ++countSeq;
+    var value = document.getElementById("recipient-count-value");
+    var chosen = form.querySelector("input[name=recipients]:checked");
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    data.append("recipients", chosen ? chosen.value : "all");
+    data.append("filter_logic", (form.querySelector("[name=filter_logic]") || {}).value || "");
+    data.append("record_ids", (form.querySelector("[name=record_ids]") || {}).value || "");
+    value.textContent = "counting…";
+    var show = function (p) {
+      if (seq !== countSeq) return;
+      if (!p) { value.textContent = "could not be counted"; return; }
+      if (p.status === "pending") {
+        window.setTimeout(function () {
+          fetch(p.poll, { credentials: "same-origin" })
+            .then(function (r) { return r.json(); })
+            .then(function (next) { next.poll = p.poll; show(next); });
+        }, 700);
+        return;
+      }
+      value.textContent = p.status === "done" ? number(p.count) : p.message;
+    };
+    fetch(out.getAttribute("data-count-url"), { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(show, function () { show(null); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var counter = document.getElementById("recipient-count");
+    if (counter) {
+      var countForm = counter.closest("form");
+      countForm.querySelectorAll("input[name=recipients], [name=filter_logic], [name=record_ids]")
+        .forEach(function (input) {
+          input.addEventListener("change", function () { countRecipients(countForm, counter); });
+        });
+      countRecipients(countForm, counter);
+    }
     document.querySelectorAll("input[type=radio], select").forEach(function (input) {
       input.addEventListener("change", syncConditional);
     });
