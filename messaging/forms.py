@@ -49,7 +49,7 @@ class RuleForm(forms.ModelForm):
             "trigger": "Trigger",
             "offset": "How long after (negative: before)",
             "offset_unit": "Unit",
-            "trigger_logic": "REDCap logic",
+            "trigger_logic": "Trigger logic",
             "logic_repeat": "Send",
             "anchor_rule": "After the invitation",
             "repeat_every_days": "Every (days)",
@@ -130,7 +130,9 @@ class RuleForm(forms.ModelForm):
             if project
             else get_user_model().objects.none()
         )
-        self.fields["alert_members"].label_from_instance = lambda u: u.get_full_name() or u.email
+        self.fields["alert_members"].label_from_instance = lambda u: (
+            f"{u.full_name} ({u.email})" if getattr(u, "full_name", "") else u.email
+        )
         self.fields["alert_sms"].help_text = (
             "E-mails to the team do not count against the texts quota; a text to a member's "
             "phone (confirmed under “My phone”) counts as one text, like any other."
