@@ -3,11 +3,13 @@ form ("when REDCap logic becomes true"), pastes the Data Entry Trigger address i
 REDCap, a participant's weekly check-in is saved there with a high pain score, and within
 seconds the team member's alert e-mail and the participant's follow-up text appear."""
 
+import datetime
 import time
 from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from messaging.models import Message, MessageRule
@@ -124,21 +126,41 @@ def test_a_high_pain_score_saved_in_redcap_alerts_the_team_and_texts_a_follow_up
     saved = time.monotonic()
 
     # --- Within seconds: the nurse's e-mail, and the participant's follow-up ----------
-    while not mail.outbox:
-        assert time.monotonic() - saved < 15, "no alert e-mail within 15 s"
+    texts = Message.objects.filter(rule=follow_up)
+    while not (mail.outbox and texts.exclude(status="queued").exists()):
+        assert time.monotonic() - saved < 15, "no alert e-mail and follow-up within 15 s"
         page.wait_for_timeout(200)
     (email,) = mail.outbox
     assert email.to == ["nora@uni.test"]
     assert email.body == "Participant 2 reported pain 9 — please call."
     assert "555" not in email.body  # never the participant's phone
-    text = Message.objects.get(rule=follow_up)
-    assert text.participant.record_id == "2"
+    (text,) = texts
+    assert text.participant.record_id == "2" and text.status == "sent"
     page.goto(f"{base}/projects/{project.pk}/log/")
     expect(page.locator("table").first).to_contain_text("Sorry about the pain")
     page.screenshot(path=str(SHOTS / "alerts-2-log.png"), full_page=True)
 
     # --- The forward calendar of the project ----------
+    today = timezone.localdate()
+    weekly = rules.rule_save(
+        project=project,
+        actor=owner,
+        data={
+            "kind": "reminder",
+            "name": "Weekly check-in",
+            "body": "Hi [first_name], time for this week's check-in: [survey-link]",
+            "instrument": "weekly_checkin",
+            "trigger": "recurring",
+            "recur_days": [0, 3],
+            "start_date": today,
+            "until_date": today + datetime.timedelta(days=60),
+            "stop_when_complete": True,
+        },
+    )
+    rules.rule_set_status(rule=weekly, status="active", actor=owner)
     page.goto(f"{base}/projects/{project.pk}/messages/calendar/")
     expect(page.get_by_role("heading", name="Next 14 days")).to_be_visible()
+    expect(page.locator("#calendar-entries")).to_contain_text("Weekly check-in")
+    expect(page.locator("#calendar-summary")).to_contain_text("left this period")
     page.screenshot(path=str(SHOTS / "alerts-3-calendar.png"), full_page=True)
     assert errors == []
