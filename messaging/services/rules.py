@@ -416,6 +416,17 @@ def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
         if status == Status.ACTIVE and rule.materialized_through is None:
             # Only occurrences from now on: activating does not send the past.
             rule.materialized_through = timezone.now()
+            if rule.trigger == Trigger.LOGIC:
+                # "Becomes true" from now on: records already true are not texted for it.
+                from messaging.services.triggers import logic_baseline
+
+                try:
+                    logic_baseline(rule=rule)
+                except RedcapError as exc:
+                    raise ValidationError(
+                        f"REDCap did not answer, so the records for which the logic is already "
+                        f"true could not be noted (they would all be texted): {exc} Try again."
+                    ) from exc
         rule.save(update_fields=["status", "materialized_through", "updated_at"])
         if status == Status.ARCHIVED:
             Message.objects.filter(rule=rule, status__in=["queued", "held"]).update(

@@ -87,7 +87,12 @@ def _candidates(rule: MessageRule, participant_ids) -> dict[str, Participant]:
     return {p.record_id: p for p in qs.only("pk", "record_id", "time_zone")}
 
 
-def _evaluate_logic(rule: MessageRule, people: dict[str, Participant], now, report) -> None:
+def _evaluate_logic(
+    rule: MessageRule, people: dict[str, Participant], now, report, *, baseline: bool = False
+) -> None:
+    """Fire on each false → true change. With `baseline` (the rule being activated), only note
+    what is true now: "becomes true" counts from activation, so records already true then are
+    not texted for it (docs/sending.md, "Triggers")."""
     client = redcap_client_for(rule.project)
     id_field = client.record_id_field()
     per_instance = rule.logic_repeat == Repeat.INSTANCE
@@ -127,6 +132,9 @@ def _evaluate_logic(rule: MessageRule, people: dict[str, Participant], now, repo
             if state is None:
                 state = TriggerState(rule=rule, participant=participant, instance=key)
             state.is_true, state.changed_at = True, now
+            if baseline:
+                state.save()
+                continue
             state.fired += 1
             state.save()
             if rule.logic_repeat == Repeat.ONCE:
@@ -142,6 +150,17 @@ def _evaluate_logic(rule: MessageRule, people: dict[str, Participant], now, repo
         if gone:
             TriggerState.objects.filter(pk__in=gone).update(is_true=False, changed_at=now)
         _queue(fire, report)
+
+
+def logic_baseline(*, rule: MessageRule, now=None) -> int:
+    """Note, without texting, the records for which the rule's logic is true as it is activated
+    (one REDCap export). Returns how many."""
+    now = now or timezone.now()
+    people = _candidates(rule, None)
+    if not people:
+        return 0
+    _evaluate_logic(rule, people, now, TriggerReport(), baseline=True)
+    return TriggerState.objects.filter(rule=rule, is_true=True).count()
 
 
 def completion_due(rule: MessageRule, completed_at: datetime.datetime, tz) -> datetime.datetime:

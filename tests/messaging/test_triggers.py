@@ -484,3 +484,17 @@ def test_the_form_refuses_a_follow_up_without_a_positive_offset(
     assert response.status_code == 200
     assert "use at least 1 hour" in response.context["form"].errors["offset"][0]
     assert not MessageRule.objects.exists()
+
+
+def test_records_already_true_when_the_rule_is_activated_are_not_texted(synced, researcher):
+    set_value("1", wk_servings="16")  # true before the rule exists
+    rule = logic_rule(synced, researcher, repeat=Repeat.EVERY)
+    assert TriggerState.objects.get(rule=rule).is_true
+    assert evaluate(synced, "1").fired == 0
+    set_value("3", wk_servings="17")  # becomes true after activation
+    assert evaluate(synced, "3").fired == 1
+    set_value("1", wk_servings="1")
+    evaluate(synced, "1")
+    set_value("1", wk_servings="20")  # false, then true again: that is a change
+    assert evaluate(synced, "1").fired == 1
+    assert sorted(m.participant.record_id for m in Message.objects.filter(rule=rule)) == ["1", "3"]
