@@ -235,3 +235,23 @@ def test_the_calendar_page_shows_the_days_the_chart_and_the_quota(
     assert "left this period" in page
     page = client.get(reverse("rule-calendar", args=[project.pk, rule.pk])).content.decode()
     assert "Daily check-in" in page
+
+
+def test_the_calendar_takes_off_participants_who_completed_the_survey(mapped_project, researcher):
+    from projects.services import sync
+
+    sync.sync_run_start(project=mapped_project, actor=researcher)
+    rule = MessageRuleFactory(
+        project=mapped_project,
+        created_by=researcher,
+        schedule="recurring",
+        instrument="weekly_checkin",
+        stop_when_complete=True,
+        start_date=datetime.date(2026, 10, 26),
+        until_date=datetime.date(2026, 10, 26),
+        materialized_through=T0,
+    )
+    cal = forward_calendar(project=mapped_project, rule=rule, now=T0)
+    skipped = {e.record_id for e in cal.entries if e.skip == "completed the survey"}
+    assert skipped == {"1", "20", "21"}  # they completed the weekly check-in (the seed)
+    assert cal.texts == len(cal.entries) - 3 > 0
