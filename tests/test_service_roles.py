@@ -10,7 +10,15 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from messaging.models import Message, MessageRule, OptOut, Send
-from messaging.services import inbound, optouts, outbox, provider_links, rules, test_texts
+from messaging.services import (
+    inbound,
+    optouts,
+    outbox,
+    provider_links,
+    recipient_count,
+    rules,
+    test_texts,
+)
 from portal.models import AuditEvent
 from projects import services as project_services
 from projects.models import FieldMapping, Membership, ProjectInvitation, ProviderLink, RedcapLink
@@ -54,6 +62,12 @@ SERVICES = {
     "participant_opt_in": (
         EDITOR,
         lambda w, u: optouts.participant_opt_in(participant=w.person, actor=u, reason=""),
+    ),
+    "recipient_count_start": (
+        EDITOR,
+        lambda w, u: recipient_count.recipient_count_start(
+            project=w.project, actor=u, recipients="bogus", filter_logic="", record_ids=[]
+        ),
     ),
     "test_text_send": (
         EDITOR,
