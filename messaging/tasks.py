@@ -15,6 +15,12 @@ def dispatch() -> dict:
     except Exception:  # noqa: BLE001 - the sweep and the sender must run all the same
         logger.exception("The dispatcher failed; the sweep and the sender run all the same.")
         report = outbox.DispatchReport(errors=["The dispatcher failed."])
+    try:
+        from messaging.services.alerts import team_alerts_hand_out_due
+
+        team_alerts_hand_out_due()  # alerts to the team whose delay is over
+    except Exception:  # noqa: BLE001 - the sender and the sweep must run all the same
+        logger.exception("Team alerts could not be handed out; retrying next run.")
     alive = sender.lease_alive()
     # Kick the sender before the sweep: reconciling asks providers, which may be slow or down,
     # and a dispatch killed by its timeout meanwhile must not leave the queue without a sender.

@@ -136,22 +136,39 @@ def team_alert_deliver(*, alert_id: int) -> TeamAlert | None:
     return alert
 
 
-def team_alerts_queue(alerts: list[TeamAlert]) -> int:
-    """Write the alerts (a duplicate occurrence is ignored) and hand each new one to a task."""
+def team_alerts_queue(alerts: list[TeamAlert], *, now=None) -> int:
+    """Write the alerts (a duplicate occurrence is ignored) and hand each new one that is due
+    to a task; one due later (a follow-up's delay) is handed out by the dispatcher then
+    (`team_alerts_hand_out_due`)."""
     if not alerts:
         return 0
+    now = now or timezone.now()
     keys = [a.dedup_key for a in alerts]
     before = set(TeamAlert.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
     TeamAlert.objects.bulk_create(alerts, ignore_conflicts=True)
     new = list(
-        TeamAlert.objects.filter(dedup_key__in=set(keys) - before).values_list("pk", flat=True)
+        TeamAlert.objects.filter(dedup_key__in=set(keys) - before, due_at__lte=now).values_list(
+            "pk", flat=True
+        )
     )
+    transaction.on_commit(lambda: _hand_out(new))
+    return len(set(keys) - before)
 
-    def hand_out():
-        from django_q.tasks import async_task
 
-        for pk in new:
-            async_task("messaging.tasks.team_alert_send", pk, task_name=f"team-alert-{pk}")
+def _hand_out(pks) -> None:
+    from django_q.tasks import async_task
 
-    transaction.on_commit(hand_out)
-    return len(new)
+    for pk in pks:
+        async_task("messaging.tasks.team_alert_send", pk, task_name=f"team-alert-{pk}")
+
+
+def team_alerts_hand_out_due(*, now=None) -> int:
+    """For the dispatcher, every minute: alerts whose time has come, not sent yet."""
+    now = now or timezone.now()
+    pks = list(
+        TeamAlert.objects.filter(sent_at__isnull=True, due_at__lte=now).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    _hand_out(pks)
+    return len(pks)

@@ -248,8 +248,7 @@ def _queue(rows: list, report: TriggerReport) -> None:
     if not rows:
         return
     if isinstance(rows[0], TeamAlert):
-        # Sent now (a follow-up delay does not apply to alerts to the team); missed ones too
-        # are not sent: an alert about a completion long ago is no alert.
+        # Missed ones are not written: an alert about a completion long ago is no alert.
         report.alerts += team_alerts_queue([r for r in rows if not _late(r)])
         return
     keys = [r.dedup_key for r in rows]

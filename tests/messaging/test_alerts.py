@@ -14,6 +14,7 @@ from billing.models import UsagePeriod
 from messaging.gateways import locmem
 from messaging.models import Message, MessageRule, StaffPhone, TeamAlert
 from messaging.services import rules, triggers
+from messaging.services.alerts import team_alerts_hand_out_due
 from projects import crypto
 from projects.models import Membership, Participant
 from projects.sandbox import store
@@ -171,7 +172,9 @@ def test_a_staff_phone_that_is_not_a_mobile_number_is_refused(as_user, researche
     assert locmem.outbox == [] and not StaffPhone.objects.exists()
 
 
-def test_a_missed_completion_alert_is_not_sent(synced, researcher, team):
+def test_a_completion_alert_goes_after_its_delay_and_a_missed_one_not_at_all(
+    synced, researcher, team
+):
     rule = rules.rule_save(
         project=synced,
         actor=researcher,
@@ -193,7 +196,13 @@ def test_a_missed_completion_alert_is_not_sent(synced, researcher, team):
     triggers.triggers_evaluate(project_id=synced.pk, participant_ids=[p.pk], now=later)
     assert mail.outbox == [] and not TeamAlert.objects.exists()
     triggers.triggers_evaluate(project_id=synced.pk, participant_ids=[p.pk])
+    alert = TeamAlert.objects.get()
+    assert mail.outbox == [] and alert.sent_at is None  # an hour after the completion
+    assert alert.due_at > timezone.now() + datetime.timedelta(minutes=55)
+    assert team_alerts_hand_out_due() == 0
+    assert team_alerts_hand_out_due(now=alert.due_at) == 1  # the dispatcher, an hour later
     assert [m.body for m in mail.outbox] == ["Record 5 finished the check-in."]
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0
 
 
 def test_the_form_saves_an_alert_to_members_and_addresses_and_says_what_counts(
