@@ -40,8 +40,8 @@ class MessageRule(models.Model):
         RELATIVE = "relative", "Relative to a REDCap date or date-time"
         MANUAL = "manual", "Only when sent by hand"
         LOGIC = "logic", "When REDCap logic becomes true"
-        COMPLETION = "completion", "After a survey was completed (follow-up)"
-        INVITATION = "invitation", "After the invitation went out (reminders)"
+        COMPLETION = "completion", "After a survey was completed"
+        INVITATION = "invitation", "Every few days after the invitation, until complete"
 
     class OffsetUnit(models.TextChoices):
         DAYS = "days", "days"

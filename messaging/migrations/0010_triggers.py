@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='messagerule',
             name='trigger',
-            field=models.CharField(choices=[('once', 'Once, at a date and time'), ('recurring', 'Recurring'), ('relative', 'Relative to a REDCap date or date-time'), ('manual', 'Only when sent by hand'), ('logic', 'When REDCap logic becomes true'), ('completion', 'After a survey was completed (follow-up)'), ('invitation', 'After the invitation went out (reminders)')], default='once', max_length=12),
+            field=models.CharField(choices=[('once', 'Once, at a date and time'), ('recurring', 'Recurring'), ('relative', 'Relative to a REDCap date or date-time'), ('manual', 'Only when sent by hand'), ('logic', 'When REDCap logic becomes true'), ('completion', 'After a survey was completed'), ('invitation', 'Every few days after the invitation, until complete')], default='once', max_length=12),
         ),
         migrations.AddField(
             model_name='messagerule',
