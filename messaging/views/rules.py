@@ -148,6 +148,9 @@ def rule_detail(request, pk: int, rule_id: int):
             "rule": rule,
             "can_edit": can_edit(role),
             "recent": recent,
+            "team_alerts": rule.team_alerts.select_related("participant")[:20]
+            if rule.notify_team
+            else [],
             "sends": rule.sends.select_related("created_by")[:10],
             "test_participants": in_redcap_order(outbox.textable_participants(project=project))[
                 :200

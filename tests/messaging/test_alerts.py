@@ -234,3 +234,15 @@ def test_the_form_saves_an_alert_to_members_and_addresses_and_says_what_counts(
     rule = MessageRule.objects.get()
     assert list(rule.alert_members.all()) == [team]
     assert rule.alert_emails == ["pi@uni.test", "lab@uni.test"]
+
+
+def test_the_rule_page_lists_its_alerts_to_the_team(synced, researcher, team, as_user):
+    rule = rules.rule_save(project=synced, actor=researcher, data=alert_data(alert_members=[team]))
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    store.import_records(DEMO, [{"record_id": "3", "wk_servings": "19"}])
+    p = Participant.objects.get(project=synced, record_id="3")
+    triggers.triggers_evaluate(project_id=synced.pk, participant_ids=[p.pk])
+    page = as_user(researcher).get(reverse("rule-detail", args=[synced.pk, rule.pk]))
+    html = page.content.decode()
+    assert "Latest alerts to the team" in html and 'id="team-alerts"' in html
+    assert str(team) in html and ">3<" in html
