@@ -498,3 +498,29 @@ def test_records_already_true_when_the_rule_is_activated_are_not_texted(synced, 
     set_value("1", wk_servings="20")  # false, then true again: that is a change
     assert evaluate(synced, "1").fired == 1
     assert sorted(m.participant.record_id for m in Message.objects.filter(rule=rule)) == ["1", "3"]
+
+
+def test_once_per_repeat_instance_fires_for_each_diary_day_that_turns_true(synced, researcher):
+    rule = logic_rule(synced, researcher, repeat=Repeat.INSTANCE, logic="[dd_mood] = '1'")
+
+    def diary(instance: int, mood: str) -> None:
+        store.import_records(
+            DEMO,
+            [
+                {
+                    "record_id": "2",
+                    "redcap_repeat_instrument": "daily_diary",
+                    "redcap_repeat_instance": str(instance),
+                    "dd_mood": mood,
+                }
+            ],
+        )
+        evaluate(synced, "2")
+
+    diary(1, "1")  # day 1: very bad
+    diary(2, "4")  # day 2: good
+    diary(1, "1")  # day 1 saved again, still very bad: nothing new
+    diary(2, "1")  # day 2 turns very bad
+    diary(3, "3")
+    occurrences = sorted(Message.objects.filter(rule=rule).values_list("occurrence", flat=True))
+    assert occurrences == ["logic:daily_diary|1", "logic:daily_diary|2"]
