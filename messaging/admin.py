@@ -11,7 +11,9 @@ from messaging.models import (
     Send,
     SenderLease,
     StaffPhone,
+    TeamAlert,
     TextSurvey,
+    TriggerState,
 )
 
 
@@ -162,3 +164,19 @@ class ConversationAdmin(ReadOnlyAdmin):
     list_display = ["pk", "project", "rule", "participant", "state", "started_at", "finished_at"]
     list_filter = ["state"]
     exclude = ["answers", "record_values"]
+
+
+@admin.register(TeamAlert)
+class TeamAlertAdmin(ReadOnlyAdmin):
+    """Alerts to a study team: when and how many e-mails and texts; never the text itself."""
+
+    list_display = ["created_at", "project", "rule", "participant", "sent_at", "emails", "texts"]
+    list_select_related = ["project", "rule", "participant"]
+
+
+@admin.register(TriggerState)
+class TriggerStateAdmin(ReadOnlyAdmin):
+    """Whether a rule's "logic becomes true" trigger was true for a record at the last look."""
+
+    list_display = ["rule", "participant", "instance", "is_true", "fired", "changed_at"]
+    list_select_related = ["rule", "participant"]

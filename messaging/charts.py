@@ -36,3 +36,25 @@ def sent_per_day_chart(
                 label = str(day.day)
             chart.x_labels.append((round(x + slot / 2, 1), label))
     return chart
+
+
+def forecast_chart(*, days) -> DailyChart:
+    """The forward calendar's chart: a bar a day of the texts that will go (`forecast.Day`),
+    every other day labelled, the first with its month."""
+    chart = DailyChart(width=640, height=170, left=36, right=8, top=12, bottom=28)
+    plot_w = chart.plot_right - chart.left
+    chart.peak = max((d.texts for d in days), default=0)
+    chart.total = sum(d.texts for d in days)
+    top = nice_ceiling(chart.peak)
+    chart.y_ticks = [
+        (round(chart.plot_bottom - chart.plot_height * i / 4, 1), round(top * i / 4))
+        for i in range(5)
+    ]
+    slot = plot_w / max(len(days), 1)
+    for i, d in enumerate(days):
+        x = chart.left + slot * i
+        chart.bars.append(bar(chart, x=x, slot=slot, top=top, day=d.day, units=d.texts, css="bar"))
+        if i % 2 == 0:
+            label = d.day.strftime("%b %-d") if i == 0 or d.day.day <= 2 else str(d.day.day)
+            chart.x_labels.append((round(x + slot / 2, 1), label))
+    return chart

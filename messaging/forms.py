@@ -32,13 +32,31 @@ class RuleForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple(attrs={"class": "inline-choices"}),
         help_text="Leave every day unticked to text every day.",
     )
+    alert_emails = forms.CharField(
+        label="And these e-mail addresses",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One per line (a shared inbox, the PI).",
+    )
     instrument = forms.ChoiceField(label="Survey", required=False)
     date_field = forms.ChoiceField(label="REDCap date", required=False)
 
     class Meta:
         model = MessageRule
-        fields = list(RULE_FIELDS)
+        # `schedule` and `offset_days` follow the trigger and the offset (the service sets them).
+        fields = [f for f in RULE_FIELDS if f not in ("schedule", "offset_days")]
         labels = {
+            "trigger": "Trigger",
+            "offset": "How long after (negative: before)",
+            "offset_unit": "Unit",
+            "trigger_logic": "Trigger logic",
+            "logic_repeat": "Send",
+            "anchor_rule": "After the invitation",
+            "repeat_every_days": "Every (days)",
+            "repeat_count": "Up to (times)",
+            "notify_team": "Alert the study team instead of texting the participant",
+            "alert_members": "E-mail these project members",
+            "alert_sms": "Also text the chosen members' own phones",
             "kind": "Kind",
             "body": "Text",
             "recipients": "Send to",
@@ -59,15 +77,73 @@ class RuleForm(forms.ModelForm):
             "kind": forms.RadioSelect,
             "recipients": forms.RadioSelect,
             "schedule": forms.RadioSelect,
+            "trigger": forms.RadioSelect,
+            "logic_repeat": forms.RadioSelect,
+            "alert_members": forms.CheckboxSelectMultiple,
+            "trigger_logic": forms.Textarea(attrs={"rows": 2}),
             "send_time": forms.TimeInput(attrs={"type": "time"}),
             "once_date": forms.DateInput(attrs={"type": "date"}),
             "start_date": forms.DateInput(attrs={"type": "date"}),
             "until_date": forms.DateInput(attrs={"type": "date"}),
         }
 
-    def __init__(self, *args, instruments: list[tuple[str, str]], date_fields: list[str], **kw):
+    def __init__(
+        self,
+        *args,
+        instruments: list[tuple[str, str]],
+        date_fields: list[str],
+        project=None,
+        **kw,
+    ):
+        self.project = project
         super().__init__(*args, **kw)
         self.fields["kind"].choices = MessageRule.Kind.choices  # no blank radio
+        self.fields["trigger"].choices = MessageRule.Trigger.choices
+        self.fields["trigger"].required = False  # posts from before triggers name a schedule
+        self.fields["logic_repeat"].choices = MessageRule.LogicRepeat.choices
+        self.fields["logic_repeat"].required = False
+        self.fields["offset"].required = False
+        self.fields["offset_unit"].required = False
+        self.fields[
+            "offset"
+        ].help_text = (
+            "Days: sent at the time of day below. Hours or minutes: exactly that long after."
+        )
+        self.fields["trigger_logic"].help_text = (
+            "Checked each time REDCap saves the record (Data Entry Trigger) and at each sync; "
+            "it sends when the logic turns from false to true, e.g. [pain_score] >= 8."
+        )
+        project = self.project or (self.instance.project if self.instance.pk else None)
+        invitations = MessageRule.objects.filter(kind=MessageRule.Kind.INVITATION).exclude(
+            status=MessageRule.Status.ARCHIVED
+        )
+        self.fields["anchor_rule"].queryset = (
+            invitations.filter(project=project).exclude(pk=self.instance.pk)
+            if project
+            else invitations.none()
+        )
+        self.fields["anchor_rule"].empty_label = "Choose the invitation"
+        from django.contrib.auth import get_user_model
+
+        self.fields["alert_members"].queryset = (
+            get_user_model().objects.filter(memberships__project=project).order_by("email")
+            if project
+            else get_user_model().objects.none()
+        )
+        self.fields["alert_members"].label_from_instance = lambda u: (
+            f"{u.full_name} ({u.email})" if getattr(u, "full_name", "") else u.email
+        )
+        self.fields["alert_sms"].help_text = (
+            "E-mails to the team do not count against the texts quota; a text to a member's "
+            "phone (confirmed under “My phone”) counts as one text, like any other."
+        )
+        self.fields["notify_team"].help_text = (
+            "For “when REDCap logic becomes true” or “after a survey was completed”. The text "
+            "can pipe any REDCap field, e.g. “Participant [record_id] reported pain "
+            "[pain_score]”; never the participant's phone number."
+        )
+        if self.instance.pk:
+            self.initial["alert_emails"] = "\n".join(self.instance.alert_emails or [])
         for name in ("stop_when_complete", "max_sends", "send_time"):
             self.fields[name].help_text = ""  # the label says it all
         self.fields["instrument"].choices = [("", "— none —"), *instruments]
@@ -90,10 +166,18 @@ class RuleForm(forms.ModelForm):
             "until_date",
             "max_occurrences",
             "date_field",
+            "offset",
+            "trigger_logic",
+            "anchor_rule",
+            "repeat_every_days",
+            "repeat_count",
         ):
             self.fields[name].conditionally_required = True
         if self.instance.pk:
             self.initial["record_ids"] = ", ".join(self.instance.record_ids or [])
+
+    def clean_alert_emails(self) -> list[str]:
+        return [e for e in re.split(r"[\s,;]+", self.cleaned_data.get("alert_emails") or "") if e]
 
     def clean_record_ids(self) -> list[str]:
         return split_record_ids(self.cleaned_data.get("record_ids") or "")
@@ -102,7 +186,21 @@ class RuleForm(forms.ModelForm):
         pass  # the service validates (with REDCap) and saves
 
     def service_data(self) -> dict:
-        return dict(self.cleaned_data)
+        data = dict(self.cleaned_data)
+        # A post from before triggers (a schedule and days) means the same trigger.
+        if not data.get("trigger"):
+            data["trigger"] = self.data.get("schedule") or MessageRule.Trigger.ONCE
+        if self.data.get("offset") in (None, "") and self.data.get("offset_days") not in (None, ""):
+            try:
+                data["offset"] = int(self.data["offset_days"])
+            except ValueError:
+                data["offset"] = 0
+        if data.get("offset") is None:
+            data["offset"] = 0
+        data["offset_unit"] = data.get("offset_unit") or MessageRule.OffsetUnit.DAYS
+        data["logic_repeat"] = data.get("logic_repeat") or MessageRule.LogicRepeat.ONCE
+        data["alert_members"] = list(data.get("alert_members") or [])
+        return data
 
 
 class AdhocForm(forms.Form):

@@ -32,6 +32,28 @@ class MessageRule(models.Model):
         RELATIVE = "relative", "Relative to a REDCap date"
         MANUAL = "manual", "Only when sent by hand"
 
+    class Trigger(models.TextChoices):
+        """What makes the rule text (docs/sending.md, "Triggers"). The first four are the old
+        schedules (`schedule` keeps their value); the last three react to REDCap."""
+
+        ONCE = "once", "Once, at a date and time"
+        RECURRING = "recurring", "Recurring"
+        RELATIVE = "relative", "Relative to a REDCap date or date-time"
+        MANUAL = "manual", "Only when sent by hand"
+        LOGIC = "logic", "When REDCap logic becomes true"
+        COMPLETION = "completion", "After a survey was completed"
+        INVITATION = "invitation", "Every few days after the invitation, until complete"
+
+    class OffsetUnit(models.TextChoices):
+        DAYS = "days", "days"
+        HOURS = "hours", "hours"
+        MINUTES = "minutes", "minutes"
+
+    class LogicRepeat(models.TextChoices):
+        ONCE = "once", "Once per record"
+        INSTANCE = "instance", "Once per repeat instance"
+        EVERY = "every", "Every time it becomes true again"
+
     project = models.ForeignKey(
         "projects.Project", on_delete=models.CASCADE, related_name="message_rules"
     )
@@ -59,6 +81,42 @@ class MessageRule(models.Model):
     date_field = models.CharField(max_length=100, blank=True)
     offset_days = models.IntegerField(default=0)
 
+    # Triggers (docs/sending.md, "Triggers"). `schedule` stays the old schedules' value (and
+    # "manual" for the three REDCap-driven triggers, which the calendar dispatcher skips).
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.ONCE)
+    offset = models.IntegerField(
+        default=0, help_text="Relative and follow-up triggers: how long after (negative: before)."
+    )
+    offset_unit = models.CharField(
+        max_length=8, choices=OffsetUnit.choices, default=OffsetUnit.DAYS
+    )
+    trigger_logic = models.TextField(blank=True)
+    logic_repeat = models.CharField(
+        max_length=8, choices=LogicRepeat.choices, default=LogicRepeat.ONCE
+    )
+    anchor_rule = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reminders",
+        help_text="Reminders: the invitation they follow.",
+    )
+    repeat_every_days = models.PositiveIntegerField(null=True, blank=True)
+    repeat_count = models.PositiveIntegerField(null=True, blank=True)
+
+    # Alerts to the study team (docs/sending.md, "Alerts to the study team"): instead of texting
+    # the participant, the alert e-mails these members and addresses (and texts the members'
+    # verified phones when `alert_sms`), with the record's values piped in.
+    notify_team = models.BooleanField(
+        default=False, help_text="Alert the study team instead of texting the participant."
+    )
+    alert_members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    alert_emails = models.JSONField(default=list, blank=True)
+    alert_sms = models.BooleanField(
+        default=False, help_text="Also text the members' own verified phones (counts as texts)."
+    )
+
     stop_when_complete = models.BooleanField(
         default=False, help_text="Stop once the participant has completed the survey."
     )
@@ -85,8 +143,35 @@ class MessageRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        # The old schedules and their triggers are one choice: `schedule` (what older code and
+        # rows set) wins for them; the REDCap-driven triggers are "manual" to the calendar.
+        if self.trigger in SCHEDULE_TRIGGERS or not self.trigger:
+            self.trigger = self.schedule
+        if self.offset_unit == self.OffsetUnit.DAYS:
+            self.offset = self.offset_days
+        super().save(*args, **kwargs)
+
     def schedule_summary(self) -> str:
         at = self.send_time.strftime("%-I:%M %p").lower()
+        n, unit = abs(self.offset), self.offset_unit
+        unit_words = unit if n != 1 else unit[:-1]
+        if self.trigger == self.Trigger.LOGIC:
+            repeat = self.get_logic_repeat_display().lower()
+            return f"When {self.trigger_logic} becomes true ({repeat})"
+        if self.trigger == self.Trigger.COMPLETION:
+            when = f" at {at}" if unit == self.OffsetUnit.DAYS else ""
+            return f"{n} {unit_words} after {self.instrument} was completed{when}"
+        if self.trigger == self.Trigger.INVITATION:
+            every = self.repeat_every_days or 0
+            survey = self.instrument or "the survey"
+            return (
+                f"Every {every} day{'s' if every != 1 else ''} after the invitation, up to "
+                f"{self.repeat_count or 0} times, until {survey} is complete"
+            )
+        if self.trigger == self.Trigger.RELATIVE and unit != self.OffsetUnit.DAYS:
+            side = "after" if self.offset >= 0 else "before"
+            return f"{n} {unit_words} {side} [{self.date_field}]"
         if self.schedule == self.Schedule.ONCE:
             day = self.once_date.strftime("%b %-d, %Y") if self.once_date else "?"
             return f"Once, {day} at {at}"
@@ -106,6 +191,7 @@ class MessageRule(models.Model):
         return "Only when sent by hand"
 
 
+SCHEDULE_TRIGGERS = {"once", "recurring", "relative", "manual"}
 WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
@@ -591,3 +677,56 @@ class Conversation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
+
+
+class TriggerState(models.Model):
+    """Whether a rule's REDCap logic was true for a record (or one repeat instance of it) when
+    last evaluated: a "becomes true" trigger fires on the change from false to true only
+    (docs/sending.md, "Triggers"). `fired` counts the times it fired for that key."""
+
+    rule = models.ForeignKey(MessageRule, on_delete=models.CASCADE, related_name="trigger_states")
+    participant = models.ForeignKey(
+        "projects.Participant", on_delete=models.CASCADE, related_name="+"
+    )
+    instance = models.CharField(max_length=40, blank=True, default="")
+    is_true = models.BooleanField(default=False)
+    fired = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "participant", "instance"], name="one_trigger_state_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Trigger state of rule {self.rule_id} for participant {self.participant_id}"
+
+
+class TeamAlert(models.Model):
+    """One alert to the study team about one record: written once per trigger occurrence (its
+    dedup key, like a Message's), then e-mailed (and texted) by a task. The rendered text is not
+    kept here: it holds the record's values."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="team_alerts"
+    )
+    rule = models.ForeignKey(MessageRule, on_delete=models.CASCADE, related_name="team_alerts")
+    participant = models.ForeignKey(
+        "projects.Participant", on_delete=models.CASCADE, related_name="+"
+    )
+    occurrence = models.CharField(max_length=64)
+    dedup_key = models.CharField(max_length=200, unique=True)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    emails = models.PositiveSmallIntegerField(default=0, help_text="E-mails sent.")
+    texts = models.PositiveSmallIntegerField(default=0, help_text="Texts to staff phones.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Team alert #{self.pk} of rule {self.rule_id}"

@@ -44,11 +44,22 @@ class ScheduleSpec:
     max_occurrences: int | None = None
     date_field: str = ""
     offset_days: int = 0
+    # "relative" in hours or minutes: an exact time after the date-time (days keep send_time);
+    # "invitation": reminders every `repeat_every_days`, `repeat_count` times after an anchor.
+    offset: int = 0
+    offset_unit: str = "days"
+    repeat_every_days: int = 0
+    repeat_count: int = 0
 
     @classmethod
     def from_rule(cls, rule) -> "ScheduleSpec":
+        trigger = getattr(rule, "trigger", "") or rule.schedule
         return cls(
-            kind=rule.schedule,
+            kind=trigger if trigger in SCHEDULED_KINDS else rule.schedule,
+            offset=getattr(rule, "offset", rule.offset_days),
+            offset_unit=getattr(rule, "offset_unit", "days") or "days",
+            repeat_every_days=getattr(rule, "repeat_every_days", None) or 0,
+            repeat_count=getattr(rule, "repeat_count", None) or 0,
             send_time=rule.send_time,
             once_date=rule.once_date,
             recur_days=tuple(rule.recur_days or ()),
@@ -58,6 +69,49 @@ class ScheduleSpec:
             date_field=rule.date_field,
             offset_days=rule.offset_days,
         )
+
+
+# The triggers the dispatcher materialises from the calendar (the others react to REDCap).
+SCHEDULED_KINDS = ("once", "recurring", "relative", "invitation")
+UNIT_SECONDS = {"hours": 3600, "minutes": 60}
+
+
+def _base_moment(raw: str, tz: zoneinfo.ZoneInfo) -> datetime.datetime | None:
+    """A REDCap date ("2026-03-08", local midnight) or date-time ("2026-03-08 14:30") as UTC."""
+    raw = (raw or "").strip()
+    try:
+        if len(raw) > 10:
+            local = datetime.datetime.fromisoformat(raw[:16].replace("T", " "))
+        else:
+            local = datetime.datetime.combine(datetime.date.fromisoformat(raw), datetime.time())
+    except ValueError:
+        return None
+    return local_to_utc(local.date(), local.time(), tz)
+
+
+def _exact_occurrences(
+    spec: "ScheduleSpec", tz: zoneinfo.ZoneInfo, dates: dict[str, str], anchor
+) -> list[Occurrence]:
+    """The occurrences of the triggers that fall at an exact moment rather than at send_time."""
+    if spec.kind == "relative":
+        raw = dates.get(spec.date_field, "")
+        base = _base_moment(raw, tz)
+        if base is None:
+            return []
+        due = base + datetime.timedelta(seconds=spec.offset * UNIT_SECONDS[spec.offset_unit])
+        key = f"{spec.date_field}{spec.offset:+d}{spec.offset_unit[0]}:{raw[:16]}"
+        return [Occurrence(key=key, due_at=due)]
+    if spec.kind == "invitation" and anchor is not None:
+        # Every N days after the invitation at the invitation's local time of day (so a DST
+        # change in between keeps the wall-clock time, as the participant saw it).
+        local = anchor.astimezone(tz)
+        out = []
+        for i in range(1, spec.repeat_count + 1):
+            day = local.date() + datetime.timedelta(days=i * spec.repeat_every_days)
+            due = local_to_utc(day, local.time().replace(tzinfo=None), tz)
+            out.append(Occurrence(key=f"inv{anchor:%Y%m%d%H%M%S}+{i}", due_at=due))
+        return out
+    return []
 
 
 def _local_dates(spec: ScheduleSpec, dates: dict[str, str]) -> Iterator[datetime.date]:
@@ -91,8 +145,14 @@ def occurrences_between(
     start: datetime.datetime,
     end: datetime.datetime,
     dates: dict[str, str] | None = None,
+    anchor: datetime.datetime | None = None,
 ) -> list[Occurrence]:
-    """Occurrences with start < due_at <= end (UTC), for one participant."""
+    """Occurrences with start < due_at <= end (UTC), for one participant. `anchor`: for
+    reminders, when that participant's invitation went out."""
+    if spec.kind == "invitation" or (spec.kind == "relative" and spec.offset_unit != "days"):
+        return [
+            o for o in _exact_occurrences(spec, tz, dates or {}, anchor) if start < o.due_at <= end
+        ]
     out = []
     # Local dates are at most a day away from UTC dates: stop a day after `end`.
     last_day = (end.astimezone(tz) + datetime.timedelta(days=1)).date()
@@ -111,6 +171,9 @@ def occurrences_between(
 def first_occurrence(
     spec: ScheduleSpec, *, tz: zoneinfo.ZoneInfo, dates: dict[str, str] | None = None
 ) -> datetime.datetime | None:
+    if spec.kind == "invitation" or (spec.kind == "relative" and spec.offset_unit != "days"):
+        found = _exact_occurrences(spec, tz, dates or {}, None)
+        return found[0].due_at if found else None
     for day in _local_dates(spec, dates or {}):
         return local_to_utc(day, spec.send_time, tz)
     return None

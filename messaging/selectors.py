@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, Length
 from django.urls import reverse
 from django.utils import timezone
 
+from messaging.forecast import forward_calendar  # noqa: F401  (the forward calendar)
 from messaging.models import Message, MessageRule, OptOut, Reply, Send, TextSurvey
 from messaging.scheduling import WAITING_PREFIX
 from projects.models import Membership, Participant, Project, ProviderLink, RedcapLink

@@ -15,6 +15,12 @@ def dispatch() -> dict:
     except Exception:  # noqa: BLE001 - the sweep and the sender must run all the same
         logger.exception("The dispatcher failed; the sweep and the sender run all the same.")
         report = outbox.DispatchReport(errors=["The dispatcher failed."])
+    try:
+        from messaging.services.alerts import team_alerts_hand_out_due
+
+        team_alerts_hand_out_due()  # alerts to the team whose delay is over
+    except Exception:  # noqa: BLE001 - the sender and the sweep must run all the same
+        logger.exception("Team alerts could not be handed out; retrying next run.")
     alive = sender.lease_alive()
     # Kick the sender before the sweep: reconciling asks providers, which may be slow or down,
     # and a dispatch killed by its timeout meanwhile must not leave the queue without a sender.
@@ -60,3 +66,43 @@ def conversations_tick() -> dict:
 def conversation_write_back(conversation_id: int) -> bool:
     """Write a conversation's new answers to REDCap (retried by conversations_tick)."""
     return conversations.conversation_write_back(conversation_id=conversation_id)
+
+
+def triggers_evaluate(project_id: int, participant_id: int | None = None) -> dict:
+    """A record was saved in REDCap (or the project synced): fire the logic and follow-up
+    triggers that became due (messaging/services/triggers.py)."""
+    from messaging.services.triggers import triggers_evaluate as evaluate
+
+    report = evaluate(
+        project_id=project_id,
+        participant_ids=None if participant_id is None else [participant_id],
+    )
+    return {
+        "fired": report.fired,
+        "skipped": report.skipped,
+        "alerts": report.alerts,
+        "errors": report.errors,
+    }
+
+
+def team_alert_send(alert_id: int) -> dict:
+    """E-mail (and text) one alert to a study team (messaging/services/alerts.py)."""
+    from messaging.services.alerts import team_alert_deliver
+
+    alert = team_alert_deliver(alert_id=alert_id)
+    return {"emails": alert.emails, "texts": alert.texts} if alert else {}
+
+
+def recipient_count(
+    key: str, project_id: int, recipients: str, filter_logic: str, record_ids: list
+) -> dict:
+    """The message form's recipient count, after the REDCap filter (polled by the form)."""
+    from messaging.services.recipient_count import recipient_count_execute
+
+    return recipient_count_execute(
+        key=key,
+        project_id=project_id,
+        recipients=recipients,
+        filter_logic=filter_logic,
+        record_ids=record_ids,
+    )

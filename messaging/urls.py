@@ -1,6 +1,16 @@
 from django.urls import path
 
-from messaging.views import inbox, log, participants, phones, provider, rules, sends, simulator
+from messaging.views import (
+    calendar,
+    inbox,
+    log,
+    participants,
+    phones,
+    provider,
+    rules,
+    sends,
+    simulator,
+)
 
 # Mounted under /projects/ next to projects.urls: every route is project-scoped.
 urlpatterns = [
@@ -8,6 +18,22 @@ urlpatterns = [
     path("<int:pk>/messages/new/", rules.rule_create, name="rule-create"),
     path("<int:pk>/messages/preview/", rules.rule_preview, name="rule-preview"),
     path("<int:pk>/messages/survey-check/", rules.survey_check, name="survey-check"),
+    path(
+        "<int:pk>/messages/recipients/",
+        rules.rule_recipient_count,
+        name="rule-recipient-count",
+    ),
+    path(
+        "<int:pk>/messages/recipients/<str:token>/",
+        rules.rule_recipient_count_result,
+        name="rule-recipient-count-result",
+    ),
+    path("<int:pk>/messages/calendar/", calendar.message_calendar, name="message-calendar"),
+    path(
+        "<int:pk>/messages/<int:rule_id>/calendar/",
+        calendar.rule_calendar,
+        name="rule-calendar",
+    ),
     path("<int:pk>/messages/<int:rule_id>/", rules.rule_detail, name="rule-detail"),
     path("<int:pk>/messages/<int:rule_id>/edit/", rules.rule_edit, name="rule-edit"),
     path("<int:pk>/messages/<int:rule_id>/status/", rules.rule_status, name="rule-status"),

@@ -57,11 +57,11 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "messaging.optout": frozenset({V}),
     "messaging.senderlease": frozenset({V}),
     "messaging.reply": frozenset({V}),
-    "messaging.staffphone": frozenset({V}),
+    "messaging.staffphone": frozenset({V}),  # added and confirmed by its owner (a texted code)
     "messaging.textsurvey": frozenset({V}),  # edited on the rule's form, where it is checked
-    "messaging.conversation": frozenset(
-        {V}
-    ),  # answers never listed  # added and confirmed by its owner (a texted code)
+    "messaging.conversation": frozenset({V}),  # answers never listed
+    "messaging.teamalert": frozenset({V}),  # written by a trigger, sent by its task
+    "messaging.triggerstate": frozenset({V}),  # the edge of a "logic becomes true" trigger
     # The task queue
     "django_q.schedule": frozenset({V}),
     "django_q.success": frozenset({V}),

@@ -227,6 +227,7 @@ class RedcapClient:
         events: Sequence[str] | None = None,
         filter_logic: str | None = None,
         batch_size: int | None = None,
+        survey_fields: bool = False,
     ) -> Iterator[list[Record]]:
         """Export records in batches of ``batch_size`` record ids, yielding each batch's rows.
 
@@ -250,6 +251,7 @@ class RedcapClient:
                     events=events,
                     filter_logic=filter_logic,
                     session=session,
+                    survey_fields=survey_fields,
                 )
 
     def records(
@@ -260,6 +262,7 @@ class RedcapClient:
         events: Sequence[str] | None = None,
         filter_logic: str | None = None,
         batch_size: int | None = None,
+        survey_fields: bool = False,
     ) -> list[Record]:
         """Flat, raw records (all of them, or those asked for), exported in batches.
 
@@ -272,6 +275,7 @@ class RedcapClient:
             events=events,
             filter_logic=filter_logic,
             batch_size=batch_size,
+            survey_fields=survey_fields,
         ):
             rows.extend(batch)
         return rows
@@ -338,6 +342,7 @@ class RedcapClient:
         events: Sequence[str] | None = None,
         filter_logic: str | None = None,
         session: httpx.Client | None = None,
+        survey_fields: bool = False,
     ) -> list[Record]:
         params = {
             "type": "flat",
@@ -350,6 +355,9 @@ class RedcapClient:
         }
         if filter_logic:
             params["filterLogic"] = filter_logic
+        if survey_fields:
+            # Adds each exported survey's `<instrument>_timestamp`: when it was completed.
+            params["exportSurveyFields"] = "true"
         return self._call("record", params, session=session)
 
     @contextmanager

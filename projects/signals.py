@@ -23,3 +23,8 @@ sending_hours_changed = Signal()
 # These three are REDCap's claims, not facts: a receiver reads REDCap for the values it acts on.
 # Receivers run in the task that read the record: keep them quick (enqueue a task of your own).
 record_saved = Signal()
+
+# A full participant sync finished (the 15-minute safety net, or one asked for by hand).
+# Keyword argument: project_id. Messaging evaluates its REDCap-driven triggers for the whole
+# project then (docs/sending.md, "Triggers"). Sent after the sync's writes; keep receivers quick.
+participants_synced = Signal()

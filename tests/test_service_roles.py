@@ -18,6 +18,7 @@ from messaging.services import (
     optouts,
     outbox,
     provider_links,
+    recipient_count,
     rules,
     test_texts,
 )
@@ -86,6 +87,12 @@ SERVICES = {
         lambda w, u: inbox.participant_replies_answered(participant=w.person, actor=u),
     ),
     "reply_answer": (EDITOR, lambda w, u: inbox.reply_answer(reply=w.reply, body="", actor=u)),
+    "recipient_count_start": (
+        EDITOR,
+        lambda w, u: recipient_count.recipient_count_start(
+            project=w.project, actor=u, recipients="bogus", filter_logic="", record_ids=[]
+        ),
+    ),
     "test_text_send": (
         EDITOR,
         lambda w, u: test_texts.test_text_send(project=w.project, actor=u, body="Hi"),

@@ -33,7 +33,6 @@ from django.utils import timezone
 from messaging import keywords, segments
 from messaging.models import Conversation, Message, MessageRule, Reply, TextSurvey
 from messaging.scheduling import zone
-from messaging.services import outbox
 from messaging.signals import audit
 from messaging.surveys.answers import Answer, Invalid, parse_answer, with_answers
 from messaging.surveys.cost import survey_cost
@@ -793,13 +792,11 @@ def segments_of(text: str) -> int:
     return segments.count(text).segments
 
 
-def _unwritten_answers_keep(replies):
+def unwritten_answers_keep(replies):
     """The retention purge leaves a reply's body alone while its participant has a text survey
-    whose answers REDCap has not taken yet (docs/compliance.md, "Retention")."""
+    whose answers REDCap has not taken yet (docs/compliance.md, "Retention"). Registered with
+    the purge by messaging/apps.py."""
     from django.db.models import Q
 
     waiting = Conversation.objects.filter(Q(complete_unwritten=True) | ~Q(unwritten=[]))
     return replies.exclude(participant__in=waiting.values("participant"))
-
-
-outbox.retention_keep_register(replies=_unwritten_answers_keep)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Q, QuerySet, TextField, Value, When
+from django.db.models import Case, DateTimeField, F, Min, Q, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from billing.services import quota_release
@@ -91,6 +91,21 @@ class DispatchReport:
     errors: list[str] = field(default_factory=list)
 
 
+def invitation_anchors(*, rule: MessageRule) -> dict[int, datetime.datetime]:
+    """Reminders follow each participant's invitation: when the invitation rule's first text to
+    them went out (sent, delivered or unconfirmed), by participant id. One query."""
+    if rule.anchor_rule_id is None:
+        return {}
+    rows = (
+        Message.objects.filter(
+            rule_id=rule.anchor_rule_id, status__in=RECEIVED, sent_at__isnull=False
+        )
+        .values("participant_id")
+        .annotate(first=Min("sent_at"))
+    )
+    return {r["participant_id"]: r["first"] for r in rows}
+
+
 def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     start = rule.materialized_through or now
     if start >= now:
@@ -110,10 +125,20 @@ def _materialize(rule: MessageRule, now, report: DispatchReport) -> None:
     participants = list(
         textable_participants(project=project).only("pk", "record_id", "time_zone", "dates")
     )
+    anchors = invitation_anchors(rule=rule) if spec.kind == "invitation" else {}
+    if spec.kind == "invitation":
+        participants = [p for p in participants if p.pk in anchors]
     rows = []
     for participant in participants:
         tz = zone(participant.time_zone or project.time_zone)
-        for occ in occurrences_between(spec, tz=tz, start=start, end=now, dates=participant.dates):
+        for occ in occurrences_between(
+            spec,
+            tz=tz,
+            start=start,
+            end=now,
+            dates=participant.dates,
+            anchor=anchors.get(participant.pk),
+        ):
             missed = occ.due_at < late
             rows.append(
                 Message(
@@ -191,15 +216,7 @@ def dispatch(*, now=None) -> DispatchReport:
     retried for that rule only, never stopping the others, the sweep or the sender."""
     now = now or timezone.now()
     report = DispatchReport()
-    rules = MessageRule.objects.filter(
-        status=MessageRule.Status.ACTIVE,
-        project__status=Project.Status.ACTIVE,
-        schedule__in=[
-            MessageRule.Schedule.ONCE,
-            MessageRule.Schedule.RECURRING,
-            MessageRule.Schedule.RELATIVE,
-        ],
-    ).select_related("project")
+    rules = scheduled_rules().select_related("project")
     for rule in rules:
         try:
             _materialize(rule, now, report)
@@ -207,6 +224,23 @@ def dispatch(*, now=None) -> DispatchReport:
             logger.exception("Rule %s could not be materialised; retrying next run.", rule.pk)
             report.errors.append(f"{rule}: it could not be prepared; retrying.")
     return report
+
+
+def scheduled_rules() -> QuerySet[MessageRule]:
+    """The active rules whose texts the dispatcher puts in the outbox from the calendar: the
+    schedules, and reminders that follow an invitation."""
+    return MessageRule.objects.filter(
+        Q(
+            schedule__in=[
+                MessageRule.Schedule.ONCE,
+                MessageRule.Schedule.RECURRING,
+                MessageRule.Schedule.RELATIVE,
+            ]
+        )
+        | Q(trigger=MessageRule.Trigger.INVITATION),
+        status=MessageRule.Status.ACTIVE,
+        project__status=Project.Status.ACTIVE,
+    )
 
 
 RECEIVED = [Status.SENT, Status.DELIVERED, Status.UNKNOWN]  # got it (or may have: unconfirmed)

@@ -45,7 +45,31 @@ RULE_FIELDS = (
     "offset_days",
     "stop_when_complete",
     "max_sends",
+    "trigger",
+    "offset",
+    "offset_unit",
+    "trigger_logic",
+    "logic_repeat",
+    "anchor_rule",
+    "repeat_every_days",
+    "repeat_count",
+    "notify_team",
+    "alert_members",
+    "alert_emails",
+    "alert_sms",
 )
+Trigger, Unit = MessageRule.Trigger, MessageRule.OffsetUnit
+# Each trigger's `schedule` (the old field the calendar dispatcher reads).
+TRIGGER_SCHEDULE = {
+    Trigger.ONCE: Schedule.ONCE,
+    Trigger.RECURRING: Schedule.RECURRING,
+    Trigger.RELATIVE: Schedule.RELATIVE,
+    Trigger.MANUAL: Schedule.MANUAL,
+    Trigger.LOGIC: Schedule.MANUAL,
+    Trigger.COMPLETION: Schedule.MANUAL,
+    Trigger.INVITATION: Schedule.MANUAL,
+}
+MAX_OFFSET = {Unit.DAYS: 3650, Unit.HOURS: 3650 * 24, Unit.MINUTES: 3650 * 24 * 60}
 
 
 def _validate_body(rule: MessageRule, mapping: FieldMapping | None, errors: dict) -> None:
@@ -53,7 +77,8 @@ def _validate_body(rule: MessageRule, mapping: FieldMapping | None, errors: dict
     if not body:
         errors["body"] = "Write the text of the message."
         return
-    unknown = piping.unknown_tokens(body, mapping)
+    # An alert to the team may pipe any REDCap field (checked with REDCap), never the phone.
+    unknown = [] if rule.notify_team else piping.unknown_tokens(body, mapping)
     if unknown:
         allowed = ", ".join(f"[{t}]" for t in sorted(piping.allowed_tokens(mapping)))
         errors["body"] = (
@@ -111,7 +136,7 @@ def _validate_schedule(rule: MessageRule, project: Project, mapping, errors: dic
             errors["until_date"] = "The end date is in the past."
         if not rule.until_date and not rule.max_occurrences:
             errors["until_date"] = "Give an end date or a number of times, so the texts stop."
-    elif rule.schedule == Schedule.RELATIVE:
+    elif rule.trigger == Trigger.RELATIVE:
         date_fields = list(mapping.date_fields) if mapping else []
         if not rule.date_field:
             errors["date_field"] = "Choose the REDCap date the texts are relative to."
@@ -121,18 +146,91 @@ def _validate_schedule(rule: MessageRule, project: Project, mapping, errors: dic
                 + (f" ({', '.join(date_fields)})" if date_fields else "")
                 + ". Map it as a date field under Set-up → Fields first."
             )
-        if abs(rule.offset_days) > 3650:
-            errors["offset_days"] = "Use an offset of at most 3,650 days."
+        _validate_offset(rule, errors, signed=True)
+    elif rule.trigger == Trigger.LOGIC:
+        _validate_logic(rule, errors)
+    elif rule.trigger == Trigger.COMPLETION:
+        if not rule.instrument:
+            errors["instrument"] = "Choose the survey whose completion starts the follow-up."
+        _validate_offset(rule, errors, signed=False)
+    elif rule.trigger == Trigger.INVITATION:
+        _validate_reminders(rule, errors)
+
+
+def _validate_offset(rule: MessageRule, errors: dict, *, signed: bool) -> None:
+    if rule.offset_unit not in Unit.values:
+        errors["offset_unit"] = "Choose days, hours or minutes."
+        return
+    unit = Unit(rule.offset_unit).label
+    if abs(rule.offset) > MAX_OFFSET[rule.offset_unit]:
+        errors["offset"] = f"Use an offset of at most {MAX_OFFSET[rule.offset_unit]:,} {unit}."
+    elif not signed and rule.offset < 1:
+        errors["offset"] = (
+            f"A follow-up goes out after the survey was completed: use at least 1 {unit[:-1]} "
+            f"({rule.offset} {unit} would be "
+            + ("the moment of completion" if rule.offset == 0 else "before it")
+            + "; for that, trigger on REDCap logic instead)."
+        )
+    elif signed and rule.offset_unit != Unit.DAYS and rule.offset == 0:
+        errors["offset"] = (
+            f"0 {unit} after the date-time is the date-time itself: give an offset, or choose "
+            "days to send at a time of day."
+        )
+
+
+def _validate_logic(rule: MessageRule, errors: dict) -> None:
+    from projects.logic import LogicError, parse
+
+    text = rule.trigger_logic.strip()
+    if not text:
+        errors["trigger_logic"] = "Write the REDCap logic whose becoming true sends the text."
+        return
+    try:
+        parse(text)
+    except LogicError as exc:
+        errors["trigger_logic"] = f"REDCap would not accept this logic: {exc}"
+    if rule.logic_repeat not in MessageRule.LogicRepeat.values:
+        errors["logic_repeat"] = "Choose once per record, once per repeat instance or every time."
+
+
+def _validate_reminders(rule: MessageRule, errors: dict) -> None:
+    anchor = rule.anchor_rule
+    if anchor is None:
+        errors["anchor_rule"] = "Choose the invitation these reminders follow."
+    elif anchor.project_id != rule.project_id or anchor.kind != Kind.INVITATION:
+        errors["anchor_rule"] = "Choose a survey invitation of this project."
+    elif rule.pk and anchor.pk == rule.pk:
+        errors["anchor_rule"] = "Reminders cannot follow themselves."
+    if not rule.repeat_every_days or rule.repeat_every_days < 1:
+        errors["repeat_every_days"] = "Remind every 1 day or more (0 days would text at once)."
+    elif rule.repeat_every_days > 365:
+        errors["repeat_every_days"] = "Remind at most every 365 days."
+    if not rule.repeat_count or rule.repeat_count < 1:
+        errors["repeat_count"] = "Send at least 1 reminder."
+    elif rule.repeat_count > 50:
+        errors["repeat_count"] = "Send at most 50 reminders."
+    if not rule.instrument:
+        errors["instrument"] = "Choose the survey whose completion stops the reminders."
 
 
 def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> None:
     """Ask REDCap about the parts only REDCap can judge: surveys and filter logic."""
     needs_survey = rule.instrument and (
-        "survey-link" in piping.tokens(rule.body) or rule.stop_when_complete
+        "survey-link" in piping.tokens(rule.body)
+        or rule.stop_when_complete
+        or rule.trigger in (Trigger.COMPLETION, Trigger.INVITATION)
     )
     needs_filter = rule.recipients == Recipients.FILTER
     needs_records = rule.recipients == Recipients.RECORDS and bool(rule.record_ids)
-    if not (needs_survey or needs_filter or needs_records or rule.instrument):
+    needs_logic = rule.trigger == Trigger.LOGIC
+    if not (
+        needs_survey
+        or needs_filter
+        or needs_records
+        or needs_logic
+        or rule.instrument
+        or rule.notify_team
+    ):
         return
     try:
         client = redcap_client_for(project)
@@ -149,10 +247,36 @@ def _validate_with_redcap(rule: MessageRule, project: Project, errors: dict) -> 
             try:
                 client.participant_list(instrument=rule.instrument, event=rule.event or None)
             except RedcapRequestError as exc:
-                errors["instrument"] = (
-                    f"{rule.instrument} is not a survey in REDCap, so it has no survey link "
-                    f"(REDCap said: {exc}). Enable it as a survey, or choose another instrument."
-                )
+                if rule.trigger == Trigger.COMPLETION:
+                    errors["instrument"] = (
+                        f"{rule.instrument} is not a survey in REDCap, so REDCap records no "
+                        f"completion time for it (REDCap said: {exc}). A follow-up needs a "
+                        "survey: enable it as a survey, or choose another instrument."
+                    )
+                else:
+                    errors["instrument"] = (
+                        f"{rule.instrument} is not a survey in REDCap, so it has no survey "
+                        f"link (REDCap said: {exc}). Enable it as a survey, or choose another "
+                        "instrument."
+                    )
+        if rule.notify_team:
+            mapping = project_field_mapping(project=project)
+            wanted = set(piping.tokens(rule.body)) - {"record_id"}
+            wanted -= piping.allowed_tokens(mapping)
+            if wanted:
+                known = {f["export_field_name"] for f in client.field_names()}
+                missing = sorted(wanted - known)
+                if missing:
+                    errors["body"] = (
+                        "REDCap has no field "
+                        + ", ".join(f"[{m}]" for m in missing)
+                        + " to pipe into the alert."
+                    )
+        if needs_logic:
+            try:
+                client.records(fields=[client.record_id_field()], filter_logic=rule.trigger_logic)
+            except RedcapRequestError as exc:
+                errors["trigger_logic"] = f"REDCap rejected this logic: {exc}"
         if needs_filter:
             try:
                 client.records(fields=[client.record_id_field()], filter_logic=rule.filter_logic)
@@ -186,6 +310,13 @@ def _records_missing_message(missing: list[str]) -> str:
     )
 
 
+def _members_of(rule: MessageRule) -> list:
+    pending = getattr(rule, "_pending_alert_members", None)
+    if pending is not None:
+        return list(pending)
+    return list(rule.alert_members.all()) if rule.pk else []
+
+
 def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
     project = rule.project
     mapping = project_field_mapping(project=project)
@@ -208,7 +339,14 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
         errors["instrument"] = "Choose the survey whose completion stops the reminders."
     if rule.max_sends is not None and rule.max_sends < 1:
         errors["max_sends"] = "Use a number of texts of at least 1."
-    _validate_schedule(rule, project, mapping, errors)
+    if rule.notify_team:
+        from messaging.services.alerts import validate_team_alert
+
+        validate_team_alert(rule, _members_of(rule), mapping, errors)
+    if rule.trigger not in Trigger.values:
+        errors["trigger"] = "Choose what sends the text."
+    else:
+        _validate_schedule(rule, project, mapping, errors)
     if not errors and check_redcap:
         _validate_with_redcap(rule, project, errors)
     if errors:
@@ -227,14 +365,34 @@ def rule_save(
         raise PermissionDenied("That message belongs to another project.")
     if rule.status == Status.ARCHIVED:
         raise ValidationError("This message is archived; duplicate it to use it again.")
+    data = dict(data)
+    if "alert_members" in data:  # many-to-many: set after the row is saved
+        rule._pending_alert_members = list(data.pop("alert_members") or [])
+    # Callers from before triggers name a schedule and an offset in days: the same trigger.
+    if "trigger" not in data and "schedule" in data:
+        data["trigger"] = data["schedule"]
+    if "offset" not in data and "offset_days" in data:
+        data["offset"], data["offset_unit"] = data["offset_days"], Unit.DAYS
     for field in RULE_FIELDS:
         if field in data:
             setattr(rule, field, data[field])
+    if rule.trigger in TRIGGER_SCHEDULE:
+        rule.schedule = TRIGGER_SCHEDULE[rule.trigger]
+    if rule.offset_unit == Unit.DAYS:
+        rule.offset_days = rule.offset  # the relative schedule's days (the old field)
+    if rule.trigger == Trigger.INVITATION:
+        rule.stop_when_complete = True  # "until the survey is complete"
+        if rule.anchor_rule is not None and not rule.instrument:
+            # The invitation's survey, unless another is chosen.
+            rule.instrument, rule.event = rule.anchor_rule.instrument, rule.anchor_rule.event
+    rule.trigger_logic = (rule.trigger_logic or "").strip()
     rule.body = rule.body.strip()
     rule.record_ids = [str(r).strip() for r in rule.record_ids or [] if str(r).strip()]
     validate(rule)
     with transaction.atomic():
         rule.save()
+        if getattr(rule, "_pending_alert_members", None) is not None:
+            rule.alert_members.set(rule._pending_alert_members)
         audit.send(
             sender=MessageRule,
             actor=actor,
@@ -264,6 +422,17 @@ def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
         if status == Status.ACTIVE and rule.materialized_through is None:
             # Only occurrences from now on: activating does not send the past.
             rule.materialized_through = timezone.now()
+            if rule.trigger == Trigger.LOGIC:
+                # "Becomes true" from now on: records already true are not texted for it.
+                from messaging.services.triggers import logic_baseline
+
+                try:
+                    logic_baseline(rule=rule)
+                except RedcapError as exc:
+                    raise ValidationError(
+                        f"REDCap did not answer, so the records for which the logic is already "
+                        f"true could not be noted (they would all be texted): {exc} Try again."
+                    ) from exc
         rule.save(update_fields=["status", "materialized_through", "updated_at"])
         if status == Status.ARCHIVED:
             Message.objects.filter(rule=rule, status__in=["queued", "held"]).update(

@@ -72,7 +72,16 @@ def _link_ready(project: Project) -> ProviderLink:
 
 @sensitive_variables("phone", "body")
 def _send(
-    *, project: Project, actor, phone: str, body: str, kept: str, note: str, action: str
+    *,
+    project: Project,
+    actor,
+    phone: str,
+    body: str,
+    kept: str,
+    note: str,
+    action: str,
+    kind: str = TEST,
+    rule=None,
 ) -> Message:
     """One text to a staff member's phone: checked, counted, written with its attempt, sent,
     recorded. `kept` is the text the log keeps (a code is masked there). ValidationError, with
@@ -84,13 +93,15 @@ def _send(
     with transaction.atomic():
         if not quota_reserve(project=project, units=units):
             raise ValidationError(
-                "The account's quota for this month is used up, and a test counts against it "
-                "too. Ask for credit packs on the account's usage page."
+                "The account's quota for this month is used up, and a "
+                + ("test" if kind == TEST else "text to a staff phone")
+                + " counts against it too. Ask for credit packs on the account's usage page."
             )
         message = Message.objects.create(
             project=project,
             to_user=actor,
-            kind=TEST,
+            rule=rule,
+            kind=kind,
             occurrence=note[:64],
             dedup_key=f"test:{uuid.uuid4()}",
             status=Status.SENDING,
@@ -102,13 +113,13 @@ def _send(
             units=units,
             reserved_at=now,
             provider=link.provider,
-            created_by=actor,
+            created_by=actor if kind == TEST else None,
         )
         # Written with the row: the sweep never puts a test back in the queue.
         Attempt.objects.create(message=message, started_at=now)
         audit.send(
             sender=Message,
-            actor=actor,
+            actor=actor if kind == TEST else None,
             action=action,
             obj=message,
             message=f"{note} to the phone ending in {phone[-4:]}.",
@@ -123,6 +134,22 @@ def _send(
     record_successes([(message, result)])
     message.refresh_from_db()
     return message
+
+
+def staff_text_send(*, project: Project, user, phone: str, body: str, rule) -> Message:
+    """An alert to the study team, texted to a member's own verified phone: sent at once like a
+    test (written first, with its attempt), and counted against the quota like any text."""
+    return _send(
+        project=project,
+        actor=user,
+        phone=phone,
+        body=body,
+        kept=body,
+        note=f"Team alert “{rule.name}”"[:64],
+        action="message.team_alert_texted",
+        kind="team_alert",
+        rule=rule,
+    )
 
 
 def _record_refusal(message: Message, exc: GatewayError, link: ProviderLink) -> None:
@@ -218,6 +245,26 @@ def staff_phone_start(*, project: Project, actor, raw: str) -> StaffPhone:
             {
                 "phone": "That is not a mobile number we can text. Type it with its area code, "
                 "such as (615) 555-0101, or with + and the country code."
+            }
+        )
+    kind = phonenumbers.number_type(number)
+    if kind not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        what = {
+            phonenumbers.PhoneNumberType.FIXED_LINE: "a landline",
+            phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+            phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+            phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+            phonenumbers.PhoneNumberType.PAGER: "a pager",
+        }.get(kind, "not a mobile number")
+        raise ValidationError(
+            {
+                "phone": f"That number is {what}, which cannot receive texts. Give your own "
+                "mobile number."
+                if what != "not a mobile number"
+                else "That is not a mobile number: give your own mobile number."
             }
         )
     phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

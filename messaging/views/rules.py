@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from billing.selectors import account_usage
@@ -82,6 +83,7 @@ def _rule_form(request, project, role, rule=None):
         instance=rule,
         instruments=instruments,
         date_fields=list(mapping.date_fields) if mapping else [],
+        project=project,
         initial=None if rule else {"start_date": rules.default_start(project)},
     )
     text_survey = getattr(rule, "text_survey", None) if rule is not None else None
@@ -169,6 +171,9 @@ def rule_detail(request, pk: int, rule_id: int):
             "rule": rule,
             "can_edit": can_edit(role),
             "recent": recent,
+            "team_alerts": rule.team_alerts.select_related("participant")[:20]
+            if rule.notify_team
+            else [],
             "sends": rule.sends.select_related("created_by")[:10],
             "test_participants": in_redcap_order(outbox.textable_participants(project=project))[
                 :200
@@ -319,3 +324,33 @@ def survey_check(request, pk: int):
         "messaging/_text_survey_check.html",
         {"survey": survey, "warnings": read.warnings},
     )
+
+
+@require_POST
+def rule_recipient_count(request, pk: int):
+    """Start counting the form's recipients after the REDCap filter (a task); the answer holds
+    the address to poll."""
+    from messaging.services.recipient_count import recipient_count_start
+
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    try:
+        token = recipient_count_start(
+            project=project,
+            actor=request.user,
+            recipients=request.POST.get("recipients", ""),
+            filter_logic=request.POST.get("filter_logic", ""),
+            record_ids=split_record_ids(request.POST.get("record_ids", "")),
+        )
+    except ValidationError as exc:
+        return JsonResponse({"status": "error", "message": " ".join(exc.messages)}, status=400)
+    return JsonResponse(
+        {"status": "pending", "poll": reverse("rule-recipient-count-result", args=[pk, token])}
+    )
+
+
+@login_required
+def rule_recipient_count_result(request, pk: int, token: str):
+    from messaging.services.recipient_count import recipient_count_result
+
+    project, _ = project_get_for_user(user=request.user, pk=pk, min_role=Role.EDITOR)
+    return JsonResponse(recipient_count_result(project=project, actor=request.user, token=token))

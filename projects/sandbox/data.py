@@ -127,6 +127,16 @@ BASE_METADATA: tuple[dict[str, str], ...] = (
         vmax="20",
     ),
     _field("wk_notes", "weekly_checkin", "notes", "Anything else you would like to tell us?"),
+    # Pain today, for alerts to the study team ("Participant [record_id] reported pain 9").
+    _field(
+        "wk_pain",
+        "weekly_checkin",
+        "text",
+        "How bad is your pain today, from 0 (none) to 10 (worst)?",
+        validation="integer",
+        vmin="0",
+        vmax="10",
+    ),
 )
 BASE_INSTRUMENTS = (
     ("contact", "Contact and consent"),

@@ -218,8 +218,12 @@ def export_records(
     events: Sequence[str] = (),
     logic: Expression | None = None,
     labels: bool = False,
+    survey_fields: bool = False,
 ) -> list[dict[str, str]]:
-    """Flat records as REDCap exports them (see the module docstring for the rules)."""
+    """Flat records as REDCap exports them (see the module docstring for the rules). With
+    `survey_fields` (REDCap's exportSurveyFields), each exported survey's completion field is
+    followed by `<instrument>_timestamp`: when it was completed, in the server's local time, or
+    "[not completed]"."""
     fields = data_fields(project, fields)
     check_forms(project, forms)
     if project.longitudinal:
@@ -247,14 +251,37 @@ def export_records(
                 continue
             row = {pk: record, "redcap_event_name": event}
             row.update(zip(REPEAT_COLUMNS, (form, str(instance) if form else ""), strict=True))
+            stamps = []
             for name, original in columns:
                 value = row_values.get(name, "")
                 row[name] = _label(project, name, original, value) if labels else value
-            out.append({k: row[k] for k in head + [c for c, _ in columns]})
+                form = name.removesuffix("_complete")
+                if survey_fields and name.endswith("_complete") and form in project.surveys:
+                    stamp = row_values.get(f"{COMPLETED_AT}{form}", "")
+                    row[f"{form}_timestamp"] = stamp if value == "2" and stamp else NOT_COMPLETED
+                    stamps.append(f"{form}_timestamp")
+            out.append({k: row[k] for k in head + [c for c, _ in columns] + stamps})
     return out
 
 
 REPEAT_COLUMNS = ("redcap_repeat_instrument", "redcap_repeat_instance")
+# Where a row keeps when each survey was completed (never an export column of its own).
+COMPLETED_AT = "__completed_at__"
+NOT_COMPLETED = "[not completed]"
+
+
+def _completion_stamps(project: SandboxProject, target: dict, values: dict) -> dict[str, str]:
+    """The completion times a write sets: a survey's completion field turning to 2 (Complete)
+    stamps the moment, in the server's local time, as REDCap's survey timestamp."""
+    from django.utils import timezone
+
+    stamps = {}
+    for column, value in values.items():
+        form = column.removesuffix("_complete")
+        completes = column.endswith("_complete") and form in project.surveys
+        if completes and value == "2" and target.get(column) != "2":
+            stamps[f"{COMPLETED_AT}{form}"] = f"{timezone.localtime():%Y-%m-%d %H:%M:%S}"
+    return stamps
 
 
 def _head(project: SandboxProject, fields: Sequence[str], forms: Sequence[str]) -> list[str]:
@@ -467,7 +494,9 @@ def import_records(
                 target[pk] = record_id
             if repeat_form:
                 target = _instance(project, record_id, event, repeat_form, instance)
+            stamps = _completion_stamps(project, target, values)
             target.update(values)
+            target.update(stamps)
     originals = list(dict.fromkeys(record for record, *_ in changes))
     return [(renamed.get(record, record), record) for record in originals]
 

@@ -209,6 +209,7 @@ def _records(request: HttpRequest, project: SandboxProject) -> HttpResponse:
         events=_array(request, "events"),
         logic=logic,
         labels=request.POST.get("rawOrLabel", "raw") == "label",
+        survey_fields=_truthy(request.POST.get("exportSurveyFields", "")),
     )
     return _data(request, rows, store.record_header(project, fields=fields, forms=forms))
 

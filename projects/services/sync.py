@@ -24,7 +24,7 @@ from projects.services.participants import (
     participant_optout_write_back,
     redcap_marks_opted_out,
 )
-from projects.signals import audit
+from projects.signals import audit, participants_synced
 
 Issue = Participant.Issue
 STALE_AFTER = datetime.timedelta(minutes=30)
@@ -315,6 +315,7 @@ def _sync(run: SyncRun, project: Project) -> None:
     SyncRun.objects.filter(pk=run.pk).update(
         status=SyncRun.Status.SUCCEEDED, finished_at=timezone.now(), gone_count=gone
     )
+    participants_synced.send_robust(sender=SyncRun, project_id=project.pk)
     audit.send(
         sender=SyncRun,
         actor=run.requested_by,

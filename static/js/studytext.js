@@ -69,7 +69,7 @@
       var checked = document.querySelector("input[name=" + parts[0] + "]:checked");
       var select = document.querySelector("select[name=" + parts[0] + "]");
       var value = checked ? checked.value : select ? select.value : "";
-      var match = value === parts[1];
+      var match = parts[1].split("|").indexOf(value) !== -1; // "trigger=relative|completion"
       el.hidden = el.hasAttribute("data-show-when") ? !match : match;
     });
   }
@@ -207,10 +207,52 @@
       .catch(function () { target.textContent = "The check did not answer; try again."; });
   }
 
+  // The message form's recipient count after the REDCap filter (<p id="recipient-count"
+  // data-count-url>): asked when the choice, the logic or the records change (a textarea's
+  // "change" comes when it loses focus, not on each keystroke); the server counts in a task and
+  // the answer is polled until ready. Only the latest request's answer is shown.
+  var countSeq = 0;
+  function countRecipients(form, out) {
+    var seq = ++countSeq;
+    var value = document.getElementById("recipient-count-value");
+    var chosen = form.querySelector("input[name=recipients]:checked");
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    data.append("recipients", chosen ? chosen.value : "all");
+    data.append("filter_logic", (form.querySelector("[name=filter_logic]") || {}).value || "");
+    data.append("record_ids", (form.querySelector("[name=record_ids]") || {}).value || "");
+    value.textContent = "counting…";
+    var show = function (p) {
+      if (seq !== countSeq) return;
+      if (!p) { value.textContent = "could not be counted"; return; }
+      if (p.status === "pending") {
+        window.setTimeout(function () {
+          fetch(p.poll, { credentials: "same-origin" })
+            .then(function (r) { return r.json(); })
+            .then(function (next) { next.poll = p.poll; show(next); });
+        }, 700);
+        return;
+      }
+      value.textContent = p.status === "done" ? number(p.count) : p.message;
+    };
+    fetch(out.getAttribute("data-count-url"), { method: "POST", body: data, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(show, function () { show(null); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-refresh-url]").forEach(refreshList);
     var surveyCheck = document.getElementById("survey-check-button");
     if (surveyCheck) surveyCheck.addEventListener("click", function () { checkSurvey(surveyCheck); });
+    var counter = document.getElementById("recipient-count");
+    if (counter) {
+      var countForm = counter.closest("form");
+      countForm.querySelectorAll("input[name=recipients], [name=filter_logic], [name=record_ids]")
+        .forEach(function (input) {
+          input.addEventListener("change", function () { countRecipients(countForm, counter); });
+        });
+      countRecipients(countForm, counter);
+    }
     document.querySelectorAll("input[type=radio], select").forEach(function (input) {
       input.addEventListener("change", syncConditional);
     });

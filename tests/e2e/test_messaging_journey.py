@@ -81,7 +81,7 @@ def test_an_editor_sends_a_survey_invitation_and_sees_it_on_the_phones(
     )
     page.locator("#id_instrument").select_option("weekly_checkin")
     page.get_by_label("Relative to a REDCap date").check()
-    page.get_by_label("Days after (negative: before)").fill("7")
+    page.get_by_label("How long after (negative: before)").fill("7")
     page.locator("#id_date_field").select_option("enrollment_date")
     page.get_by_label("At (participant's local time)").fill("10:00")
     page.get_by_label("Stop once the participant has completed the survey").check()

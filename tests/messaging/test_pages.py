@@ -79,7 +79,7 @@ def test_fields_required_for_their_choice_are_not_called_optional(as_user, resea
 def test_the_schedule_is_not_labelled_when_twice(as_user, researcher):
     project = ProjectFactory(owner=researcher)
     page = _page(as_user(researcher), reverse("rule-create", args=[project.pk]))
-    assert 'id="label-schedule">Schedule</label>' in page
+    assert 'id="label-trigger">Trigger</label>' in page
     assert "<legend>When</legend>" in page
 
 

@@ -179,6 +179,7 @@ def test_records_export_can_ask_for_fields_records_and_labels(api):
         "wk_barrier_other",
         "wk_servings",
         "wk_notes",
+        "wk_pain",
         "weekly_checkin_complete",
     }
     response = api(content="record", **{"fields[0]": "optout___1"})

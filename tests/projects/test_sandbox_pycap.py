@@ -134,6 +134,7 @@ def test_records_by_ids_fields_forms_and_filter_logic(demo, longitudinal):
         "wk_barrier_other",
         "wk_servings",
         "wk_notes",
+        "wk_pain",
         "weekly_checkin_complete",
     }
     logic = "[sms_consent] = '1' and [withdrawn] <> '1' and [phone] <> ''"
