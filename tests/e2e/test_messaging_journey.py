@@ -74,7 +74,7 @@ def test_an_editor_sends_a_survey_invitation_and_sees_it_on_the_phones(
 
     # --- A reminder relative to the enrollment date -------------------------------------------
     page.get_by_role("link", name="New message").first.click()
-    page.get_by_label("Reminder").check()
+    page.get_by_label("Reminder", exact=True).check()
     page.get_by_label("Name").fill("Week-one reminder")
     page.get_by_label("Text", exact=True).fill(
         "Hi [first_name], one week in! Check in here: [survey-link]"
