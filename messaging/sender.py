@@ -65,7 +65,16 @@ LEASE_SECONDS = 30
 RENEW_EVERY = 5.0  # seconds; well inside LEASE_SECONDS
 FILL_EVERY = 0.25  # seconds between two reads of the queue
 CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
-MAX_CLAIM = 50  # messages claimed in one transaction, at most
+# A link is claimed for when its claimed texts run out within CLAIM_AHEAD; the links whose texts
+# run out within CLAIM_NEAR more are claimed for in the same transaction (claim.claim_batches):
+# many slow links share one claim, not one transaction per text.
+CLAIM_NEAR = 0.25
+# A slow link claims its next MIN_CLAIM turns at once, as long as they fall within
+# CLAIM_MAX_AHEAD seconds: the quota is reserved once for a few texts (docs/sending.md, "Many
+# links"); the last gate still checks each text at its turn.
+MIN_CLAIM = 4
+CLAIM_MAX_AHEAD = 3.0
+MAX_CLAIM = 50  # messages of one link claimed at once, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
 # No call starts in the last second of a participant's sending hours: a call takes a moment to
@@ -78,13 +87,18 @@ MIN_SPACING = 0.75
 # (Twilio 30001 / 21611) drains more slowly.
 RATE_LIMITED_PAUSE = 1.0
 QUEUE_FULL_PAUSE = 5.0
-BACKLOG_SECONDS = 1.0  # seconds of a link's pace kept prepared (a short read: pacing waits)
-MAX_BACKLOG = 200  # prepared texts per link, at most (a fast link: about a second of calls)
+# Read-ahead (docs/sending.md, "Reading REDCap ahead"): a link keeps this share of
+# SENDER_READ_AHEAD_SECONDS of its pace prepared (at most SENDER_READ_BATCH texts, read in one
+# REDCap export), so its texts leave before their read is SENDER_READ_AHEAD_SECONDS old; a text
+# whose read is older by then is read again.
+READ_AHEAD_SHARE = 0.75
+# A text is not claimed when its read would be this close to stale (it is read again first).
+STALE_MARGIN = 2.0
 MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
 DISCOVER_ROWS = 20  # rows read beyond the known links' room, for links not seen yet
 DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
 PREPARE_RETRY = datetime.timedelta(minutes=5)
-REDCAP_THREADS = 4  # REDCap exports at release in flight at once (one per link at most)
+REDCAP_THREADS = 8  # REDCap exports at release in flight at once (one per link at most)
 
 
 def lease_acquire(owner: str) -> bool:
@@ -144,6 +158,11 @@ class TokenBucket:
         self._refill(self.clock())
         return max(0.0, (min(cost, self.capacity) - self.tokens) / self.rate)
 
+    def ahead(self, cost: float) -> float:
+        """Seconds until `cost` segments (more than a burst, maybe) have gone at the pace."""
+        self._refill(self.clock())
+        return max(0.0, (cost - self.tokens) / self.rate)
+
     def take(self, cost: float) -> None:
         self._refill(self.clock())
         self.tokens -= cost
@@ -164,6 +183,8 @@ class LinkState:
     in_flight: int = 0
     paused: bool = False
     unreachable: bool = False  # the link shows "provider unreachable, retrying"
+    read_ahead: float = 120.0  # settings.SENDER_READ_AHEAD_SECONDS
+    read_batch: int = 200  # settings.SENDER_READ_BATCH
     spacing: threading.Lock = field(default_factory=threading.Lock)
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
@@ -175,12 +196,22 @@ class LinkState:
 
     @property
     def backlog_target(self) -> int:
-        wanted = max(2 * self.max_in_flight, math.ceil(self.rate * BACKLOG_SECONDS))
-        return min(wanted, MAX_BACKLOG)
+        """Texts kept prepared: the read-ahead window of its pace, at most one REDCap batch."""
+        wanted = math.ceil(self.rate * self.read_ahead * READ_AHEAD_SHARE)
+        return max(1, min(wanted, self.read_batch))
 
     @property
     def claim_size(self) -> int:
-        return max(1, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
+        slow = min(MIN_CLAIM, math.floor(self.rate * CLAIM_MAX_AHEAD) + 1)
+        return max(1, slow, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
+
+    def claimed_ahead(self) -> float:
+        """Seconds until the texts claimed now have all had their turn."""
+        return self.bucket.ahead(sum(p.count.segments for p in self.claimed) + 1)
+
+    def stale(self, prepared, now: float, margin: float = 0.0) -> bool:
+        """Its REDCap read would be older than the read-ahead limit (`margin` seconds on)."""
+        return now + margin - prepared.read_at > self.read_ahead
 
 
 @dataclass
@@ -284,6 +315,7 @@ class _Loop:
         self.in_flight = 0
         self.last_fill = -math.inf
         self.quiet = False  # the last read of the queue found nothing, and nothing happened since
+        self.more_ready = False  # the last fill left ready texts of links not seen yet unread
         self.last_renew = time.monotonic()
 
     # --- the loop ------------------------------------------------------------------------------
@@ -335,9 +367,12 @@ class _Loop:
         since = now - self.last_fill
         if since >= DISCOVER_EVERY:
             return True  # texts for a link not seen yet
-        return since >= FILL_EVERY and any(
-            not s.paused and pk not in self.fetching and len(s.backlog) < s.backlog_target // 2
-            for pk, s in self.links.items()
+        return since >= FILL_EVERY and (
+            self.more_ready
+            or any(
+                not s.paused and pk not in self.fetching and len(s.backlog) <= s.backlog_target // 2
+                for pk, s in self.links.items()
+            )
         )
 
     def _fill(self) -> None:
@@ -385,9 +420,12 @@ class _Loop:
                 else:
                     crowded.add(link.pk)
             if len(rows) < limit:
+                self.more_ready = False
                 break  # every ready text (of the links not left out) was seen
             skip |= crowded  # read again: without the links that are full now, and with the
             # room of the links this read found
+        else:
+            self.more_ready = True  # read again soon (FILL_EVERY): links not seen yet may wait
         if not batch:
             return
         project_ids = {m.project_id for m in batch}
@@ -456,6 +494,7 @@ class _Loop:
         sent_counts = release.sends_so_far(messages, pending=backlog)
         suppressed = release.suppressed_fingerprints(messages)
         for message in messages:
+            data = redcap[message.project_id]
             try:
                 prepared = release.prepare(
                     message,
@@ -471,6 +510,8 @@ class _Loop:
             if prepared is None:
                 self.report.skipped_or_deferred += 1
                 continue
+            # (Nothing read from REDCap: the moment it was checked and rendered.)
+            prepared.read_at = data.read_at if data.read_at is not None else time.monotonic()
             self.links[message.project.provider_link.pk].backlog.append(prepared)
 
     def _state(self, link) -> LinkState:
@@ -484,6 +525,8 @@ class _Loop:
                 max_in_flight=_in_flight_cap(rate),
                 callback_url=record.status_callback_url(link),
                 unreachable=link.unreachable_since is not None,
+                read_ahead=float(settings.SENDER_READ_AHEAD_SECONDS),
+                read_batch=settings.SENDER_READ_BATCH,
             )
             self.links[link.pk] = state
             # Build the HTTP client now: its first use would otherwise hold the first calls
@@ -491,27 +534,48 @@ class _Loop:
             getattr(state.gateway, "client", None)
         return state
 
-    # --- claim: a few at a time, just ahead of their turn ---------------------------------
+    # --- claim: a few at a time, just ahead of their turn, many links together -------------
     def _claim(self) -> None:
+        """Claim for every link whose claimed texts run out within CLAIM_AHEAD, and in the same
+        transaction for the links whose texts run out within CLAIM_NEAR after that."""
+        now = time.monotonic()
+        due = False
+        wanting: list[LinkState] = []
         for state in self.links.values():
             if state.paused or not state.backlog:
                 continue
-            size = state.claim_size
-            if len(state.claimed) >= max(1, size // 2):
-                continue
-            if state.bucket.wait(1) > CLAIM_AHEAD:
-                continue  # backing off (429): do not hold rows in `sending` meanwhile
-            batch = [state.backlog.popleft() for _ in range(min(size, len(state.backlog)))]
-            # The gateway that carries them (the override's fake, when one is set): the
-            # phone simulator shows the texts the sandbox carried, whatever the link's provider.
-            claimed, held = claim.claim_batch(batch, provider=state.gateway.slug)
+            ahead = state.claimed_ahead()
+            if ahead > CLAIM_AHEAD + CLAIM_NEAR:
+                continue  # enough claimed; (backing off after a 429: nothing held meanwhile)
+            due = due or ahead <= CLAIM_AHEAD
+            wanting.append(state)
+        if not due:
+            return
+        groups: list[tuple[LinkState, list[release.Prepared]]] = []
+        for state in wanting:
+            batch = []
+            while state.backlog and len(batch) < state.claim_size:
+                prepared = state.backlog.popleft()
+                if state.stale(prepared, now, STALE_MARGIN):
+                    self.quiet = False  # still queued: the next fill reads it again
+                    continue
+                batch.append(prepared)
+            if batch:
+                groups.append((state, batch))
+        if not groups:
+            return
+        # The gateway that carries them (the override's fake, when one is set): the phone
+        # simulator shows the texts the sandbox carried, whatever the link's provider.
+        answers = claim.claim_batches([(batch, s.gateway.slug) for s, batch in groups])
+        for (state, _), (claimed, held) in zip(groups, answers, strict=True):
             state.claimed.extend(claimed)
             self.report.held += len(held)
-            self.quiet = False
+        self.quiet = False
 
     # --- start: paced by each link's bucket ------------------------------------------------
     def _start(self) -> bool:
         starting: list[tuple[LinkState, release.Prepared, float]] = []
+        stale: list[release.Prepared] = []
         # Each link with work gets a fair share of the pool: a slow provider cannot take every
         # thread while another link's texts wait.
         busy = sum(1 for s in self.links.values() if s.claimed or s.in_flight)
@@ -530,12 +594,18 @@ class _Loop:
                 wait = state.bucket.wait(cost)
                 if wait > ahead:
                     break
+                if state.stale(state.claimed[0], time.monotonic(), wait):
+                    stale.append(state.claimed.popleft())  # read it again first
+                    continue
                 state.bucket.take(cost)
                 prepared = state.claimed.popleft()
                 state.in_flight += 1
                 starting.append((state, prepared, time.monotonic() + wait))
+        if stale:  # held claimed past the read-ahead limit (a long back-off): read again
+            claim.unclaim(stale)
+            self.quiet = False
         if not starting:
-            return False
+            return bool(stale)
         self.quiet = False
         try:
             mine = {m.pk for m in claim.attempts_start([p.message for _, p, _ in starting])}
@@ -670,8 +740,8 @@ class _Loop:
                     # text due within START_AHEAD together: one attempt INSERT for a few texts.
                     cost = state.claimed[0].count.segments
                     waits.append(state.bucket.wait(cost) - START_AHEAD / 2)
-                elif state.backlog and not state.paused:
-                    waits.append(max(0.0, state.bucket.wait(1) - CLAIM_AHEAD))
+                if state.backlog and not state.paused:
+                    waits.append(max(0.0, state.claimed_ahead() - CLAIM_AHEAD))
         return min(max(min(waits), 0.0005), 0.1)
 
 

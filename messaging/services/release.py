@@ -3,6 +3,7 @@ now, and its rendered body and cost (prepare). Nothing here is claimed or sent."
 
 import datetime
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ class Prepared:
     body: str
     count: segments.SegmentCount
     units: int
+    # When what it pipes (and its survey's completion) was read from REDCap, on the sender's
+    # clock (time.monotonic): the sender reads it again when the text would leave more than
+    # SENDER_READ_AHEAD_SECONDS later (docs/sending.md, "Reading REDCap ahead").
+    read_at: float = 0.0
 
 
 class ReleaseData:
@@ -67,6 +72,7 @@ class ReleaseData:
         self._records: dict[str, dict] | RedcapError | None = None
         self._queue_links: dict[str, str | RedcapError] = {}
         self.fetched = False
+        self.read_at: float | None = None  # time.monotonic() when the fetch began
         for message in messages:
             self.add(message)
 
@@ -128,6 +134,7 @@ class ReleaseData:
         """Everything planned, from REDCap (HTTP only: safe on any thread after `connect`)."""
         if self.fetched:
             return
+        self.read_at = time.monotonic()  # REDCap's answers are at least this fresh
         for key in sorted(self.surveys_wanted):
             if key not in self._surveys:
                 self._surveys[key] = self._ask(self._survey_list, *key)
