@@ -41,6 +41,7 @@ import datetime
 import logging
 import math
 import queue
+import random
 import threading
 import time
 import uuid
@@ -49,7 +50,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Mod
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -57,10 +60,10 @@ from messaging import eligibility
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
 from messaging.services import claim, outbox, provider_links, record, release
+from messaging.shards import LEASE_NAME, lease_name, shard_count
 from projects.models import FieldMapping
 
 logger = logging.getLogger(__name__)
-LEASE_NAME = "sender"
 LEASE_SECONDS = 30
 RENEW_EVERY = 5.0  # seconds; well inside LEASE_SECONDS
 FILL_EVERY = 0.25  # seconds between two reads of the queue
@@ -101,37 +104,82 @@ PREPARE_RETRY = datetime.timedelta(minutes=5)
 REDCAP_THREADS = 8  # REDCap exports at release in flight at once (one per link at most)
 
 
-def lease_acquire(owner: str) -> bool:
+def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
     now = timezone.now()
-    SenderLease.objects.get_or_create(name=LEASE_NAME)
+    SenderLease.objects.get_or_create(name=name)
     taken = (
-        SenderLease.objects.filter(name=LEASE_NAME)
+        SenderLease.objects.filter(name=name)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
         .update(owner=owner, expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS))
     )
     return bool(taken)
 
 
-def lease_renew(owner: str) -> bool:
-    """Extend our lease; False once it has run out (the sweep may have taken our rows since)."""
+def shard_acquire(owner: str, shards: int) -> int | None:
+    """Take a free shard's lease (any one); its number, or None when every shard has a loop.
+
+    A live lease of another shard count (SENDER_SHARDS was changed while loops run) would
+    split the links differently: a link could be in a shard of each. So nothing is taken while
+    one lives; its loop is asked to stop (its owner is cleared, so its next renewal fails and
+    it gives its texts back), and its shards are taken once it has expired. The check and the
+    taking hold the `sender` row's lock, so two loops of different counts never both start.
+    """
+    names = [lease_name(i, shards) for i in range(shards)]
+    with transaction.atomic():
+        SenderLease.objects.get_or_create(name=LEASE_NAME)
+        list(SenderLease.objects.select_for_update().filter(name=LEASE_NAME))  # the mutex
+        now = timezone.now()
+        others = SenderLease.objects.filter(
+            Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"), expires_at__gt=now
+        ).exclude(name__in=names)
+        if others.exists():
+            stopped = others.exclude(owner="").update(owner="")
+            if stopped:
+                logger.warning(
+                    "SENDER_SHARDS changed to %d while %d sender loop(s) of another count ran: "
+                    "they stop, and their shards are taken when their leases expire.",
+                    shards,
+                    stopped,
+                )
+            return None
+        for shard in random.sample(range(shards), shards):
+            if lease_acquire(owner, names[shard]):
+                return shard
+    return None
+
+
+def lease_renew(owner: str, name: str = LEASE_NAME) -> bool:
+    """Extend our lease; False once it has run out (the sweep may have taken our rows since),
+    or once a loop of another shard count asked us to stop (shard_acquire)."""
     now = timezone.now()
     return bool(
-        SenderLease.objects.filter(name=LEASE_NAME, owner=owner, expires_at__gt=now).update(
+        SenderLease.objects.filter(name=name, owner=owner, expires_at__gt=now).update(
             expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS)
         )
     )
 
 
-def lease_release(owner: str) -> None:
+def lease_release(owner: str, name: str = LEASE_NAME) -> None:
     # A released lease keeps the moment it was let go: the health check reports it as the
     # sender's last sign of life (portal/health.py).
-    SenderLease.objects.filter(name=LEASE_NAME, owner=owner).update(
-        expires_at=timezone.now(), owner=""
-    )
+    SenderLease.objects.filter(name=name, owner=owner).update(expires_at=timezone.now(), owner="")
+
+
+def _sender_leases():
+    return SenderLease.objects.filter(Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"))
 
 
 def lease_alive() -> bool:
-    return SenderLease.objects.filter(name=LEASE_NAME, expires_at__gt=timezone.now()).exists()
+    """Some sender loop holds a lease now."""
+    return _sender_leases().filter(expires_at__gt=timezone.now()).exists()
+
+
+def shards_idle() -> int:
+    """How many shards of SENDER_SHARDS have no loop now (the dispatcher starts that many)."""
+    shards = shard_count()
+    names = [lease_name(i, shards) for i in range(shards)]
+    alive = SenderLease.objects.filter(name__in=names, expires_at__gt=timezone.now()).count()
+    return shards - alive
 
 
 class TokenBucket:
@@ -241,17 +289,22 @@ def _count(report: SenderReport, status: str) -> None:
         report.failed += 1
 
 
-def _ready_queryset():
+def _ready_queryset(shard: tuple[int, int] | None = None):
     """Queued and due, on an active project with a running link and a rule that is not paused
-    (eligibility.RELEASABLE)."""
-    return Message.objects.filter(
+    (eligibility.RELEASABLE); with `shard` (i, N): only of the links whose id % N == i."""
+    ready = Message.objects.filter(
         eligibility.RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
     )
+    if shard is not None and shard[1] > 1:
+        ready = ready.alias(sender_shard=Mod("project__provider_link__id", shard[1])).filter(
+            sender_shard=shard[0]
+        )
+    return ready
 
 
-def _ready_rows():
+def _ready_rows(shard: tuple[int, int] | None = None):
     """The ready messages with what preparing them reads."""
-    return _ready_queryset().select_related(
+    return _ready_queryset(shard).select_related(
         "project",
         "project__provider_link",
         "project__account",
@@ -261,18 +314,28 @@ def _ready_rows():
     )
 
 
-def ready_count() -> int:
-    return _ready_queryset().count()
+def ready_count(shard: tuple[int, int] | None = None) -> int:
+    return _ready_queryset(shard).count()
 
 
 def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderReport:
-    """Send what is due until the queue is empty or `max_seconds` pass. One loop at a time."""
+    """Send what is due until the queue is empty or `max_seconds` pass. One loop per shard
+    (SENDER_SHARDS; docs/sending.md, "Shards"): it serves the links of the shard it took."""
     owner = uuid.uuid4().hex
     report = SenderReport()
-    if not lease_acquire(owner):
+    shards = shard_count()
+    shard = shard_acquire(owner, shards)
+    if shard is None:
         return report
+    name = lease_name(shard, shards)
     max_seconds = settings.SENDER_MAX_SECONDS if max_seconds is None else max_seconds
-    loop = _Loop(owner, report, threads=settings.SENDER_THREADS, batch_size=batch_size)
+    loop = _Loop(
+        owner,
+        report,
+        threads=settings.SENDER_THREADS,
+        batch_size=batch_size,
+        shard=(shard, shards),
+    )
     orderly = False
     try:
         loop.run(deadline=time.monotonic() + max_seconds)
@@ -286,14 +349,24 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
         try:
             loop.close(orderly=orderly)
         finally:
-            lease_release(owner)
-    report.more_work = any(s.backlog for s in loop.links.values()) or ready_count() > 0
+            lease_release(owner, name)
+    report.more_work = any(s.backlog for s in loop.links.values()) or ready_count(loop.shard) > 0
     return report
 
 
 class _Loop:
-    def __init__(self, owner: str, report: SenderReport, *, threads: int, batch_size: int):
+    def __init__(
+        self,
+        owner: str,
+        report: SenderReport,
+        *,
+        threads: int,
+        batch_size: int,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.owner = owner
+        self.shard = shard
+        self.lease = lease_name(*shard)
         self.report = report
         self.batch_size = batch_size
         self.threads = threads
@@ -325,7 +398,7 @@ class _Loop:
             if now >= deadline:
                 return
             if now - self.last_renew >= RENEW_EVERY:
-                if not lease_renew(self.owner):
+                if not lease_renew(self.owner, self.lease):
                     logger.warning("The sender lost its lease; stopping.")
                     return
                 self.last_renew = now
@@ -402,7 +475,7 @@ class _Loop:
             )
             limit = min(self.batch_size, wanted + DISCOVER_ROWS)
             rows = list(
-                _ready_rows()
+                _ready_rows(self.shard)
                 .exclude(project__provider_link__in=skip)
                 .exclude(pk__in=in_hand + [m.pk for m in batch])
                 .order_by("not_before", "id")[:limit]
@@ -463,7 +536,8 @@ class _Loop:
             self.quiet = False
             if self.links[link_pk].paused:
                 continue  # still queued; they go when the link is resumed
-            fresh = {m.pk: m for m in _ready_rows().filter(pk__in=[m.pk for m in messages])}
+            ready = _ready_rows(self.shard).filter(pk__in=[m.pk for m in messages])
+            fresh = {m.pk: m for m in ready}
             messages = [fresh[m.pk] for m in messages if m.pk in fresh]
             error = future.exception()
             if error is not None:
