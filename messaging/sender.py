@@ -61,7 +61,7 @@ from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
 from messaging.services import claim, outbox, provider_links, record, release
 from messaging.shards import LEASE_NAME, lease_name, shard_count
-from projects.models import FieldMapping
+from projects.models import FieldMapping, Participant, RedcapLink
 
 logger = logging.getLogger(__name__)
 LEASE_SECONDS = 30
@@ -98,10 +98,12 @@ READ_AHEAD_SHARE = 0.75
 # A text is not claimed when its read would be this close to stale (it is read again first).
 STALE_MARGIN = 2.0
 MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
-DISCOVER_ROWS = 20  # rows read beyond the known links' room, for links not seen yet
+DISCOVER_ROWS = 200  # rows read beyond the known links' room, for links not seen yet
 DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
 PREPARE_RETRY = datetime.timedelta(minutes=5)
-REDCAP_THREADS = 8  # REDCap exports at release in flight at once (one per link at most)
+# REDCap exports at release in flight at once (one per link at most). Read ahead, a link needs
+# one export every minute or so; this is for the start, when every link needs its first at once.
+REDCAP_THREADS = 16
 
 
 def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
@@ -506,6 +508,13 @@ class _Loop:
             m.project_id: m for m in FieldMapping.objects.filter(project_id__in=project_ids)
         }
         redcap = release.ReleaseData.for_batch(batch, mappings)
+        # The REDCap tokens of the projects whose texts ask REDCap: one query, not one each.
+        tokens = {
+            link.project_id: link
+            for link in RedcapLink.objects.filter(
+                project_id__in=[pk for pk, data in redcap.items() if data.needed]
+            )
+        }
         now_ready = []
         for message in batch:
             data = redcap[message.project_id]
@@ -514,7 +523,8 @@ class _Loop:
                 continue
             link_pk = message.project.provider_link.pk
             if link_pk not in self.fetching:
-                data.connect()  # reads the token: on this thread (the database)
+                link = tokens.get(message.project_id)  # (none: connect says so)
+                data.connect(token=None if link is None else link.token)  # (on this thread)
                 future = self.redcap_pool.submit(self._fetch, data)
                 self.fetching[link_pk] = ([], data, future)
             self.fetching[link_pk][0].append(message)
@@ -528,17 +538,31 @@ class _Loop:
             self.results.put(None)  # wake the loop
 
     def _collect(self) -> None:
-        """Prepare the texts whose REDCap data came in. They are read again first: REDCap may
+        """Prepare the texts whose REDCap data came in. They are checked again first: REDCap may
         have taken seconds, and meanwhile a text may have been cancelled, its rule, project or
-        link paused, its participant withdrawn (one query per fetch)."""
-        for link_pk in [pk for pk, (_, _, future) in self.fetching.items() if future.done()]:
+        link paused (still ready: one light query), its participant withdrawn or renumbered (the
+        participants read again: one query), for every fetch that is done together."""
+        done = [pk for pk, (_, _, future) in self.fetching.items() if future.done()]
+        if not done:
+            return
+        self.quiet = False
+        arrived = []
+        for link_pk in done:
             messages, data, future = self.fetching.pop(link_pk)
-            self.quiet = False
-            if self.links[link_pk].paused:
-                continue  # still queued; they go when the link is resumed
-            ready = _ready_rows(self.shard).filter(pk__in=[m.pk for m in messages])
-            fresh = {m.pk: m for m in ready}
-            messages = [fresh[m.pk] for m in messages if m.pk in fresh]
+            if not self.links[link_pk].paused:  # paused: still queued; they go when resumed
+                arrived.append((messages, data, future))
+        if not arrived:
+            return
+        wanted = [m.pk for messages, _, _ in arrived for m in messages]
+        still = set(_ready_queryset(self.shard).filter(pk__in=wanted).values_list("pk", flat=True))
+        people = Participant.objects.in_bulk(
+            {m.participant_id for messages, _, _ in arrived for m in messages if m.pk in still}
+        )
+        ready, redcap = [], {}
+        for messages, data, future in arrived:
+            messages = [m for m in messages if m.pk in still and m.participant_id in people]
+            for message in messages:
+                message.participant = people[message.participant_id]
             error = future.exception()
             if error is not None:
                 logger.error(
@@ -556,7 +580,9 @@ class _Loop:
                 outbox.redcap_failing(project=data.project, error=failed, now=timezone.now())
             else:
                 outbox.redcap_answering(project_id=data.project.pk)
-            self._prepare(messages, {data.project.pk: data})
+            ready += messages
+            redcap[data.project.pk] = data
+        self._prepare(ready, redcap)
 
     def _prepare(self, messages: list[Message], redcap: dict) -> None:
         """Check and render (release.prepare) into the links' backlogs."""

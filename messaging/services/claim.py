@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from billing.services import quota_release, quota_reserve
+from billing.services import quota_release, quota_reserve, quota_reserve_many
 from messaging.eligibility import RELEASABLE, TEXTABLE_NOW
 from messaging.models import Attempt, Message
 from messaging.scheduling import SendWindow, waiting_note, zone
@@ -79,13 +79,22 @@ def claim_batches(
                 else (0, 0)
             ),
         )
+        batches = {i: [p for p in groups[i][0] if p.message.pk in free] for i in order}
+        # Every project's texts at once, a few queries per account (the usual case: room).
+        together = quota_reserve_many(
+            units_by_project={
+                batch[0].message.project: sum(p.units for p in batch)
+                for batch in batches.values()
+                if batch
+            }
+        )
         for i in order:
-            batch, provider = groups[i]
-            batch = [p for p in batch if p.message.pk in free]
+            batch, provider = batches[i], groups[i][1]
             if not batch:
                 continue
             project = batch[0].message.project
-            if quota_reserve(project=project, units=sum(p.units for p in batch)):
+            units = sum(p.units for p in batch)
+            if project.pk in together or quota_reserve(project=project, units=units):
                 fits = batch
             else:
                 fits = []
@@ -330,8 +339,7 @@ def _hours_unchanged(messages: list[Message]) -> Q:
     groups: dict[tuple, list[int]] = {}
     for message in messages:
         project, participant = message.project, message.participant
-        key = (
-            project.pk,
+        key = (  # not per project: many projects share the same hours (one condition)
             project.send_window_start,
             project.send_window_end,
             tuple(project.send_days),
@@ -340,7 +348,7 @@ def _hours_unchanged(messages: list[Message]) -> Q:
         )
         groups.setdefault(key, []).append(message.pk)
     condition = Q(pk__in=[])
-    for (_, start, end, days, project_zone, participant_zone), ids in groups.items():
+    for (start, end, days, project_zone, participant_zone), ids in groups.items():
         condition |= Q(
             pk__in=ids,
             project__send_window_start=start,

@@ -116,12 +116,13 @@ class ReleaseData:
         return bool(self.surveys_wanted or self.record_ids)
 
     # --- asking REDCap -------------------------------------------------------------------------
-    def connect(self) -> None:
-        """The REDCap client (the token comes from the database: call this on the DB thread)."""
+    def connect(self, *, token: str | None = None) -> None:
+        """The REDCap client (the token comes from the database unless given: call this on
+        the DB thread)."""
         if self.client is not None or self.error is not None:
             return
         try:
-            self.client = redcap_client_for(self.project)
+            self.client = redcap_client_for(self.project, token=token)
         except ValidationError as exc:  # no token linked
             self.error = RedcapError(" ".join(exc.messages))
         except RedcapError as exc:  # e.g. an API URL that is no longer allowed

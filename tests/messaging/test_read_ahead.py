@@ -77,8 +77,9 @@ def test_thirty_slow_links_read_redcap_once_or_twice_each_and_keep_their_pace(
     assert {status for s in links for status in statuses(s.project)} == {Status.SENT}
     assert fake.stats()["accepted"] == 600 and fake.stats()["duplicates"] == 0
     assert len(redcap.redcap_calls) <= 60, len(redcap.redcap_calls)  # was ~446
-    # 19 s of pace each, side by side: the 30 links together take about as long as one.
-    assert elapsed < 24, elapsed
+    # 19 s of pace each, side by side: the 30 links together take about as long as one (36 s
+    # before they were read ahead; the margin is for a busy test machine).
+    assert elapsed < 27, elapsed
     for s in links:
         numbers = {p.phone for p in s.participants}
         arrived = sorted(at for at, to in fake.calls if to in numbers)  # at the provider
