@@ -231,11 +231,17 @@ def quota_reserve_many(*, units_by_project: dict) -> set[int]:
                     period_id=period.pk, project_id__in=project_ids
                 )
                 if counters.update(units=F("units") + units) < len(project_ids):
+                    # Some project's first text this month: create the missing counters (a
+                    # worker creating one meanwhile wins), then count for those.
                     present = set(counters.values_list("project_id", flat=True))
-                    for project_id in set(project_ids) - present:  # its first text this month
-                        _bump(
-                            ProjectUsage, {"project_id": project_id, "period_id": period.pk}, units
-                        )
+                    missing = set(project_ids) - present
+                    ProjectUsage.objects.bulk_create(
+                        [ProjectUsage(project_id=pk, period_id=period.pk) for pk in missing],
+                        ignore_conflicts=True,
+                    )
+                    ProjectUsage.objects.filter(period_id=period.pk, project_id__in=missing).update(
+                        units=F("units") + units
+                    )
             _bump(DailyUsage, {"account_id": account.pk, "day": day}, total)
             _note_thresholds(period_id=period.pk)
             reserved.update(project.pk for project, _ in items)
