@@ -60,6 +60,35 @@ def test_a_good_shard_count_passes_the_check_and_names_its_leases(settings):
     assert shards.lease_name(0, 1) == "sender"  # one loop: the lease it always had
 
 
+@pytest.mark.django_db
+def test_the_dispatcher_starts_a_loop_for_each_shard_without_one(settings, monkeypatch):
+    from django_q import tasks as q_tasks
+
+    from messaging import tasks
+
+    settings.SENDER_SHARDS = "3"
+    started = []
+    monkeypatch.setattr(q_tasks, "async_task", lambda func, **kw: started.append(func))
+    monkeypatch.setattr(sender, "ready_count", lambda shard=None: 5)
+    assert sender.lease_acquire("busy", "sender:1/3")  # shard 1 has a loop
+
+    tasks.dispatch()
+
+    assert started == ["messaging.tasks.send_queued"] * 2
+    assert sender.shards_idle() == 2
+
+
+@pytest.mark.django_db
+def test_the_health_check_sees_the_loops_of_every_shard(settings):
+    from portal.health import _sender_seen
+
+    settings.SENDER_SHARDS = "2"
+    assert _sender_seen() is None
+    assert sender.lease_acquire("loop", "sender:1/2")
+    seen = _sender_seen()
+    assert seen is not None and abs((timezone.now() - seen).total_seconds()) < 5
+
+
 # --- Loops side by side (PostgreSQL) -------------------------------------------------------------
 def record_calls(monkeypatch) -> list:
     """Every provider call a loop made: (loop owner, its shard, link id, when)."""
