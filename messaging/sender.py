@@ -255,6 +255,10 @@ class LinkState:
         slow = min(MIN_CLAIM, math.floor(self.rate * CLAIM_MAX_AHEAD) + 1)
         return max(1, slow, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
 
+    def room(self) -> int:
+        """Texts to read now: up to the read-ahead target."""
+        return self.backlog_target - len(self.backlog)
+
     def claimed_ahead(self) -> float:
         """Seconds until the texts claimed now have all had their turn."""
         return self.bucket.ahead(sum(p.count.segments for p in self.claimed) + 1)
@@ -463,18 +467,19 @@ class _Loop:
             pk for pk, s in self.links.items() if s.paused or len(s.backlog) >= s.backlog_target
         }
         skip |= set(self.fetching)  # one REDCap fetch per link at a time
-        in_hand = [p.message.pk for s in self.links.values() for p in (*s.backlog, *s.claimed)]
-        in_hand += [m.pk for messages, _, _ in self.fetching.values() for m in messages]
+        # What the links read again have in hand (the links left out are left out whole).
+        in_hand = [
+            p.message.pk
+            for pk, s in self.links.items()
+            if pk not in skip
+            for p in (*s.backlog, *s.claimed)
+        ]
         room: dict[int, int] = {}
         batch: list[Message] = []
         self.quiet = True
         for _ in range(MAX_READS):
             # Read what the known links have room for, and a few rows for links not seen yet.
-            wanted = sum(
-                room.get(pk, s.backlog_target - len(s.backlog))
-                for pk, s in self.links.items()
-                if pk not in skip
-            )
+            wanted = sum(room.get(pk, s.room()) for pk, s in self.links.items() if pk not in skip)
             limit = min(self.batch_size, wanted + DISCOVER_ROWS)
             rows = list(
                 _ready_rows(self.shard)
@@ -488,7 +493,7 @@ class _Loop:
                 link = message.project.provider_link
                 if link.pk not in room:
                     state = self._state(link)
-                    room[link.pk] = state.backlog_target - len(state.backlog)
+                    room[link.pk] = state.room()
                 if room[link.pk] > 0:
                     room[link.pk] -= 1
                     batch.append(message)
@@ -558,7 +563,7 @@ class _Loop:
         people = Participant.objects.in_bulk(
             {m.participant_id for messages, _, _ in arrived for m in messages if m.pk in still}
         )
-        ready, redcap = [], {}
+        ready, redcap, answering = [], {}, []
         for messages, data, future in arrived:
             messages = [m for m in messages if m.pk in still and m.participant_id in people]
             for message in messages:
@@ -579,9 +584,10 @@ class _Loop:
             if failed is not None:  # shown to the team; the texts wait (prepare defers them)
                 outbox.redcap_failing(project=data.project, error=failed, now=timezone.now())
             else:
-                outbox.redcap_answering(project_id=data.project.pk)
+                answering.append(data.project.pk)
             ready += messages
             redcap[data.project.pk] = data
+        outbox.redcap_answering(project_ids=answering)
         self._prepare(ready, redcap)
 
     def _prepare(self, messages: list[Message], redcap: dict) -> None:

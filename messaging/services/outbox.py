@@ -183,9 +183,12 @@ def redcap_failing(*, project: Project, error, now) -> None:
     logger.warning("REDCap did not answer for project %s; retrying in %s.", project.pk, wait)
 
 
-def redcap_answering(*, project_id: int) -> None:
-    """REDCap answers again for this project."""
-    RedcapLink.objects.filter(project_id=project_id, failing_since__isnull=False).update(
+def redcap_answering(*, project_id: int | None = None, project_ids=()) -> None:
+    """REDCap answers again for this project (or these: one query for all)."""
+    ids = [*project_ids, *([] if project_id is None else [project_id])]
+    if not ids:
+        return
+    RedcapLink.objects.filter(project_id__in=ids, failing_since__isnull=False).update(
         failing_since=None, retry_at=None, last_error=""
     )
 
