@@ -27,13 +27,23 @@ HTTP, record), as the q2 task does. It prints, measured in the same run:
       before says how many provider calls still arrived after each (only calls already handed
       to a pool thread may, at most START_AHEAD of the pace, after a STOP; none after the close).
 
-Its last line is `rate_ratio=… bare_ratio=… queries_per_message=… stop_leaks=… window_leaks=…`;
+  (e) many links: 100 provider links (a study each) x 20 texts, every link at 1 text a second
+      (a US long code), 50 ms provider latency, 100 ms REDCap latency; and the same with one
+      link. links_ratio: each link's 20 texts ideally span 19 s from the sender's start; the
+      ratio is 19 s over the time the sender took (achieved / configured aggregate, counting
+      each link's gaps). redcap_exports_per_text: REDCap exports / texts sent (read ahead:
+      docs/sending.md). Queries per text at 1 and at 100 links (dispatcher and sender).
+
+Its last line is `rate_ratio=… bare_ratio=… queries_per_message=… stop_leaks=… window_leaks=…
+links_ratio=… redcap_exports_per_text=… queries_per_text_1_link=… queries_per_text_100_links=…`;
 it exits 1 when a target is missed (the `targets:` line says which); the line before the last
 says how many provider calls still arrived after the STOP and after the close. Targets:
 rate_ratio >= 0.9 with no 429, bare_ratio >= 0.5, queries_per_message <= 10 and about the same
-at both sizes, stop_leaks = window_leaks = 0. Options: --messages N (default 2000), --small N
+at both sizes, stop_leaks = window_leaks = 0, links_ratio >= 0.95, redcap_exports_per_text <=
+0.1, queries per text <= 6 at 1 and at 100 links. Options: --messages N (default 2000), --small N
 (200), --rate R (50), --latency-ms L (50), --burst B (default: R), --redcap-latency-ms L (100),
---gate-messages N (2000), --gate-rate R (100). The fakes run in child processes, as a
+--gate-messages N (2000), --gate-rate R (100), --links N (100), --link-texts N (20),
+--link-rate R (1). The fakes run in child processes, as a
 real provider is elsewhere: in this process their threads would compete with the sender's for
 the interpreter lock.
 """

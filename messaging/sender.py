@@ -61,7 +61,7 @@ from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
 from messaging.services import claim, outbox, provider_links, record, release
 from messaging.shards import LEASE_NAME, lease_name, shard_count
-from projects.models import FieldMapping, Participant, RedcapLink
+from projects.models import FieldMapping, Participant, Project, RedcapLink
 
 logger = logging.getLogger(__name__)
 LEASE_SECONDS = 30
@@ -309,15 +309,24 @@ def _ready_queryset(shard: tuple[int, int] | None = None):
 
 
 def _ready_rows(shard: tuple[int, int] | None = None):
-    """The ready messages with what preparing them reads."""
-    return _ready_queryset(shard).select_related(
-        "project",
-        "project__provider_link",
-        "project__account",
-        "project__redcap_instance",
-        "participant",
-        "rule",
-    )
+    """The ready messages with their participant and rule (their projects: _with_projects)."""
+    return _ready_queryset(shard).select_related("participant", "rule")
+
+
+def _with_projects(messages: list[Message], projects: dict[int, Project]) -> list[Message]:
+    """Give each message its project, with the provider link, account and REDCap instance that
+    preparing and claiming read: one query for the projects not in `projects` yet, and one
+    object per project (a read of hundreds of texts of a few projects builds a few)."""
+    missing = {m.project_id for m in messages} - set(projects)
+    if missing:
+        projects.update(
+            Project.objects.select_related("provider_link", "account", "redcap_instance").in_bulk(
+                missing
+            )
+        )
+    for message in messages:
+        message.project = projects[message.project_id]
+    return messages
 
 
 def ready_count(shard: tuple[int, int] | None = None) -> int:
@@ -476,16 +485,20 @@ class _Loop:
         ]
         room: dict[int, int] = {}
         batch: list[Message] = []
+        projects: dict[int, Project] = {}
         self.quiet = True
         for _ in range(MAX_READS):
             # Read what the known links have room for, and a few rows for links not seen yet.
             wanted = sum(room.get(pk, s.room()) for pk, s in self.links.items() if pk not in skip)
             limit = min(self.batch_size, wanted + DISCOVER_ROWS)
-            rows = list(
-                _ready_rows(self.shard)
-                .exclude(project__provider_link__in=skip)
-                .exclude(pk__in=in_hand + [m.pk for m in batch])
-                .order_by("not_before", "id")[:limit]
+            rows = _with_projects(
+                list(
+                    _ready_rows(self.shard)
+                    .exclude(project__provider_link__in=skip)
+                    .exclude(pk__in=in_hand + [m.pk for m in batch])
+                    .order_by("not_before", "id")[:limit]
+                ),
+                projects,
             )
             self.quiet = self.quiet and not rows
             crowded = set()

@@ -347,7 +347,7 @@ LOGGING = {
 
 # The sender loop (messaging/sender.py): provider calls in flight at once, per loop and per link,
 # and how long one loop runs before handing over to a fresh task (below the q2 timeout).
-SENDER_THREADS = env.int("SENDER_THREADS", default=16)
+SENDER_THREADS = env.int("SENDER_THREADS", default=64)
 SENDER_MAX_IN_FLIGHT_PER_LINK = env.int("SENDER_MAX_IN_FLIGHT_PER_LINK", default=16)
 SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
 # Read-ahead (docs/sending.md, "Reading REDCap ahead"): what a text pipes, and whether its survey is
