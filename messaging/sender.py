@@ -129,7 +129,7 @@ def shard_acquire(owner: str, shards: int) -> int | None:
     names = [lease_name(i, shards) for i in range(shards)]
     with transaction.atomic():
         SenderLease.objects.get_or_create(name=LEASE_NAME)
-        list(SenderLease.objects.select_for_update().filter(name=LEASE_NAME))  # the mutex
+        list(SenderLease.objects.select_for_update(no_key=True).filter(name=LEASE_NAME))  # mutex
         now = timezone.now()
         others = SenderLease.objects.filter(
             Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"), expires_at__gt=now
