@@ -27,13 +27,23 @@ HTTP, record), as the q2 task does. It prints, measured in the same run:
       before says how many provider calls still arrived after each (only calls already handed
       to a pool thread may, at most START_AHEAD of the pace, after a STOP; none after the close).
 
-Its last line is `rate_ratio=… bare_ratio=… queries_per_message=… stop_leaks=… window_leaks=…`;
+  (e) many links: 100 provider links (a study each) x 20 texts, every link at 1 text a second
+      (a US long code), 50 ms provider latency, 100 ms REDCap latency; and the same with one
+      link. links_ratio: each link's 20 texts ideally span 19 s from the sender's start; the
+      ratio is 19 s over the time the sender took (achieved / configured aggregate, counting
+      each link's gaps). redcap_exports_per_text: REDCap exports / texts sent (read ahead:
+      docs/sending.md). Queries per text at 1 and at 100 links (dispatcher and sender).
+
+Its last line is `rate_ratio=… bare_ratio=… queries_per_message=… stop_leaks=… window_leaks=…
+links_ratio=… redcap_exports_per_text=… queries_per_text_1_link=… queries_per_text_100_links=…`;
 it exits 1 when a target is missed (the `targets:` line says which); the line before the last
 says how many provider calls still arrived after the STOP and after the close. Targets:
 rate_ratio >= 0.9 with no 429, bare_ratio >= 0.5, queries_per_message <= 10 and about the same
-at both sizes, stop_leaks = window_leaks = 0. Options: --messages N (default 2000), --small N
+at both sizes, stop_leaks = window_leaks = 0, links_ratio >= 0.95, redcap_exports_per_text <=
+0.1, queries per text <= 6 at 1 and at 100 links. Options: --messages N (default 2000), --small N
 (200), --rate R (50), --latency-ms L (50), --burst B (default: R), --redcap-latency-ms L (100),
---gate-messages N (2000), --gate-rate R (100). The fakes run in child processes, as a
+--gate-messages N (2000), --gate-rate R (100), --links N (100), --link-texts N (20),
+--link-rate R (1). The fakes run in child processes, as a
 real provider is elsewhere: in this process their threads would compete with the sender's for
 the interpreter lock.
 """
@@ -65,6 +75,9 @@ def configure_environment(directory: str) -> None:
     os.environ["REDIS_URL"] = ""
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["DJANGO_DEBUG"] = "False"  # no query log kept in memory
+    # The fake REDCap answers on http://127.0.0.1 (projects/netguard.py refuses that otherwise;
+    # this process is not a web or worker process, which refuse to start with it).
+    os.environ["REDCAP_ALLOW_LOOPBACK_HTTP"] = "True"
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-secret-key-not-for-production")
     os.environ.setdefault("SECRETS_ENCRYPTION_KEYS", "w2nrQiDO3D_4uvgFdTsmaMCiQ_Qx0pb4fwTJ3dJsMBE=")
     os.environ.setdefault("SECRETS_FINGERPRINT_KEY", "benchmark-fingerprint-key")
@@ -316,6 +329,71 @@ def run_pipeline(seed: Seed, counter: QueryCounter, *, messages: int, rate: floa
     return result
 
 
+def run_many_links(
+    seed: Seed,
+    counter: QueryCounter,
+    fake: RemoteFake,
+    redcap: RemoteFake,
+    *,
+    links: int,
+    texts: int,
+    rate: float,
+) -> dict:
+    """(e) Many studies at once: `links` provider links (a project each) with `texts` texts
+    each, every link paced at `rate` (a US long code: one a second). Their rules fall due
+    together; the dispatcher queues them and the sender loop sends until the queue is empty.
+
+    links_ratio: each link's texts ideally span (texts - 1) / rate seconds from the sender's
+    start (1.0: every link kept its pace from the first moment); the ratio is that ideal over the
+    time the sender took (achieved / configured aggregate, counting each link's gaps).
+    """
+    from django.db.models import Count
+
+    from messaging import sender
+    from messaging.models import Message, MessageRule
+    from messaging.services.outbox import dispatch
+
+    made = [seed.project(participants=texts, rate=rate) for _ in range(links)]
+    fake.reset()
+    redcap.reset()
+    counter.start()
+    assert dispatch().queued == links * texts
+    started = time.monotonic()
+    runs = 0
+    while True:
+        runs += 1
+        if not sender.run().more_work:
+            break
+    elapsed = time.monotonic() - started
+    queries = counter.stop()
+    projects = [project for project, _ in made]
+    statuses = dict(
+        Message.objects.filter(project__in=projects)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    sent = statuses.get(Message.Status.SENT, 0)
+    stats = fake.stats()
+    MessageRule.objects.filter(pk__in=[rule.pk for _, rule in made]).update(
+        status=MessageRule.Status.ARCHIVED
+    )
+    return {
+        "links": links,
+        "sent": sent,
+        "statuses": statuses,
+        "elapsed": elapsed,
+        "runs": runs,
+        "links_ratio": ((texts - 1) / rate) / elapsed,
+        "achieved": sent / elapsed,
+        "queries_per_text": queries / max(sent, 1),
+        "redcap_exports": redcap.stats()["redcap_calls"],
+        "redcap_exports_per_text": redcap.stats()["redcap_calls"] / max(sent, 1),
+        "duplicates": stats["duplicates"],
+        "max_in_flight": stats["max_in_flight"],
+    }
+
+
 def midday_zone() -> str:
     """A fixed-offset zone where it is between 6 a.m. and 5 p.m. now (Etc/GMT-N is UTC+N), so
     that the sending hours' close can be set a few seconds ahead without crossing midnight."""
@@ -465,6 +543,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redcap-latency-ms", type=float, default=100)
     parser.add_argument("--gate-messages", type=int, default=2000)
     parser.add_argument("--gate-rate", type=float, default=100)
+    parser.add_argument("--links", type=int, default=100)
+    parser.add_argument("--link-texts", type=int, default=20)
+    parser.add_argument("--link-rate", type=float, default=1)
     args = parser.parse_args(argv)
 
     directory = tempfile.mkdtemp(prefix="studytext-bench-")
@@ -501,6 +582,7 @@ def _run(args) -> None:
         RemoteFake(latency_ms=args.latency_ms) as free,
         RemoteFake(redcap_latency_ms=args.redcap_latency_ms) as redcap,
         RemoteFake(latency_ms=args.latency_ms) as gate_fake,
+        RemoteFake(latency_ms=args.latency_ms) as many_fake,
     ):
         seed.instance.api_url = redcap.twilio_api_base.replace("2010-04-01/", "redcap/api/")
         seed.instance.save()
@@ -549,6 +631,30 @@ def _run(args) -> None:
             stop_after=args.gate_messages // 4,
             close_in=args.gate_messages / args.gate_rate * 0.6,
         )
+        # (e) many slow links at once, and the same with one link (queries per text).
+        settings.TWILIO_API_BASE = many_fake.twilio_api_base
+        many = {}
+        for links in (1, args.links):
+            many[links] = run_many_links(
+                seed,
+                counter,
+                many_fake,
+                redcap,
+                links=links,
+                texts=args.link_texts,
+                rate=args.link_rate,
+            )
+            r = many[links]
+            print(
+                f"many links: {links} links x {args.link_texts} texts at {args.link_rate:g}/s: "
+                f"{r['sent']} sent in {r['elapsed']:.1f} s ({r['achieved']:.1f}/s, ideal "
+                f"{(args.link_texts - 1) / args.link_rate:.0f} s; {r['runs']} sender runs); "
+                f"links_ratio {r['links_ratio']:.3f}; {r['redcap_exports']} REDCap exports "
+                f"({r['redcap_exports_per_text']:.3f} per text); "
+                f"{r['queries_per_text']:.2f} queries per text; duplicates {r['duplicates']}; "
+                f"provider max in flight {r['max_in_flight']}; statuses {r['statuses']}",
+                flush=True,
+            )
         print(
             f"unpaced: pipeline {pipeline_rate:.1f} msg/s ({fast['sent']} sent, "
             f"{fast['queries_per_message']:.2f} queries per message, provider max in flight "
@@ -577,6 +683,15 @@ def _run(args) -> None:
         missed.append("queries_per_message > 10")
     if large["queries_per_message"] > 1.25 * small["queries_per_message"]:
         missed.append("queries per message grow with the number of messages")
+    wide, one = many[args.links], many[1]
+    if wide["links_ratio"] < 0.95:
+        missed.append("links_ratio < 0.95")
+    if wide["redcap_exports_per_text"] > 0.1:
+        missed.append("redcap_exports_per_text > 0.1")
+    if max(wide["queries_per_text"], one["queries_per_text"]) > 6:
+        missed.append("queries per text > 6 at 1 or at many links")
+    if wide["duplicates"] or wide["sent"] != args.links * args.link_texts:
+        missed.append("many links: a text sent twice or not sent")
     print("targets: " + ("MISSED: " + "; ".join(missed) if missed else "all met"))
     print(
         f"last gate: {gate['stopped']} participants texted STOP mid-send; provider calls to them "
@@ -589,7 +704,11 @@ def _run(args) -> None:
     print(
         f"rate_ratio={rate_ratio:.3f} bare_ratio={bare_ratio:.3f} "
         f"queries_per_message={queries_per_message:.2f} "
-        f"stop_leaks={gate['stop_leaks']} window_leaks={gate['window_leaks']}"
+        f"stop_leaks={gate['stop_leaks']} window_leaks={gate['window_leaks']} "
+        f"links_ratio={wide['links_ratio']:.3f} "
+        f"redcap_exports_per_text={wide['redcap_exports_per_text']:.3f} "
+        f"queries_per_text_1_link={one['queries_per_text']:.2f} "
+        f"queries_per_text_{args.links}_links={wide['queries_per_text']:.2f}"
     )
     if missed:
         sys.exit(1)

@@ -16,7 +16,10 @@ class MessagingConfig(AppConfig):
     )
 
     def ready(self) -> None:
-        from messaging import receivers  # noqa: F401  (billing's credits/period signals)
+        from messaging import (  # noqa: F401
+            checks,  # SENDER_SHARDS at start-up
+            receivers,  # billing's credits/period signals
+        )
         from messaging.gateways import provider_choices
         from projects.models import ProviderLink
 

@@ -329,7 +329,9 @@ class TextSurveyForm(forms.Form):
         max_value=719,
         help_text="Leave empty for no reminder.",
     )
-    reminder_text = forms.CharField(label="Text of the reminder before it closes", required=False, max_length=320)
+    reminder_text = forms.CharField(
+        label="Text of the reminder before it closes", required=False, max_length=320
+    )
     expiry_text = forms.CharField(
         label="When time is up",
         required=False,

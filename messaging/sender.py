@@ -41,6 +41,7 @@ import datetime
 import logging
 import math
 import queue
+import random
 import threading
 import time
 import uuid
@@ -49,7 +50,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Mod
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -57,15 +60,24 @@ from messaging import eligibility
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, SenderLease
 from messaging.services import claim, conversations, outbox, provider_links, record, release
-from projects.models import FieldMapping
+from messaging.shards import LEASE_NAME, lease_name, shard_count
+from projects.models import FieldMapping, Participant, Project, RedcapLink
 
 logger = logging.getLogger(__name__)
-LEASE_NAME = "sender"
 LEASE_SECONDS = 30
 RENEW_EVERY = 5.0  # seconds; well inside LEASE_SECONDS
 FILL_EVERY = 0.25  # seconds between two reads of the queue
 CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
-MAX_CLAIM = 50  # messages claimed in one transaction, at most
+# A link is claimed for when its claimed texts run out within CLAIM_AHEAD; the links whose texts
+# run out within CLAIM_NEAR more are claimed for in the same transaction (claim.claim_batches):
+# many slow links share one claim, not one transaction per text.
+CLAIM_NEAR = 0.25
+# A slow link claims its next MIN_CLAIM turns at once, as long as they fall within
+# CLAIM_MAX_AHEAD seconds: the quota is reserved once for a few texts (docs/sending.md, "Many
+# links"); the last gate still checks each text at its turn.
+MIN_CLAIM = 4
+CLAIM_MAX_AHEAD = 3.0
+MAX_CLAIM = 50  # messages of one link claimed at once, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
 # No call starts in the last second of a participant's sending hours: a call takes a moment to
@@ -78,46 +90,98 @@ MIN_SPACING = 0.75
 # (Twilio 30001 / 21611) drains more slowly.
 RATE_LIMITED_PAUSE = 1.0
 QUEUE_FULL_PAUSE = 5.0
-BACKLOG_SECONDS = 1.0  # seconds of a link's pace kept prepared (a short read: pacing waits)
-MAX_BACKLOG = 200  # prepared texts per link, at most (a fast link: about a second of calls)
+# Read-ahead (docs/sending.md, "Reading REDCap ahead"): a link keeps this share of
+# SENDER_READ_AHEAD_SECONDS of its pace prepared (at most SENDER_READ_BATCH texts, read in one
+# REDCap export), so its texts leave before their read is SENDER_READ_AHEAD_SECONDS old; a text
+# whose read is older by then is read again.
+READ_AHEAD_SHARE = 0.75
+# A text is not claimed when its read would be this close to stale (it is read again first).
+STALE_MARGIN = 2.0
 MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
-DISCOVER_ROWS = 20  # rows read beyond the known links' room, for links not seen yet
+DISCOVER_ROWS = 200  # rows read beyond the known links' room, for links not seen yet
 DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
 PREPARE_RETRY = datetime.timedelta(minutes=5)
-REDCAP_THREADS = 4  # REDCap exports at release in flight at once (one per link at most)
+# REDCap exports at release in flight at once (one per link at most). Read ahead, a link needs
+# one export every minute or so; this is for the start, when every link needs its first at once.
+REDCAP_THREADS = 16
 
 
-def lease_acquire(owner: str) -> bool:
+def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
     now = timezone.now()
-    SenderLease.objects.get_or_create(name=LEASE_NAME)
+    SenderLease.objects.get_or_create(name=name)
     taken = (
-        SenderLease.objects.filter(name=LEASE_NAME)
+        SenderLease.objects.filter(name=name)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
         .update(owner=owner, expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS))
     )
     return bool(taken)
 
 
-def lease_renew(owner: str) -> bool:
-    """Extend our lease; False once it has run out (the sweep may have taken our rows since)."""
+def shard_acquire(owner: str, shards: int) -> int | None:
+    """Take a free shard's lease (any one); its number, or None when every shard has a loop.
+
+    A live lease of another shard count (SENDER_SHARDS was changed while loops run) would
+    split the links differently: a link could be in a shard of each. So nothing is taken while
+    one lives; its loop is asked to stop (its owner is cleared, so its next renewal fails and
+    it gives its texts back), and its shards are taken once it has expired. The check and the
+    taking hold the `sender` row's lock, so two loops of different counts never both start.
+    """
+    names = [lease_name(i, shards) for i in range(shards)]
+    with transaction.atomic():
+        SenderLease.objects.get_or_create(name=LEASE_NAME)
+        list(SenderLease.objects.select_for_update(no_key=True).filter(name=LEASE_NAME))  # mutex
+        now = timezone.now()
+        others = SenderLease.objects.filter(
+            Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"), expires_at__gt=now
+        ).exclude(name__in=names)
+        if others.exists():
+            stopped = others.exclude(owner="").update(owner="")
+            if stopped:
+                logger.warning(
+                    "SENDER_SHARDS changed to %d while %d sender loop(s) of another count ran: "
+                    "they stop, and their shards are taken when their leases expire.",
+                    shards,
+                    stopped,
+                )
+            return None
+        for shard in random.sample(range(shards), shards):
+            if lease_acquire(owner, names[shard]):
+                return shard
+    return None
+
+
+def lease_renew(owner: str, name: str = LEASE_NAME) -> bool:
+    """Extend our lease; False once it has run out (the sweep may have taken our rows since),
+    or once a loop of another shard count asked us to stop (shard_acquire)."""
     now = timezone.now()
     return bool(
-        SenderLease.objects.filter(name=LEASE_NAME, owner=owner, expires_at__gt=now).update(
+        SenderLease.objects.filter(name=name, owner=owner, expires_at__gt=now).update(
             expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS)
         )
     )
 
 
-def lease_release(owner: str) -> None:
+def lease_release(owner: str, name: str = LEASE_NAME) -> None:
     # A released lease keeps the moment it was let go: the health check reports it as the
     # sender's last sign of life (portal/health.py).
-    SenderLease.objects.filter(name=LEASE_NAME, owner=owner).update(
-        expires_at=timezone.now(), owner=""
-    )
+    SenderLease.objects.filter(name=name, owner=owner).update(expires_at=timezone.now(), owner="")
+
+
+def _sender_leases():
+    return SenderLease.objects.filter(Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"))
 
 
 def lease_alive() -> bool:
-    return SenderLease.objects.filter(name=LEASE_NAME, expires_at__gt=timezone.now()).exists()
+    """Some sender loop holds a lease now."""
+    return _sender_leases().filter(expires_at__gt=timezone.now()).exists()
+
+
+def shards_idle() -> int:
+    """How many shards of SENDER_SHARDS have no loop now (the dispatcher starts that many)."""
+    shards = shard_count()
+    names = [lease_name(i, shards) for i in range(shards)]
+    alive = SenderLease.objects.filter(name__in=names, expires_at__gt=timezone.now()).count()
+    return shards - alive
 
 
 class TokenBucket:
@@ -144,6 +208,11 @@ class TokenBucket:
         self._refill(self.clock())
         return max(0.0, (min(cost, self.capacity) - self.tokens) / self.rate)
 
+    def ahead(self, cost: float) -> float:
+        """Seconds until `cost` segments (more than a burst, maybe) have gone at the pace."""
+        self._refill(self.clock())
+        return max(0.0, (cost - self.tokens) / self.rate)
+
     def take(self, cost: float) -> None:
         self._refill(self.clock())
         self.tokens -= cost
@@ -164,6 +233,8 @@ class LinkState:
     in_flight: int = 0
     paused: bool = False
     unreachable: bool = False  # the link shows "provider unreachable, retrying"
+    read_ahead: float = 120.0  # settings.SENDER_READ_AHEAD_SECONDS
+    read_batch: int = 200  # settings.SENDER_READ_BATCH
     spacing: threading.Lock = field(default_factory=threading.Lock)
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
@@ -175,12 +246,26 @@ class LinkState:
 
     @property
     def backlog_target(self) -> int:
-        wanted = max(2 * self.max_in_flight, math.ceil(self.rate * BACKLOG_SECONDS))
-        return min(wanted, MAX_BACKLOG)
+        """Texts kept prepared: the read-ahead window of its pace, at most one REDCap batch."""
+        wanted = math.ceil(self.rate * self.read_ahead * READ_AHEAD_SHARE)
+        return max(1, min(wanted, self.read_batch))
 
     @property
     def claim_size(self) -> int:
-        return max(1, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
+        slow = min(MIN_CLAIM, math.floor(self.rate * CLAIM_MAX_AHEAD) + 1)
+        return max(1, slow, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
+
+    def room(self) -> int:
+        """Texts to read now: up to the read-ahead target."""
+        return self.backlog_target - len(self.backlog)
+
+    def claimed_ahead(self) -> float:
+        """Seconds until the texts claimed now have all had their turn."""
+        return self.bucket.ahead(sum(p.count.segments for p in self.claimed) + 1)
+
+    def stale(self, prepared, now: float, margin: float = 0.0) -> bool:
+        """Its REDCap read would be older than the read-ahead limit (`margin` seconds on)."""
+        return now + margin - prepared.read_at > self.read_ahead
 
 
 @dataclass
@@ -210,38 +295,62 @@ def _count(report: SenderReport, status: str) -> None:
         report.failed += 1
 
 
-def _ready_queryset():
+def _ready_queryset(shard: tuple[int, int] | None = None):
     """Queued and due, on an active project with a running link and a rule that is not paused
-    (eligibility.RELEASABLE)."""
-    return Message.objects.filter(
+    (eligibility.RELEASABLE); with `shard` (i, N): only of the links whose id % N == i."""
+    ready = Message.objects.filter(
         eligibility.RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
     )
+    if shard is not None and shard[1] > 1:
+        ready = ready.alias(sender_shard=Mod("project__provider_link__id", shard[1])).filter(
+            sender_shard=shard[0]
+        )
+    return ready
 
 
-def _ready_rows():
-    """The ready messages with what preparing them reads."""
-    return _ready_queryset().select_related(
-        "project",
-        "project__provider_link",
-        "project__account",
-        "project__redcap_instance",
-        "participant",
-        "rule",
-    )
+def _ready_rows(shard: tuple[int, int] | None = None):
+    """The ready messages with their participant and rule (their projects: _with_projects)."""
+    return _ready_queryset(shard).select_related("participant", "rule")
 
 
-def ready_count() -> int:
-    return _ready_queryset().count()
+def _with_projects(messages: list[Message], projects: dict[int, Project]) -> list[Message]:
+    """Give each message its project, with the provider link, account and REDCap instance that
+    preparing and claiming read: one query for the projects not in `projects` yet, and one
+    object per project (a read of hundreds of texts of a few projects builds a few)."""
+    missing = {m.project_id for m in messages} - set(projects)
+    if missing:
+        projects.update(
+            Project.objects.select_related("provider_link", "account", "redcap_instance").in_bulk(
+                missing
+            )
+        )
+    for message in messages:
+        message.project = projects[message.project_id]
+    return messages
+
+
+def ready_count(shard: tuple[int, int] | None = None) -> int:
+    return _ready_queryset(shard).count()
 
 
 def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderReport:
-    """Send what is due until the queue is empty or `max_seconds` pass. One loop at a time."""
+    """Send what is due until the queue is empty or `max_seconds` pass. One loop per shard
+    (SENDER_SHARDS; docs/sending.md, "Shards"): it serves the links of the shard it took."""
     owner = uuid.uuid4().hex
     report = SenderReport()
-    if not lease_acquire(owner):
+    shards = shard_count()
+    shard = shard_acquire(owner, shards)
+    if shard is None:
         return report
+    name = lease_name(shard, shards)
     max_seconds = settings.SENDER_MAX_SECONDS if max_seconds is None else max_seconds
-    loop = _Loop(owner, report, threads=settings.SENDER_THREADS, batch_size=batch_size)
+    loop = _Loop(
+        owner,
+        report,
+        threads=settings.SENDER_THREADS,
+        batch_size=batch_size,
+        shard=(shard, shards),
+    )
     orderly = False
     try:
         loop.run(deadline=time.monotonic() + max_seconds)
@@ -255,14 +364,24 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
         try:
             loop.close(orderly=orderly)
         finally:
-            lease_release(owner)
-    report.more_work = any(s.backlog for s in loop.links.values()) or ready_count() > 0
+            lease_release(owner, name)
+    report.more_work = any(s.backlog for s in loop.links.values()) or ready_count(loop.shard) > 0
     return report
 
 
 class _Loop:
-    def __init__(self, owner: str, report: SenderReport, *, threads: int, batch_size: int):
+    def __init__(
+        self,
+        owner: str,
+        report: SenderReport,
+        *,
+        threads: int,
+        batch_size: int,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.owner = owner
+        self.shard = shard
+        self.lease = lease_name(*shard)
         self.report = report
         self.batch_size = batch_size
         self.threads = threads
@@ -284,6 +403,7 @@ class _Loop:
         self.in_flight = 0
         self.last_fill = -math.inf
         self.quiet = False  # the last read of the queue found nothing, and nothing happened since
+        self.more_ready = False  # the last fill left ready texts of links not seen yet unread
         self.last_renew = time.monotonic()
 
     # --- the loop ------------------------------------------------------------------------------
@@ -293,7 +413,7 @@ class _Loop:
             if now >= deadline:
                 return
             if now - self.last_renew >= RENEW_EVERY:
-                if not lease_renew(self.owner):
+                if not lease_renew(self.owner, self.lease):
                     logger.warning("The sender lost its lease; stopping.")
                     return
                 self.last_renew = now
@@ -335,9 +455,12 @@ class _Loop:
         since = now - self.last_fill
         if since >= DISCOVER_EVERY:
             return True  # texts for a link not seen yet
-        return since >= FILL_EVERY and any(
-            not s.paused and pk not in self.fetching and len(s.backlog) < s.backlog_target // 2
-            for pk, s in self.links.items()
+        return since >= FILL_EVERY and (
+            self.more_ready
+            or any(
+                not s.paused and pk not in self.fetching and len(s.backlog) <= s.backlog_target // 2
+                for pk, s in self.links.items()
+            )
         )
 
     def _fill(self) -> None:
@@ -353,24 +476,29 @@ class _Loop:
             pk for pk, s in self.links.items() if s.paused or len(s.backlog) >= s.backlog_target
         }
         skip |= set(self.fetching)  # one REDCap fetch per link at a time
-        in_hand = [p.message.pk for s in self.links.values() for p in (*s.backlog, *s.claimed)]
-        in_hand += [m.pk for messages, _, _ in self.fetching.values() for m in messages]
+        # What the links read again have in hand (the links left out are left out whole).
+        in_hand = [
+            p.message.pk
+            for pk, s in self.links.items()
+            if pk not in skip
+            for p in (*s.backlog, *s.claimed)
+        ]
         room: dict[int, int] = {}
         batch: list[Message] = []
+        projects: dict[int, Project] = {}
         self.quiet = True
         for _ in range(MAX_READS):
             # Read what the known links have room for, and a few rows for links not seen yet.
-            wanted = sum(
-                room.get(pk, s.backlog_target - len(s.backlog))
-                for pk, s in self.links.items()
-                if pk not in skip
-            )
+            wanted = sum(room.get(pk, s.room()) for pk, s in self.links.items() if pk not in skip)
             limit = min(self.batch_size, wanted + DISCOVER_ROWS)
-            rows = list(
-                _ready_rows()
-                .exclude(project__provider_link__in=skip)
-                .exclude(pk__in=in_hand + [m.pk for m in batch])
-                .order_by("not_before", "id")[:limit]
+            rows = _with_projects(
+                list(
+                    _ready_rows(self.shard)
+                    .exclude(project__provider_link__in=skip)
+                    .exclude(pk__in=in_hand + [m.pk for m in batch])
+                    .order_by("not_before", "id")[:limit]
+                ),
+                projects,
             )
             self.quiet = self.quiet and not rows
             crowded = set()
@@ -378,16 +506,19 @@ class _Loop:
                 link = message.project.provider_link
                 if link.pk not in room:
                     state = self._state(link)
-                    room[link.pk] = state.backlog_target - len(state.backlog)
+                    room[link.pk] = state.room()
                 if room[link.pk] > 0:
                     room[link.pk] -= 1
                     batch.append(message)
                 else:
                     crowded.add(link.pk)
             if len(rows) < limit:
+                self.more_ready = False
                 break  # every ready text (of the links not left out) was seen
             skip |= crowded  # read again: without the links that are full now, and with the
             # room of the links this read found
+        else:
+            self.more_ready = True  # read again soon (FILL_EVERY): links not seen yet may wait
         if not batch:
             return
         project_ids = {m.project_id for m in batch}
@@ -395,6 +526,13 @@ class _Loop:
             m.project_id: m for m in FieldMapping.objects.filter(project_id__in=project_ids)
         }
         redcap = release.ReleaseData.for_batch(batch, mappings)
+        # The REDCap tokens of the projects whose texts ask REDCap: one query, not one each.
+        tokens = {
+            link.project_id: link
+            for link in RedcapLink.objects.filter(
+                project_id__in=[pk for pk, data in redcap.items() if data.needed]
+            )
+        }
         now_ready = []
         for message in batch:
             data = redcap[message.project_id]
@@ -403,7 +541,8 @@ class _Loop:
                 continue
             link_pk = message.project.provider_link.pk
             if link_pk not in self.fetching:
-                data.connect()  # reads the token: on this thread (the database)
+                link = tokens.get(message.project_id)  # (none: connect says so)
+                data.connect(token=None if link is None else link.token)  # (on this thread)
                 future = self.redcap_pool.submit(self._fetch, data)
                 self.fetching[link_pk] = ([], data, future)
             self.fetching[link_pk][0].append(message)
@@ -417,16 +556,31 @@ class _Loop:
             self.results.put(None)  # wake the loop
 
     def _collect(self) -> None:
-        """Prepare the texts whose REDCap data came in. They are read again first: REDCap may
+        """Prepare the texts whose REDCap data came in. They are checked again first: REDCap may
         have taken seconds, and meanwhile a text may have been cancelled, its rule, project or
-        link paused, its participant withdrawn (one query per fetch)."""
-        for link_pk in [pk for pk, (_, _, future) in self.fetching.items() if future.done()]:
+        link paused (still ready: one light query), its participant withdrawn or renumbered (the
+        participants read again: one query), for every fetch that is done together."""
+        done = [pk for pk, (_, _, future) in self.fetching.items() if future.done()]
+        if not done:
+            return
+        self.quiet = False
+        arrived = []
+        for link_pk in done:
             messages, data, future = self.fetching.pop(link_pk)
-            self.quiet = False
-            if self.links[link_pk].paused:
-                continue  # still queued; they go when the link is resumed
-            fresh = {m.pk: m for m in _ready_rows().filter(pk__in=[m.pk for m in messages])}
-            messages = [fresh[m.pk] for m in messages if m.pk in fresh]
+            if not self.links[link_pk].paused:  # paused: still queued; they go when resumed
+                arrived.append((messages, data, future))
+        if not arrived:
+            return
+        wanted = [m.pk for messages, _, _ in arrived for m in messages]
+        still = set(_ready_queryset(self.shard).filter(pk__in=wanted).values_list("pk", flat=True))
+        people = Participant.objects.in_bulk(
+            {m.participant_id for messages, _, _ in arrived for m in messages if m.pk in still}
+        )
+        ready, redcap, answering = [], {}, []
+        for messages, data, future in arrived:
+            messages = [m for m in messages if m.pk in still and m.participant_id in people]
+            for message in messages:
+                message.participant = people[message.participant_id]
             error = future.exception()
             if error is not None:
                 logger.error(
@@ -443,8 +597,11 @@ class _Loop:
             if failed is not None:  # shown to the team; the texts wait (prepare defers them)
                 outbox.redcap_failing(project=data.project, error=failed, now=timezone.now())
             else:
-                outbox.redcap_answering(project_id=data.project.pk)
-            self._prepare(messages, {data.project.pk: data})
+                answering.append(data.project.pk)
+            ready += messages
+            redcap[data.project.pk] = data
+        outbox.redcap_answering(project_ids=answering)
+        self._prepare(ready, redcap)
 
     def _prepare(self, messages: list[Message], redcap: dict) -> None:
         """Check and render (release.prepare) into the links' backlogs."""
@@ -457,6 +614,7 @@ class _Loop:
         suppressed = release.suppressed_fingerprints(messages)
         surveying = conversations.surveying_fingerprints(messages)
         for message in messages:
+            data = redcap[message.project_id]
             try:
                 prepared = release.prepare(
                     message,
@@ -473,6 +631,8 @@ class _Loop:
             if prepared is None:
                 self.report.skipped_or_deferred += 1
                 continue
+            # (Nothing read from REDCap: the moment it was checked and rendered.)
+            prepared.read_at = data.read_at if data.read_at is not None else time.monotonic()
             self.links[message.project.provider_link.pk].backlog.append(prepared)
 
     def _state(self, link) -> LinkState:
@@ -486,6 +646,8 @@ class _Loop:
                 max_in_flight=_in_flight_cap(rate),
                 callback_url=record.status_callback_url(link),
                 unreachable=link.unreachable_since is not None,
+                read_ahead=float(settings.SENDER_READ_AHEAD_SECONDS),
+                read_batch=settings.SENDER_READ_BATCH,
             )
             self.links[link.pk] = state
             # Build the HTTP client now: its first use would otherwise hold the first calls
@@ -493,27 +655,48 @@ class _Loop:
             getattr(state.gateway, "client", None)
         return state
 
-    # --- claim: a few at a time, just ahead of their turn ---------------------------------
+    # --- claim: a few at a time, just ahead of their turn, many links together -------------
     def _claim(self) -> None:
+        """Claim for every link whose claimed texts run out within CLAIM_AHEAD, and in the same
+        transaction for the links whose texts run out within CLAIM_NEAR after that."""
+        now = time.monotonic()
+        due = False
+        wanting: list[LinkState] = []
         for state in self.links.values():
             if state.paused or not state.backlog:
                 continue
-            size = state.claim_size
-            if len(state.claimed) >= max(1, size // 2):
-                continue
-            if state.bucket.wait(1) > CLAIM_AHEAD:
-                continue  # backing off (429): do not hold rows in `sending` meanwhile
-            batch = [state.backlog.popleft() for _ in range(min(size, len(state.backlog)))]
-            # The gateway that carries them (the override's fake, when one is set): the
-            # phone simulator shows the texts the sandbox carried, whatever the link's provider.
-            claimed, held = claim.claim_batch(batch, provider=state.gateway.slug)
+            ahead = state.claimed_ahead()
+            if ahead > CLAIM_AHEAD + CLAIM_NEAR:
+                continue  # enough claimed; (backing off after a 429: nothing held meanwhile)
+            due = due or ahead <= CLAIM_AHEAD
+            wanting.append(state)
+        if not due:
+            return
+        groups: list[tuple[LinkState, list[release.Prepared]]] = []
+        for state in wanting:
+            batch = []
+            while state.backlog and len(batch) < state.claim_size:
+                prepared = state.backlog.popleft()
+                if state.stale(prepared, now, STALE_MARGIN):
+                    self.quiet = False  # still queued: the next fill reads it again
+                    continue
+                batch.append(prepared)
+            if batch:
+                groups.append((state, batch))
+        if not groups:
+            return
+        # The gateway that carries them (the override's fake, when one is set): the phone
+        # simulator shows the texts the sandbox carried, whatever the link's provider.
+        answers = claim.claim_batches([(batch, s.gateway.slug) for s, batch in groups])
+        for (state, _), (claimed, held) in zip(groups, answers, strict=True):
             state.claimed.extend(claimed)
             self.report.held += len(held)
-            self.quiet = False
+        self.quiet = False
 
     # --- start: paced by each link's bucket ------------------------------------------------
     def _start(self) -> bool:
         starting: list[tuple[LinkState, release.Prepared, float]] = []
+        stale: list[release.Prepared] = []
         # Each link with work gets a fair share of the pool: a slow provider cannot take every
         # thread while another link's texts wait.
         busy = sum(1 for s in self.links.values() if s.claimed or s.in_flight)
@@ -532,12 +715,18 @@ class _Loop:
                 wait = state.bucket.wait(cost)
                 if wait > ahead:
                     break
+                if state.stale(state.claimed[0], time.monotonic(), wait):
+                    stale.append(state.claimed.popleft())  # read it again first
+                    continue
                 state.bucket.take(cost)
                 prepared = state.claimed.popleft()
                 state.in_flight += 1
                 starting.append((state, prepared, time.monotonic() + wait))
+        if stale:  # held claimed past the read-ahead limit (a long back-off): read again
+            claim.unclaim(stale)
+            self.quiet = False
         if not starting:
-            return False
+            return bool(stale)
         self.quiet = False
         try:
             mine = {m.pk for m in claim.attempts_start([p.message for _, p, _ in starting])}
@@ -672,8 +861,8 @@ class _Loop:
                     # text due within START_AHEAD together: one attempt INSERT for a few texts.
                     cost = state.claimed[0].count.segments
                     waits.append(state.bucket.wait(cost) - START_AHEAD / 2)
-                elif state.backlog and not state.paused:
-                    waits.append(max(0.0, state.bucket.wait(1) - CLAIM_AHEAD))
+                if state.backlog and not state.paused:
+                    waits.append(max(0.0, state.claimed_ahead() - CLAIM_AHEAD))
         return min(max(min(waits), 0.0005), 0.1)
 
 

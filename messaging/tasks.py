@@ -24,10 +24,13 @@ def dispatch() -> dict:
     alive = sender.lease_alive()
     # Kick the sender before the sweep: reconciling asks providers, which may be slow or down,
     # and a dispatch killed by its timeout meanwhile must not leave the queue without a sender.
-    if not alive and sender.ready_count():
+    # One task per shard without a loop (SENDER_SHARDS; each takes a free shard).
+    idle = sender.shards_idle()
+    if idle and sender.ready_count():
         from django_q.tasks import async_task
 
-        async_task("messaging.tasks.send_queued", task_name="sender")
+        for _ in range(idle):
+            async_task("messaging.tasks.send_queued", task_name="sender")
     swept = sweep.sweep(lease_alive=alive)
     return {"queued": report.queued, "skipped": report.skipped, **swept}
 

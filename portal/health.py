@@ -86,16 +86,23 @@ def _dispatcher(now: datetime.datetime) -> tuple[datetime.datetime | None, bool]
 
 
 def _sender_seen() -> datetime.datetime | None:
-    """The sender loop's last sign of life: its lease's last renewal, or its release."""
+    """The sender loops' last sign of life: the latest of their leases' last renewals or
+    releases (one lease per shard, SENDER_SHARDS)."""
+    from django.db.models import Q
+
     from messaging.models import SenderLease
     from messaging.sender import LEASE_NAME, LEASE_SECONDS
 
-    lease = SenderLease.objects.filter(name=LEASE_NAME).values("owner", "expires_at").first()
-    if lease is None or lease["expires_at"] is None:
-        return None
-    if lease["owner"]:
-        return lease["expires_at"] - datetime.timedelta(seconds=LEASE_SECONDS)
-    return lease["expires_at"]
+    leases = SenderLease.objects.filter(
+        Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"), expires_at__isnull=False
+    ).values("owner", "expires_at")
+    seen = [
+        lease["expires_at"] - datetime.timedelta(seconds=LEASE_SECONDS)
+        if lease["owner"]
+        else lease["expires_at"]
+        for lease in leases
+    ]
+    return max(seen, default=None)
 
 
 def health_report(*, now: datetime.datetime | None = None) -> dict:

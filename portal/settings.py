@@ -352,9 +352,18 @@ LOGGING = {
 
 # The sender loop (messaging/sender.py): provider calls in flight at once, per loop and per link,
 # and how long one loop runs before handing over to a fresh task (below the q2 timeout).
-SENDER_THREADS = env.int("SENDER_THREADS", default=16)
+SENDER_THREADS = env.int("SENDER_THREADS", default=64)
 SENDER_MAX_IN_FLIGHT_PER_LINK = env.int("SENDER_MAX_IN_FLIGHT_PER_LINK", default=16)
 SENDER_MAX_SECONDS = env.float("SENDER_MAX_SECONDS", default=40)
+# Read-ahead (docs/sending.md, "Reading REDCap ahead"): what a text pipes, and whether its survey is
+# complete, is read from REDCap at most this many seconds before the text leaves (older reads are
+# read again), in exports of at most SENDER_READ_BATCH records; a slow link's next minute or so is
+# read in one export instead of one per text.
+SENDER_READ_AHEAD_SECONDS = env.float("SENDER_READ_AHEAD_SECONDS", default=120)
+SENDER_READ_BATCH = env.int("SENDER_READ_BATCH", default=200)
+# Sender shards (docs/sending.md, "Shards"): N loops side by side, each owning the provider links
+# whose id % N is its shard; 1: one loop for the whole site. Checked at start-up (messaging.checks).
+SENDER_SHARDS = env.str("SENDER_SHARDS", default="1")
 # Texts that never reached the provider (refused connection, 429) are retried this long before
 # they fail and the owners are told (docs/sending.md).
 SENDER_RETRY_MINUTES = env.int("SENDER_RETRY_MINUTES", default=60)

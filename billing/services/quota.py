@@ -188,6 +188,66 @@ def quota_reserve(*, project, units: int) -> bool:
     return True
 
 
+def quota_reserve_many(*, units_by_project: dict) -> set[int]:
+    """Reserve for several projects in one go: per account, ONE conditional UPDATE of its period
+    for the sum of its projects' units, then the project and day counters, the thresholds noted
+    once. Returns the ids of the projects reserved: all of an account's, or none of them (an
+    account without room for the sum reserves nothing here; the caller goes project by project
+    with quota_reserve, which also handles a month turning meanwhile). Call it inside the
+    transaction that claims the messages.
+
+    The sender claims the next turns of many links at once (docs/sending.md, "Many links"):
+    this keeps the quota's queries per claim to a few per account, not per project.
+    """
+    by_account: dict[int, list] = {}
+    for project, units in units_by_project.items():
+        if units < 0:
+            raise ValueError("Cannot reserve a negative number of units.")
+        by_account.setdefault(project.account_id, []).append((project, units))
+    reserved: set[int] = set()
+    now = timezone.now()
+    with transaction.atomic():
+        # In account order: two senders reserving for the same accounts never deadlock.
+        for _, items in sorted(by_account.items()):
+            total = sum(units for _, units in items)
+            if total == 0:
+                reserved.update(project.pk for project, _ in items)
+                continue
+            account = _account_of(items[0][0])
+            period = usage_period_current(account=account, now=now)
+            if not UsagePeriod.objects.filter(
+                Q(used__lte=F("included") + F("credits") - total),
+                pk=period.pk,
+                closed_at__isnull=True,
+            ).update(used=F("used") + total):
+                continue  # over quota for the sum, or the month turned: one by one
+            day = min(max(account_local_date(account=account, now=now), period.start), period.end)
+            by_units: dict[int, list[int]] = {}
+            for project, units in items:
+                if units:
+                    by_units.setdefault(units, []).append(project.pk)
+            for units, project_ids in by_units.items():
+                counters = ProjectUsage.objects.filter(
+                    period_id=period.pk, project_id__in=project_ids
+                )
+                if counters.update(units=F("units") + units) < len(project_ids):
+                    # Some project's first text this month: create the missing counters (a
+                    # worker creating one meanwhile wins), then count for those.
+                    present = set(counters.values_list("project_id", flat=True))
+                    missing = set(project_ids) - present
+                    ProjectUsage.objects.bulk_create(
+                        [ProjectUsage(project_id=pk, period_id=period.pk) for pk in missing],
+                        ignore_conflicts=True,
+                    )
+                    ProjectUsage.objects.filter(period_id=period.pk, project_id__in=missing).update(
+                        units=F("units") + units
+                    )
+            _bump(DailyUsage, {"account_id": account.pk, "day": day}, total)
+            _note_thresholds(period_id=period.pk)
+            reserved.update(project.pk for project, _ in items)
+    return reserved
+
+
 def _note_thresholds(*, period_id: int) -> None:
     """Mark each threshold (80%, 100% of the included units) reached, once per period, and
     e-mail the owners and administrators about it after commit.

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from billing.services import quota_release, quota_reserve
+from billing.services import quota_release, quota_reserve, quota_reserve_many
 from messaging.eligibility import RELEASABLE, TEXTABLE_NOW
 from messaging.models import Attempt, Message
 from messaging.scheduling import ANSWERS_AT_ONCE, SendWindow, waiting_note, zone
@@ -22,19 +22,36 @@ HELD_NOTE = "Held: the account's monthly quota is used up. It goes out when cred
 
 
 def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared], list[Prepared]]:
-    """queued -> sending for messages of ONE project, and their quota, in one transaction.
-
-    Returns (claimed, held): claimed rows are `sending` with their units reserved; held rows did
-    not fit the quota (held, never dropped; the batch is taken in order, so the first that does
-    not fit and every later one wait). Rows another sender took, that were cancelled since they
-    were read, or whose rule, project or provider link was paused since (RELEASABLE), are in
-    neither list. Cost: a handful of queries whatever the batch size.
-    """
+    """queued -> sending for messages of ONE project, and their quota, in one transaction
+    (claim_batches with one group)."""
     if not batch:
         return [], []
-    project = batch[0].message.project
-    if any(p.message.project_id != project.pk for p in batch):
+    if any(p.message.project_id != batch[0].message.project_id for p in batch):
         raise ValueError("claim_batch takes the messages of one project.")
+    return claim_batches([(batch, provider)])[0]
+
+
+def claim_batches(
+    groups: list[tuple[list[Prepared], str]],
+) -> list[tuple[list[Prepared], list[Prepared]]]:
+    """queued -> sending, and their quota, for the texts of SEVERAL links in one transaction.
+
+    `groups`: per link, its texts (of one project: a project has one provider link) and the
+    gateway slug that carries them. Returns per group (claimed, held): claimed rows are
+    `sending` with their units reserved; held rows did not fit the quota (held, never dropped;
+    a group is taken in order, so the first that does not fit and every later one wait). Rows
+    another sender took, that were cancelled since they were read, or whose rule, project or
+    provider link was paused since (RELEASABLE), are in neither list.
+
+    Cost: one lock query, one UPDATE for every claimed row (and one for the held ones), and the
+    quota's few queries per project: the sender claims the next turns of many slow links
+    together, so the queries per text do not grow with the number of links
+    (docs/sending.md, "Many links").
+    """
+    results: list[tuple[list[Prepared], list[Prepared]]] = [([], []) for _ in groups]
+    wanted = [p.message.pk for batch, _ in groups for p in batch]
+    if not wanted:
+        return results
     now = timezone.now()
     with transaction.atomic():
         # Lock the rows still queued, in id order, skipping rows another sender is claiming
@@ -45,43 +62,79 @@ def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared]
         # messages are locked (`of`), not the project, link or rule rows joined to check that.
         free = set(
             Message.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
-            .filter(RELEASABLE, pk__in=[p.message.pk for p in batch], status=Status.QUEUED)
+            .filter(RELEASABLE, pk__in=wanted, status=Status.QUEUED)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        batch = [p for p in batch if p.message.pk in free]
-        if not batch:
-            return [], []
-        if quota_reserve(project=project, units=sum(p.units for p in batch)):
-            fits = batch
-        else:
-            fits = []
-            for prepared in batch:
-                if not quota_reserve(project=project, units=prepared.units):
-                    break
-                fits.append(prepared)
-        held = batch[len(fits) :]
-        if fits:
-            ids = [p.message.pk for p in fits]
-            Message.objects.filter(pk__in=ids, status=Status.QUEUED).update(
+        fits_all: list[Prepared] = []
+        providers: dict[int, str] = {}
+        held_all: list[Prepared] = []
+        # Quota in a fixed order (account, project): two senders reserving for the same
+        # accounts take their usage rows in the same order, so they never deadlock.
+        order = sorted(
+            range(len(groups)),
+            key=lambda i: (
+                (groups[i][0][0].message.project.account_id, groups[i][0][0].message.project_id)
+                if groups[i][0]
+                else (0, 0)
+            ),
+        )
+        batches = {i: [p for p in groups[i][0] if p.message.pk in free] for i in order}
+        # Every project's texts at once, a few queries per account (the usual case: room).
+        together = quota_reserve_many(
+            units_by_project={
+                batch[0].message.project: sum(p.units for p in batch)
+                for batch in batches.values()
+                if batch
+            }
+        )
+        for i in order:
+            batch, provider = batches[i], groups[i][1]
+            if not batch:
+                continue
+            project = batch[0].message.project
+            units = sum(p.units for p in batch)
+            if project.pk in together or quota_reserve(project=project, units=units):
+                fits = batch
+            else:
+                fits = []
+                for prepared in batch:
+                    if not quota_reserve(project=project, units=prepared.units):
+                        break
+                    fits.append(prepared)
+            held = batch[len(fits) :]
+            results[i] = (fits, held)
+            fits_all += fits
+            held_all += held
+            providers.update({p.message.pk: provider for p in fits})
+        if fits_all:
+            Message.objects.filter(
+                pk__in=[p.message.pk for p in fits_all], status=Status.QUEUED
+            ).update(
                 status=Status.SENDING,
-                body=per_row("id", {p.message.pk: p.body for p in fits}, models.TextField()),
+                body=per_row("id", {p.message.pk: p.body for p in fits_all}, models.TextField()),
                 segments=per_row(
-                    "id", {p.message.pk: p.count.segments for p in fits}, models.IntegerField()
+                    "id", {p.message.pk: p.count.segments for p in fits_all}, models.IntegerField()
                 ),
                 encoding=per_row(
-                    "id", {p.message.pk: p.count.encoding for p in fits}, models.CharField()
+                    "id", {p.message.pk: p.count.encoding for p in fits_all}, models.CharField()
                 ),
-                units=per_row("id", {p.message.pk: p.units for p in fits}, models.IntegerField()),
+                units=per_row(
+                    "id", {p.message.pk: p.units for p in fits_all}, models.IntegerField()
+                ),
                 reserved_at=now,
-                provider=provider,
+                provider=(
+                    next(iter(providers.values()))
+                    if len(set(providers.values())) == 1
+                    else per_row("id", providers, models.CharField())
+                ),
                 updated_at=now,
             )
-        if held:
+        if held_all:
             Message.objects.filter(
-                pk__in=[p.message.pk for p in held], status=Status.QUEUED
+                pk__in=[p.message.pk for p in held_all], status=Status.QUEUED
             ).update(status=Status.HELD, units=0, error=HELD_NOTE, updated_at=now)
-    for prepared in fits:
+    for prepared in fits_all:
         message = prepared.message
         message.status = Status.SENDING
         message.body = prepared.body
@@ -89,12 +142,12 @@ def claim_batch(batch: list[Prepared], *, provider: str) -> tuple[list[Prepared]
         message.encoding = prepared.count.encoding
         message.units = prepared.units
         message.reserved_at = now
-        message.provider = provider
+        message.provider = providers[message.pk]
         message.updated_at = now
-    for prepared in held:
+    for prepared in held_all:
         prepared.message.status = Status.HELD
         prepared.message.units = 0
-    return fits, held
+    return results
 
 
 def per_row(key: str, values: dict[int, object], output_field) -> RawSQL:
@@ -286,8 +339,7 @@ def _hours_unchanged(messages: list[Message]) -> Q:
     groups: dict[tuple, list[int]] = {}
     for message in messages:
         project, participant = message.project, message.participant
-        key = (
-            project.pk,
+        key = (  # not per project: many projects share the same hours (one condition)
             project.send_window_start,
             project.send_window_end,
             tuple(project.send_days),
@@ -296,7 +348,7 @@ def _hours_unchanged(messages: list[Message]) -> Q:
         )
         groups.setdefault(key, []).append(message.pk)
     condition = Q(pk__in=[])
-    for (_, start, end, days, project_zone, participant_zone), ids in groups.items():
+    for (start, end, days, project_zone, participant_zone), ids in groups.items():
         condition |= Q(
             pk__in=ids,
             project__send_window_start=start,

@@ -27,6 +27,7 @@ from messaging.scheduling import (
     zone,
 )
 from messaging.services.rules import validate
+from messaging.shards import shard_count
 from messaging.signals import audit
 from projects.access import EDITOR, project_role_require
 from projects.models import Participant, Project, RedcapLink
@@ -39,10 +40,15 @@ Status = Message.Status
 
 
 def kick_sender() -> None:
-    """Make sure a sender loop is running (after the current transaction commits)."""
+    """Make sure a sender loop runs for every shard (after the current transaction commits); a
+    task that finds every shard taken returns at once."""
     from django_q.tasks import async_task
 
-    transaction.on_commit(lambda: async_task("messaging.tasks.send_queued", task_name="sender"))
+    def kick() -> None:
+        for _ in range(shard_count()):
+            async_task("messaging.tasks.send_queued", task_name="sender")
+
+    transaction.on_commit(kick)
 
 
 def textable_participants(*, project: Project) -> QuerySet[Participant]:
@@ -202,9 +208,12 @@ def redcap_failing(*, project: Project, error, now) -> None:
     logger.warning("REDCap did not answer for project %s; retrying in %s.", project.pk, wait)
 
 
-def redcap_answering(*, project_id: int) -> None:
-    """REDCap answers again for this project."""
-    RedcapLink.objects.filter(project_id=project_id, failing_since__isnull=False).update(
+def redcap_answering(*, project_id: int | None = None, project_ids=()) -> None:
+    """REDCap answers again for this project (or these: one query for all)."""
+    ids = [*project_ids, *([] if project_id is None else [project_id])]
+    if not ids:
+        return
+    RedcapLink.objects.filter(project_id__in=ids, failing_since__isnull=False).update(
         failing_since=None, retry_at=None, last_error=""
     )
 

@@ -3,6 +3,7 @@ now, and its rendered body and cost (prepare). Nothing here is claimed or sent."
 
 import datetime
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,6 +42,10 @@ class Prepared:
     body: str
     count: segments.SegmentCount
     units: int
+    # When what it pipes (and its survey's completion) was read from REDCap, on the sender's
+    # clock (time.monotonic): the sender reads it again when the text would leave more than
+    # SENDER_READ_AHEAD_SECONDS later (docs/sending.md, "Reading REDCap ahead").
+    read_at: float = 0.0
 
 
 class ReleaseData:
@@ -76,6 +81,7 @@ class ReleaseData:
         self._records: dict[str, dict] | RedcapError | None = None
         self._queue_links: dict[str, str | RedcapError] = {}
         self.fetched = False
+        self.read_at: float | None = None  # time.monotonic() when the fetch began
         for message in messages:
             self.add(message)
 
@@ -119,12 +125,13 @@ class ReleaseData:
         return bool(self.surveys_wanted or self.record_ids)
 
     # --- asking REDCap -------------------------------------------------------------------------
-    def connect(self) -> None:
-        """The REDCap client (the token comes from the database: call this on the DB thread)."""
+    def connect(self, *, token: str | None = None) -> None:
+        """The REDCap client (the token comes from the database unless given: call this on
+        the DB thread)."""
         if self.client is not None or self.error is not None:
             return
         try:
-            self.client = redcap_client_for(self.project)
+            self.client = redcap_client_for(self.project, token=token)
         except ValidationError as exc:  # no token linked
             self.error = RedcapError(" ".join(exc.messages))
         except RedcapError as exc:  # e.g. an API URL that is no longer allowed
@@ -137,6 +144,7 @@ class ReleaseData:
         """Everything planned, from REDCap (HTTP only: safe on any thread after `connect`)."""
         if self.fetched:
             return
+        self.read_at = time.monotonic()  # REDCap's answers are at least this fresh
         for key in sorted(self.surveys_wanted):
             if key not in self._surveys:
                 self._surveys[key] = self._ask(self._survey_list, *key)

@@ -11,7 +11,7 @@ from django_q.models import Schedule
 
 from billing import selectors, services, tasks
 from billing.models import DailyUsage, ProjectUsage, UsagePeriod
-from billing.services import quota_release, quota_reserve, quota_units_for
+from billing.services import quota_release, quota_reserve, quota_reserve_many, quota_units_for
 from billing.services.quota import month_bounds
 from billing.signals import credits_added, period_started
 from tests.factories import AccountFactory, ProjectFactory, UsagePeriodFactory
@@ -77,6 +77,45 @@ def test_a_second_project_shares_the_account_quota_and_has_its_own_count(project
     assert quota_reserve(project=other, units=5) is False
     assert quota_reserve(project=other, units=4) is True
     assert (project_units(project), project_units(other)) == (6, 4)
+
+
+def test_reserving_for_many_projects_at_once_counts_each_and_costs_queries_per_account(
+    project, instance, clock
+):
+    clock.local(2026, 11, 12, 9, 30)
+    others = [ProjectFactory(account=project.account, redcap_instance=instance) for _ in range(5)]
+    quota_reserve(project=others[0], units=1)  # one project already has its month's counter
+    wanted = {project: 3, **{p: 2 for p in others}}
+    for p in wanted:
+        p.account  # loaded, as messaging's claim has it  # noqa: B018
+
+    with CaptureQueriesContext(connection) as queries:
+        reserved = quota_reserve_many(units_by_project=wanted)
+
+    assert reserved == {p.pk for p in wanted}
+    assert period_of(project.account).used == 1 + 13
+    assert {p.pk: project_units(p) for p in wanted} == {
+        project.pk: 3,
+        others[0].pk: 3,
+        **{p.pk: 2 for p in others[1:]},
+    }
+    assert DailyUsage.objects.get(account=project.account).units == 14
+    # Six projects, one account: not six reservations' worth of queries.
+    assert len(queries) <= 16, [q["sql"] for q in queries.captured_queries]
+
+
+def test_reserving_for_many_reserves_nothing_for_an_account_without_room_for_the_sum(
+    project, instance, clock
+):
+    clock.local(2026, 11, 12, 9, 30)
+    other = ProjectFactory(account=project.account, redcap_instance=instance)
+    UsagePeriodFactory(account=project.account, used=995)
+
+    assert quota_reserve_many(units_by_project={project: 3, other: 3}) == set()
+    assert period_of(project.account).used == 995
+    assert not ProjectUsage.objects.exists() and not DailyUsage.objects.exists()
+    # The caller then goes one by one: the first fits.
+    assert quota_reserve(project=project, units=3) is True
 
 
 def test_release_gives_the_units_back_to_the_period_the_project_and_the_day(project, clock):

@@ -391,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         events = [v for k, v in sorted(form.items(), key=_index) if k.startswith("events[")]
         call = {"content": form.get("content"), "records": records, "fields": fields}
         with provider.lock:
-            provider.redcap_calls.append({**call, "events": events})
+            provider.redcap_calls.append({**call, "events": events, "at": time.time()})
         if provider.redcap_latency_s:
             time.sleep(provider.redcap_latency_s)
         if provider.redcap_down:

@@ -559,8 +559,8 @@ def test_two_sender_loops_at_once_claim_each_text_once_even_without_the_lease(
     fake = provider(latency_ms=10)
     s = study(150, rate=40)
     outbox_send_now_without_kick(s)
-    monkeypatch.setattr(sender, "lease_acquire", lambda owner: True)
-    monkeypatch.setattr(sender, "lease_renew", lambda owner: True)
+    monkeypatch.setattr(sender, "lease_acquire", lambda owner, name=None: True)
+    monkeypatch.setattr(sender, "lease_renew", lambda owner, name=None: True)
 
     reports = race([sender.run, sender.run, sender.run])
 
