@@ -596,6 +596,7 @@ class SurveyResults:
     completion_rate: int | None  # percent of those started, None before any
     median_time: str  # "" before any completed
     questions: list
+    median_seconds: float | None = None  # None before any completed
 
 
 def survey_results(*, rule: MessageRule) -> SurveyResults:
@@ -653,6 +654,7 @@ def survey_results(*, rule: MessageRule) -> SurveyResults:
         completion_rate=round(100 * completed / len(rows)) if rows else None,
         median_time=_duration_words(statistics.median(durations)) if durations else "",
         questions=questions,
+        median_seconds=statistics.median(durations) if durations else None,
     )
 
 

@@ -423,9 +423,7 @@ class RuleInputSerializer(StrictSerializer):
         required=False,
         help_text="Trigger `invitation`: the id of the survey invitation the reminders follow.",
     )
-    repeat_every_days = fields.Integer(
-        min_value=1, max_value=365, allow_null=True, required=False
-    )
+    repeat_every_days = fields.Integer(min_value=1, max_value=365, allow_null=True, required=False)
     repeat_count = fields.Integer(min_value=1, max_value=50, allow_null=True, required=False)
     notify_team = fields.Boolean(
         required=False, help_text="Alert the study team instead of texting the participant."
@@ -576,6 +574,100 @@ class ReplyOutputSerializer(serializers.ModelSerializer):
 
     def get_phone(self, reply: Reply) -> str:
         return masked_phone(reply.phone_last4)
+
+
+# --- The team's inbox (docs/compliance.md, "The inbox") -------------------------------------
+class AnsweredMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    rule = RefSerializer(allow_null=True, help_text="The rule that sent it (null: ad hoc).")
+    kind = serializers.CharField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+
+
+class InboxReplyOutputSerializer(serializers.ModelSerializer):
+    participant = ParticipantRefSerializer(
+        allow_null=True,
+        help_text="Null: a number that matches no participant (shown to owners only).",
+    )
+    phone = serializers.SerializerMethodField(help_text="Masked: only the last 4 digits show.")
+    answers = AnsweredMessageSerializer(
+        allow_null=True, help_text="The text this reply answers (the last one sent before it)."
+    )
+    unread = serializers.SerializerMethodField()
+    flag_open = serializers.SerializerMethodField(help_text="Flagged and not yet reviewed.")
+
+    class Meta:
+        model = Reply
+        fields = [
+            "id",
+            "participant",
+            "phone",
+            "phone_last4",
+            "body",
+            "keyword",
+            "handled",
+            "flag",
+            "unread",
+            "flag_open",
+            "read_at",
+            "reviewed_at",
+            "review_note",
+            "via",
+            "answers",
+            "received_at",
+        ]
+
+    def get_phone(self, reply: Reply) -> str:
+        return masked_phone(reply.phone_last4)
+
+    def get_unread(self, reply: Reply) -> bool:
+        return reply.read_at is None
+
+    def get_flag_open(self, reply: Reply) -> bool:
+        return bool(reply.flag) and reply.reviewed_at is None
+
+
+class ReviewInputSerializer(StrictSerializer):
+    note = fields.Text(
+        max_length=200,
+        allow_blank=True,
+        required=False,
+        help_text="Optional: what the team decided (kept in the audit log).",
+    )
+
+
+# --- Text-survey results (docs/redcap.md, "Text surveys") -----------------------------------
+class ChoiceCountSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class QuestionResultSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The REDCap field.")
+    label = serializers.CharField()
+    answered = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    counts = ChoiceCountSerializer(
+        many=True, help_text="For questions with choices: how many chose each (else empty)."
+    )
+
+
+class SurveyResultsOutputSerializer(serializers.Serializer):
+    rule = RefSerializer()
+    started = serializers.IntegerField(help_text="Conversations started.")
+    completed = serializers.IntegerField()
+    by_state = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Conversations by state: waiting, open, completed, expired, stopped, ended.",
+    )
+    completion_rate = serializers.IntegerField(
+        allow_null=True, help_text="Percent of those started (null before any started)."
+    )
+    median_minutes = serializers.FloatField(
+        allow_null=True, help_text="Median time to complete, in minutes (null before any)."
+    )
+    median_time = serializers.CharField(help_text="The same in words (empty before any).")
+    questions = QuestionResultSerializer(many=True)
 
 
 # --- Billing accounts -----------------------------------------------------------------------
