@@ -489,6 +489,47 @@ def inbox_page(*, project: Project, role: str | None, limit: int = INBOX_LIMIT) 
     return {"rows": rows, "count": count, "more": max(count - len(rows), 0)}
 
 
+INBOX_CONVERSATIONS_LIMIT = 50
+
+
+@dataclass
+class OpenConversation:
+    conversation: object
+    rule_name: str
+    asking: str  # the question asked now, or what the conversation waits for
+
+
+def inbox_conversations(*, project: Project, limit: int = INBOX_CONVERSATIONS_LIMIT) -> dict:
+    """The project's text surveys open now (docs/redcap.md "Text surveys"), oldest expiry first:
+    who, which survey, the question asked now. One query, plus a count when more are open than
+    shown; each rule's instrument is read once from its stored data dictionary."""
+    from messaging.models import Conversation
+    from messaging.services.conversations import survey_instrument
+
+    qs = Conversation.objects.filter(project=project, state__in=Conversation.OPEN_STATES)
+    found = list(
+        qs.select_related("participant", "rule__text_survey").order_by("expires_at", "id")[:limit]
+    )
+    instruments: dict = {}
+    rows = []
+    for conversation in found:
+        rule = conversation.rule
+        if conversation.state == Conversation.State.WAITING:
+            asking = f"Waiting for the start word {rule.text_survey.start_word or 'YES'}"
+        else:
+            if rule.pk not in instruments:
+                instruments[rule.pk] = survey_instrument(rule.text_survey)
+            try:
+                question = instruments[rule.pk].question(conversation.current_field)
+            except KeyError:
+                asking = conversation.current_field
+            else:
+                asking = question.label or question.field
+        rows.append(OpenConversation(conversation, rule.name, asking))
+    count = len(rows) if len(rows) < limit else qs.count()
+    return {"rows": rows, "count": count, "more": max(count - len(rows), 0)}
+
+
 def inbox_count(*, project: Project, role: str | None) -> int:
     """How many replies wait in the project's inbox for this member (one query)."""
     return inbox_replies(project=project, role=role).count()
@@ -555,6 +596,7 @@ class SurveyResults:
     completion_rate: int | None  # percent of those started, None before any
     median_time: str  # "" before any completed
     questions: list
+    median_seconds: float | None = None  # None before any completed
 
 
 def survey_results(*, rule: MessageRule) -> SurveyResults:
@@ -612,6 +654,7 @@ def survey_results(*, rule: MessageRule) -> SurveyResults:
         completion_rate=round(100 * completed / len(rows)) if rows else None,
         median_time=_duration_words(statistics.median(durations)) if durations else "",
         questions=questions,
+        median_seconds=statistics.median(durations) if durations else None,
     )
 
 

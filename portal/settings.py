@@ -277,6 +277,8 @@ SPECTACULAR_SETTINGS = {
         {"name": "message rules", "description": "What to text, to whom and when."},
         {"name": "messages", "description": "The texts: log, detail, ad-hoc texts, sends."},
         {"name": "replies", "description": "What participants texted back."},
+        {"name": "inbox", "description": "Unread replies and flags waiting on the team."},
+        {"name": "text surveys", "description": "Results of surveys answered by text."},
         {"name": "billing", "description": "Usage, history and credit packs."},
         {"name": "onboarding", "description": "Your requests to enable texting."},
     ],

@@ -579,6 +579,7 @@ def conversation_take_reply(*, reply: Reply, handled: str) -> str:
         conversation.state = State.OPEN
         note = _advance(conversation, instrument, now=now)
         conversation.save()
+        _taken(reply, now=now)
         return note
     question = instrument.question(conversation.current_field)
     values = _values(conversation, instrument)
@@ -589,10 +590,22 @@ def conversation_take_reply(*, reply: Reply, handled: str) -> str:
         _store(conversation, result, reply.body)
         note = _advance(conversation, instrument, now=now)
         conversation.save()
+        _taken(reply, now=now)
         return ("Text survey: skipped " if result.skipped else "Text survey: answered ") + (
             f"{question.field}. " + note
         )
-    return _invalid(conversation, instrument, question, result, now=now)
+    note = _invalid(conversation, instrument, question, result, now=now)
+    if conversation.state != State.ENDED:  # an ended survey is for the team to follow up
+        _taken(reply, now=now)
+    return note
+
+
+def _taken(reply: Reply, *, now) -> None:
+    """The survey took the reply (an answer, or the start word): it is not waiting on the team,
+    so it is read at once and stays out of the inbox's unread replies (a flag stays until
+    reviewed). The inbox lists the open survey itself (docs/compliance.md, "The inbox")."""
+    reply.read_at = now
+    Reply.objects.filter(pk=reply.pk, read_at__isnull=True).update(read_at=now)
 
 
 def _invalid(conversation, instrument, question, result: Invalid, *, now) -> str:

@@ -26,6 +26,7 @@ def _context(project, role) -> dict:
         "role": role,
         "can_edit": can_edit(role),
         "inbox": selectors.inbox_page(project=project, role=role),
+        "surveys": selectors.inbox_conversations(project=project),
         "tab": "inbox",
     }
 

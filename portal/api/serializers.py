@@ -9,7 +9,7 @@ from rest_framework import serializers
 from billing.models import Account, CreditPackRequest, Plan, UsagePeriod
 from messaging.models import Attempt, Message, MessageRule, Reply, Send
 from portal.api import fields
-from portal.api.base import StrictSerializer
+from portal.api.base import MAX_ID, StrictSerializer
 from portal.models import OnboardingComment, OnboardingRequest
 from projects.models import Participant, Project, RedcapInstance
 
@@ -287,6 +287,18 @@ RULE_OUTPUT_FIELDS = [
     "offset_days",
     "stop_when_complete",
     "max_sends",
+    "trigger",
+    "offset",
+    "offset_unit",
+    "trigger_logic",
+    "logic_repeat",
+    "anchor_rule",
+    "repeat_every_days",
+    "repeat_count",
+    "notify_team",
+    "alert_members",
+    "alert_emails",
+    "alert_sms",
     "created_at",
     "updated_at",
 ]
@@ -297,10 +309,24 @@ class RuleOutputSerializer(serializers.ModelSerializer):
     record_ids = serializers.ListField(child=serializers.CharField())
     recur_days = serializers.ListField(child=serializers.IntegerField(), help_text="0 = Monday.")
     schedule_summary = serializers.CharField(help_text="The schedule in words.")
+    anchor_rule = serializers.IntegerField(
+        source="anchor_rule_id",
+        allow_null=True,
+        help_text="Reminders every few days after an invitation: the invitation rule's id.",
+    )
+    alert_members = serializers.SerializerMethodField(
+        help_text="Alerts to the team: the ids of the project members who receive it."
+    )
+    alert_emails = serializers.ListField(
+        child=serializers.CharField(), help_text="Alerts to the team: other addresses e-mailed."
+    )
 
     class Meta:
         model = MessageRule
         fields = RULE_OUTPUT_FIELDS
+
+    def get_alert_members(self, rule: MessageRule) -> list[int]:
+        return sorted(user.pk for user in rule.alert_members.all())
 
 
 class RuleListOutputSerializer(RuleOutputSerializer):
@@ -368,6 +394,51 @@ class RuleInputSerializer(StrictSerializer):
         allow_null=True,
         required=False,
         error_messages={"min_value": "Use a number of texts of at least 1."},
+    )
+    # Triggers and alerts to the team (docs/sending.md, "Triggers"; "Alerts to the study team").
+    trigger = fields.Choice(
+        choices=MessageRule.Trigger.choices,
+        required=False,
+        help_text="What sends the text. Without it, `schedule` names the trigger (the first four).",
+    )
+    offset = fields.Integer(
+        min_value=-100_000,
+        max_value=100_000,
+        required=False,
+        help_text="Relative and follow-up triggers: how long after (negative: before), in "
+        "`offset_unit`.",
+    )
+    offset_unit = fields.Choice(choices=MessageRule.OffsetUnit.choices, required=False)
+    trigger_logic = fields.Text(
+        max_length=5000,
+        allow_blank=True,
+        required=False,
+        help_text="Trigger `logic`: the REDCap logic whose becoming true sends the text.",
+    )
+    logic_repeat = fields.Choice(choices=MessageRule.LogicRepeat.choices, required=False)
+    anchor_rule = fields.Integer(
+        min_value=1,
+        max_value=MAX_ID,
+        allow_null=True,
+        required=False,
+        help_text="Trigger `invitation`: the id of the survey invitation the reminders follow.",
+    )
+    repeat_every_days = fields.Integer(min_value=1, max_value=365, allow_null=True, required=False)
+    repeat_count = fields.Integer(min_value=1, max_value=50, allow_null=True, required=False)
+    notify_team = fields.Boolean(
+        required=False, help_text="Alert the study team instead of texting the participant."
+    )
+    alert_members = serializers.ListField(
+        child=fields.Integer(min_value=1, max_value=MAX_ID),
+        max_length=500,
+        required=False,
+        help_text="The user ids of the project members the alert e-mails.",
+    )
+    alert_emails = serializers.ListField(
+        child=fields.Text(max_length=254), max_length=50, required=False
+    )
+    alert_sms = fields.Boolean(
+        required=False, help_text="Also text the members' own verified phones (counts as texts)."
     )
 
 
@@ -503,6 +574,100 @@ class ReplyOutputSerializer(serializers.ModelSerializer):
 
     def get_phone(self, reply: Reply) -> str:
         return masked_phone(reply.phone_last4)
+
+
+# --- The team's inbox (docs/compliance.md, "The inbox") -------------------------------------
+class AnsweredMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    rule = RefSerializer(allow_null=True, help_text="The rule that sent it (null: ad hoc).")
+    kind = serializers.CharField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+
+
+class InboxReplyOutputSerializer(serializers.ModelSerializer):
+    participant = ParticipantRefSerializer(
+        allow_null=True,
+        help_text="Null: a number that matches no participant (shown to owners only).",
+    )
+    phone = serializers.SerializerMethodField(help_text="Masked: only the last 4 digits show.")
+    answers = AnsweredMessageSerializer(
+        allow_null=True, help_text="The text this reply answers (the last one sent before it)."
+    )
+    unread = serializers.SerializerMethodField()
+    flag_open = serializers.SerializerMethodField(help_text="Flagged and not yet reviewed.")
+
+    class Meta:
+        model = Reply
+        fields = [
+            "id",
+            "participant",
+            "phone",
+            "phone_last4",
+            "body",
+            "keyword",
+            "handled",
+            "flag",
+            "unread",
+            "flag_open",
+            "read_at",
+            "reviewed_at",
+            "review_note",
+            "via",
+            "answers",
+            "received_at",
+        ]
+
+    def get_phone(self, reply: Reply) -> str:
+        return masked_phone(reply.phone_last4)
+
+    def get_unread(self, reply: Reply) -> bool:
+        return reply.read_at is None
+
+    def get_flag_open(self, reply: Reply) -> bool:
+        return bool(reply.flag) and reply.reviewed_at is None
+
+
+class ReviewInputSerializer(StrictSerializer):
+    note = fields.Text(
+        max_length=200,
+        allow_blank=True,
+        required=False,
+        help_text="Optional: what the team decided (kept in the audit log).",
+    )
+
+
+# --- Text-survey results (docs/redcap.md, "Text surveys") -----------------------------------
+class ChoiceCountSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class QuestionResultSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The REDCap field.")
+    label = serializers.CharField()
+    answered = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    counts = ChoiceCountSerializer(
+        many=True, help_text="For questions with choices: how many chose each (else empty)."
+    )
+
+
+class SurveyResultsOutputSerializer(serializers.Serializer):
+    rule = RefSerializer()
+    started = serializers.IntegerField(help_text="Conversations started.")
+    completed = serializers.IntegerField()
+    by_state = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Conversations by state: waiting, open, completed, expired, stopped, ended.",
+    )
+    completion_rate = serializers.IntegerField(
+        allow_null=True, help_text="Percent of those started (null before any started)."
+    )
+    median_minutes = serializers.FloatField(
+        allow_null=True, help_text="Median time to complete, in minutes (null before any)."
+    )
+    median_time = serializers.CharField(help_text="The same in words (empty before any).")
+    questions = QuestionResultSerializer(many=True)
 
 
 # --- Billing accounts -----------------------------------------------------------------------

@@ -1,13 +1,22 @@
 """The REST API's addresses. Everything about one project is under `projects/<id>/`, each kind of
 object in its own folder, so later parts slot in beside the others: the team's inbox
-(`projects/<id>/inbox/`, issue 12) and text-survey results (`projects/<id>/surveys/`, issue 13)
-are not built yet."""
+(`projects/<id>/inbox/`) and text-survey results (`projects/<id>/surveys/<rule id>/results/`)."""
 
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from portal.api.errors import json_not_found
-from portal.api.views import billing, messages, onboarding, participants, projects, rules, site
+from portal.api.views import (
+    billing,
+    inbox,
+    messages,
+    onboarding,
+    participants,
+    projects,
+    rules,
+    site,
+    surveys,
+)
 
 
 class IdConverter:
@@ -88,6 +97,22 @@ urlpatterns = [
         name="api-message-detail",
     ),
     path(project + "replies/", messages.ReplyListApi.as_view(), name="api-reply-list"),
+    path(project + "inbox/", inbox.InboxListApi.as_view(), name="api-inbox-list"),
+    path(
+        project + "inbox/<id:reply_id>/read/",
+        inbox.InboxReadApi.as_view(),
+        name="api-inbox-read",
+    ),
+    path(
+        project + "inbox/<id:reply_id>/review/",
+        inbox.InboxReviewApi.as_view(),
+        name="api-inbox-review",
+    ),
+    path(
+        project + "surveys/<id:survey_id>/results/",
+        surveys.SurveyResultsApi.as_view(),
+        name="api-survey-results",
+    ),
     # Billing accounts.
     path("accounts/", billing.AccountListApi.as_view(), name="api-account-list"),
     path(

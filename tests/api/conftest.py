@@ -10,10 +10,11 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import AccountMembership
-from messaging.models import Attempt, Message, Reply, Send
+from messaging.models import Attempt, Conversation, Message, MessageRule, Reply, Send, TextSurvey
 from portal.models import OnboardingComment, OnboardingRequest
 from portal.services.profile import api_token_create
 from projects.models import Membership
+from projects.sandbox.data import SANDBOX_PROJECTS
 from tests.factories import (
     ALWAYS_OPEN,
     AccountFactory,
@@ -95,6 +96,27 @@ def build_world() -> SimpleNamespace:
         body="Thanks!",
         received_at=now,
     )
+    # A text survey with one completed conversation (its results).
+    survey_rule = MessageRuleFactory(
+        project=project,
+        created_by=owner,
+        name="Check-in by text",
+        kind=MessageRule.Kind.TEXT_SURVEY,
+        instrument="text_checkin",
+    )
+    TextSurvey.objects.create(
+        rule=survey_rule, metadata=SANDBOX_PROJECTS[101].metadata, label="Text check-in"
+    )
+    Conversation.objects.create(
+        rule=survey_rule,
+        project=project,
+        participant=other_participant,
+        state=Conversation.State.COMPLETED,
+        answers={"tc_walked": {"value": "1", "reply": "yes"}},
+        started_at=now,
+        expires_at=now,
+        finished_at=now,
+    )
     credit_pack = CreditPackRequestFactory(account=account, requested_by=owner)
     onboarding = OnboardingRequest.objects.create(
         requester=owner,
@@ -127,6 +149,7 @@ def build_world() -> SimpleNamespace:
         participant=participant,
         other_participant=other_participant,
         rule=rule,
+        survey_rule=survey_rule,
         send=send,
         message=message,
         reply=reply,
@@ -143,6 +166,8 @@ def build_world() -> SimpleNamespace:
             "rule_id": rule.pk,
             "send_id": send.pk,
             "message_id": message.pk,
+            "reply_id": reply.pk,
+            "survey_id": survey_rule.pk,
             "account_id": account.pk,
             "request_id": onboarding.pk,
         },

@@ -8,13 +8,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.gateways.base import InboundSms
-from messaging.models import Message, OptOut, Reply
+from messaging.models import Conversation, Message, MessageRule, OptOut, Reply, TextSurvey
 from messaging.services.inbound import inbound_receive
 from portal.models import AuditEvent
 from projects import crypto
 from projects.models import Membership
+from projects.sandbox.data import SANDBOX_PROJECTS
 from tests.factories import (
     MembershipFactory,
+    MessageRuleFactory,
     ParticipantFactory,
     ProjectFactory,
     ProviderLinkFactory,
@@ -185,13 +187,74 @@ def test_the_inbox_s_query_count_does_not_grow_with_replies(
         )
         for i in range(replies)
     )
+    # Open text surveys, in their own section: 1 or 100 of them, over two rules.
+    rules = [survey_rule(project, name) for name in ("Check-in A", "Check-in B")]
+    for i in range(replies // 10):
+        participant = ParticipantFactory(project=project, record_id=f"s{i}")
+        open_conversation(rules[i % 2], participant, state="waiting" if i % 3 == 0 else "open")
     client = as_user(researcher)
     client.get(reverse("inbox", args=[project.pk]))  # warm the session and caches
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         page = client.get(reverse("inbox", args=[project.pk]))
     assert page.status_code == 200
-    with django_assert_max_num_queries(14):
+    assert page.content.decode().count('class="open-survey"') == min(replies // 10, 50)
+    with django_assert_max_num_queries(15):
         client.get(reverse("inbox-rows", args=[project.pk]))
+
+
+# --- open text surveys ---------------------------------------------------------------------------
+def survey_rule(project, name="Weekly check-in by text"):
+    """A text-survey rule on the sandbox's check-in instrument (its data dictionary stored)."""
+    rule = MessageRuleFactory(
+        project=project, name=name, kind=MessageRule.Kind.TEXT_SURVEY, instrument="text_checkin"
+    )
+    TextSurvey.objects.create(
+        rule=rule, metadata=SANDBOX_PROJECTS[101].metadata, label="Text check-in"
+    )
+    return rule
+
+
+def open_conversation(rule, participant, *, state="open", field="tc_walked", started=None):
+    started = started or timezone.now()
+    return Conversation.objects.create(
+        rule=rule,
+        project=rule.project,
+        participant=participant,
+        state=state,
+        current_field=field if state == "open" else "",
+        started_at=started,
+        expires_at=started + datetime.timedelta(hours=24),
+    )
+
+
+def test_open_text_surveys_are_listed_with_the_question_asked_now_in_the_viewer_s_zone(
+    as_user, project, person
+):
+    rule = survey_rule(project)
+    started = datetime.datetime(2026, 3, 4, 20, 5, tzinfo=datetime.UTC)
+    open_conversation(rule, person, started=started)
+    waiting = ParticipantFactory(project=project, record_id="8")
+    open_conversation(rule, waiting, state="waiting")
+    done = ParticipantFactory(project=project, record_id="9")
+    open_conversation(rule, done, state="completed")
+    viewer = member(project, Membership.Role.VIEWER)
+    viewer.time_zone = "America/New_York"
+    viewer.save()
+    page = inbox(as_user(viewer), project).content.decode()
+    section = page[page.index('id="open-surveys"') :]
+    assert "2 participants answering a text survey" in page
+    assert "Did you go for a walk this week?" in section  # tc_walked's label
+    assert "Waiting for the start word YES" in section
+    assert "Record 7" in section and "Record 8" in section and "Record 9" not in section
+    assert reverse("participant-detail", args=[project.pk, person.pk]) in section
+    assert "Weekly check-in by text" in section
+    assert "Mar 4, 2026 3:05 p.m." in section  # 20:05 UTC, in New York
+    assert "Mar 5, 2026 3:05 p.m." in section  # expires 24 hours later
+
+
+def test_no_open_text_survey_says_so(as_user, researcher, project):
+    page = inbox(as_user(researcher), project).content.decode()
+    assert "No text survey is open." in page and 'id="open-surveys"' not in page
 
 
 # --- who may do what -----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
+from django.db.models import prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
 from messaging import selectors as messaging_selectors
 from messaging import services as messaging_services
@@ -39,6 +40,18 @@ RULE = {
     "offset_days": 0,
     "stop_when_complete": False,
     "max_sends": None,
+    "trigger": "recurring",
+    "offset": 0,
+    "offset_unit": "days",
+    "trigger_logic": "",
+    "logic_repeat": "once",
+    "anchor_rule": None,
+    "repeat_every_days": None,
+    "repeat_count": None,
+    "notify_team": False,
+    "alert_members": [],
+    "alert_emails": [],
+    "alert_sms": False,
     "created_at": "2026-02-27T15:00:00-06:00",
     "updated_at": "2026-03-01T09:12:00-06:00",
 }
@@ -66,6 +79,29 @@ REFUSED_AS_THE_FORM_DOES = (
 )
 
 
+def rule_data(project, data: dict) -> dict:
+    """The validated body as `rules.rule_save` takes it: ids turned into the rule and the users
+    they name (the service then checks them as the form's choices are checked)."""
+    from django.contrib.auth import get_user_model
+
+    data = dict(data)
+    errors = {}
+    if data.get("anchor_rule") is not None:
+        anchor = MessageRule.objects.filter(pk=data["anchor_rule"], project=project).first()
+        if anchor is None:
+            errors["anchor_rule"] = ["Choose a survey invitation of this project."]
+        data["anchor_rule"] = anchor
+    if "alert_members" in data:
+        ids = set(data["alert_members"])
+        users = list(get_user_model().objects.filter(pk__in=ids))
+        if len(users) != len(ids):
+            errors["alert_members"] = ["Only members of this project can receive its alerts."]
+        data["alert_members"] = users
+    if errors:
+        raise exceptions.ValidationError(errors)
+    return data
+
+
 class RuleQuery(serializers.Serializer):
     status = fields.Choice(
         choices=[("current", "Draft, active or paused (the default)"), ("archived", "Archived")],
@@ -79,9 +115,11 @@ class RuleListApi(ListApi):
     query_serializer_class = RuleQuery
 
     def get_queryset(self):
-        return messaging_selectors.rules_for_project(
+        rules = messaging_selectors.rules_for_project(
             project=self.get_project(), archived=self.query.get("status") == "archived"
         )
+        prefetch_related_objects(rules, "alert_members")  # one query, however many rules
+        return rules
 
     @extend_schema(
         tags=["message rules"],
@@ -124,7 +162,7 @@ class RuleListApi(ListApi):
     )
     def post(self, request, project_id: int):
         project = self.get_project(min_role=EDITOR)
-        data = self.body(RuleInputSerializer)
+        data = rule_data(project, self.body(RuleInputSerializer))
         rule = messaging_services.rule_save(project=project, actor=request.user, data=data)
         return answer(RuleOutputSerializer, rule, status=201)
 
@@ -162,7 +200,7 @@ class RuleDetailApi(RuleApi):
     def patch(self, request, project_id: int, rule_id: int):
         project = self.get_project(min_role=EDITOR)
         rule = self.get_rule(project)
-        data = self.body(RuleInputSerializer, partial=True)
+        data = rule_data(project, self.body(RuleInputSerializer, partial=True))
         rule = messaging_services.rule_save(
             project=project, actor=request.user, data=data, rule=rule
         )

@@ -36,8 +36,8 @@ class RootApi(ApiView):
         tags=["api"],
         summary="Where to start",
         description="Links to the documentation, the schema, the health check and the lists "
-        "a token can read. Each project's participants, rules, messages and replies are under "
-        "`/api/projects/{project_id}/`.",
+        "a token can read. Each project's participants, rules, messages, replies, inbox and "
+        "text-survey results are under `/api/projects/{project_id}/`.",
         examples=[
             example(
                 "Links",

@@ -552,3 +552,35 @@ def test_a_text_survey_cannot_be_made_without_its_settings(synced, researcher):
             },
         )
     assert not MessageRule.objects.exists()
+
+
+def test_answers_are_read_on_arrival_and_the_inbox_lists_the_open_survey_instead(
+    synced, researcher, client
+):
+    from django.urls import reverse
+
+    from messaging import selectors
+    from tests.factories import verified_login
+
+    person = synced.people[0]
+    rule = survey_rule(synced.project, researcher, person, start="word", start_word="YES")
+    start(rule, researcher)
+    other = reply(person, "what is this?")  # not the start word: a reply for the team
+    started = reply(person, "yes")
+    answered = reply(person, "no")  # tc_walked
+    unfit = reply(person, "maybe")  # tc_rested: does not fit, asked again
+    for saved in (other, started, answered, unfit):
+        saved.refresh_from_db()
+    assert other.read_at is None
+    assert started.read_at and answered.read_at and unfit.read_at
+    unread = selectors.inbox_replies(project=synced.project, role="owner")
+    assert list(unread) == [other]
+    verified_login(client, researcher)
+    page = client.get(reverse("inbox", args=[synced.project.pk])).content.decode()
+    section = page[page.index('id="open-surveys"') :]
+    assert "I felt rested most mornings." in section
+    assert f"Record {person.record_id}" in section and rule.name in section
+    stop = reply(person, "STOP")  # ends the survey; the team sees the STOP
+    stop.refresh_from_db()
+    assert stop.read_at is None
+    assert selectors.inbox_conversations(project=synced.project)["count"] == 0
