@@ -35,8 +35,9 @@ def phone_fields(mapping) -> set[str]:
 
 def validate_team_alert(rule: MessageRule, members: list, mapping, errors: dict) -> None:
     """The parts of an alert to the team the service checks without REDCap."""
-    emails = [str(e).strip() for e in rule.alert_emails or [] if str(e).strip()]
-    rule.alert_emails = list(dict.fromkeys(e.lower() for e in emails))
+    from messaging.services.rules import alert_emails_clean
+
+    rule.alert_emails = alert_emails_clean(rule.alert_emails)
     if not members and not rule.alert_emails:
         errors["alert_members"] = (
             "An alert to the team needs at least one recipient: choose project members, or add "

@@ -12,7 +12,7 @@ from messaging.models import Message, MessageRule
 from messaging.scheduling import ScheduleSpec, first_occurrence, zone
 from messaging.services import conversations
 from messaging.signals import audit
-from projects.access import EDITOR, project_role_require
+from projects.access import EDITOR, OWNER, project_role_require
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
 from projects.selectors import project_field_mapping
@@ -353,10 +353,26 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
         raise ValidationError(errors)
 
 
+def alert_emails_clean(emails) -> list[str]:
+    """An alert's fixed addresses as saved: trimmed, lower case, each once."""
+    return list(dict.fromkeys(str(e).strip().lower() for e in emails or [] if str(e).strip()))
+
+
 def rule_save(
     *, project: Project, actor, data: dict[str, Any], rule: MessageRule | None = None
 ) -> MessageRule:
     """Create or edit a rule. Editing an active rule keeps it active."""
+    if "alert_emails" in data and set(alert_emails_clean(data["alert_emails"])) != set(
+        alert_emails_clean(rule.alert_emails if rule else [])
+    ):
+        # Fixed addresses reach people outside the project: the owner adds or changes them
+        # (docs/sending.md, "Alerts to the study team").
+        project_role_require(
+            user=actor,
+            project=project,
+            min_role=OWNER,
+            doing="add or change an alert's e-mail addresses",
+        )
     project_role_require(user=actor, project=project, min_role=EDITOR, doing="change its messages")
     creating = rule is None
     if rule is None:
