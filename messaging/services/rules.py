@@ -382,6 +382,7 @@ def rule_save(
     if rule.status == Status.ARCHIVED:
         raise ValidationError("This message is archived; duplicate it to use it again.")
     data = dict(data)
+    before = (rule.trigger, (rule.trigger_logic or "").strip()) if rule is not None else None
     if "alert_members" in data:  # many-to-many: set after the row is saved
         rule._pending_alert_members = list(data.pop("alert_members") or [])
     # Callers from before triggers name a schedule and an offset in days: the same trigger.
@@ -405,10 +406,20 @@ def rule_save(
     rule.body = rule.body.strip()
     rule.record_ids = [str(r).strip() for r in rule.record_ids or [] if str(r).strip()]
     validate(rule)
+    # A rule that was activated before and now reacts to a new logic: "becomes true" counts from
+    # this save, so who is true now is noted first (docs/sending.md, "Triggers").
+    rebaseline = (
+        not creating
+        and rule.materialized_through is not None
+        and rule.trigger == Trigger.LOGIC
+        and before != (rule.trigger, rule.trigger_logic)
+    )
     with transaction.atomic():
         rule.save()
         if getattr(rule, "_pending_alert_members", None) is not None:
             rule.alert_members.set(rule._pending_alert_members)
+        if rebaseline:
+            _logic_rebaseline(rule)
         audit.send(
             sender=MessageRule,
             actor=actor,
@@ -418,6 +429,25 @@ def rule_save(
             f"{'created' if creating else 'changed'}.",
         )
     return rule
+
+
+def _logic_rebaseline(rule: MessageRule) -> None:
+    """Forget what was true for the old trigger and note what is true for the new logic, in the
+    caller's transaction (`fired` is kept: an "every time" rule's next text gets a new key)."""
+    from messaging.models import TriggerState
+    from messaging.services.triggers import logic_baseline
+
+    TriggerState.objects.filter(rule=rule, is_true=True).update(
+        is_true=False, changed_at=timezone.now()
+    )
+    try:
+        logic_baseline(rule=rule)
+    except RedcapError as exc:
+        raise ValidationError(
+            "REDCap did not answer, so the records for which the new logic is already true "
+            f"could not be noted (they would all be texted); nothing was changed: {exc} "
+            "Try again."
+        ) from exc
 
 
 def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
