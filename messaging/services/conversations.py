@@ -30,6 +30,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.models import Account
 from messaging import keywords, segments
 from messaging.models import Conversation, Message, MessageRule, Reply, TextSurvey
 from messaging.scheduling import zone
@@ -274,6 +275,43 @@ def _quota_left(project: Project) -> int:
     return usage_period_current(account=project.account).available
 
 
+def open_worst_case(*, account_id: int) -> int:
+    """Quota units the account's open conversations may still use: each one's worst case less
+    the texts it has queued so far (those are in the period's usage as they go out)."""
+    from billing.services import quota_units_for
+
+    rows = Conversation.objects.filter(
+        project__account_id=account_id, state__in=Conversation.OPEN_STATES
+    ).values_list("texts", "rule__text_survey__cost_texts", "rule__text_survey__cost_segments")
+    total = 0
+    for texts, cost_texts, cost_segments in rows:
+        left = max(0, (cost_texts or 0) - texts)
+        if not left:
+            continue
+        segments = -(-(cost_segments or 0) * left // cost_texts)  # its share, rounded up
+        total += quota_units_for(messages=left, segments=segments)
+    return total
+
+
+def _quota_refusal(message: Message, needed: int) -> str | None:
+    """Why the account cannot pay this conversation's worst case next to those already open,
+    or None. The caller holds the account's lock (so two workers cannot both start one)."""
+    left = _quota_left(message.project)
+    held = open_worst_case(account_id=message.project.account_id)
+    if needed <= left - held:
+        return None
+    if held:
+        return (
+            f"Not started: this survey can take up to {needed:,} units of quota; the account "
+            f"has {left:,} left this month, and text surveys already open may still need "
+            f"{held:,} of them."
+        )
+    return (
+        f"Not started: this survey can take up to {needed:,} units of quota and the account "
+        f"has {left:,} left this month."
+    )
+
+
 def conversation_begin(*, message: Message, now: datetime.datetime) -> str | None:
     """For the intro text of a text-survey rule: the conversation started and what to send
     after the intro (the first question, or how to start), or None when the text waits or is
@@ -296,13 +334,9 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
         _defer(message, other.expires_at, WAIT_NOTE)
         return None
     needed = quota_units_for(messages=survey.cost_texts, segments=survey.cost_segments)
-    left = _quota_left(message.project)
-    if needed > left:
-        _skip(
-            message,
-            f"Not started: this survey can take up to {needed:,} units of quota and the account "
-            f"has {left:,} left this month.",
-        )
+    refusal = _quota_refusal(message, needed)  # early, before asking REDCap; again below
+    if refusal:
+        _skip(message, refusal)
         return None
     instrument = survey_instrument(survey)
     client = redcap_client_for(message.project)  # RedcapError / ValidationError: caller defers
@@ -352,6 +386,15 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
         tail = "" if f"REPLY {word}" in intro else f"Reply {word} to start."
     try:
         with transaction.atomic():
+            # Under the account's lock (the order billing's reservations use: account first),
+            # so the worst cases of conversations opening at once are all counted.
+            Account.objects.select_for_update(of=("self",), no_key=True).filter(
+                pk=message.project.account_id
+            ).first()
+            refusal = _quota_refusal(message, needed)
+            if refusal:
+                _skip(message, refusal)
+                return None
             conversation.save()
             Message.objects.filter(pk=message.pk).update(adhoc_body=tail)
     except IntegrityError:  # another conversation opened with this number just now
