@@ -486,6 +486,9 @@ def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
                 error="The message was archived.",
                 updated_at=timezone.now(),
             )
+            from messaging.services.alerts import team_alerts_cancel
+
+            team_alerts_cancel(rule=rule, reason="Not sent: the alert was archived.")
         audit.send(
             sender=MessageRule,
             actor=actor,

@@ -325,3 +325,44 @@ def test_an_editor_sees_the_fixed_addresses_read_only_and_cannot_post_others(
     rule.refresh_from_db()
     assert (rule.name, rule.alert_emails) == ("Renamed", ["pi@uni.test"])
     assert not as_user(researcher).get(url).context["form"].fields["alert_emails"].disabled
+
+
+def test_a_paused_or_archived_alert_or_project_sends_nothing_and_archiving_cancels(
+    synced, researcher, team
+):
+    from messaging.services.alerts import team_alert_deliver
+    from projects.models import Project
+
+    rule = rules.rule_save(
+        project=synced,
+        actor=researcher,
+        data=alert_data(
+            alert_members=[team],
+            trigger=Trigger.COMPLETION,
+            trigger_logic="",
+            instrument="weekly_checkin",
+            offset=1,
+            offset_unit="hours",
+            body="Record [record_id] finished the check-in.",
+        ),
+    )
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    store.import_records(DEMO, [{"record_id": "5", "weekly_checkin_complete": "2"}])
+    p = Participant.objects.get(project=synced, record_id="5")
+    triggers.triggers_evaluate(project_id=synced.pk, participant_ids=[p.pk])
+    alert = TeamAlert.objects.get()
+    mail.outbox.clear()
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=researcher)
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0
+    assert team_alert_deliver(alert_id=alert.pk) is None  # a task handed out before the pause
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    Project.objects.filter(pk=synced.pk).update(status=Project.Status.PAUSED)
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0
+    assert team_alert_deliver(alert_id=alert.pk) is None
+    assert mail.outbox == []
+    Project.objects.filter(pk=synced.pk).update(status=Project.Status.ACTIVE)
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ARCHIVED, actor=researcher)
+    alert.refresh_from_db()
+    assert alert.sent_at is not None and alert.emails == 0
+    assert alert.error == "Not sent: the alert was archived."
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0 and mail.outbox == []
