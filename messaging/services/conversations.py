@@ -28,6 +28,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from billing.models import Account
@@ -52,6 +53,9 @@ State = Conversation.State
 SURVEY_KINDS = ("survey", "survey_notice")  # the conversation's own texts
 WAIT_NOTE = "Waiting: a text survey is open with this participant; it goes when the survey ends."
 WRITE_RETRY = datetime.timedelta(minutes=2)
+# Answers still unwritten this long after the conversation's last text: their write-back task
+# was never handed out (a callback before it raised), so the tick writes them.
+WRITE_STALE = datetime.timedelta(minutes=5)
 RECENTLY = datetime.timedelta(days=7)  # a reply this long after a survey ended is told so
 SURVEY_FIELDS = (
     "closing_text",
@@ -766,7 +770,21 @@ def conversations_tick(*, now: datetime.datetime | None = None) -> dict[str, int
     retry = Conversation.objects.filter(
         write_failed_at__isnull=False, write_failed_at__lte=now - WRITE_RETRY
     ).values_list("pk", flat=True)
-    for pk in list(retry[:100]):
+    # Never tried: answers left unwritten though the participant's last reply (what gave them)
+    # is a few minutes old, so their write-back task was never handed out.
+    last_reply = (
+        Reply.objects.filter(participant=OuterRef("participant"))
+        .order_by("-received_at")
+        .values("received_at")[:1]
+    )
+    untried = (
+        Conversation.objects.filter(write_failed_at__isnull=True)
+        .filter(Q(complete_unwritten=True) | ~Q(unwritten=[]))
+        .annotate(last_reply=Subquery(last_reply))
+        .filter(Q(last_reply__lte=now - WRITE_STALE) | Q(last_reply__isnull=True))
+        .values_list("pk", flat=True)
+    )
+    for pk in list(dict.fromkeys([*retry[:100], *untried[:100]])):
         report["written"] += int(conversation_write_back(conversation_id=pk))
     return report
 

@@ -246,8 +246,9 @@ def inbound_receive(
         )
     if flag:
         # Members who asked are e-mailed at once (a link, never the text): messaging/services/
-        # notices.py.
-        transaction.on_commit(lambda: notices.flag_notice_send(reply_id=reply.pk))
+        # notices.py. Robust: an e-mail that fails is logged and skips no later callback (the
+        # Mosio poll commits many replies at once; a survey's write-back may follow).
+        transaction.on_commit(lambda: notices.flag_notice_send(reply_id=reply.pk), robust=True)
     return reply, True
 
 

@@ -115,3 +115,28 @@ def test_each_webhook_link_is_rate_limited_with_a_429(client, settings):
     assert response["Retry-After"]
     other = mosio_link(ProjectFactory(), "another-key-12")
     assert mosio_post(client, other, "another-key-12", "hi", "m-1").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flag_e_mail_that_fails_does_not_skip_the_callbacks_after_it(monkeypatch):
+    """The Mosio poll stores many replies in one transaction: a flagged reply's e-mail raising
+    at commit must not skip what later replies handed out (a survey's write-back)."""
+    from django.db import transaction
+
+    from messaging.gateways.base import InboundSms
+    from messaging.models import Reply
+    from messaging.services import notices
+    from messaging.services.inbound import inbound_receive
+    from tests.factories import ProviderLinkFactory
+
+    def smtp_down(*a, **kw):
+        raise OSError("SMTP down")
+
+    monkeypatch.setattr(notices.mail, "send", smtp_down)
+    link = ProviderLinkFactory(provider="sandbox")
+    ran = []
+    with transaction.atomic():
+        inbound_receive(link=link, sms=InboundSms("m-9", "+12025550999", "who is this"))
+        transaction.on_commit(lambda: ran.append("write-back"))
+    assert ran == ["write-back"]
+    assert Reply.objects.get().flag == Reply.Flag.UNKNOWN_NUMBER

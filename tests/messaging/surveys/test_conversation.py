@@ -572,3 +572,23 @@ def test_a_text_survey_cannot_be_made_without_its_settings(synced, researcher):
             },
         )
     assert not MessageRule.objects.exists()
+
+
+def test_answers_whose_write_back_was_never_handed_out_are_written_by_the_tick(
+    synced, researcher, monkeypatch
+):
+    """The write-back task is handed out after commit; if that hand-out was skipped (an earlier
+    callback raised), the minute's tick writes answers left unwritten for a few minutes."""
+    person = synced.people[0]
+    rule = survey_rule(synced.project, researcher, person)
+    start(rule, researcher)
+    monkeypatch.setattr(conversations, "_write_later", lambda pk: None)  # never handed out
+    reply(person, "Yes")
+    conversation = Conversation.objects.get(rule=rule)
+    assert conversation.unwritten == ["tc_walked"]
+    assert conversations.conversations_tick()["written"] == 0  # too fresh: its task may run
+    later = timezone.now() + conversations.WRITE_STALE + datetime.timedelta(seconds=1)
+    assert conversations.conversations_tick(now=later)["written"] == 1
+    conversation.refresh_from_db()
+    assert conversation.unwritten == []
+    assert str(redcap_row(person.record_id)["tc_walked"]) == "1"
