@@ -261,8 +261,8 @@ class Message(models.Model):
     send = models.ForeignKey(
         Send, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )
-    occurrence = models.CharField(max_length=64)
-    dedup_key = models.CharField(max_length=200, unique=True)
+    occurrence = models.CharField(max_length=255)
+    dedup_key = models.CharField(max_length=300, unique=True)
     kind = models.CharField(max_length=20, default="adhoc")
     status = models.CharField(
         max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -688,7 +688,7 @@ class TriggerState(models.Model):
     participant = models.ForeignKey(
         "projects.Participant", on_delete=models.CASCADE, related_name="+"
     )
-    instance = models.CharField(max_length=40, blank=True, default="")
+    instance = models.CharField(max_length=255, blank=True, default="")
     is_true = models.BooleanField(default=False)
     fired = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField()
@@ -716,8 +716,8 @@ class TeamAlert(models.Model):
     participant = models.ForeignKey(
         "projects.Participant", on_delete=models.CASCADE, related_name="+"
     )
-    occurrence = models.CharField(max_length=64)
-    dedup_key = models.CharField(max_length=200, unique=True)
+    occurrence = models.CharField(max_length=255)
+    dedup_key = models.CharField(max_length=300, unique=True)
     due_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -68,6 +68,9 @@ def triggers_evaluate(
         except RedcapError as exc:
             report.errors.append(f"{rule}: REDCap did not answer ({exc}).")
             logger.warning("Rule %s: REDCap did not answer; the next sync retries.", rule.pk)
+        except Exception as exc:  # noqa: BLE001 - one rule's failure must not skip the others
+            report.errors.append(f"{rule}: could not be evaluated ({type(exc).__name__}).")
+            logger.exception("Rule %s could not be evaluated; the next sync retries.", rule.pk)
     if report.fired:
         kick_sender()
     return report

@@ -589,3 +589,44 @@ def test_a_logic_change_is_refused_in_words_when_redcap_does_not_answer(
         )
     rule.refresh_from_db()
     assert rule.trigger_logic == "[wk_servings] >= '50'"
+
+
+def test_a_long_event_and_instrument_key_fits_the_state_and_the_occurrence(synced, researcher):
+    """A longitudinal project's repeat-instance key: "<event>|<instrument>|<instance>"."""
+    from messaging.models import TeamAlert
+
+    rule = logic_rule(synced, researcher, repeat=Repeat.INSTANCE, logic="[dd_mood] = '1'")
+    person = Participant.objects.filter(project=synced).first()
+    key = f"{'week_12_follow_up_visit_arm_1':<100}|{'daily_symptom_and_medication_diary':<100}|10"
+    for model, name in (
+        (TriggerState, "instance"),
+        (Message, "occurrence"),
+        (TeamAlert, "occurrence"),
+    ):
+        assert model._meta.get_field(name).max_length >= len(f"logic:{key}"), model
+    for model in (Message, TeamAlert):
+        assert model._meta.get_field("dedup_key").max_length >= len(
+            f"r{rule.pk}:p{person.pk}:logic:{key}"
+        )
+    state = TriggerState.objects.create(
+        rule=rule, participant=person, instance=key, changed_at=timezone.now()
+    )
+    assert TriggerState.objects.get(pk=state.pk).instance == key
+
+
+def test_one_rule_that_fails_does_not_stop_the_others(synced, researcher, monkeypatch):
+    broken = logic_rule(synced, researcher, logic="[wk_servings] >= '15'")
+    working = logic_rule(synced, researcher, logic="[wk_servings] >= '15'")
+    real = triggers._evaluate_logic
+
+    def evaluate_logic(rule, *a, **kw):
+        if rule.pk == broken.pk:
+            raise ValueError("value too long for type character varying(40)")
+        return real(rule, *a, **kw)
+
+    monkeypatch.setattr(triggers, "_evaluate_logic", evaluate_logic)
+    set_value("1", wk_servings="16")
+    report = evaluate(synced, "1")
+    assert report.fired == 1
+    assert Message.objects.filter(rule=working).count() == 1
+    assert len(report.errors) == 1 and "could not be evaluated" in report.errors[0]
