@@ -615,7 +615,8 @@ class TextSurvey(models.Model):
 class Conversation(models.Model):
     """One participant taking one text survey: the question asked now, the answers so far
     (written to REDCap as they come), and how it ended. Answers are stored as the import
-    columns REDCap receives (``answers``: field -> {"value", "codes", "skipped", "reply"})."""
+    columns REDCap receives (``answers``: field -> {"value", "codes", "skipped"}; never the
+    reply's raw text, which retention blanks with the reply)."""
 
     class State(models.TextChoices):
         WAITING = "waiting", "Waiting for the start word"

@@ -523,14 +523,15 @@ def _write_later(conversation_id: int) -> None:
     )
 
 
-def _store(conversation: Conversation, answer: Answer, reply: str) -> None:
+def _store(conversation: Conversation, answer: Answer) -> None:
+    # The value REDCap receives, never the reply's raw text: that is a reply body, blanked
+    # after the retention period (docs/compliance.md, "Retention"); the answer is not.
     conversation.answers = {
         **conversation.answers,
         answer.field: {
             "value": answer.value,
             "codes": list(answer.codes),
             "skipped": answer.skipped,
-            "reply": reply[:200],
         },
     }
     if not answer.skipped:
@@ -633,7 +634,7 @@ def conversation_take_reply(*, reply: Reply, handled: str) -> str:
         question, reply.body, values=values, now=_local_now(conversation.participant, now)
     )
     if isinstance(result, Answer):
-        _store(conversation, result, reply.body)
+        _store(conversation, result)
         note = _advance(conversation, instrument, now=now)
         conversation.save()
         return ("Text survey: skipped " if result.skipped else "Text survey: answered ") + (
@@ -652,7 +653,7 @@ def _invalid(conversation, instrument, question, result: Invalid, *, now) -> str
         conversation.save()
         return f"Text survey: the answer to {question.field} did not fit; asked again."
     if question.optional:
-        _store(conversation, Answer(question.field, "", skipped=True), "")
+        _store(conversation, Answer(question.field, "", skipped=True))
         note = _advance(
             conversation, instrument, now=now, before="Let's go on to the next question."
         )
@@ -851,13 +852,3 @@ def completed_by_text(*, participant: Participant, rule: MessageRule) -> bool:
 
 def segments_of(text: str) -> int:
     return segments.count(text).segments
-
-
-def unwritten_answers_keep(replies):
-    """The retention purge leaves a reply's body alone while its participant has a text survey
-    whose answers REDCap has not taken yet (docs/compliance.md, "Retention"). Registered with
-    the purge by messaging/apps.py."""
-    from django.db.models import Q
-
-    waiting = Conversation.objects.filter(Q(complete_unwritten=True) | ~Q(unwritten=[]))
-    return replies.exclude(participant__in=waiting.values("participant"))

@@ -586,6 +586,7 @@ def test_answers_whose_write_back_was_never_handed_out_are_written_by_the_tick(
     reply(person, "Yes")
     conversation = Conversation.objects.get(rule=rule)
     assert conversation.unwritten == ["tc_walked"]
+    assert "reply" not in conversation.answers["tc_walked"]  # the value only, not the text
     assert conversations.conversations_tick()["written"] == 0  # too fresh: its task may run
     later = timezone.now() + conversations.WRITE_STALE + datetime.timedelta(seconds=1)
     assert conversations.conversations_tick(now=later)["written"] == 1
