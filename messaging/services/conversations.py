@@ -32,9 +32,10 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from billing.models import Account
-from messaging import keywords, segments
+from messaging import keywords
 from messaging.models import Conversation, Message, MessageRule, Reply, TextSurvey
 from messaging.scheduling import zone
+from messaging.services.waits import defer, skip
 from messaging.signals import audit
 from messaging.surveys.answers import Answer, Invalid, parse_answer, with_answers
 from messaging.surveys.cost import survey_cost
@@ -261,18 +262,6 @@ def waits_for_survey(message: Message, surveying: set[tuple[int, str]] | None) -
     return conversation is not None and conversation.start_message_id != message.pk
 
 
-def _defer(message: Message, until: datetime.datetime, note: str) -> None:
-    Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
-        not_before=until, error=note, updated_at=timezone.now()
-    )
-
-
-def _skip(message: Message, reason: str) -> None:
-    Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
-        status=Message.Status.SKIPPED, error=reason, updated_at=timezone.now()
-    )
-
-
 def _quota_left(project: Project) -> int:
     from billing.services.quota import usage_period_current
 
@@ -292,8 +281,8 @@ def open_worst_case(*, account_id: int) -> int:
         left = max(0, (cost_texts or 0) - texts)
         if not left:
             continue
-        segments = -(-(cost_segments or 0) * left // cost_texts)  # its share, rounded up
-        total += quota_units_for(messages=left, segments=segments)
+        share = -(-(cost_segments or 0) * left // cost_texts)  # its share, rounded up
+        total += quota_units_for(messages=left, segments=share)
     return total
 
 
@@ -329,18 +318,18 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
     participant, rule = message.participant, message.rule
     survey = getattr(rule, "text_survey", None)
     if survey is None:
-        _skip(message, "This text survey has no settings; edit and save the rule.")
+        skip(message, "This text survey has no settings; edit and save the rule.")
         return None
     other = open_for_number(
         project_id=message.project_id, fingerprint=participant.phone_fingerprint
     )
     if other is not None:
-        _defer(message, other.expires_at, WAIT_NOTE)
+        defer(message, other.expires_at, WAIT_NOTE)
         return None
     needed = quota_units_for(messages=survey.cost_texts, segments=survey.cost_segments)
     refusal = _quota_refusal(message, needed)  # early, before asking REDCap; again below
     if refusal:
-        _skip(message, refusal)
+        skip(message, refusal)
         return None
     instrument = survey_instrument(survey)
     client = redcap_client_for(message.project)  # RedcapError / ValidationError: caller defers
@@ -352,7 +341,7 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
         )
         base = next((r for r in rows if not r.get("redcap_repeat_instrument")), None)
         if base is None:
-            _skip(message, "The record is gone from REDCap.")
+            skip(message, "The record is gone from REDCap.")
             return None
         values = {k: "" if v is None else str(v) for k, v in base.items() if k in fields}
     instance = None
@@ -380,7 +369,7 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
     if survey.start == TextSurvey.Start.AT_ONCE:
         question, lead = _next(conversation, instrument, after=None, now=now)
         if question is None:
-            _skip(message, "No question of this survey applies to this participant.")
+            skip(message, "No question of this survey applies to this participant.")
             return None
         conversation.current_field = question.field
         tail = _question_body(conversation, instrument, question, lead, now=now)
@@ -397,12 +386,12 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
             ).first()
             refusal = _quota_refusal(message, needed)
             if refusal:
-                _skip(message, refusal)
+                skip(message, refusal)
                 return None
             conversation.save()
             Message.objects.filter(pk=message.pk).update(adhoc_body=tail)
     except IntegrityError:  # another conversation opened with this number just now
-        _defer(message, now + datetime.timedelta(minutes=5), WAIT_NOTE)
+        defer(message, now + datetime.timedelta(minutes=5), WAIT_NOTE)
         return None
     audit.send(
         sender=Conversation,
@@ -848,7 +837,3 @@ def completed_by_text(*, participant: Participant, rule: MessageRule) -> bool:
         rule__event=rule.event,
         state=State.COMPLETED,
     ).exists()
-
-
-def segments_of(text: str) -> int:
-    return segments.count(text).segments

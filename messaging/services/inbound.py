@@ -144,7 +144,8 @@ def _key_anchor(participant: Participant | None, when: datetime) -> int | None:
     )
 
 
-def _normalise(number: str) -> str:
+def normalise_number(number: str) -> str:
+    """A number as E.164 digits with its "+" (what the fingerprint is taken of)."""
     number = "".join(c for c in (number or "") if c.isdigit() or c == "+")
     if number and not number.startswith("+"):
         number = "+" + number
@@ -166,7 +167,7 @@ def inbound_receive(
         ).first()
         if seen is not None:
             return seen, False
-    number = _normalise(sms.from_number)
+    number = normalise_number(sms.from_number)
     fingerprint = crypto.fingerprint(number, purpose="phone") if number else ""
     received_at = sms.received_at or timezone.now()
     participant = None

@@ -327,6 +327,7 @@ def survey_check(request, pk: int):
     )
 
 
+@login_required
 @require_POST
 def rule_recipient_count(request, pk: int):
     """Start counting the form's recipients after the REDCap filter (a task); the answer holds

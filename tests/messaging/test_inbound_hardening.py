@@ -140,3 +140,19 @@ def test_a_flag_e_mail_that_fails_does_not_skip_the_callbacks_after_it(monkeypat
         transaction.on_commit(lambda: ran.append("write-back"))
     assert ran == ["write-back"]
     assert Reply.objects.get().flag == Reply.Flag.UNKNOWN_NUMBER
+
+
+def test_the_number_is_normalised_by_one_public_function_the_poll_shares():
+    from messaging.services import inbound, poll
+
+    assert inbound.normalise_number("1 (202) 555-0123") == "+12025550123"
+    assert inbound.normalise_number("") == ""
+    assert poll.normalise_number is inbound.normalise_number
+
+
+def test_the_survey_engine_defers_and_skips_with_the_senders_own_functions():
+    from messaging.services import conversations, release
+
+    assert conversations.defer is release.defer
+    assert conversations.skip is release.skip
+    assert not hasattr(conversations, "segments_of")  # unused
