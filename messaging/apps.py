@@ -25,8 +25,3 @@ class MessagingConfig(AppConfig):
 
         # The providers a link can name come from the gateway registry, the one list of them.
         ProviderLink._meta.get_field("provider").choices = provider_choices()
-
-        # The retention purge keeps a reply while its text survey's answers wait for REDCap.
-        from messaging.services import conversations, outbox
-
-        outbox.retention_keep_register(replies=conversations.unwritten_answers_keep)

@@ -93,10 +93,18 @@ class RuleForm(forms.ModelForm):
         instruments: list[tuple[str, str]],
         date_fields: list[str],
         project=None,
+        can_set_alert_emails: bool = True,
         **kw,
     ):
         self.project = project
         super().__init__(*args, **kw)
+        if not can_set_alert_emails:
+            # Owners add fixed addresses (docs/sending.md, "Alerts to the study team"): a
+            # disabled field posts nothing, so the saved addresses go back unchanged.
+            self.fields["alert_emails"].disabled = True
+            self.fields[
+                "alert_emails"
+            ].help_text = "Only the project's owners add or change these addresses; ask an owner."
         self.fields["kind"].choices = MessageRule.Kind.choices  # no blank radio
         self.fields["trigger"].choices = MessageRule.Trigger.choices
         self.fields["trigger"].required = False  # posts from before triggers name a schedule

@@ -261,8 +261,8 @@ class Message(models.Model):
     send = models.ForeignKey(
         Send, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )
-    occurrence = models.CharField(max_length=64)
-    dedup_key = models.CharField(max_length=200, unique=True)
+    occurrence = models.CharField(max_length=255)
+    dedup_key = models.CharField(max_length=300, unique=True)
     kind = models.CharField(max_length=20, default="adhoc")
     status = models.CharField(
         max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -615,7 +615,8 @@ class TextSurvey(models.Model):
 class Conversation(models.Model):
     """One participant taking one text survey: the question asked now, the answers so far
     (written to REDCap as they come), and how it ended. Answers are stored as the import
-    columns REDCap receives (``answers``: field -> {"value", "codes", "skipped", "reply"})."""
+    columns REDCap receives (``answers``: field -> {"value", "codes", "skipped"}; never the
+    reply's raw text, which retention blanks with the reply)."""
 
     class State(models.TextChoices):
         WAITING = "waiting", "Waiting for the start word"
@@ -688,7 +689,7 @@ class TriggerState(models.Model):
     participant = models.ForeignKey(
         "projects.Participant", on_delete=models.CASCADE, related_name="+"
     )
-    instance = models.CharField(max_length=40, blank=True, default="")
+    instance = models.CharField(max_length=255, blank=True, default="")
     is_true = models.BooleanField(default=False)
     fired = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField()
@@ -716,8 +717,8 @@ class TeamAlert(models.Model):
     participant = models.ForeignKey(
         "projects.Participant", on_delete=models.CASCADE, related_name="+"
     )
-    occurrence = models.CharField(max_length=64)
-    dedup_key = models.CharField(max_length=200, unique=True)
+    occurrence = models.CharField(max_length=255)
+    dedup_key = models.CharField(max_length=300, unique=True)
     due_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

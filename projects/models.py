@@ -99,8 +99,8 @@ class Project(models.Model):
         help_text="Answer to HELP. Leave empty for the standard one with the PI's contact.",
     )
     # Bodies of texts and replies are blanked after this many days (messaging.services.outbox.
-    # retention_purge); the owner picks within the administrators' bounds (README settings
-    # MESSAGE_RETENTION_DAYS, _MIN_, _MAX_). None: the site's default.
+    # retention_purge); the owner picks within the administrators' bounds
+    # (docs/compliance.md, "Retention"). None: the site's default.
     retention_days = models.PositiveIntegerField(
         "Keep message texts for (days)", null=True, blank=True
     )

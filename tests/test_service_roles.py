@@ -44,6 +44,10 @@ NINE, FIVE = datetime.time(9, 0), datetime.time(17, 0)
 # make it (it fails validation, or changes nothing that matters here).
 SERVICES = {
     "rule_save": (EDITOR, lambda w, u: rules.rule_save(project=w.project, actor=u, data={})),
+    "rule_save (an alert's fixed e-mail addresses)": (
+        OWNER,
+        lambda w, u: rules.rule_save(project=w.project, actor=u, data={"alert_emails": ["a@b.c"]}),
+    ),
     "text_survey_rule_save": (
         EDITOR,
         lambda w, u: conversations.text_survey_rule_save(

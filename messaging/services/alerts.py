@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from messaging import piping
 from messaging.models import MessageRule, StaffPhone, TeamAlert
-from projects.models import Membership
+from projects.models import Membership, Project
 from projects.redcap import RedcapError
 from projects.selectors import project_field_mapping, project_provider_link
 from projects.services.links import redcap_client_for
@@ -35,8 +35,9 @@ def phone_fields(mapping) -> set[str]:
 
 def validate_team_alert(rule: MessageRule, members: list, mapping, errors: dict) -> None:
     """The parts of an alert to the team the service checks without REDCap."""
-    emails = [str(e).strip() for e in rule.alert_emails or [] if str(e).strip()]
-    rule.alert_emails = list(dict.fromkeys(e.lower() for e in emails))
+    from messaging.services.rules import alert_emails_clean
+
+    rule.alert_emails = alert_emails_clean(rule.alert_emails)
     if not members and not rule.alert_emails:
         errors["alert_members"] = (
             "An alert to the team needs at least one recipient: choose project members, or add "
@@ -80,10 +81,27 @@ def alert_fields(rule: MessageRule, mapping) -> list[str]:
     return sorted(set(piping.tokens(rule.body)) - {"record_id"} - phone_fields(mapping))
 
 
+def _deliverable():
+    """Unsent alerts of an active rule in an active project: a paused rule or project holds its
+    alerts (handed out when active again); archiving a rule cancels them (`team_alerts_cancel`)."""
+    return TeamAlert.objects.filter(
+        sent_at__isnull=True,
+        rule__status=MessageRule.Status.ACTIVE,
+        project__status=Project.Status.ACTIVE,
+    )
+
+
+def team_alerts_cancel(*, rule: MessageRule, reason: str) -> int:
+    """Mark the rule's unsent alerts as never to be sent (in the caller's transaction)."""
+    return TeamAlert.objects.filter(rule=rule, sent_at__isnull=True).update(
+        sent_at=timezone.now(), error=reason
+    )
+
+
 def team_alert_deliver(*, alert_id: int) -> TeamAlert | None:
     """E-mail (and text) one alert. Claimed first, so a duplicated task sends nothing twice."""
     now = timezone.now()
-    if not TeamAlert.objects.filter(pk=alert_id, sent_at__isnull=True).update(sent_at=now):
+    if not _deliverable().filter(pk=alert_id).update(sent_at=now):
         return None
     alert = TeamAlert.objects.select_related("rule", "participant", "project").get(pk=alert_id)
     rule, project, participant = alert.rule, alert.project, alert.participant
@@ -165,10 +183,6 @@ def _hand_out(pks) -> None:
 def team_alerts_hand_out_due(*, now=None) -> int:
     """For the dispatcher, every minute: alerts whose time has come, not sent yet."""
     now = now or timezone.now()
-    pks = list(
-        TeamAlert.objects.filter(sent_at__isnull=True, due_at__lte=now).values_list(
-            "pk", flat=True
-        )[:500]
-    )
+    pks = list(_deliverable().filter(due_at__lte=now).values_list("pk", flat=True)[:500])
     _hand_out(pks)
     return len(pks)

@@ -28,11 +28,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from messaging import keywords, segments
+from billing.models import Account
+from messaging import keywords
 from messaging.models import Conversation, Message, MessageRule, Reply, TextSurvey
 from messaging.scheduling import zone
+from messaging.services.waits import defer, skip
 from messaging.signals import audit
 from messaging.surveys.answers import Answer, Invalid, parse_answer, with_answers
 from messaging.surveys.cost import survey_cost
@@ -51,6 +54,9 @@ State = Conversation.State
 SURVEY_KINDS = ("survey", "survey_notice")  # the conversation's own texts
 WAIT_NOTE = "Waiting: a text survey is open with this participant; it goes when the survey ends."
 WRITE_RETRY = datetime.timedelta(minutes=2)
+# Answers still unwritten this long after the conversation's last text: their write-back task
+# was never handed out (a callback before it raised), so the tick writes them.
+WRITE_STALE = datetime.timedelta(minutes=5)
 RECENTLY = datetime.timedelta(days=7)  # a reply this long after a survey ended is told so
 SURVEY_FIELDS = (
     "closing_text",
@@ -256,22 +262,47 @@ def waits_for_survey(message: Message, surveying: set[tuple[int, str]] | None) -
     return conversation is not None and conversation.start_message_id != message.pk
 
 
-def _defer(message: Message, until: datetime.datetime, note: str) -> None:
-    Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
-        not_before=until, error=note, updated_at=timezone.now()
-    )
-
-
-def _skip(message: Message, reason: str) -> None:
-    Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
-        status=Message.Status.SKIPPED, error=reason, updated_at=timezone.now()
-    )
-
-
 def _quota_left(project: Project) -> int:
     from billing.services.quota import usage_period_current
 
     return usage_period_current(account=project.account).available
+
+
+def open_worst_case(*, account_id: int) -> int:
+    """Quota units the account's open conversations may still use: each one's worst case less
+    the texts it has queued so far (those are in the period's usage as they go out)."""
+    from billing.services import quota_units_for
+
+    rows = Conversation.objects.filter(
+        project__account_id=account_id, state__in=Conversation.OPEN_STATES
+    ).values_list("texts", "rule__text_survey__cost_texts", "rule__text_survey__cost_segments")
+    total = 0
+    for texts, cost_texts, cost_segments in rows:
+        left = max(0, (cost_texts or 0) - texts)
+        if not left:
+            continue
+        share = -(-(cost_segments or 0) * left // cost_texts)  # its share, rounded up
+        total += quota_units_for(messages=left, segments=share)
+    return total
+
+
+def _quota_refusal(message: Message, needed: int) -> str | None:
+    """Why the account cannot pay this conversation's worst case next to those already open,
+    or None. The caller holds the account's lock (so two workers cannot both start one)."""
+    left = _quota_left(message.project)
+    held = open_worst_case(account_id=message.project.account_id)
+    if needed <= left - held:
+        return None
+    if held:
+        return (
+            f"Not started: this survey can take up to {needed:,} units of quota; the account "
+            f"has {left:,} left this month, and text surveys already open may still need "
+            f"{held:,} of them."
+        )
+    return (
+        f"Not started: this survey can take up to {needed:,} units of quota and the account "
+        f"has {left:,} left this month."
+    )
 
 
 def conversation_begin(*, message: Message, now: datetime.datetime) -> str | None:
@@ -287,22 +318,18 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
     participant, rule = message.participant, message.rule
     survey = getattr(rule, "text_survey", None)
     if survey is None:
-        _skip(message, "This text survey has no settings; edit and save the rule.")
+        skip(message, "This text survey has no settings; edit and save the rule.")
         return None
     other = open_for_number(
         project_id=message.project_id, fingerprint=participant.phone_fingerprint
     )
     if other is not None:
-        _defer(message, other.expires_at, WAIT_NOTE)
+        defer(message, other.expires_at, WAIT_NOTE)
         return None
     needed = quota_units_for(messages=survey.cost_texts, segments=survey.cost_segments)
-    left = _quota_left(message.project)
-    if needed > left:
-        _skip(
-            message,
-            f"Not started: this survey can take up to {needed:,} units of quota and the account "
-            f"has {left:,} left this month.",
-        )
+    refusal = _quota_refusal(message, needed)  # early, before asking REDCap; again below
+    if refusal:
+        skip(message, refusal)
         return None
     instrument = survey_instrument(survey)
     client = redcap_client_for(message.project)  # RedcapError / ValidationError: caller defers
@@ -314,7 +341,7 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
         )
         base = next((r for r in rows if not r.get("redcap_repeat_instrument")), None)
         if base is None:
-            _skip(message, "The record is gone from REDCap.")
+            skip(message, "The record is gone from REDCap.")
             return None
         values = {k: "" if v is None else str(v) for k, v in base.items() if k in fields}
     instance = None
@@ -342,7 +369,7 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
     if survey.start == TextSurvey.Start.AT_ONCE:
         question, lead = _next(conversation, instrument, after=None, now=now)
         if question is None:
-            _skip(message, "No question of this survey applies to this participant.")
+            skip(message, "No question of this survey applies to this participant.")
             return None
         conversation.current_field = question.field
         tail = _question_body(conversation, instrument, question, lead, now=now)
@@ -352,10 +379,19 @@ def conversation_begin(*, message: Message, now: datetime.datetime) -> str | Non
         tail = "" if f"REPLY {word}" in intro else f"Reply {word} to start."
     try:
         with transaction.atomic():
+            # Under the account's lock (the order billing's reservations use: account first),
+            # so the worst cases of conversations opening at once are all counted.
+            Account.objects.select_for_update(of=("self",), no_key=True).filter(
+                pk=message.project.account_id
+            ).first()
+            refusal = _quota_refusal(message, needed)
+            if refusal:
+                skip(message, refusal)
+                return None
             conversation.save()
             Message.objects.filter(pk=message.pk).update(adhoc_body=tail)
     except IntegrityError:  # another conversation opened with this number just now
-        _defer(message, now + datetime.timedelta(minutes=5), WAIT_NOTE)
+        defer(message, now + datetime.timedelta(minutes=5), WAIT_NOTE)
         return None
     audit.send(
         sender=Conversation,
@@ -476,14 +512,15 @@ def _write_later(conversation_id: int) -> None:
     )
 
 
-def _store(conversation: Conversation, answer: Answer, reply: str) -> None:
+def _store(conversation: Conversation, answer: Answer) -> None:
+    # The value REDCap receives, never the reply's raw text: that is a reply body, blanked
+    # after the retention period (docs/compliance.md, "Retention"); the answer is not.
     conversation.answers = {
         **conversation.answers,
         answer.field: {
             "value": answer.value,
             "codes": list(answer.codes),
             "skipped": answer.skipped,
-            "reply": reply[:200],
         },
     }
     if not answer.skipped:
@@ -587,7 +624,7 @@ def conversation_take_reply(*, reply: Reply, handled: str) -> str:
         question, reply.body, values=values, now=_local_now(conversation.participant, now)
     )
     if isinstance(result, Answer):
-        _store(conversation, result, reply.body)
+        _store(conversation, result)
         note = _advance(conversation, instrument, now=now)
         conversation.save()
         _taken(reply, now=now)
@@ -618,7 +655,7 @@ def _invalid(conversation, instrument, question, result: Invalid, *, now) -> str
         conversation.save()
         return f"Text survey: the answer to {question.field} did not fit; asked again."
     if question.optional:
-        _store(conversation, Answer(question.field, "", skipped=True), "")
+        _store(conversation, Answer(question.field, "", skipped=True))
         note = _advance(
             conversation, instrument, now=now, before="Let's go on to the next question."
         )
@@ -736,7 +773,21 @@ def conversations_tick(*, now: datetime.datetime | None = None) -> dict[str, int
     retry = Conversation.objects.filter(
         write_failed_at__isnull=False, write_failed_at__lte=now - WRITE_RETRY
     ).values_list("pk", flat=True)
-    for pk in list(retry[:100]):
+    # Never tried: answers left unwritten though the participant's last reply (what gave them)
+    # is a few minutes old, so their write-back task was never handed out.
+    last_reply = (
+        Reply.objects.filter(participant=OuterRef("participant"))
+        .order_by("-received_at")
+        .values("received_at")[:1]
+    )
+    untried = (
+        Conversation.objects.filter(write_failed_at__isnull=True)
+        .filter(Q(complete_unwritten=True) | ~Q(unwritten=[]))
+        .annotate(last_reply=Subquery(last_reply))
+        .filter(Q(last_reply__lte=now - WRITE_STALE) | Q(last_reply__isnull=True))
+        .values_list("pk", flat=True)
+    )
+    for pk in list(dict.fromkeys([*retry[:100], *untried[:100]])):
         report["written"] += int(conversation_write_back(conversation_id=pk))
     return report
 
@@ -799,17 +850,3 @@ def completed_by_text(*, participant: Participant, rule: MessageRule) -> bool:
         rule__event=rule.event,
         state=State.COMPLETED,
     ).exists()
-
-
-def segments_of(text: str) -> int:
-    return segments.count(text).segments
-
-
-def unwritten_answers_keep(replies):
-    """The retention purge leaves a reply's body alone while its participant has a text survey
-    whose answers REDCap has not taken yet (docs/compliance.md, "Retention"). Registered with
-    the purge by messaging/apps.py."""
-    from django.db.models import Q
-
-    waiting = Conversation.objects.filter(Q(complete_unwritten=True) | ~Q(unwritten=[]))
-    return replies.exclude(participant__in=waiting.values("participant"))

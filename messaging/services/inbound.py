@@ -25,7 +25,9 @@ webhooks, the sandbox phone simulator). Decisions, so a coordinator can predict 
 - Mosio replies may arrive twice, by webhook and by the poll, with no id the two share: a Mosio
   reply (and any reply without an id) is also deduplicated by its content key (`content_key`:
   link, phone fingerprint, body hash, 5-minute time bucket, the neighbouring buckets checked
-  too; docs/mosio.md M26). Two identical texts from one number within minutes are one reply.
+  too, and the text the reply answers; docs/mosio.md M26). Two identical texts from one number
+  within minutes answering the same text are one reply; a provider id is trusted (two texts
+  with different ids are two replies).
 - The team's inbox: every reply arrives unread; a sentence that reads like a wish to stop but
   is no keyword (`keywords.sounds_like_stop`) is flagged "possible opt-out, please review", and
   a text from a number that matches no participant is flagged for the owners.
@@ -96,15 +98,18 @@ def provider_answers_keywords(link: ProviderLink | None, provider: str) -> bool:
 
 
 def content_keys(
-    *, link: ProviderLink, fingerprint: str, body: str, when: datetime
+    *, link: ProviderLink, fingerprint: str, body: str, when: datetime, answers: int | None = None
 ) -> tuple[str, list[str]]:
     """The reply's content key and the keys of the neighbouring time buckets (docs/mosio.md
-    M26): the webhook's time is ours, the poll's is Mosio's, and they may straddle a bucket."""
+    M26): the webhook's time is ours, the poll's is Mosio's, and they may straddle a bucket.
+    `answers` is the id of the text the reply answers, so the same answer to the next question
+    (a text survey's "3", then "3") is a new reply, never a duplicate."""
     digest = hashlib.sha256((body or "").strip().encode()).hexdigest()
     bucket = int(when.timestamp() // CONTENT_BUCKET.total_seconds())
+    anchor = "" if answers is None else f"|m{answers}"
 
     def key(b: int) -> str:
-        return crypto.fingerprint(f"{link.pk}|{fingerprint}|{digest}|{b}", purpose="reply")
+        return crypto.fingerprint(f"{link.pk}|{fingerprint}|{digest}|{b}{anchor}", purpose="reply")
 
     return key(bucket), [key(bucket - 1), key(bucket), key(bucket + 1)]
 
@@ -125,7 +130,22 @@ def _answers(participant: Participant | None, when: datetime) -> Message | None:
     )
 
 
-def _normalise(number: str) -> str:
+def _key_anchor(participant: Participant | None, when: datetime) -> int | None:
+    """The id of the last text to the participant before the reply that a reply can answer:
+    StudyText's own HELP answer is not one (a replayed HELP stays one reply)."""
+    if participant is None:
+        return None
+    return (
+        Message.objects.filter(participant=participant, sent_at__lte=when)
+        .exclude(kind="help")
+        .order_by("-sent_at", "-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def normalise_number(number: str) -> str:
+    """A number as E.164 digits with its "+" (what the fingerprint is taken of)."""
     number = "".join(c for c in (number or "") if c.isdigit() or c == "+")
     if number and not number.startswith("+"):
         number = "+" + number
@@ -147,19 +167,9 @@ def inbound_receive(
         ).first()
         if seen is not None:
             return seen, False
-    number = _normalise(sms.from_number)
+    number = normalise_number(sms.from_number)
     fingerprint = crypto.fingerprint(number, purpose="phone") if number else ""
     received_at = sms.received_at or timezone.now()
-    dedup_key = ""
-    if _uses_content_key(link, sms, provider):
-        dedup_key, near = content_keys(
-            link=link, fingerprint=fingerprint, body=sms.body, when=received_at
-        )
-        seen = Reply.objects.filter(provider_link=link, dedup_key__in=near).first()
-        if seen is not None:
-            logger.info("A reply seen before (link %s, by content): not stored again.", link.pk)
-            return seen, False
-    _log_oddities(link, sms, number)
     participant = None
     if fingerprint:
         participant = (
@@ -167,6 +177,30 @@ def inbound_receive(
             .order_by("-in_redcap", "pk")
             .first()
         )
+    dedup_key = ""
+    if _uses_content_key(link, sms, provider):
+        dedup_key, near = content_keys(
+            link=link,
+            fingerprint=fingerprint,
+            body=sms.body,
+            when=received_at,
+            answers=_key_anchor(participant, received_at),
+        )
+        same = Reply.objects.filter(provider_link=link, dedup_key__in=near)
+        if sms.provider_message_id:
+            # The provider's id is trusted: a text with its own id is the same text only as a
+            # copy that came without one (the webhook), never as another text with an id.
+            same = same.filter(provider_message_id="")
+        seen = same.first()
+        if seen is not None:
+            logger.info("A reply seen before (link %s, by content): not stored again.", link.pk)
+            return seen, False
+        if (
+            sms.provider_message_id
+            and Reply.objects.filter(provider_link=link, dedup_key=dedup_key).exists()
+        ):
+            dedup_key = ""  # another text with its own id holds the key; the id dedupes this one
+    _log_oddities(link, sms, number)
     keyword = classify(sms.body) or ""
     flag = ""
     if participant is None and fingerprint:
@@ -213,8 +247,9 @@ def inbound_receive(
         )
     if flag:
         # Members who asked are e-mailed at once (a link, never the text): messaging/services/
-        # notices.py.
-        transaction.on_commit(lambda: notices.flag_notice_send(reply_id=reply.pk))
+        # notices.py. Robust: an e-mail that fails is logged and skips no later callback (the
+        # Mosio poll commits many replies at once; a survey's write-back may follow).
+        transaction.on_commit(lambda: notices.flag_notice_send(reply_id=reply.pk), robust=True)
     return reply, True
 
 

@@ -500,8 +500,8 @@ def message_cancel(*, message: Message, actor) -> Message:
 
 # What the purge must leave alone (docs/compliance.md, "Retention"): each function takes a
 # queryset of rows whose retention has passed and returns it without the rows whose body is still
-# needed. Another part of StudyText adds its own with `retention_keep_register` (the text
-# surveys: an answer not yet written to REDCap keeps its reply's body).
+# needed. Another part of StudyText may add its own with `retention_keep_register` (the text
+# surveys need none: an unwritten answer is a value on its conversation, not a reply's body).
 MESSAGE_KEEPERS: list = []
 REPLY_KEEPERS: list = []
 

@@ -36,7 +36,7 @@ from django.utils import timezone
 from messaging.gateways import GatewayError, get_gateway
 from messaging.gateways.mosio import HISTORY_LIMIT
 from messaging.models import Reply
-from messaging.services.inbound import _normalise, inbound_receive
+from messaging.services.inbound import inbound_receive, normalise_number
 from messaging.services.receipts import receipt_apply
 from projects import crypto
 from projects.models import Project, ProviderLink
@@ -172,7 +172,7 @@ def _undated_seen(link: ProviderLink, sms) -> bool:
     it is the same reply as an earlier poll's with that number and exactly that text."""
     if sms.provider_message_id or sms.received_at:
         return False
-    number = _normalise(sms.from_number)
+    number = normalise_number(sms.from_number)
     fingerprint = crypto.fingerprint(number, purpose="phone") if number else ""
     return Reply.objects.filter(
         provider_link=link, via=Reply.Via.POLL, phone_fingerprint=fingerprint, body=sms.body

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.utils import timezone
 
 from billing.services import quota_units_for
 from messaging import piping, segments
@@ -24,6 +23,7 @@ from messaging.scheduling import (
     zone,
 )
 from messaging.services import conversations
+from messaging.services.waits import defer, skip
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError
 from projects.services.links import redcap_client_for
@@ -240,18 +240,6 @@ def _answer(value):
     return value
 
 
-def _skip(message: Message, reason: str) -> None:
-    Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
-        status=Status.SKIPPED, error=reason, updated_at=timezone.now()
-    )
-
-
-def defer(message: Message, until: datetime.datetime, note: str = "") -> None:
-    Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
-        not_before=until, error=note, updated_at=timezone.now()
-    )
-
-
 def sends_so_far(
     messages: list[Message], *, pending: Iterable[Message] = ()
 ) -> dict[tuple[int, int], int]:
@@ -316,11 +304,11 @@ def prepare(
     if rule is not None and rule.status in (MessageRule.Status.PAUSED, MessageRule.Status.ARCHIVED):
         return None
     if (project.pk, participant.phone_fingerprint) in suppressed:
-        _skip(message, "The participant opted out (texted STOP).")
+        skip(message, "The participant opted out (texted STOP).")
         return None
     reason = untextable_reason(participant)
     if reason is not None:
-        _skip(message, reason)
+        skip(message, reason)
         return None
     tz = zone(participant.time_zone or project.time_zone)
     window = SendWindow.for_project(project)
@@ -342,7 +330,7 @@ def prepare(
         return Prepared(message=message, body=message.adhoc_body, count=count, units=units)
     if rule is not None:
         if rule.max_sends and sent_counts.get((participant.pk, rule.pk), 0) >= rule.max_sends:
-            _skip(message, f"Already texted {_times(rule.max_sends)} by this message.")
+            skip(message, f"Already texted {_times(rule.max_sends)} by this message.")
             return None
         if rule.schedule == MessageRule.Schedule.RELATIVE and message.send_id is None:
             spec = ScheduleSpec.from_rule(rule)
@@ -354,7 +342,7 @@ def prepare(
                 dates=participant.dates,
             )
             if not any(o.key == message.occurrence for o in still):
-                _skip(message, f"The date in REDCap ({rule.date_field}) changed.")
+                skip(message, f"The date in REDCap ({rule.date_field}) changed.")
                 return None
     mapping = redcap.mapping
     body_template = rule.body if rule is not None else message.adhoc_body
@@ -369,11 +357,11 @@ def prepare(
                     str(survey.get("response_status", "")) == "2"
                     or conversations.completed_by_text(participant=participant, rule=rule)
                 ):
-                    _skip(message, "The participant already completed the survey.")
+                    skip(message, "The participant already completed the survey.")
                     return None
                 survey_link = survey.get("survey_link", "")
                 if "survey-link" in used and not survey_link:
-                    _skip(message, "REDCap has no survey link for this record.")
+                    skip(message, "REDCap has no survey link for this record.")
                     return None
             if "survey-queue-link" in used:
                 queue_link = redcap.survey_queue_link(
@@ -384,7 +372,7 @@ def prepare(
             # The piped values are what REDCap holds now; the synced copy is for the preview.
             row = redcap.record(participant.record_id, fields)
             if row is None:
-                _skip(message, "The record is gone from REDCap.")
+                skip(message, "The record is gone from REDCap.")
                 return None
             values = piping.record_values(participant.record_id, row, mapping)
     except RedcapError as exc:

@@ -12,7 +12,7 @@ from messaging.models import Message, MessageRule
 from messaging.scheduling import ScheduleSpec, first_occurrence, zone
 from messaging.services import conversations
 from messaging.signals import audit
-from projects.access import EDITOR, project_role_require
+from projects.access import EDITOR, OWNER, project_role_require
 from projects.models import FieldMapping, Project
 from projects.redcap import RedcapError, RedcapRequestError
 from projects.selectors import project_field_mapping
@@ -353,10 +353,26 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
         raise ValidationError(errors)
 
 
+def alert_emails_clean(emails) -> list[str]:
+    """An alert's fixed addresses as saved: trimmed, lower case, each once."""
+    return list(dict.fromkeys(str(e).strip().lower() for e in emails or [] if str(e).strip()))
+
+
 def rule_save(
     *, project: Project, actor, data: dict[str, Any], rule: MessageRule | None = None
 ) -> MessageRule:
     """Create or edit a rule. Editing an active rule keeps it active."""
+    if "alert_emails" in data and set(alert_emails_clean(data["alert_emails"])) != set(
+        alert_emails_clean(rule.alert_emails if rule else [])
+    ):
+        # Fixed addresses reach people outside the project: the owner adds or changes them
+        # (docs/sending.md, "Alerts to the study team").
+        project_role_require(
+            user=actor,
+            project=project,
+            min_role=OWNER,
+            doing="add or change an alert's e-mail addresses",
+        )
     project_role_require(user=actor, project=project, min_role=EDITOR, doing="change its messages")
     creating = rule is None
     if rule is None:
@@ -366,6 +382,7 @@ def rule_save(
     if rule.status == Status.ARCHIVED:
         raise ValidationError("This message is archived; duplicate it to use it again.")
     data = dict(data)
+    before = (rule.trigger, (rule.trigger_logic or "").strip()) if rule is not None else None
     if "alert_members" in data:  # many-to-many: set after the row is saved
         rule._pending_alert_members = list(data.pop("alert_members") or [])
     # Callers from before triggers name a schedule and an offset in days: the same trigger.
@@ -389,10 +406,20 @@ def rule_save(
     rule.body = rule.body.strip()
     rule.record_ids = [str(r).strip() for r in rule.record_ids or [] if str(r).strip()]
     validate(rule)
+    # A rule that was activated before and now reacts to a new logic: "becomes true" counts from
+    # this save, so who is true now is noted first (docs/sending.md, "Triggers").
+    rebaseline = (
+        not creating
+        and rule.materialized_through is not None
+        and rule.trigger == Trigger.LOGIC
+        and before != (rule.trigger, rule.trigger_logic)
+    )
     with transaction.atomic():
         rule.save()
         if getattr(rule, "_pending_alert_members", None) is not None:
             rule.alert_members.set(rule._pending_alert_members)
+        if rebaseline:
+            _logic_rebaseline(rule)
         audit.send(
             sender=MessageRule,
             actor=actor,
@@ -402,6 +429,25 @@ def rule_save(
             f"{'created' if creating else 'changed'}.",
         )
     return rule
+
+
+def _logic_rebaseline(rule: MessageRule) -> None:
+    """Forget what was true for the old trigger and note what is true for the new logic, in the
+    caller's transaction (`fired` is kept: an "every time" rule's next text gets a new key)."""
+    from messaging.models import TriggerState
+    from messaging.services.triggers import logic_baseline
+
+    TriggerState.objects.filter(rule=rule, is_true=True).update(
+        is_true=False, changed_at=timezone.now()
+    )
+    try:
+        logic_baseline(rule=rule)
+    except RedcapError as exc:
+        raise ValidationError(
+            "REDCap did not answer, so the records for which the new logic is already true "
+            f"could not be noted (they would all be texted); nothing was changed: {exc} "
+            "Try again."
+        ) from exc
 
 
 def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
@@ -440,6 +486,9 @@ def rule_set_status(*, rule: MessageRule, status: str, actor) -> MessageRule:
                 error="The message was archived.",
                 updated_at=timezone.now(),
             )
+            from messaging.services.alerts import team_alerts_cancel
+
+            team_alerts_cancel(rule=rule, reason="Not sent: the alert was archived.")
         audit.send(
             sender=MessageRule,
             actor=actor,

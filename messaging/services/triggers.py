@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.models import Message, MessageRule, TeamAlert, TriggerState
-from messaging.scheduling import local_to_utc, zone
+from messaging.scheduling import UNIT_SECONDS, local_to_utc, zone
 from messaging.services.alerts import team_alerts_queue
 from messaging.services.outbox import kick_sender, rule_recipients, textable_participants
 from projects.logic import fields_used
@@ -68,6 +68,9 @@ def triggers_evaluate(
         except RedcapError as exc:
             report.errors.append(f"{rule}: REDCap did not answer ({exc}).")
             logger.warning("Rule %s: REDCap did not answer; the next sync retries.", rule.pk)
+        except Exception as exc:  # noqa: BLE001 - one rule's failure must not skip the others
+            report.errors.append(f"{rule}: could not be evaluated ({type(exc).__name__}).")
+            logger.exception("Rule %s could not be evaluated; the next sync retries.", rule.pk)
     if report.fired:
         kick_sender()
     return report
@@ -169,7 +172,7 @@ def completion_due(rule: MessageRule, completed_at: datetime.datetime, tz) -> da
     if rule.offset_unit == MessageRule.OffsetUnit.DAYS:
         day = completed_at.astimezone(tz).date() + datetime.timedelta(days=rule.offset)
         return local_to_utc(day, rule.send_time, tz)
-    seconds = {"hours": 3600, "minutes": 60}[rule.offset_unit] * rule.offset
+    seconds = UNIT_SECONDS[rule.offset_unit] * rule.offset
     return completed_at + datetime.timedelta(seconds=seconds)
 
 

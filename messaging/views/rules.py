@@ -16,7 +16,7 @@ from messaging.forms import RuleForm, TextSurveyForm, split_record_ids
 from messaging.models import MessageRule, Send, TextSurvey
 from messaging.services import conversations, outbox, rules
 from messaging.views.common import can_edit, missing_setup_steps, sees_account, sending_hours
-from projects.access import project_get_for_user
+from projects.access import project_get_for_user, role_at_least
 from projects.forms import error_text, form_apply_errors
 from projects.models import Membership, Participant, ProviderLink
 from projects.redcap import RedcapError
@@ -85,6 +85,7 @@ def _rule_form(request, project, role, rule=None):
         date_fields=list(mapping.date_fields) if mapping else [],
         project=project,
         initial=None if rule else {"start_date": rules.default_start(project)},
+        can_set_alert_emails=role_at_least(role, Role.OWNER),
     )
     text_survey = getattr(rule, "text_survey", None) if rule is not None else None
     survey_form = TextSurveyForm(request.POST or None, survey=text_survey)
@@ -326,6 +327,7 @@ def survey_check(request, pk: int):
     )
 
 
+@login_required
 @require_POST
 def rule_recipient_count(request, pk: int):
     """Start counting the form's recipients after the REDCap filter (a task); the answer holds

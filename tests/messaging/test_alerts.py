@@ -3,6 +3,7 @@ addresses e-mailed with the record's values piped in (never the phone), members'
 texted when asked (and only then counted against the quota), and the bad input refused."""
 
 import datetime
+import html
 
 import pytest
 from django.core import mail
@@ -246,3 +247,122 @@ def test_the_rule_page_lists_its_alerts_to_the_team(synced, researcher, team, as
     html = page.content.decode()
     assert "Latest alerts to the team" in html and 'id="team-alerts"' in html
     assert str(team) in html and ">3<" in html
+
+
+@pytest.fixture
+def editor(mapped_project):
+    user = UserFactory(email="ed@uni.test")
+    MembershipFactory(project=mapped_project, user=user, role=Membership.Role.EDITOR)
+    return user
+
+
+def test_only_an_owner_adds_or_changes_an_alerts_fixed_addresses(
+    mapped_project, researcher, team, editor
+):
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied, match="Only the project's owners can"):
+        rules.rule_save(
+            project=mapped_project,
+            actor=editor,
+            data=alert_data(alert_members=[team], alert_emails=["me@elsewhere.test"]),
+        )
+    assert not MessageRule.objects.exists()
+    rule = rules.rule_save(
+        project=mapped_project,
+        actor=researcher,  # the owner
+        data=alert_data(alert_members=[team], alert_emails=["pi@uni.test"]),
+    )
+    with pytest.raises(PermissionDenied, match="Only the project's owners can"):
+        rules.rule_save(
+            project=mapped_project,
+            actor=editor,
+            data=alert_data(alert_members=[team], alert_emails=["me@elsewhere.test"]),
+            rule=MessageRule.objects.get(pk=rule.pk),
+        )
+    rule.refresh_from_db()
+    assert rule.alert_emails == ["pi@uni.test"]
+    # The same addresses (as the form posts them back) are no change: the editor edits the rest.
+    edited = rules.rule_save(
+        project=mapped_project,
+        actor=editor,
+        data=alert_data(alert_members=[team], alert_emails=["PI@uni.test"], name="Renamed"),
+        rule=MessageRule.objects.get(pk=rule.pk),
+    )
+    assert (edited.name, edited.alert_emails) == ("Renamed", ["pi@uni.test"])
+
+
+def test_an_editor_sees_the_fixed_addresses_read_only_and_cannot_post_others(
+    mapped_project, researcher, team, editor, as_user
+):
+    rule = rules.rule_save(
+        project=mapped_project,
+        actor=researcher,
+        data=alert_data(alert_members=[team], alert_emails=["pi@uni.test"]),
+    )
+    client = as_user(editor)
+    url = reverse("rule-edit", args=[mapped_project.pk, rule.pk])
+    response = client.get(url)
+    form = response.context["form"]
+    assert form.fields["alert_emails"].disabled
+    page = html.unescape(response.content.decode())
+    assert "Only the project's owners add or change these addresses" in page
+    post = {
+        "kind": "alert",
+        "name": "Renamed",
+        "body": rule.body,
+        "recipients": "all",
+        "trigger": "logic",
+        "trigger_logic": rule.trigger_logic,
+        "logic_repeat": "once",
+        "send_time": "10:00",
+        "notify_team": "on",
+        "alert_members": [team.pk],
+        "alert_emails": "me@elsewhere.test",  # a disabled field's post is ignored
+    }
+    response = client.post(url, post)
+    assert response.status_code == 302, response.context["form"].errors
+    rule.refresh_from_db()
+    assert (rule.name, rule.alert_emails) == ("Renamed", ["pi@uni.test"])
+    assert not as_user(researcher).get(url).context["form"].fields["alert_emails"].disabled
+
+
+def test_a_paused_or_archived_alert_or_project_sends_nothing_and_archiving_cancels(
+    synced, researcher, team
+):
+    from messaging.services.alerts import team_alert_deliver
+    from projects.models import Project
+
+    rule = rules.rule_save(
+        project=synced,
+        actor=researcher,
+        data=alert_data(
+            alert_members=[team],
+            trigger=Trigger.COMPLETION,
+            trigger_logic="",
+            instrument="weekly_checkin",
+            offset=1,
+            offset_unit="hours",
+            body="Record [record_id] finished the check-in.",
+        ),
+    )
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    store.import_records(DEMO, [{"record_id": "5", "weekly_checkin_complete": "2"}])
+    p = Participant.objects.get(project=synced, record_id="5")
+    triggers.triggers_evaluate(project_id=synced.pk, participant_ids=[p.pk])
+    alert = TeamAlert.objects.get()
+    mail.outbox.clear()
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=researcher)
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0
+    assert team_alert_deliver(alert_id=alert.pk) is None  # a task handed out before the pause
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    Project.objects.filter(pk=synced.pk).update(status=Project.Status.PAUSED)
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0
+    assert team_alert_deliver(alert_id=alert.pk) is None
+    assert mail.outbox == []
+    Project.objects.filter(pk=synced.pk).update(status=Project.Status.ACTIVE)
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ARCHIVED, actor=researcher)
+    alert.refresh_from_db()
+    assert alert.sent_at is not None and alert.emails == 0
+    assert alert.error == "Not sent: the alert was archived."
+    assert team_alerts_hand_out_due(now=alert.due_at) == 0 and mail.outbox == []

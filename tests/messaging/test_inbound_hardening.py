@@ -115,3 +115,44 @@ def test_each_webhook_link_is_rate_limited_with_a_429(client, settings):
     assert response["Retry-After"]
     other = mosio_link(ProjectFactory(), "another-key-12")
     assert mosio_post(client, other, "another-key-12", "hi", "m-1").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flag_e_mail_that_fails_does_not_skip_the_callbacks_after_it(monkeypatch):
+    """The Mosio poll stores many replies in one transaction: a flagged reply's e-mail raising
+    at commit must not skip what later replies handed out (a survey's write-back)."""
+    from django.db import transaction
+
+    from messaging.gateways.base import InboundSms
+    from messaging.models import Reply
+    from messaging.services import notices
+    from messaging.services.inbound import inbound_receive
+    from tests.factories import ProviderLinkFactory
+
+    def smtp_down(*a, **kw):
+        raise OSError("SMTP down")
+
+    monkeypatch.setattr(notices.mail, "send", smtp_down)
+    link = ProviderLinkFactory(provider="sandbox")
+    ran = []
+    with transaction.atomic():
+        inbound_receive(link=link, sms=InboundSms("m-9", "+12025550999", "who is this"))
+        transaction.on_commit(lambda: ran.append("write-back"))
+    assert ran == ["write-back"]
+    assert Reply.objects.get().flag == Reply.Flag.UNKNOWN_NUMBER
+
+
+def test_the_number_is_normalised_by_one_public_function_the_poll_shares():
+    from messaging.services import inbound, poll
+
+    assert inbound.normalise_number("1 (202) 555-0123") == "+12025550123"
+    assert inbound.normalise_number("") == ""
+    assert poll.normalise_number is inbound.normalise_number
+
+
+def test_the_survey_engine_defers_and_skips_with_the_senders_own_functions():
+    from messaging.services import conversations, release
+
+    assert conversations.defer is release.defer
+    assert conversations.skip is release.skip
+    assert not hasattr(conversations, "segments_of")  # unused

@@ -367,3 +367,45 @@ def test_an_item_without_id_or_date_is_stored_once_however_often_it_is_seen(mosi
         ProviderLink.objects.filter(pk=link.pk).update(poll_next_at=None)
         poll.mosio_poll_link(link_id=link.pk)
     assert Reply.objects.filter(body="no id, no date").count() == 1
+
+
+def _question(link, participant, n: int) -> Message:
+    now = timezone.now()
+    return Message.objects.create(
+        project=link.project,
+        participant=participant,
+        occurrence=f"q{n}",
+        dedup_key=f"question-{n}",
+        kind="survey",
+        due_at=now,
+        not_before=now,
+        status=Message.Status.SENT,
+        provider="mosio",
+        sent_at=now - datetime.timedelta(seconds=1),
+    )
+
+
+def test_the_same_answer_to_the_next_question_is_a_new_reply(client):
+    """A text survey: "3" to question 1, then "3" to question 2 a minute later (no ids)."""
+    link = mosio_link()
+    participant = person(link.project)
+    first = _question(link, participant, 1)
+    webhook(client, link, "3")
+    second = _question(link, participant, 2)
+    webhook(client, link, "3")
+    webhook(client, link, "3")  # a replayed webhook of the second answer: still once
+    replies = list(Reply.objects.order_by("pk"))
+    assert [(r.body, r.answers_id) for r in replies] == [("3", first.pk), ("3", second.pk)]
+
+
+def test_two_texts_with_their_own_provider_ids_are_two_replies():
+    from messaging.gateways.base import InboundSms
+
+    link = mosio_link()
+    person(link.project)
+    for mid in ("m-1", "m-2", "m-1"):  # m-1 seen twice: once
+        inbound_receive(link=link, sms=InboundSms(mid, PHONE, "yes"), via=Reply.Via.POLL)
+    assert sorted(Reply.objects.values_list("provider_message_id", flat=True)) == ["m-1", "m-2"]
+    # A late webhook copy without an id is the same text as one of them.
+    inbound_receive(link=link, sms=InboundSms("", PHONE, "yes"))
+    assert Reply.objects.count() == 2

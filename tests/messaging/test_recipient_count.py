@@ -53,3 +53,10 @@ def test_viewers_cannot_count_and_a_token_is_only_its_users(
     MembershipFactory(project=mapped_project, user=editor, role=Membership.Role.EDITOR)
     other = as_user(editor).get(start["poll"]).json()
     assert other["status"] == "error" and "expired" in other["message"]
+
+
+def test_a_visitor_who_is_not_signed_in_is_sent_to_sign_in(mapped_project, as_user):
+    client = as_user(None)
+    url = reverse("rule-recipient-count", args=[mapped_project.pk])
+    response = client.post(url, {"recipients": "all"})
+    assert response.status_code == 302 and "login" in response.url

@@ -1,6 +1,7 @@
 """Retention per project: the owner picks within the administrators' bounds; the purge blanks
 bodies past each project's period and never one something still needs (an unsent text, an
-unreviewed flag, whatever a registered keeper keeps: the text surveys' unwritten answers)."""
+unreviewed flag, whatever a registered keeper keeps). A text survey's unwritten answer is kept on
+its conversation as a value, so its reply's body is not needed past the period."""
 
 import datetime
 
@@ -130,23 +131,35 @@ def test_an_editor_cannot_change_retention(as_user):
     assert Project.objects.get(pk=project.pk).retention_days is None
 
 
-def test_a_reply_whose_survey_answers_are_not_yet_in_redcap_keeps_its_body():
+def test_a_survey_reply_is_purged_on_time_and_its_unwritten_answer_stays_on_the_conversation():
+    """The answer REDCap has not taken yet is the parsed value on the conversation, not the
+    reply's text: the reply's body goes at the end of the retention period like any other,
+    and the conversation keeps no copy of the raw text (docs/compliance.md, "Retention")."""
+    import importlib
+
+    from django.apps import apps
+
     from messaging.models import Conversation
 
     project = ProjectFactory(retention_days=30)
-    waiting, done = ParticipantFactory(project=project), ParticipantFactory(project=project)
-    rule = MessageRuleFactory(project=project)
-    for person, unwritten in ((waiting, ["pain"]), (done, [])):
-        Conversation.objects.create(
-            rule=rule,
-            project=project,
-            participant=person,
-            state=Conversation.State.EXPIRED,
-            started_at=NOW,
-            expires_at=NOW,
-            unwritten=unwritten,
-        )
-    kept = old_reply(project, 90, participant=waiting)
-    gone = old_reply(project, 90, participant=done)
+    person = ParticipantFactory(project=project)
+    answers = {"pain": {"value": "7", "codes": [], "skipped": False, "reply": "seven-ish 7"}}
+    conversation = Conversation.objects.create(
+        rule=MessageRuleFactory(project=project),
+        project=project,
+        participant=person,
+        state=Conversation.State.EXPIRED,
+        started_at=NOW,
+        expires_at=NOW,
+        unwritten=["pain"],
+        answers=answers,
+    )
+    reply = old_reply(project, 90, participant=person)
     outbox.retention_purge(now=NOW)
-    assert body(kept) == "an answer" and body(gone) == ""
+    assert body(reply) == ""
+    # Conversations from before kept the raw text in answers: the migration drops it.
+    migration = importlib.import_module("messaging.migrations.0013_drop_survey_reply_text")
+    migration.drop_reply_text(apps, None)
+    conversation.refresh_from_db()
+    assert conversation.answers == {"pain": {"value": "7", "codes": [], "skipped": False}}
+    assert conversation.unwritten == ["pain"]  # still to be written, from the value

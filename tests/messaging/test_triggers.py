@@ -524,3 +524,109 @@ def test_once_per_repeat_instance_fires_for_each_diary_day_that_turns_true(synce
     diary(3, "3")
     occurrences = sorted(Message.objects.filter(rule=rule).values_list("occurrence", flat=True))
     assert occurrences == ["logic:daily_diary|1", "logic:daily_diary|2"]
+
+
+def test_changing_the_logic_of_a_rule_once_active_does_not_text_those_already_true(
+    synced, researcher
+):
+    rule = logic_rule(synced, researcher, repeat=Repeat.EVERY, logic="[wk_servings] >= '50'")
+    set_value("1", wk_servings="16")
+    assert evaluate(synced, "1").fired == 0  # not true for the old logic
+    rules.rule_save(
+        project=synced,
+        actor=researcher,
+        rule=MessageRule.objects.get(pk=rule.pk),
+        data={"trigger_logic": "[wk_servings] >= '15'"},
+    )
+    assert TriggerState.objects.get(rule=rule).is_true  # noted in the same save
+    assert evaluate(synced, "1").fired == 0  # already true: no text
+    set_value("3", wk_servings="17")  # becomes true after the change
+    assert evaluate(synced, "3").fired == 1
+
+
+def test_editing_an_activated_rule_into_logic_becomes_true_notes_who_is_true_first(
+    synced, researcher
+):
+    set_value("1", wk_servings="16")
+    rule = rules.rule_save(
+        project=synced,
+        actor=researcher,
+        data=data(),  # a weekly reminder
+    )
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.PAUSED, actor=researcher)
+    rules.rule_save(
+        project=synced,
+        actor=researcher,
+        rule=MessageRule.objects.get(pk=rule.pk),
+        data={"trigger": Trigger.LOGIC, "trigger_logic": "[wk_servings] >= '15'"},
+    )
+    rules.rule_set_status(rule=rule, status=MessageRule.Status.ACTIVE, actor=researcher)
+    assert evaluate(synced, "1").fired == 0
+    assert not Message.objects.filter(rule=rule).exists()
+
+
+def test_a_logic_change_is_refused_in_words_when_redcap_does_not_answer(
+    synced, researcher, monkeypatch
+):
+    from projects.redcap import RedcapClient, RedcapError
+
+    rule = logic_rule(synced, researcher, logic="[wk_servings] >= '50'")
+    real = RedcapClient.records
+
+    def records(self, *a, **kw):
+        if kw.get("records"):  # the baseline's export (validation asks without records)
+            raise RedcapError("timed out")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(RedcapClient, "records", records)
+    with pytest.raises(ValidationError, match="REDCap did not answer"):
+        rules.rule_save(
+            project=synced,
+            actor=researcher,
+            rule=MessageRule.objects.get(pk=rule.pk),
+            data={"trigger_logic": "[wk_servings] >= '15'"},
+        )
+    rule.refresh_from_db()
+    assert rule.trigger_logic == "[wk_servings] >= '50'"
+
+
+def test_a_long_event_and_instrument_key_fits_the_state_and_the_occurrence(synced, researcher):
+    """A longitudinal project's repeat-instance key: "<event>|<instrument>|<instance>"."""
+    from messaging.models import TeamAlert
+
+    rule = logic_rule(synced, researcher, repeat=Repeat.INSTANCE, logic="[dd_mood] = '1'")
+    person = Participant.objects.filter(project=synced).first()
+    key = f"{'week_12_follow_up_visit_arm_1':<100}|{'daily_symptom_and_medication_diary':<100}|10"
+    for model, name in (
+        (TriggerState, "instance"),
+        (Message, "occurrence"),
+        (TeamAlert, "occurrence"),
+    ):
+        assert model._meta.get_field(name).max_length >= len(f"logic:{key}"), model
+    for model in (Message, TeamAlert):
+        assert model._meta.get_field("dedup_key").max_length >= len(
+            f"r{rule.pk}:p{person.pk}:logic:{key}"
+        )
+    state = TriggerState.objects.create(
+        rule=rule, participant=person, instance=key, changed_at=timezone.now()
+    )
+    assert TriggerState.objects.get(pk=state.pk).instance == key
+
+
+def test_one_rule_that_fails_does_not_stop_the_others(synced, researcher, monkeypatch):
+    broken = logic_rule(synced, researcher, logic="[wk_servings] >= '15'")
+    working = logic_rule(synced, researcher, logic="[wk_servings] >= '15'")
+    real = triggers._evaluate_logic
+
+    def evaluate_logic(rule, *a, **kw):
+        if rule.pk == broken.pk:
+            raise ValueError("value too long for type character varying(40)")
+        return real(rule, *a, **kw)
+
+    monkeypatch.setattr(triggers, "_evaluate_logic", evaluate_logic)
+    set_value("1", wk_servings="16")
+    report = evaluate(synced, "1")
+    assert report.fired == 1
+    assert Message.objects.filter(rule=working).count() == 1
+    assert len(report.errors) == 1 and "could not be evaluated" in report.errors[0]

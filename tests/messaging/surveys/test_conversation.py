@@ -376,6 +376,26 @@ def test_a_survey_the_quota_cannot_pay_is_not_started(synced, researcher):
     assert not Conversation.objects.exists() and texted(person) == []
 
 
+def test_open_conversations_keep_their_worst_case_so_a_second_survey_waits_for_quota(
+    synced, researcher
+):
+    """A survey to two people with quota for one and a half worst cases: the second is not
+    started, since the first may still need all of its own."""
+    first, second = synced.people[:2]
+    rule = survey_rule(synced.project, researcher, first)
+    MessageRule.objects.filter(pk=rule.pk).update(record_ids=[first.record_id, second.record_id])
+    rule.refresh_from_db()
+    needed = rule.text_survey.cost_texts
+    period = usage_period_current(account=synced.project.account)
+    UsagePeriod.objects.filter(pk=period.pk).update(
+        used=period.included + period.credits - (needed + needed // 2)
+    )
+    start(rule, researcher)
+    assert Conversation.objects.filter(rule=rule).count() == 1
+    skipped = Message.objects.get(rule=rule, status=Message.Status.SKIPPED)
+    assert "already open may still need" in skipped.error
+
+
 def test_the_start_word_opens_the_survey_and_other_replies_do_not(synced, researcher):
     person = synced.people[0]
     rule = survey_rule(synced.project, researcher, person, start="word", start_word="YES")
@@ -584,3 +604,24 @@ def test_answers_are_read_on_arrival_and_the_inbox_lists_the_open_survey_instead
     stop.refresh_from_db()
     assert stop.read_at is None
     assert selectors.inbox_conversations(project=synced.project)["count"] == 0
+
+
+def test_answers_whose_write_back_was_never_handed_out_are_written_by_the_tick(
+    synced, researcher, monkeypatch
+):
+    """The write-back task is handed out after commit; if that hand-out was skipped (an earlier
+    callback raised), the minute's tick writes answers left unwritten for a few minutes."""
+    person = synced.people[0]
+    rule = survey_rule(synced.project, researcher, person)
+    start(rule, researcher)
+    monkeypatch.setattr(conversations, "_write_later", lambda pk: None)  # never handed out
+    reply(person, "Yes")
+    conversation = Conversation.objects.get(rule=rule)
+    assert conversation.unwritten == ["tc_walked"]
+    assert "reply" not in conversation.answers["tc_walked"]  # the value only, not the text
+    assert conversations.conversations_tick()["written"] == 0  # too fresh: its task may run
+    later = timezone.now() + conversations.WRITE_STALE + datetime.timedelta(seconds=1)
+    assert conversations.conversations_tick(now=later)["written"] == 1
+    conversation.refresh_from_db()
+    assert conversation.unwritten == []
+    assert str(redcap_row(person.record_id)["tc_walked"]) == "1"
