@@ -122,7 +122,7 @@ def _evaluate_logic(
     with transaction.atomic():
         states = {
             (s.participant_id, s.instance): s
-            for s in TriggerState.objects.select_for_update().filter(
+            for s in TriggerState.objects.select_for_update(no_key=True).filter(
                 rule=rule, participant_id__in=pks
             )
         }
