@@ -186,7 +186,8 @@ def test_a_killed_loops_shard_is_taken_over_when_its_lease_runs_out(
     time.sleep(2.1)  # the killed loop's lease runs out
 
     later = []
-    while len(later) < 5 and Message.objects.filter(status=Status.QUEUED).exists():
+    # A loop takes a free shard at random: 20 tries leave shard 0 untaken one time in a million.
+    while len(later) < 20 and Message.objects.filter(status=Status.QUEUED).exists():
         later.append(sender.run(max_seconds=10))  # a loop takes a free shard: 0 or 1
 
     assert sum(r.sent for r in later) == 18 - first.sent
