@@ -127,6 +127,8 @@ def _evaluate_logic(
             )
         }
         fire: list[Message] = []
+        added: list[TriggerState] = []
+        changed: list[TriggerState] = []
         for record, key in true_keys:
             participant = people[record]
             state = states.get((participant.pk, key))
@@ -134,12 +136,13 @@ def _evaluate_logic(
                 continue  # still true: it fired when it became true
             if state is None:
                 state = TriggerState(rule=rule, participant=participant, instance=key)
+                added.append(state)
+            else:
+                changed.append(state)
             state.is_true, state.changed_at = True, now
             if baseline:
-                state.save()
                 continue
             state.fired += 1
-            state.save()
             if rule.logic_repeat == Repeat.ONCE:
                 occurrence = "logic"
             elif per_instance:
@@ -147,6 +150,9 @@ def _evaluate_logic(
             else:
                 occurrence = f"logic#{state.fired}"
             fire.append(_message(rule, participant, occurrence, now))
+        # Written together: one INSERT and one UPDATE, however many records turned true.
+        TriggerState.objects.bulk_create(added)
+        TriggerState.objects.bulk_update(changed, ["is_true", "changed_at", "fired"])
         # Those no longer true: a later change back to true is a new edge.
         truthy = {(people[r].pk, k) for r, k in true_keys}
         gone = [s.pk for (pk, k), s in states.items() if s.is_true and (pk, k) not in truthy]
