@@ -251,15 +251,16 @@ def attempts_start(
     """THE LAST GATE (docs/sending.md): write the attempt rows of claimed messages about to be
     handed to the provider, and return the ones that may be called.
 
-    One conditional UPDATE decides, at the moment of the call, from what the database holds
-    then, nothing decided at fill or claim being trusted: the row is still `sending` under THIS
-    claim (its `reserved_at`: not swept, not claimed by another sender since); its rule, project
-    and provider link are not paused (RELEASABLE); its participant is not on the suppression list,
-    still consents, has not withdrawn and has a usable number (TEXTABLE_NOW); and the sending
-    hours, as they stand in the database, are open now in the participant's zone (the hours
-    and zones the window was computed from must be unchanged: `_hours_unchanged`). Only the
-    rows it moved get attempt rows, in the same transaction, so no call starts for a text after
-    an opt-out, a withdrawal, a pause or the close of the hours has committed.
+    One statement (`_gate_statement`) decides, at the moment of the call, from what the
+    database holds then, nothing decided at fill or claim being trusted: the row is still
+    `sending` under THIS claim (its `reserved_at`: not swept, not claimed by another sender
+    since); its rule, project and provider link are not paused (RELEASABLE); its participant
+    is not on the suppression list, still consents, has not withdrawn and has a usable number
+    (TEXTABLE_NOW); and the sending hours, as they stand in the database, are open now in the
+    participant's zone (the hours and zones the window was computed from must be unchanged:
+    `_hours_unchanged`). Only the rows that pass get attempt rows, written by that same
+    statement, so no call starts for a text after an opt-out, a withdrawal, a pause or the
+    close of the hours has committed.
 
     What fails the gate is given back with its quota released: an opted-out, withdrawn or
     unconsented participant's text is cancelled; a text whose hours closed waits for their
@@ -283,27 +284,68 @@ def attempts_start(
         else:
             closed[message.pk] = window.next_opening(now, tz)
     open_ones = [m for m in messages if m.pk not in closed]
-    with transaction.atomic():
-        moved = 0
-        if open_ones:
-            moved = (
-                Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
-                .filter(_hours_unchanged(open_ones))
-                .update(updated_at=now)
-            )
-        if moved != len(messages):
-            ids = set(
-                Message.objects.filter(mine, status=Status.SENDING, updated_at=now).values_list(
-                    "pk", flat=True
-                )
-            )
-            refused = [m for m in messages if m.pk not in ids]
-            messages = [m for m in messages if m.pk in ids]
-            _gate_refused(refused, closed, now)
-        Attempt.objects.bulk_create([Attempt(message=m, started_at=now) for m in messages])
+    started: set[int] = set()
+    if open_ones:
+        eligible = (
+            Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
+            .filter(_hours_unchanged(open_ones))
+            .values_list("id", flat=True)
+        )
+        started = _gate_statement(eligible, now)
+    if len(started) != len(messages):
+        refused = [m for m in messages if m.pk not in started]
+        messages = [m for m in messages if m.pk in started]
+        _gate_refused(refused, closed, now)
     for message in messages:
         message.updated_at = now
     return messages
+
+
+def _gate_statement(eligible, now: datetime.datetime) -> set[int]:
+    """ONE statement (docs/sending.md, section 4): the attempt rows of the `eligible` messages;
+    the ids it wrote. Alone it is atomic, so it needs no transaction of its own (one statement
+    per start, whatever the number of texts).
+
+    PostgreSQL: a data-modifying WITH whose UPDATE touches the rows' `updated_at`: it locks them
+    and re-checks `status` if another transaction changed them meanwhile (the sweep requeueing a
+    stranded row waits for it, then no longer finds it stale). SQLite cannot UPDATE inside WITH,
+    and needs no lock: the INSERT reads the eligible rows while holding the database's one write
+    lock, so no other writer (the sweep included) moves them in between.
+    """
+    inner, params = eligible.query.sql_with_params()
+    q = connection.ops.quote_name
+    message, attempt = q(Message._meta.db_table), q(Attempt._meta.db_table)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    columns = ", ".join(
+        q(c)
+        for c in (
+            "message_id",
+            "started_at",
+            "outcome",
+            "provider_message_id",
+            "error_code",
+            "error",
+        )
+    )
+    values = "%s, %s, '', '', ''"
+    # Names are the models' quoted table and column names; values and the WHERE are parameters.
+    if connection.vendor == "postgresql":
+        sql = (
+            f"WITH gate AS (UPDATE {message} SET {q('updated_at')} = %s "  # noqa: S608
+            f"WHERE {q('status')} = %s AND {q('id')} IN ({inner}) RETURNING {q('id')}) "
+            f"INSERT INTO {attempt} ({columns}) SELECT gate.{q('id')}, {values} FROM gate "
+            f"RETURNING {q('message_id')}"
+        )
+        params = (stamp, Status.SENDING.value, *params, stamp, Attempt.Outcome.STARTED.value)
+    else:
+        sql = (
+            f"INSERT INTO {attempt} ({columns}) SELECT {q('id')}, {values} "  # noqa: S608
+            f"FROM {message} WHERE {q('id')} IN ({inner}) RETURNING {q('message_id')}"
+        )
+        params = (stamp, Attempt.Outcome.STARTED.value, *params)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def attempts_not_called(messages: list[Message]) -> int:
