@@ -460,6 +460,26 @@ class StaffPhone(models.Model):
         return f"•••-•••-{self.phone_last4}"
 
 
+class EarlyReceipt(models.Model):
+    """A delivery receipt that came before its text was recorded as sent (the sender records
+    accepted texts a moment later, together): kept, and applied by the sweep once the text
+    carries the provider's id; dropped after an hour (a text StudyText did not send).
+    docs/sending.md, "Recording"."""
+
+    link = models.ForeignKey("projects.ProviderLink", on_delete=models.CASCADE, related_name="+")
+    provider_message_id = models.CharField(max_length=64)
+    provider_status = models.CharField(max_length=16)
+    reason = models.CharField(max_length=32, blank=True)
+    code = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], name="earlyreceipt_received")]
+
+    def __str__(self) -> str:
+        return f"Early receipt {self.provider_status} for {self.provider_message_id}"
+
+
 class SenderLease(models.Model):
     """Only one sender loop runs at a time (it keeps every link's pace); a dead loop's expires."""
 

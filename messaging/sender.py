@@ -58,14 +58,14 @@ from django.views.decorators.debug import sensitive_variables
 
 from messaging import eligibility
 from messaging.gateways import GatewayError, Reason, get_gateway
-from messaging.models import Message, SenderLease
+from messaging.models import Message, MessageRule, SenderLease
 from messaging.services import claim, conversations, outbox, provider_links, record, release
 from messaging.shards import LEASE_NAME, lease_name, shard_count
 from projects.models import FieldMapping, Participant, Project, RedcapLink
 
 logger = logging.getLogger(__name__)
 LEASE_SECONDS = 30
-RENEW_EVERY = 5.0  # seconds; well inside LEASE_SECONDS
+RENEW_EVERY = 10.0  # seconds; well inside LEASE_SECONDS
 FILL_EVERY = 0.25  # seconds between two reads of the queue
 CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
 # A link is claimed for when its claimed texts run out within CLAIM_AHEAD; the links whose texts
@@ -75,8 +75,8 @@ CLAIM_NEAR = 0.25
 # A slow link claims its next MIN_CLAIM turns at once, as long as they fall within
 # CLAIM_MAX_AHEAD seconds: the quota is reserved once for a few texts (docs/sending.md, "Many
 # links"); the last gate still checks each text at its turn.
-MIN_CLAIM = 4
-CLAIM_MAX_AHEAD = 3.0
+MIN_CLAIM = 10
+CLAIM_MAX_AHEAD = 10.0
 MAX_CLAIM = 50  # messages of one link claimed at once, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
@@ -99,11 +99,21 @@ READ_AHEAD_SHARE = 0.75
 STALE_MARGIN = 2.0
 MAX_READS = 5  # reads of the queue in one fill, at most (see _fill)
 DISCOVER_ROWS = 200  # rows read beyond the known links' room, for links not seen yet
-DISCOVER_EVERY = 1.0  # seconds: the queue is read at least this often (texts for new links)
+DISCOVER_EVERY = 2.0  # seconds: the queue is read at least this often (texts for new links)
+# Accepted texts are recorded together (one transaction) once the oldest has waited RECORD_WAIT
+# seconds or RECORD_BATCH are waiting, and whenever the loop stops: a slow link's texts share a
+# transaction. A receipt that comes before its text is recorded is kept and applied later
+# (receipts.receipt_apply, park=True; docs/sending.md, "Recording").
+RECORD_WAIT = 2.0
+RECORD_BATCH = 500
 PREPARE_RETRY = datetime.timedelta(minutes=5)
+# A REDCap fetch that took longer than this: its texts' participants are read again before they
+# are prepared (a sync may have changed a number meanwhile); a quicker one's were read with them.
+RECHECK_AFTER = 5.0
 # REDCap exports at release in flight at once (one per link at most). Read ahead, a link needs
-# one export every minute or so; this is for the start, when every link needs its first at once.
-REDCAP_THREADS = 16
+# one export every minute or so; this is for the start, when every link needs its first at once
+# (100 links at 100 ms a fetch: their first texts can leave within ~0.4 s of the start).
+REDCAP_THREADS = 32
 
 
 def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
@@ -238,6 +248,9 @@ class LinkState:
     spacing: threading.Lock = field(default_factory=threading.Lock)
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
+    # The last read of the queue found every ready text of this link (it has them in hand): it
+    # is read again with the others every DISCOVER_EVERY, not every FILL_EVERY.
+    drained: bool = False
     claimed: deque = field(default_factory=deque)  # sending in the database, not called yet
 
     @property
@@ -309,14 +322,17 @@ def _ready_queryset(shard: tuple[int, int] | None = None):
 
 
 def _ready_rows(shard: tuple[int, int] | None = None):
-    """The ready messages with their participant and rule (their projects: _with_projects)."""
-    return _ready_queryset(shard).select_related("participant", "rule")
+    """The ready messages with their participant (their projects and rules: _with_projects)."""
+    return _ready_queryset(shard).select_related("participant")
 
 
-def _with_projects(messages: list[Message], projects: dict[int, Project]) -> list[Message]:
+def _with_projects(
+    messages: list[Message], projects: dict[int, Project], rules: dict[int, MessageRule]
+) -> list[Message]:
     """Give each message its project, with the provider link, account and REDCap instance that
-    preparing and claiming read: one query for the projects not in `projects` yet, and one
-    object per project (a read of hundreds of texts of a few projects builds a few)."""
+    preparing and claiming read, and its rule: one query each for the projects and rules not
+    in `projects` and `rules` yet, and one object per project and per rule (a read of hundreds
+    of texts of a few rules builds a few, not one rule per text)."""
     missing = {m.project_id for m in messages} - set(projects)
     if missing:
         projects.update(
@@ -324,8 +340,13 @@ def _with_projects(messages: list[Message], projects: dict[int, Project]) -> lis
                 missing
             )
         )
+    missing = {m.rule_id for m in messages if m.rule_id is not None} - set(rules)
+    if missing:
+        rules.update(MessageRule.objects.in_bulk(missing))
     for message in messages:
         message.project = projects[message.project_id]
+        if message.rule_id is not None:
+            message.rule = rules[message.rule_id]
     return messages
 
 
@@ -385,20 +406,17 @@ class _Loop:
         self.report = report
         self.batch_size = batch_size
         self.threads = threads
-        self.pool = (
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms") if threads else None
-        )
+        self.pool = _started_pool(threads, "sms") if threads else None
         # REDCap exports at release run here, not on the loop's thread: a slow REDCap holds up
         # neither the pace of calls already claimed nor the other links (nor the lease).
-        self.redcap_pool = (
-            ThreadPoolExecutor(max_workers=REDCAP_THREADS, thread_name_prefix="redcap")
-            if threads
-            else None
-        )
+        self.redcap_pool = _started_pool(REDCAP_THREADS, "redcap") if threads else None
         # Per link: messages read from the queue whose REDCap data is being fetched (still
         # queued in the database; prepared when the data is in).
         self.fetching: dict[int, tuple[list[Message], release.ReleaseData, Future]] = {}
         self.results: queue.SimpleQueue = queue.SimpleQueue()
+        # Accepted by the provider, not recorded yet: (message, result, when it came back).
+        self.accepted: list[tuple[Message, object, datetime.datetime]] = []
+        self.accepted_since = math.inf  # time.monotonic() when the oldest came back
         self.links: dict[int, LinkState] = {}
         self.in_flight = 0
         self.last_fill = -math.inf
@@ -429,6 +447,7 @@ class _Loop:
             recorded = self._record(self._drain(timeout=0))
             if not (started or recorded):
                 self._record(self._drain(timeout=self._next_wake()))
+            self._record_accepted()
 
     def close(self, *, orderly: bool) -> None:
         if self.redcap_pool is not None:
@@ -442,6 +461,7 @@ class _Loop:
             self.pool.shutdown(wait=True)  # the calls in flight finish (the gateway has timeouts)
         if orderly:
             self._record(self._drain(timeout=0))  # what came back (or was called inline)
+            self._record_accepted(now=True)
             claimed = [p for s in self.links.values() for p in s.claimed]
             for state in self.links.values():
                 state.claimed.clear()
@@ -458,7 +478,10 @@ class _Loop:
         return since >= FILL_EVERY and (
             self.more_ready
             or any(
-                not s.paused and pk not in self.fetching and len(s.backlog) <= s.backlog_target // 2
+                not s.paused
+                and not s.drained
+                and pk not in self.fetching
+                and len(s.backlog) <= s.backlog_target // 2
                 for pk, s in self.links.items()
             )
         )
@@ -484,9 +507,10 @@ class _Loop:
             for p in (*s.backlog, *s.claimed)
         ]
         room: dict[int, int] = {}
-        batch: list[Message] = []
         projects: dict[int, Project] = {}
+        rules: dict[int, MessageRule] = {}
         self.quiet = True
+        after = Q()  # each read goes on after the last row of the one before (same order)
         for _ in range(MAX_READS):
             # Read what the known links have room for, and a few rows for links not seen yet.
             wanted = sum(room.get(pk, s.room()) for pk, s in self.links.items() if pk not in skip)
@@ -494,31 +518,53 @@ class _Loop:
             rows = _with_projects(
                 list(
                     _ready_rows(self.shard)
+                    .filter(after)
                     .exclude(project__provider_link__in=skip)
-                    .exclude(pk__in=in_hand + [m.pk for m in batch])
+                    .exclude(pk__in=in_hand)
                     .order_by("not_before", "id")[:limit]
                 ),
                 projects,
+                rules,
             )
+            if rows:
+                last = rows[-1]
+                after = Q(not_before__gt=last.not_before) | Q(
+                    not_before=last.not_before, id__gt=last.pk
+                )
             self.quiet = self.quiet and not rows
             crowded = set()
+            batch: list[Message] = []
             for message in rows:
                 link = message.project.provider_link
                 if link.pk not in room:
                     state = self._state(link)
                     room[link.pk] = state.room()
-                if room[link.pk] > 0:
+                # A link whose REDCap fetch went out with an earlier read of this fill: the
+                # rest of its texts wait for the next fill (one fetch per link at a time).
+                if room[link.pk] > 0 and link.pk not in self.fetching:
                     room[link.pk] -= 1
                     batch.append(message)
                 else:
                     crowded.add(link.pk)
+            # REDCap is asked for this read's texts now, while the queue is read on.
+            self._plan(batch)
             if len(rows) < limit:
                 self.more_ready = False
+                for pk, state in self.links.items():
+                    # This read returned every ready text of the links it read: those that
+                    # had room for them all have every one in hand.
+                    state.drained = pk not in skip and pk not in crowded
                 break  # every ready text (of the links not left out) was seen
             skip |= crowded  # read again: without the links that are full now, and with the
             # room of the links this read found
         else:
             self.more_ready = True  # read again soon (FILL_EVERY): links not seen yet may wait
+            for state in self.links.values():
+                state.drained = False
+
+    def _plan(self, batch: list[Message]) -> None:
+        """What a read's texts need from REDCap: one fetch per link, on a REDCap thread (the
+        texts are prepared when it is in: _collect); texts that need nothing are prepared now."""
         if not batch:
             return
         project_ids = {m.project_id for m in batch}
@@ -558,8 +604,10 @@ class _Loop:
     def _collect(self) -> None:
         """Prepare the texts whose REDCap data came in. They are checked again first: REDCap may
         have taken seconds, and meanwhile a text may have been cancelled, its rule, project or
-        link paused (still ready: one light query), its participant withdrawn or renumbered (the
-        participants read again: one query), for every fetch that is done together."""
+        link paused (still ready: one light query), and when the fetch took longer than
+        RECHECK_AFTER its participant withdrawn or renumbered (the participants read again: one
+        query), for every fetch that is done together. (The last gate checks consent,
+        withdrawal and opt-outs again at the call, whatever this found.)"""
         done = [pk for pk, (_, _, future) in self.fetching.items() if future.done()]
         if not done:
             return
@@ -573,14 +621,23 @@ class _Loop:
             return
         wanted = [m.pk for messages, _, _ in arrived for m in messages]
         still = set(_ready_queryset(self.shard).filter(pk__in=wanted).values_list("pk", flat=True))
+        now = time.monotonic()
         people = Participant.objects.in_bulk(
-            {m.participant_id for messages, _, _ in arrived for m in messages if m.pk in still}
+            {
+                m.participant_id
+                for messages, data, _ in arrived
+                if now - data.planned_at > RECHECK_AFTER
+                for m in messages
+                if m.pk in still
+            }
         )
         ready, redcap, answering = [], {}, []
         for messages, data, future in arrived:
-            messages = [m for m in messages if m.pk in still and m.participant_id in people]
-            for message in messages:
-                message.participant = people[message.participant_id]
+            messages = [m for m in messages if m.pk in still]
+            if now - data.planned_at > RECHECK_AFTER:
+                messages = [m for m in messages if m.participant_id in people]
+                for message in messages:
+                    message.participant = people[message.participant_id]
             error = future.exception()
             if error is not None:
                 logger.error(
@@ -774,6 +831,7 @@ class _Loop:
             result = state.gateway.send(
                 to=message.participant.phone, body=message.body, status_callback=state.callback_url
             )
+            prepared.accepted_at = timezone.now()  # recorded a moment later (RECORD_WAIT)
         except Exception as exc:  # GatewayError, or a bug (logged, and left to the sweep)
             self.results.put((state, prepared, None, exc))
         except BaseException as exc:
@@ -808,7 +866,7 @@ class _Loop:
             state.in_flight -= 1
             self.in_flight -= 1
             if result is not None:
-                successes.append((prepared.message, result))
+                successes.append((prepared.message, result, prepared.accepted_at))
             elif isinstance(exc, NotCalled):
                 not_called.append(prepared.message)
             elif not isinstance(exc, GatewayError):
@@ -817,8 +875,9 @@ class _Loop:
                     prepared.message.pk,
                     exc_info=exc,
                 )
-        record.record_successes(successes)
-        self.report.sent += len(successes)
+        if successes and not self.accepted:
+            self.accepted_since = time.monotonic()
+        self.accepted += successes
         for state in {id(s): s for s, _, result, _ in items if result is not None}.values():
             self._reachable(state)
         self.report.skipped_or_deferred += claim.attempts_not_called(not_called)
@@ -827,6 +886,22 @@ class _Loop:
                 outcome = record.record_failure(prepared.message, exc, state.link)
                 self._after(state, outcome.status, outcome.reason, outcome.retry_after)
         return True
+
+    def _record_accepted(self, *, now: bool = False) -> None:
+        """Record the texts the provider accepted, together: once the oldest has waited
+        RECORD_WAIT or RECORD_BATCH are waiting, or `now` (the loop stops)."""
+        if not self.accepted or not (
+            now
+            or len(self.accepted) >= RECORD_BATCH
+            or time.monotonic() - self.accepted_since >= RECORD_WAIT
+        ):
+            return
+        accepted, self.accepted, self.accepted_since = self.accepted, [], math.inf
+        record.record_successes(
+            [(message, result) for message, result, _ in accepted],
+            accepted_at={message.pk: at for message, _, at in accepted},
+        )
+        self.report.sent += len(accepted)
 
     def _reachable(self, state: LinkState) -> None:
         if state.unreachable:  # the provider answers again
@@ -853,7 +928,10 @@ class _Loop:
 
     def _next_wake(self) -> float:
         now = time.monotonic()
-        waits = [max(0.0, FILL_EVERY - (now - self.last_fill))]
+        waits = [
+            max(0.0, FILL_EVERY - (now - self.last_fill)),
+            self.accepted_since + RECORD_WAIT - now,
+        ]
         if self.pool is None or self.in_flight < self.threads:
             for state in self.links.values():
                 if state.claimed and state.in_flight < state.max_in_flight:
@@ -868,6 +946,18 @@ class _Loop:
 
 class NotCalled(Exception):
     """A pool thread did not make the call: the participant's sending hours closed first."""
+
+
+def _started_pool(threads: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads are all started now, while nothing else runs. (Started on
+    first use instead, each new thread would make the loop wait for it while the others hold
+    the interpreter lock: ~20 ms a thread, seconds at the start of a busy send.)"""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+    everyone = threading.Barrier(threads + 1)
+    for _ in range(threads):  # each waits for all: a new thread for each
+        pool.submit(everyone.wait, 10)
+    everyone.wait(10)
+    return pool
 
 
 def _sleep_until(moment: float) -> None:

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +19,6 @@ from messaging.services.optouts import opt_out_record
 from messaging.services.provider_links import provider_link_pause
 from projects.models import Participant, ProviderLink
 
-Status = Message.Status
 Status = Message.Status
 # Texts that never reached the provider are retried with capped, jittered backoff (seconds)
 # for SENDER_RETRY_MINUTES from their first try (docs/sending.md, "Retries").
@@ -40,9 +39,15 @@ class Outcome:
     retry_after: float | None = None
 
 
-def record_successes(items: list[tuple[Message, SendResult]]) -> None:
+def record_successes(
+    items: list[tuple[Message, SendResult]],
+    *,
+    accepted_at: dict[int, datetime.datetime] | None = None,
+) -> None:
     """The provider accepted these: sent, and their attempts completed (one transaction, two
-    UPDATEs whatever the number). A row the sweep already marked `unknown` becomes `sent` too."""
+    UPDATEs whatever the number). A row the sweep already marked `unknown` becomes `sent` too.
+    `accepted_at`: per message, when the provider's answer came (the sender records a moment
+    later, several texts together); now otherwise."""
     if not items:
         return
     now = timezone.now()
@@ -50,18 +55,26 @@ def record_successes(items: list[tuple[Message, SendResult]]) -> None:
     sids = {m.pk: r.provider_message_id[:64] for m, r in items}
     provider_ids = per_row("id", sids, models.CharField())
     attempt_ids = per_row("message_id", sids, models.CharField())
+    sent_at = finished_at = now
+    if accepted_at:
+        adapt = connection.ops.adapt_datetimefield_value
+        moments = {pk: adapt(accepted_at.get(pk) or now) for pk in ids}
+        sent_at = per_row("id", moments, models.DateTimeField())
+        finished_at = per_row("message_id", moments, models.DateTimeField())
     with transaction.atomic():
         Message.objects.filter(pk__in=ids, status__in=[Status.SENDING, Status.UNKNOWN]).update(
             status=Status.SENT,
             provider_message_id=provider_ids,
-            sent_at=now,
+            sent_at=sent_at,
             attempts=F("attempts") + 1,
             error="",
             error_code="",
             updated_at=now,
         )
         Attempt.objects.filter(message_id__in=ids, outcome=Attempt.Outcome.STARTED).update(
-            outcome=Attempt.Outcome.ACCEPTED, finished_at=now, provider_message_id=attempt_ids
+            outcome=Attempt.Outcome.ACCEPTED,
+            finished_at=finished_at,
+            provider_message_id=attempt_ids,
         )
     for message, result in items:
         message.status = Status.SENT

@@ -46,6 +46,8 @@ class Prepared:
     # clock (time.monotonic): the sender reads it again when the text would leave more than
     # SENDER_READ_AHEAD_SECONDS later (docs/sending.md, "Reading REDCap ahead").
     read_at: float = 0.0
+    # When the provider accepted it (the sender records accepted texts together, a moment later).
+    accepted_at: datetime.datetime | None = None
 
 
 class ReleaseData:
@@ -81,6 +83,7 @@ class ReleaseData:
         self._records: dict[str, dict] | RedcapError | None = None
         self._queue_links: dict[str, str | RedcapError] = {}
         self.fetched = False
+        self.planned_at = time.monotonic()  # when its texts were read from the queue
         self.read_at: float | None = None  # time.monotonic() when the fetch began
         for message in messages:
             self.add(message)

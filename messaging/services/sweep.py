@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing.services import quota_release
 from messaging.gateways import GatewayError, get_gateway
 from messaging.models import Attempt, Message
+from messaging.services.receipts import early_receipts_apply
 from projects.selectors import project_provider_link
 
 Status = Message.Status
@@ -23,9 +24,11 @@ RESENT_NOTE = "The provider confirmed it never received this text; it goes out a
 
 
 def sweep(*, now=None, lease_alive: bool = False) -> dict[str, int]:
-    """Reconcile rows a dead sender left behind, and unknown rows with the provider."""
+    """Reconcile rows a dead sender left behind, and unknown rows with the provider; apply the
+    delivery receipts that came before their texts were recorded."""
     now = now or timezone.now()
     counts = {"requeued": 0, "unknown": 0, "reconciled": 0, "resent": 0, "unconfirmed": 0}
+    counts["receipts"] = early_receipts_apply(now=now)
     # While a sender runs (a long send keeps the lease nearly all the time), only rows stranded
     # for much longer than any live sender holds one: a live loop calls a claimed row within
     # seconds, and a call ends within the gateway's timeouts.

@@ -84,6 +84,7 @@ def twilio_status(request, secret: str):
         provider_status=update.status,
         reason=update.reason,
         code=update.error_code,
+        park=True,  # it may come before the sender has recorded the text (RECORD_WAIT)
     )
     return HttpResponse(status=204)
 

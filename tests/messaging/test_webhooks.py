@@ -97,3 +97,42 @@ def test_an_undelivered_receipt_for_a_landline_flags_the_number(client, sent_mes
 
 def test_an_unknown_link_path_is_404(client):
     assert client.post(reverse("twilio-status", args=["nope"]), {}).status_code == 404
+
+
+def test_a_receipt_before_its_text_is_recorded_is_kept_and_applied_by_the_sweep(
+    client, sent_message
+):
+    """The sender records accepted texts a moment later, together (sender.RECORD_WAIT): a
+    "delivered" that overtakes the record is kept, then applied once the text carries its id."""
+    import datetime
+
+    from django.utils import timezone
+
+    from messaging.models import EarlyReceipt
+    from messaging.services import sweep
+
+    link, message = sent_message
+    sid = message.provider_message_id
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.SENDING, provider_message_id=""
+    )
+    for status in ("sent", "delivered"):
+        assert post(client, link, {"MessageSid": sid, "MessageStatus": status}).status_code == 204
+    assert EarlyReceipt.objects.filter(provider_message_id=sid).count() == 2
+    assert sweep.sweep()["receipts"] == 0  # not recorded yet: kept
+    assert EarlyReceipt.objects.count() == 2
+
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.SENT, provider_message_id=sid
+    )  # what record.record_successes writes
+    assert sweep.sweep()["receipts"] == 1  # "sent" moves nothing; "delivered" does
+    message.refresh_from_db()
+    assert message.status == Message.Status.DELIVERED and message.delivered_at
+    assert not EarlyReceipt.objects.exists()
+
+    # A receipt for an id no text of ours ever carries is forgotten after an hour.
+    post(client, link, {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"})
+    assert sweep.sweep()["receipts"] == 0 and EarlyReceipt.objects.count() == 1
+    later = timezone.now() + datetime.timedelta(hours=1, minutes=1)
+    sweep.sweep(now=later)
+    assert not EarlyReceipt.objects.exists()
