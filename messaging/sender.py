@@ -80,6 +80,16 @@ CLAIM_MAX_AHEAD = 10.0
 MAX_CLAIM = 50  # messages of one link claimed at once, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
+# A text handed to a thread while the link has max_in_flight calls at the provider waits this long
+# at most for one to end; then it goes back to the queue uncalled (so a STOP or a pause still
+# catches every text that has not left within START_AHEAD + SLOT_WAIT of its handing over).
+SLOT_WAIT = 0.1
+
+# Texts handed to threads beyond a busy link's call slots, as a share of them: enough that a call
+# that ends finds the next one waiting, few enough that they rarely wait longer than SLOT_WAIT.
+HANDED_OVER = 0.5
+
+
 # No call starts in the last second of a participant's sending hours: a call takes a moment to
 # reach the provider, and the hours are a hard edge (docs/sending.md, "The last gate").
 CLOSE_MARGIN = 1.0
@@ -246,6 +256,10 @@ class LinkState:
     read_ahead: float = 120.0  # settings.SENDER_READ_AHEAD_SECONDS
     read_batch: int = 200  # settings.SENDER_READ_BATCH
     spacing: threading.Lock = field(default_factory=threading.Lock)
+    # The link's calls in flight at the provider (max_in_flight): a pool thread takes one before
+    # its call and gives it back after. The loop may hand a busy link up to twice that many texts,
+    # so a call that ends lets the next start at once, not when the loop comes round.
+    slots: threading.Semaphore | None = None
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
     # The last read of the queue found every ready text of this link (it has them in hand): it
@@ -701,6 +715,7 @@ class _Loop:
                 gateway=get_gateway(link),
                 bucket=TokenBucket(rate),
                 max_in_flight=_in_flight_cap(rate),
+                slots=threading.Semaphore(_in_flight_cap(rate)),
                 callback_url=record.status_callback_url(link),
                 unreachable=link.unreachable_since is not None,
                 read_ahead=float(settings.SENDER_READ_AHEAD_SECONDS),
@@ -763,9 +778,14 @@ class _Loop:
         capacity = self.threads or 1
         ahead = START_AHEAD if self.pool is not None else 0.0
         for state in self.links.values():
+            # With a pool, a busy link is handed a few texts more than it has call slots
+            # (HANDED_OVER; see LinkState.slots).
+            handed = state.max_in_flight
+            if self.pool is not None:
+                handed += int(state.max_in_flight * HANDED_OVER)
             while (
                 state.claimed
-                and state.in_flight < min(state.max_in_flight, share)
+                and state.in_flight < min(handed, share)
                 and self.in_flight + len(starting) < capacity
             ):
                 cost = state.claimed[0].count.segments
@@ -812,13 +832,28 @@ class _Loop:
     def _call(
         self, state: LinkState, prepared: release.Prepared, at: float, closes_at: float | None
     ) -> None:
-        """On a pool thread (or on the loop's own, without a pool): wait for the text's turn,
-        then THE provider call, and nothing else (no database); the answer goes to `results`,
-        recorded by `_record`. Not after `closes_at` (the participant's sending hours close:
-        the text goes back to waiting, NotCalled). A crash report shows no value of this frame
-        or any below it (the number, the provider's credentials)."""
-        message = prepared.message
+        """On a pool thread (or on the loop's own, without a pool): wait for the text's turn and
+        for one of the link's call slots (SLOT_WAIT at most: else NotCalled(late)), then THE
+        provider call, and nothing else (no database); the answer goes to `results`, recorded
+        by `_record`. Not after `closes_at` (the participant's sending hours close: the text
+        goes back to waiting, NotCalled). A crash report shows no value of this frame or any
+        below it (the number, the provider's credentials)."""
         _sleep_until(at)
+        slot = state.slots
+        if slot is not None and not slot.acquire(timeout=SLOT_WAIT):
+            self.results.put((state, prepared, None, NotCalled(late=True)))
+            return
+        try:
+            self._call_in_slot(state, prepared, closes_at)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    @sensitive_variables()
+    def _call_in_slot(
+        self, state: LinkState, prepared: release.Prepared, closes_at: float | None
+    ) -> None:
+        message = prepared.message
         gap = MIN_SPACING * prepared.count.segments / state.rate
         with state.spacing:
             at = max(time.monotonic(), state.last_call + gap)
@@ -861,14 +896,14 @@ class _Loop:
         items = [item for item in items if item is not None]  # None: a REDCap fetch is done
         if not items:
             return bool(woken)
-        successes, not_called = [], []
+        successes, not_called, late = [], [], []
         for state, prepared, result, exc in items:
             state.in_flight -= 1
             self.in_flight -= 1
             if result is not None:
                 successes.append((prepared.message, result, prepared.accepted_at))
             elif isinstance(exc, NotCalled):
-                not_called.append(prepared.message)
+                (late if exc.late else not_called).append(prepared.message)
             elif not isinstance(exc, GatewayError):
                 logger.error(
                     "Sending message %s failed unexpectedly; the sweep will reconcile it.",
@@ -881,6 +916,7 @@ class _Loop:
         for state in {id(s): s for s, _, result, _ in items if result is not None}.values():
             self._reachable(state)
         self.report.skipped_or_deferred += claim.attempts_not_called(not_called)
+        claim.attempts_not_called(late, hours_closed=False)  # queued again, read afresh
         for state, prepared, result, exc in items:
             if result is None and isinstance(exc, GatewayError):
                 outcome = record.record_failure(prepared.message, exc, state.link)
@@ -945,7 +981,12 @@ class _Loop:
 
 
 class NotCalled(Exception):
-    """A pool thread did not make the call: the participant's sending hours closed first."""
+    """A pool thread did not make the call: the participant's sending hours closed first, or
+    (`late`) no call of the link ended within SLOT_WAIT to make room for it."""
+
+    def __init__(self, *, late: bool = False) -> None:
+        super().__init__()
+        self.late = late
 
 
 def _started_pool(threads: int, name: str) -> ThreadPoolExecutor:

@@ -3,6 +3,7 @@ transaction (claim_batch), the attempt rows written by one conditional UPDATE ju
 provider calls (attempts_start), and giving back what is not called (unclaim)."""
 
 import datetime
+import functools
 
 from django.db import connection, models, transaction
 from django.db.models import Q
@@ -14,6 +15,7 @@ from messaging.eligibility import RELEASABLE, TEXTABLE_NOW
 from messaging.models import Attempt, Message
 from messaging.scheduling import ANSWERS_AT_ONCE, SendWindow, waiting_note, zone
 from messaging.services.release import Prepared
+from projects.models import Participant, Project
 
 Status = Message.Status
 
@@ -286,12 +288,7 @@ def attempts_start(
     open_ones = [m for m in messages if m.pk not in closed]
     started: set[int] = set()
     if open_ones:
-        eligible = (
-            Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
-            .filter(_hours_unchanged(open_ones))
-            .values_list("id", flat=True)
-        )
-        started = _gate_statement(eligible, now)
+        started = _gate_statement(_gate_eligible(open_ones, mine), now)
     if len(started) != len(messages):
         refused = [m for m in messages if m.pk not in started]
         messages = [m for m in messages if m.pk in started]
@@ -301,7 +298,93 @@ def attempts_start(
     return messages
 
 
-def _gate_statement(eligible, now: datetime.datetime) -> set[int]:
+def _gate_eligible(messages: list[Message], mine: Q) -> tuple[str, tuple]:
+    """The ids among `messages` that pass the gate, as SQL and parameters: the conditions that
+    are always the same (RELEASABLE, TEXTABLE_NOW, `sending`) compiled once per process
+    (`_gate_base`), this call's (the claims, the hours as judged, the ids) written after them.
+    Compiling all of it with the ORM cost ~1.5 ms for every start, the sender's largest cost
+    on a fast link. Falls back to the ORM if the compiled base does not have the expected shape.
+    """
+    base = _gate_base(connection.vendor)
+    if base is None:
+        eligible = (
+            Message.objects.filter(mine, RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
+            .filter(_hours_unchanged(messages))
+            .order_by()
+            .values_list("id", flat=True)
+        )
+        return eligible.query.sql_with_params()
+    sql, params = base
+    q = connection.ops.quote_name
+    message, project, participant = (
+        q(Message._meta.db_table),
+        q(Project._meta.db_table),
+        q(Participant._meta.db_table),
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    extra: list = []
+
+    def ids_in(ids: list[int]) -> str:
+        return f"{message}.{q('id')} IN ({', '.join(str(int(pk)) for pk in ids)})"
+
+    claims: dict = {}
+    for m in messages:
+        claims.setdefault(m.reserved_at, []).append(m.pk)
+    mine_sql = []
+    for reserved_at, ids in claims.items():
+        if reserved_at is None:
+            mine_sql.append(f"({ids_in(ids)} AND {message}.{q('reserved_at')} IS NULL)")
+        else:
+            mine_sql.append(f"({ids_in(ids)} AND {message}.{q('reserved_at')} = %s)")
+            extra.append(adapt(reserved_at))
+    hours_sql = []
+    for key, ids in _hours_groups(messages).items():
+        parts = [ids_in(ids)]
+        for (model, name), value in zip(HOURS_COLUMNS, key, strict=True):
+            field = model._meta.get_field(name)
+            value = list(value) if name == "send_days" else value
+            table = project if model is Project else participant
+            parts.append(f"{table}.{q(field.column)} = %s")
+            extra.append(field.get_db_prep_value(value, connection, prepared=False))
+        hours_sql.append(f"({' AND '.join(parts)})")
+    all_ids = [m.pk for m in messages]
+    sql = (
+        f"{sql} AND {ids_in(all_ids)} AND ({' OR '.join(mine_sql)}) AND ({' OR '.join(hours_sql)})"
+    )
+    return sql, (*params, *extra)
+
+
+# The sending hours a text was judged by (`_hours_groups`' key, in order): the gate requires them
+# unchanged (`_hours_unchanged` says the same with the ORM).
+HOURS_COLUMNS = (
+    (Project, "send_window_start"),
+    (Project, "send_window_end"),
+    (Project, "send_days"),
+    (Project, "time_zone"),
+    (Participant, "time_zone"),
+)
+
+
+@functools.cache
+def _gate_base(vendor: str) -> tuple[str, tuple] | None:
+    """The gate's fixed conditions, compiled once: `SELECT id FROM message JOIN project, link,
+    rule, participant WHERE RELEASABLE AND TEXTABLE_NOW AND status = 'sending'`. None when the
+    SQL is not what `_gate_eligible` appends to (the joined tables under their own names, the
+    WHERE last): it then compiles everything with the ORM."""
+    sql, params = (
+        Message.objects.filter(RELEASABLE, TEXTABLE_NOW, status=Status.SENDING)
+        .order_by()
+        .values_list("id", flat=True)
+        .query.sql_with_params()
+    )
+    q = connection.ops.quote_name
+    joined = all(f"JOIN {q(model._meta.db_table)} ON" in sql for model in (Project, Participant))
+    if not joined or " WHERE " not in sql or not sql.endswith(")"):
+        return None
+    return sql, tuple(params)
+
+
+def _gate_statement(sql_params: tuple[str, tuple], now: datetime.datetime) -> set[int]:
     """ONE statement (docs/sending.md, section 4): the attempt rows of the `eligible` messages;
     the ids it wrote. Alone it is atomic, so it needs no transaction of its own (one statement
     per start, whatever the number of texts).
@@ -312,7 +395,7 @@ def _gate_statement(eligible, now: datetime.datetime) -> set[int]:
     and needs no lock: the INSERT reads the eligible rows while holding the database's one write
     lock, so no other writer (the sweep included) moves them in between.
     """
-    inner, params = eligible.query.sql_with_params()
+    inner, params = sql_params
     q = connection.ops.quote_name
     message, attempt = q(Message._meta.db_table), q(Attempt._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -348,15 +431,16 @@ def _gate_statement(eligible, now: datetime.datetime) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def attempts_not_called(messages: list[Message]) -> int:
-    """The pool thread did not call these (the participant's sending hours closed before the
-    text's turn): their attempt rows go (no call was made), and they wait for the next opening,
-    their quota released."""
+def attempts_not_called(messages: list[Message], *, hours_closed: bool = True) -> int:
+    """The pool thread did not call these: their attempt rows go (no call was made), their
+    quota is released, and they wait for the next opening of the sending hours (which closed
+    before the text's turn), or (`hours_closed=False`: the link's calls were all in flight for
+    too long, sender.SLOT_WAIT) they are queued again as they were."""
     if not messages:
         return 0
     now = timezone.now()
     until = {}
-    for message in messages:
+    for message in messages if hours_closed else ():
         window, tz = _window_of(message)
         # Still open for a last moment, maybe: the next opening after this close.
         closes = window.closes_after(now, tz) if window.allows(now, tz) else now
@@ -367,7 +451,7 @@ def attempts_not_called(messages: list[Message]) -> int:
             message__in=Message.objects.filter(_claimed_by_us(messages), status=Status.SENDING),
             outcome=Attempt.Outcome.STARTED,
         ).delete()
-        return _requeue_claimed(messages, until=until)
+        return _requeue_claimed(messages, until=until or None)
 
 
 def _window_of(message: Message) -> tuple[SendWindow, object]:
@@ -375,9 +459,8 @@ def _window_of(message: Message) -> tuple[SendWindow, object]:
     return SendWindow.for_project(project), zone(participant.time_zone or project.time_zone)
 
 
-def _hours_unchanged(messages: list[Message]) -> Q:
-    """The sending hours and zones each message's window was judged by are still the ones in the
-    database (an administrator may have narrowed them since the sender read the project)."""
+def _hours_groups(messages: list[Message]) -> dict[tuple, list[int]]:
+    """The messages by the sending hours and zones they were judged by (HOURS_COLUMNS)."""
     groups: dict[tuple, list[int]] = {}
     for message in messages:
         project, participant = message.project, message.participant
@@ -389,8 +472,14 @@ def _hours_unchanged(messages: list[Message]) -> Q:
             participant.time_zone,
         )
         groups.setdefault(key, []).append(message.pk)
+    return groups
+
+
+def _hours_unchanged(messages: list[Message]) -> Q:
+    """The sending hours and zones each message's window was judged by are still the ones in the
+    database (an administrator may have narrowed them since the sender read the project)."""
     condition = Q(pk__in=[])
-    for (start, end, days, project_zone, participant_zone), ids in groups.items():
+    for (start, end, days, project_zone, participant_zone), ids in _hours_groups(messages).items():
         condition |= Q(
             pk__in=ids,
             project__send_window_start=start,

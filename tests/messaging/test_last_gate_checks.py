@@ -4,6 +4,7 @@ its project's sending hours were narrowed; each goes back (cancelled, or waiting
 opening) with its quota released."""
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from billing.services.quota import usage_period_current
@@ -73,6 +74,37 @@ def test_a_claimed_text_waits_when_an_administrator_narrowed_the_hours_since(cla
     assert claimed.error.startswith("Waits until")
     assert claimed.not_before > timezone.now()
     assert locmem.outbox == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"send_window_start": "10:00"},
+        {"send_window_end": "17:00"},
+        {"time_zone": "America/Denver"},
+        None,  # the participant's own zone
+    ],
+)
+def test_the_gate_compares_each_part_of_the_hours_it_judged_by(claimed, change):
+    """The gate's SQL is written once and completed per call (claim._gate_eligible): each of
+    the hours' parts it compares is checked, on this engine, against a change in the database."""
+    assert claim._gate_base(connection.vendor) is not None  # the fast path, not the fallback
+    if change is None:
+        Participant.objects.filter(pk=claimed.participant_id).update(time_zone="Asia/Tokyo")
+    else:
+        Project.objects.filter(pk=claimed.project_id).update(**change)
+
+    assert claim.attempts_start([claimed]) == []
+
+    claimed.refresh_from_db()
+    assert claimed.status == Status.QUEUED and not Attempt.objects.exists()
+
+
+def test_the_gate_lets_an_unchanged_text_through_with_its_attempt_row(claimed):
+    assert [m.pk for m in claim.attempts_start([claimed])] == [claimed.pk]
+    assert list(Attempt.objects.values_list("message_id", "outcome")) == [
+        (claimed.pk, Attempt.Outcome.STARTED)
+    ]
 
 
 @pytest.mark.parametrize(
