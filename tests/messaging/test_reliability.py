@@ -758,3 +758,38 @@ def test_an_invalid_or_unsubscribed_number_fails_flags_and_releases_its_quota(st
     assert OptOut.objects.filter(project=s.project, participant=unsubscribed).exists()
     assert fake.stats()["accepted"] == 1
     assert_quota_matches(s, units=1)
+
+
+# --- A busy link's call slots (docs/sending.md, section 4) -----------------------------------
+def test_texts_handed_to_a_busy_link_beyond_its_slots_go_back_uncalled_when_they_wait_too_long(
+    study, provider, settings, monkeypatch
+):
+    """A link with every call slot busy is handed a few texts more (sender.HANDED_OVER), so a
+    call that ends lets the next start at once. One that waits longer than SLOT_WAIT for a slot
+    is not called: its attempt row goes, it is queued again and sent later, once."""
+    settings.SENDER_MAX_IN_FLIGHT_PER_LINK = 2
+    fake = provider(latency_ms=400)  # each call holds its slot longer than SLOT_WAIT
+    s = study(12)
+    late = []
+    original = claim.attempts_not_called
+
+    def spy(messages, *, hours_closed=True):
+        if not hours_closed:
+            late.extend(m.pk for m in messages)
+        return original(messages, hours_closed=hours_closed)
+
+    monkeypatch.setattr(claim, "attempts_not_called", spy)
+    outbox_send_now_without_kick(s)
+
+    while sender.run(max_seconds=30).more_work:
+        pass
+
+    assert statuses(s.project) == {Status.SENT: 12}
+    stats = fake.stats()
+    assert stats["max_in_flight"] <= 2  # the slots held at the provider
+    assert stats["accepted"] == 12 and stats["duplicates"] == 0
+    assert late, "no text waited past SLOT_WAIT: the hand-over was not exercised"
+    # Every text has exactly one attempt row: the given-back ones' rows were removed.
+    attempts = Attempt.objects.filter(message__project=s.project)
+    assert attempts.count() == 12 and {a.outcome for a in attempts} == {OUTCOME.ACCEPTED}
+    assert_quota_matches(s, units=12)
