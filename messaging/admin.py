@@ -4,6 +4,7 @@ from messaging.gateways import GATEWAYS
 from messaging.models import (
     Attempt,
     Conversation,
+    EarlyReceipt,
     Message,
     MessageRule,
     OptOut,
@@ -137,6 +138,13 @@ class StaffPhoneAdmin(ReadOnlyAdmin):
 @admin.register(SenderLease)
 class SenderLeaseAdmin(ReadOnlyAdmin):
     list_display = ["name", "owner", "expires_at"]
+
+
+@admin.register(EarlyReceipt)
+class EarlyReceiptAdmin(ReadOnlyAdmin):
+    """Delivery receipts kept until their texts are recorded (the sweep applies them)."""
+
+    list_display = ["received_at", "link", "provider_status", "code"]
 
 
 @admin.register(Reply)

@@ -56,6 +56,7 @@ SERVER_ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
     "messaging.attempt": frozenset({V}),
     "messaging.optout": frozenset({V}),
     "messaging.senderlease": frozenset({V}),
+    "messaging.earlyreceipt": frozenset({V}),
     "messaging.reply": frozenset({V}),
     "messaging.staffphone": frozenset({V}),  # added and confirmed by its owner (a texted code)
     "messaging.textsurvey": frozenset({V}),  # edited on the rule's form, where it is checked
