@@ -8,7 +8,20 @@ ADDR ?= 127.0.0.1:8000
 # e-mails) must name ADDR too, whatever SITE_URL .env holds. An exported SITE_URL still wins.
 SITE_URL ?= http://$(ADDR)
 
-.PHONY: run test test-fast install browser lint format migrate clean benchmarks
+# The suite runs in two passes: most tests in WORKERS pytest-xdist processes, then the `serial`
+# tests (timing-sensitive ones and those that start real processes; tests/conftest.py lists them)
+# alone in one process so that nothing competes with them for the CPU. PYTEST_ARGS is added to
+# both passes (.ci/run's second leg gives its --ignore list there).
+# --maxschedchunk=2: xdist hands out tests two at a time, in the suite's order. By default it hands
+# out up to a quarter of the suite at once, so one worker could be left with every browser journey
+# at the end while the other sat idle (about two minutes lost). Small chunks keep both busy and
+# keep each worker's tests in the suite's order (ordinary database tests before transactional
+# ones, tests/test_suite_order.py).
+WORKERS ?= 2
+XDIST = -n $(WORKERS) --maxschedchunk=2
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast suite install browser lint format migrate clean benchmarks
 
 run: install .env
 	$(PY) manage.py migrate --noinput
@@ -20,12 +33,18 @@ test: install browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run --settings=portal.settings_test
-	$(VENV)/bin/pytest
+	$(MAKE) --no-print-directory suite
+
+# The whole suite (browser journeys and slow tests too) in its two passes, without lint.
+suite: install
+	$(VENV)/bin/pytest $(XDIST) -m "not serial" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m serial $(PYTEST_ARGS)
 
 # The inner loop: the suite without the browser journeys (tests/e2e) and the slow tests that
 # start real processes; no lint. `make test` (and CI) still runs everything.
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow" --ignore=tests/e2e
+	$(VENV)/bin/pytest -q $(XDIST) -m "not slow and not serial" --ignore=tests/e2e
+	$(VENV)/bin/pytest -q -m "serial and not slow" --ignore=tests/e2e
 
 install: $(VENV)/.installed
 

@@ -9,7 +9,7 @@ os.environ.setdefault("SECRETS_ENCRYPTION_KEYS", "w2nrQiDO3D_4uvgFdTsmaMCiQ_Qx0p
 os.environ.setdefault("SECRETS_FINGERPRINT_KEY", "test-fingerprint-key")
 
 from portal.settings import *  # noqa: E402,F403
-from portal.settings import BASE_DIR, DATABASES, Q_CLUSTER  # noqa: E402
+from portal.settings import BASE_DIR, DATABASES, Q_CLUSTER, REDIS_URL  # noqa: E402
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -27,6 +27,25 @@ STORAGES = {
 # under pytest's filterwarnings) that STATIC_ROOT does not exist.
 WHITENOISE_AUTOREFRESH = True
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # async_task runs inline (django-q2's advice for tests)
+# Under pytest-xdist (make test runs two workers) each worker gets a Redis database of its own,
+# REDIS_URL's number plus the worker's (gw0: +0, gw1: +1), so that one worker's tasks in the
+# broker are never seen, taken or removed by another. pytest-django already gives each worker its
+# own test database; SQLite files and private media are named by process below.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _xdist_worker:
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    _url = urlsplit(REDIS_URL)
+    _db = int(_url.path.strip("/") or 0) + int(_xdist_worker.removeprefix("gw"))
+    if _db > 15:
+        raise ImproperlyConfigured(
+            f"REDIS_URL's database number plus the xdist worker's ({_xdist_worker}) is {_db}; "
+            "Redis has 16 (0-15). Give REDIS_URL a lower database number."
+        )
+    REDIS_URL = _url._replace(path=f"/{_db}").geturl()
+    Q_CLUSTER["redis"] = REDIS_URL
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # The REDCap sandbox is served by the live server on 127.0.0.1 over http (development only).
 REDCAP_ALLOW_LOOPBACK_HTTP = True

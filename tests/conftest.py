@@ -39,6 +39,37 @@ def _guarded_connect(self, address):
 socket.getaddrinfo = _guarded_getaddrinfo
 socket.socket.connect = _guarded_connect
 
+# --- Serial tests ------------------------------------------------------------------------------
+# `make test` runs the suite in two pytest-xdist workers, then these tests alone in one process
+# (`-m serial`), so that nothing competes with them for the two cores: they measure the pacing and
+# timing of the threaded sender, the DET coalescing window, "within N seconds" journeys, or start
+# real processes (every `slow` test). A file listed here is serial as a whole.
+SERIAL_FILES = {
+    "tests/test_background.py",  # the real task cluster and devserver (slow)
+    "tests/test_deploy.py",  # the Procfile's release and web processes (slow)
+    "tests/messaging/test_last_gate.py",  # a STOP or the hours closing mid-send, by the clock
+    "tests/messaging/test_read_ahead.py",  # slow links keeping their pace
+    "tests/messaging/test_shards.py",  # sender loops racing, each link at its pace
+    "tests/messaging/test_sending_hours.py",  # hours that open or close around a send
+    "tests/messaging/test_reliability.py",  # pacing, retries and slow links of the sender
+    "tests/messaging/test_fake_provider.py",  # the fake provider's relative pacing
+    "tests/projects/test_det_reads.py",  # DET bursts coalesced within a settle window
+    "tests/projects/test_sandbox_det.py",  # the sandbox posts its trigger within a deadline
+    "tests/e2e/test_alerts_journey.py",  # an alert within 15 s of a save
+    "tests/e2e/test_det_journey.py",  # a save reaches StudyText within 15 s
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on it
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        if item.get_closest_marker("slow") or (
+            item.path.relative_to(root).as_posix() in SERIAL_FILES
+        ):
+            item.add_marker(pytest.mark.serial)
+
+
 # --- Browser --------------------------------------------------------------------------------
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -26,3 +26,11 @@ def test_no_ordinary_database_test_runs_after_a_transactional_one(request):
     first_flush = next((i for i, item in enumerate(items) if _transactional(item)), len(items))
     late = [item.nodeid for item in items[first_flush:] if _plain_db(item)]
     assert late == []
+
+
+def test_every_file_named_serial_exists(request):
+    """A serial file renamed or moved would silently run beside other tests again."""
+    from tests.conftest import SERIAL_FILES
+
+    missing = [name for name in SERIAL_FILES if not (request.config.rootpath / name).is_file()]
+    assert missing == []
