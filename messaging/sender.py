@@ -17,20 +17,22 @@ and a sender holds one connection, not one per thread), and writes are batched:
     claim    a link's next few messages (a quarter of a second of its pace) in one transaction:
              queued -> sending and their quota (claim.claim_batch)
     start    when the link's bucket will have a token within START_AHEAD: the attempt rows (one
-             INSERT for all started together), then the calls go to the pool, each with the
-             moment it may go out; the pool thread waits for it. So the pace is kept to the
-             millisecond even while this thread is busy reading or writing for a moment.
-    record   the answers that came back, in one transaction (record.record_successes); refusals
-             one by one (record.record_failure)
+             statement for all started together), then the calls go to the pool, each with the
+             moment it may go out; the pool thread waits for it, and for one of the link's call
+             slots. So the pace is kept to the millisecond even while this thread is busy
+             reading or writing for a moment.
+    record   the answers that came back: accepted ones together, every RECORD_WAIT
+             (record.record_successes); refusals one by one (record.record_failure)
 
-The last gate (docs/sending.md): `start` writes the attempt rows with ONE conditional UPDATE
+The last gate (docs/sending.md): `start` writes the attempt rows with ONE statement
 (claim.attempts_start) that re-checks, from the database at that moment, pauses (of a rule, a
 project or a provider link), the suppression list (STOP), consent and withdrawal, and the
 participant's sending hours. A text the loop holds in memory (prepared, or claimed ahead of its
 turn) that fails it goes back, its quota released: cancelled after an opt-out, waiting for the
 next opening after the hours closed, queued again after a pause. Only calls already handed to
-the pool (at most START_AHEAD ahead of their turn) may still leave after a STOP; none leaves
-after the hours close (the pool thread checks the close itself, CLOSE_MARGIN).
+the pool (at most START_AHEAD ahead of their turn, and SLOT_WAIT for a call slot) may still
+leave after a STOP; none leaves after the hours close (the pool thread checks the close
+itself, CLOSE_MARGIN).
 
 Claimed rows that were never called when the loop stops go back to the queue (claim.unclaim);
 if the loop dies instead, the sweep does it (no attempt row: requeued; an attempt row: unknown,
@@ -84,12 +86,9 @@ START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before it
 # at most for one to end; then it goes back to the queue uncalled (so a STOP or a pause still
 # catches every text that has not left within START_AHEAD + SLOT_WAIT of its handing over).
 SLOT_WAIT = 0.1
-
 # Texts handed to threads beyond a busy link's call slots, as a share of them: enough that a call
 # that ends finds the next one waiting, few enough that they rarely wait longer than SLOT_WAIT.
 HANDED_OVER = 0.5
-
-
 # No call starts in the last second of a participant's sending hours: a call takes a moment to
 # reach the provider, and the hours are a hard edge (docs/sending.md, "The last gate").
 CLOSE_MARGIN = 1.0
@@ -257,8 +256,8 @@ class LinkState:
     read_batch: int = 200  # settings.SENDER_READ_BATCH
     spacing: threading.Lock = field(default_factory=threading.Lock)
     # The link's calls in flight at the provider (max_in_flight): a pool thread takes one before
-    # its call and gives it back after. The loop may hand a busy link up to twice that many texts,
-    # so a call that ends lets the next start at once, not when the loop comes round.
+    # its call and gives it back after. The loop may hand a busy link HANDED_OVER more texts
+    # than that, so a call that ends lets the next start at once, not when the loop comes round.
     slots: threading.Semaphore | None = None
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
