@@ -1,6 +1,6 @@
 """Claiming texts and the last gate (docs/sending.md): queued -> sending with their quota in one
-transaction (claim_batch), the attempt rows written by one conditional UPDATE just before the
-provider calls (attempts_start), and giving back what is not called (unclaim)."""
+transaction (claim_batch), the attempt rows written by one statement just before the provider
+calls (attempts_start), and giving back what is not called (unclaim)."""
 
 import datetime
 import functools
