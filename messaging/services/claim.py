@@ -231,13 +231,18 @@ def _requeue_claimed(
 def _claimed_by_us(messages: list[Message]) -> Q:
     """These rows under the claims we made (a claim stamps `reserved_at`): a row requeued and
     claimed again by another sender since has another stamp."""
+    mine = Q(pk__in=[])
+    for reserved_at, ids in _claims(messages).items():
+        mine |= Q(pk__in=ids, reserved_at=reserved_at)
+    return mine
+
+
+def _claims(messages: list[Message]) -> dict:
+    """The messages' ids by the claim (its `reserved_at` stamp) they were taken under."""
     claims: dict = {}
     for message in messages:
         claims.setdefault(message.reserved_at, []).append(message.pk)
-    mine = Q(pk__in=[])
-    for reserved_at, ids in claims.items():
-        mine |= Q(pk__in=ids, reserved_at=reserved_at)
-    return mine
+    return claims
 
 
 def _units_by_reservation(messages: list[Message]) -> dict:
@@ -327,11 +332,8 @@ def _gate_eligible(messages: list[Message], mine: Q) -> tuple[str, tuple]:
     def ids_in(ids: list[int]) -> str:
         return f"{message}.{q('id')} IN ({', '.join(str(int(pk)) for pk in ids)})"
 
-    claims: dict = {}
-    for m in messages:
-        claims.setdefault(m.reserved_at, []).append(m.pk)
     mine_sql = []
-    for reserved_at, ids in claims.items():
+    for reserved_at, ids in _claims(messages).items():
         if reserved_at is None:
             mine_sql.append(f"({ids_in(ids)} AND {message}.{q('reserved_at')} IS NULL)")
         else:

@@ -108,7 +108,7 @@ def early_receipts_apply(*, now=None) -> int:
             target = RECEIPT_STATUS[receipt.provider_status]
             if _apply(message, target, reason=reason, code=receipt.code or None):
                 moved += 1
-                message.refresh_from_db(fields=["status"])
+                message.status = target  # what _apply wrote: the next receipt compares to it
             done.append(receipt.pk)
         elif now - receipt.received_at > EARLY_RECEIPT_KEEP:
             done.append(receipt.pk)  # no text of ours carries that id
