@@ -46,6 +46,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import httpx
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
@@ -398,11 +399,24 @@ _shared: tuple[int, httpx.Client] | None = None
 _shared_lock = threading.Lock()
 
 
+def client_limits() -> httpx.Limits:
+    """Room for a connection per sender thread (and a few for webhooks' and pages' calls), all
+    of them kept alive. Keeping fewer alive than may be open is unsafe with httpcore 1.0.9:
+    its pool compares the keep-alive limit with *every* open connection, so past that limit it
+    closes each connection that looks idle, including one it has just handed to another
+    thread's request. That request then reads from a closed socket (EBADF) or hangs until its
+    read timeout: an ambiguous send (encode/httpcore#1110; docs/sending.md, "The HTTP client").
+    With the two limits equal and above the sender's threads, the pool never closes a
+    connection to make room."""
+    connections = max(50, settings.SENDER_THREADS + 8)
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+
 def new_client(**kwargs: Any) -> httpx.Client:
     options: dict[str, Any] = {
         "timeout": TIMEOUT,
         "follow_redirects": False,
-        "limits": httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        "limits": client_limits(),
         "headers": {"User-Agent": USER_AGENT},
     }
     options.update(kwargs)

@@ -134,6 +134,7 @@ class FakeProvider:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
+        self.connections_opened = 0  # TCP connections accepted since start (a client's churn)
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.reset()
@@ -326,6 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.provider.lock:
             self.provider.connections.add(self.connection)
+            self.provider.connections_opened += 1
 
     def finish(self) -> None:
         with self.provider.lock:

@@ -270,6 +270,43 @@ def test_a_gateway_without_a_client_uses_the_shared_one():
     assert ConsoleGateway({}).client is shared_client()
 
 
+def test_the_shared_client_keeps_every_connection_a_busy_sender_opens(fake_provider):
+    """More calls at once than httpcore's default keep-alive limit: the pool keeps each
+    connection for the next call instead of closing it (closing "idle" connections past that
+    limit is how httpcore 1.0.9 closed one under a call it had just handed out: docs/sending.md,
+    "The HTTP client")."""
+    import threading
+
+    threads = 30
+    limits = gateway_base.client_limits()
+    assert limits.max_keepalive_connections == limits.max_connections > threads
+    url = f"{fake_provider.twilio_api_base}Accounts/AC{'0' * 32}/Messages.json"
+    ready = threading.Barrier(threads)
+    failures = []
+
+    def caller(n: int) -> None:
+        ready.wait(10)
+        for round_ in range(4):
+            response = client.post(
+                url,
+                data={"To": f"+1415555{n:04d}", "Body": f"round {round_}", "From": "+15005550006"},
+                auth=(f"AC{'0' * 32}", "token"),
+            )
+            if response.status_code != 201:
+                failures.append(response.status_code)
+
+    with gateway_base.new_client() as client:
+        workers = [threading.Thread(target=caller, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    assert failures == []
+    assert fake_provider.stats()["accepted"] == 4 * threads
+    # Each thread's connection served its four calls: none was closed and opened again.
+    assert fake_provider.connections_opened <= threads
+
+
 # --- fakes ------------------------------------------------------------------------------------
 def test_console_logs_a_masked_number_and_the_length_only(caplog):
     caplog.set_level(logging.INFO, logger="messaging.gateways.console")
