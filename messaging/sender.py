@@ -40,6 +40,7 @@ then reconciled with the provider).
 """
 
 import datetime
+import gc
 import logging
 import math
 import queue
@@ -79,6 +80,11 @@ CLAIM_NEAR = 0.25
 # links"); the last gate still checks each text at its turn.
 MIN_CLAIM = 10
 CLAIM_MAX_AHEAD = 10.0
+# When more than CROWD links claim together (a start), a link's first claim of the loop takes
+# at most FIRST_CLAIM of its slow turns: each link's first text waits for the claims of every
+# link before it (docs/sending.md, "Start-up").
+FIRST_CLAIM = 2
+CROWD = 10
 MAX_CLAIM = 50  # messages of one link claimed at once, at most
 BURST_SECONDS = 0.02  # a bucket holds this many seconds of its rate (at least one message)
 START_AHEAD = 0.1  # seconds: a call is handed to its thread this long before its turn at most
@@ -121,10 +127,10 @@ PREPARE_RETRY = datetime.timedelta(minutes=5)
 RECHECK_AFTER = 5.0
 # REDCap exports at release in flight at once (one per link at most). Read ahead, a link needs
 # one export every minute or so; this is for the start, when every link needs its first at once
-# (100 links at 100 ms a fetch: their first texts leave within ~0.7-1 s of the start). 32 made
-# that ~0.4 s, but in about a third of the benchmark's runs one provider call then ended in a
-# connection reset (an ambiguous call: reconciled, never resent), cause not found: not done.
-REDCAP_THREADS = 16
+# (docs/sending.md, "Start-up"). At stop 20 more than 16 seemed to cause a connection reset now
+# and then: it was httpcore's pool closing a provider call's connection (client_limits in
+# messaging/gateways/base.py).
+REDCAP_THREADS = 32
 
 
 def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
@@ -267,6 +273,7 @@ class LinkState:
     # is read again with the others every DISCOVER_EVERY, not every FILL_EVERY.
     drained: bool = False
     claimed: deque = field(default_factory=deque)  # sending in the database, not called yet
+    claimed_once: bool = False  # (FIRST_CLAIM)
 
     @property
     def rate(self) -> float:
@@ -278,9 +285,10 @@ class LinkState:
         wanted = math.ceil(self.rate * self.read_ahead * READ_AHEAD_SHARE)
         return max(1, min(wanted, self.read_batch))
 
-    @property
-    def claim_size(self) -> int:
+    def claim_size(self, *, crowded: bool = False) -> int:
         slow = min(MIN_CLAIM, math.floor(self.rate * CLAIM_MAX_AHEAD) + 1)
+        if crowded and not self.claimed_once:
+            slow = min(slow, FIRST_CLAIM)
         return max(1, slow, min(MAX_CLAIM, math.ceil(self.rate * CLAIM_AHEAD)))
 
     def room(self) -> int:
@@ -388,6 +396,11 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
         shard=(shard, shards),
     )
     orderly = False
+    # The objects alive now (Django, the app, earlier tasks' leftovers) are left out of the
+    # collector's full passes while the loop runs: one such pass over the whole heap held the
+    # loop ~0.1 s while a send to many links was starting (docs/sending.md, "Start-up").
+    # unfreeze() hands them back: garbage among them is collected later as usual.
+    gc.freeze()
     try:
         loop.run(deadline=time.monotonic() + max_seconds)
         orderly = True
@@ -400,6 +413,7 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
         try:
             loop.close(orderly=orderly)
         finally:
+            gc.unfreeze()
             lease_release(owner, name)
     report.more_work = any(s.backlog for s in loop.links.values()) or ready_count(loop.shard) > 0
     return report
@@ -455,6 +469,8 @@ class _Loop:
                 if self.quiet:
                     return  # nothing in hand, and the queue was read after the last change
                 self._fill()
+                if self.quiet:
+                    return  # and the read found nothing: no reason to wait and read again
             elif self._fill_due(now):
                 self._fill()
             self._claim()
@@ -746,9 +762,11 @@ class _Loop:
         if not due:
             return
         groups: list[tuple[LinkState, list[release.Prepared]]] = []
+        crowded = len(wanting) > CROWD
         for state in wanting:
             batch = []
-            while state.backlog and len(batch) < state.claim_size:
+            size = state.claim_size(crowded=crowded)
+            while state.backlog and len(batch) < size:
                 prepared = state.backlog.popleft()
                 if state.stale(prepared, now, STALE_MARGIN):
                     self.quiet = False  # still queued: the next fill reads it again
@@ -763,6 +781,7 @@ class _Loop:
         answers = claim.claim_batches([(batch, s.gateway.slug) for s, batch in groups])
         for (state, _), (claimed, held) in zip(groups, answers, strict=True):
             state.claimed.extend(claimed)
+            state.claimed_once = True
             self.report.held += len(held)
         self.quiet = False
 

@@ -1,11 +1,14 @@
 """The outbox and the release path, end to end through the real sender loop (locmem gateway)."""
 
 import datetime
+import gc
 import zoneinfo
 
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import UsagePeriod
@@ -84,6 +87,43 @@ def test_send_now_queues_one_row_per_recipient_and_the_sender_sends_each_once(
     # A second sender run finds nothing to do: no twin call.
     assert run_sender().sent == 0
     assert len(locmem.outbox) == 3
+    # The heap the loop froze for the collector is handed back when it ends (docs/sending.md,
+    # "Start-up"): nothing stays out of collection.
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_sender_with_nothing_to_do_reads_the_queue_once_and_stops(project, people):
+    with CaptureQueriesContext(connection) as queries:
+        report = run_sender()
+    assert report.sent == 0
+    ready_reads = [q for q in queries if 'FROM "messaging_message"' in q["sql"]]
+    # One read of the queue in the loop, and the count of what is left (more_work).
+    assert len(ready_reads) == 2, [q["sql"][:80] for q in ready_reads]
+
+
+def test_the_sender_stops_as_soon_as_a_read_finds_the_queue_empty(
+    project, people, researcher, monkeypatch
+):
+    """Once the queue is empty and nothing is in hand, the read that finds nothing is the
+    loop's last step: it does not wait for anything (results, the next read) before it ends."""
+    steps = []
+    fill, drain = sender._Loop._fill, sender._Loop._drain
+
+    def logged_fill(loop):
+        fill(loop)
+        steps.append(("read", loop.quiet))
+
+    def logged_drain(loop, *, timeout):
+        steps.append(("wait", timeout))
+        return drain(loop, timeout=timeout)
+
+    monkeypatch.setattr(sender._Loop, "_fill", logged_fill)
+    monkeypatch.setattr(sender._Loop, "_drain", logged_drain)
+    outbox.send_now(rule=MessageRuleFactory(project=project, body="Hi"), actor=researcher)
+    assert run_sender().sent == 3
+    last_read = max(i for i, step in enumerate(steps) if step == ("read", True))
+    # After it, only the closing look at what came back (no waiting).
+    assert steps[last_read + 1 :] == [("wait", 0)], steps[-4:]
 
 
 def test_the_quota_is_reserved_per_message_and_over_quota_texts_are_held_then_released(
