@@ -63,35 +63,27 @@ def is_gsm7(char: str) -> bool:
 
 def count(text: str) -> SegmentCount:
     """Encoding, segments and handset character count of `text`."""
-    if GSM7_BASIC.issuperset(text):
-        # The usual case, every character one septet: the same answer without the walk below
-        # (the sender counts every text it prepares).
-        total = len(text)
-        if total <= SINGLE[GSM7]:
-            segments, per_segment, used_in_last = (1 if total else 0), SINGLE[GSM7], total
-        else:
-            per_segment = CONCATENATED[GSM7]
-            segments = -(-total // per_segment)
-            used_in_last = total - (segments - 1) * per_segment
-        return SegmentCount(
-            encoding=GSM7,
-            segments=segments,
-            characters=total,
-            units_per_segment=per_segment,
-            remaining=per_segment - used_in_last,
-        )
     non_gsm: dict[str, None] = {}
-    for char in text:
-        if not is_gsm7(char):
-            non_gsm.setdefault(char)
-    encoding = UCS2 if non_gsm else GSM7
-    costs = [_unit_cost(char, encoding) for char in text]
-    total = sum(costs)
+    if GSM7_BASIC.issuperset(text):
+        # The usual case, every character one septet: no walk over the characters (the sender
+        # counts every text it prepares).
+        encoding, costs, total = GSM7, None, len(text)
+    else:
+        for char in text:
+            if not is_gsm7(char):
+                non_gsm.setdefault(char)
+        encoding = UCS2 if non_gsm else GSM7
+        costs = [_unit_cost(char, encoding) for char in text]
+        total = sum(costs)
 
     if total == 0:
         segments, per_segment, used_in_last = 0, SINGLE[encoding], 0
     elif total <= SINGLE[encoding]:
         segments, per_segment, used_in_last = 1, SINGLE[encoding], total
+    elif costs is None:  # one unit each: whole parts, the rest in the last
+        per_segment = CONCATENATED[encoding]
+        segments = -(-total // per_segment)
+        used_in_last = total - (segments - 1) * per_segment
     else:
         # Fill parts greedily; a character that does not fit whole starts the next part, so a
         # 2-septet extension character or a surrogate pair is never split across segments.
