@@ -263,10 +263,11 @@ class LinkState:
     read_ahead: float = 120.0  # settings.SENDER_READ_AHEAD_SECONDS
     read_batch: int = 200  # settings.SENDER_READ_BATCH
     spacing: threading.Lock = field(default_factory=threading.Lock)
-    # The link's calls in flight at the provider (max_in_flight): a pool thread takes one before
-    # its call and gives it back after. The loop may hand a busy link HANDED_OVER more texts
-    # than that, so a call that ends lets the next start at once, not when the loop comes round.
-    slots: threading.Semaphore | None = None
+    # The link's calls in flight at the provider (max_in_flight of them): a pool thread takes
+    # one before its call and gives it back after. The loop may hand a busy link HANDED_OVER
+    # more texts than that, so a call that ends lets the next start at once, not when the loop
+    # comes round.
+    slots: threading.Semaphore = field(init=False)
     last_call: float = -math.inf  # when the previous call left (pool threads only)
     backlog: deque = field(default_factory=deque)  # prepared, still queued in the database
     # The last read of the queue found every ready text of this link (it has them in hand): it
@@ -274,6 +275,9 @@ class LinkState:
     drained: bool = False
     claimed: deque = field(default_factory=deque)  # sending in the database, not called yet
     claimed_once: bool = False  # (FIRST_CLAIM)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.Semaphore(self.max_in_flight)
 
     @property
     def rate(self) -> float:
@@ -466,11 +470,10 @@ class _Loop:
                 self.last_renew = now
             self._collect()
             if not self.in_flight and not self._pending():
+                if not self.quiet:
+                    self._fill()  # (the queue was not read since the last change)
                 if self.quiet:
-                    return  # nothing in hand, and the queue was read after the last change
-                self._fill()
-                if self.quiet:
-                    return  # and the read found nothing: no reason to wait and read again
+                    return  # nothing in hand, and a read since the last change found nothing
             elif self._fill_due(now):
                 self._fill()
             self._claim()
@@ -732,7 +735,6 @@ class _Loop:
                 gateway=get_gateway(link),
                 bucket=TokenBucket(rate),
                 max_in_flight=_in_flight_cap(rate),
-                slots=threading.Semaphore(_in_flight_cap(rate)),
                 callback_url=record.status_callback_url(link),
                 unreachable=link.unreachable_since is not None,
                 read_ahead=float(settings.SENDER_READ_AHEAD_SECONDS),
@@ -859,15 +861,13 @@ class _Loop:
         goes back to waiting, NotCalled). A crash report shows no value of this frame or any
         below it (the number, the provider's credentials)."""
         _sleep_until(at)
-        slot = state.slots
-        if slot is not None and not slot.acquire(timeout=SLOT_WAIT):
+        if not state.slots.acquire(timeout=SLOT_WAIT):
             self.results.put((state, prepared, None, NotCalled(late=True)))
             return
         try:
             self._call_in_slot(state, prepared, closes_at)
         finally:
-            if slot is not None:
-                slot.release()
+            state.slots.release()
 
     @sensitive_variables()
     def _call_in_slot(

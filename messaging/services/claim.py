@@ -440,20 +440,26 @@ def attempts_not_called(messages: list[Message], *, hours_closed: bool = True) -
     too long, sender.SLOT_WAIT) they are queued again as they were."""
     if not messages:
         return 0
-    now = timezone.now()
-    until = {}
-    for message in messages if hours_closed else ():
-        window, tz = _window_of(message)
-        # Still open for a last moment, maybe: the next opening after this close.
-        closes = window.closes_after(now, tz) if window.allows(now, tz) else now
-        opening = window.next_opening(closes, tz)
-        until[message.pk] = (opening, waiting_note(opening, tz))
+    until = _next_openings(messages) if hours_closed else None
     with transaction.atomic():
         Attempt.objects.filter(
             message__in=Message.objects.filter(_claimed_by_us(messages), status=Status.SENDING),
             outcome=Attempt.Outcome.STARTED,
         ).delete()
-        return _requeue_claimed(messages, until=until or None)
+        return _requeue_claimed(messages, until=until)
+
+
+def _next_openings(messages: list[Message]) -> dict[int, tuple[datetime.datetime, str]]:
+    """Per message, the next opening of its sending hours after the close, and the note."""
+    now = timezone.now()
+    until = {}
+    for message in messages:
+        window, tz = _window_of(message)
+        # Still open for a last moment, maybe: the next opening after this close.
+        closes = window.closes_after(now, tz) if window.allows(now, tz) else now
+        opening = window.next_opening(closes, tz)
+        until[message.pk] = (opening, waiting_note(opening, tz))
+    return until
 
 
 def _window_of(message: Message) -> tuple[SendWindow, object]:
