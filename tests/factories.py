@@ -61,20 +61,23 @@ def totp_code(user, *, offset: int = 0) -> str:
 
 
 def next_totp_code(user) -> str:
-    """A code the server will accept now: TOTP refuses a time step already used, so a second
-    sign-in within 30 seconds takes the next step (inside the one-step tolerance), or waits."""
+    """A code the server will accept now, even if a 30-second step ends before it checks it.
+
+    The server accepts the counters current-1 .. current+1 (drift included) that are above the
+    last one used. Taking `current` (never `current-1`, which a step that ends in between would
+    refuse) or, after a sign-in this step, `current+1`; otherwise wait for the next step."""
     import time
 
     device = TOTPDevice.objects.get(user=user, confirmed=True)
     while True:
         now = time.time()
-        step = int((now - device.t0) // device.step)
-        wanted = max(step - 1, device.last_t + 1)
-        if wanted <= step + 1:
-            totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+        current = int((now - device.t0) // device.step) + device.drift
+        wanted = max(current, device.last_t + 1)
+        if wanted <= current + 1:
+            totp = TOTP(device.bin_key, device.step, device.t0, device.digits, drift=0)
             totp.time = device.t0 + wanted * device.step
             return f"{totp.token():06d}"
-        time.sleep(max(0.1, (step + 1) * device.step + device.t0 - now))
+        time.sleep(max(0.1, (current - device.drift + 1) * device.step + device.t0 - now))
 
 
 def verified_login(client, user) -> None:

@@ -195,3 +195,22 @@ def test_a_password_change_is_audited_and_revokes_the_api_token(as_user, researc
     assert AuditEvent.objects.get(action="api_token.revoked").message.endswith(
         "the password changed."
     )
+
+
+@pytest.mark.parametrize("signed_in_this_step", [False, True])
+def test_the_test_helpers_code_is_accepted_when_a_step_ends_before_the_server_checks_it(
+    server_admin, monkeypatch, signed_in_this_step
+):
+    """The browser journeys type `next_totp_code` and the server checks it a moment later; a
+    30-second step may end in between (CI once failed a sign-in that way)."""
+    import time
+
+    device = TOTPDevice.objects.get(user=server_admin, confirmed=True)
+    boundary = device.t0 + device.step * (int(time.time() - device.t0) // device.step + 1)
+    monkeypatch.setattr(time, "time", lambda: boundary - 0.01)
+    if signed_in_this_step:
+        assert device.verify_token(next_totp_code(server_admin))
+    code = next_totp_code(server_admin)
+    monkeypatch.setattr(time, "time", lambda: boundary + 0.01)
+    device.refresh_from_db()
+    assert device.verify_token(code)
