@@ -144,7 +144,107 @@ def report() -> dict:
     }
 
 
-STEPS = {"seed": seed, "send": send, "wait": wait, "report": report}
+def seed_links(links: str, texts: str, rate: str) -> dict:
+    """`links` projects, each with a Twilio link at `rate` texts a second (TWILIO_API_BASE: the
+    test's fake) and `texts` textable participants, and a manual rule that asks nothing of
+    REDCap. Returns each link's numbers, so the test can tell its calls at the fake apart."""
+    import secrets
+
+    from projects import crypto
+    from projects.models import ProviderLink
+    from tests.factories import (
+        AccountFactory,
+        FieldMappingFactory,
+        MessageRuleFactory,
+        ParticipantFactory,
+        PlanFactory,
+        ProjectFactory,
+        UserFactory,
+    )
+
+    owner = UserFactory(email="owner@background.test")
+    plan = PlanFactory(name="Background", project_limit=int(links), monthly_messages=100_000)
+    account = AccountFactory(owners=[owner], plan=plan)
+    rules, numbers = [], {}
+    for k in range(int(links)):
+        project = ProjectFactory(account=account, owner=owner, always_open=True)
+        FieldMappingFactory(project=project)
+        sender_number = f"+1415555{k:04d}"
+        config = {
+            "account_sid": "AC" + secrets.token_hex(16),
+            "auth_token": secrets.token_hex(16),
+            "sender": sender_number,
+        }
+        link = ProviderLink.objects.create(
+            project=project,
+            provider="twilio",
+            config_encrypted=crypto.encrypt_json(config),
+            fingerprint=crypto.fingerprint(sender_number, purpose="provider:twilio"),
+            rate_per_second=float(rate),
+            webhook_secret=secrets.token_urlsafe(32),
+            linked_by=owner,
+        )
+        participants = ParticipantFactory.create_batch(int(texts), project=project)
+        numbers[link.pk] = [p.phone for p in participants]
+        rules.append(
+            MessageRuleFactory(
+                project=project, created_by=owner, body="Reminder for [record_id]."
+            ).pk
+        )
+    return {"owner": owner.pk, "rules": rules, "numbers": numbers}
+
+
+def send_all(owner_id: str, *rule_ids: str) -> dict:
+    totals = [send(owner_id, rule_id)["total"] for rule_id in rule_ids]
+    return {"total": sum(totals)}
+
+
+def settled(expected: str, timeout: str) -> dict:
+    """Poll until no text is queued and no sender loop holds a lease (what is left `sending` is
+    what a killed loop had claimed), or until `expected` texts are sent."""
+    from django.db import connection
+
+    from messaging import sender
+
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        state = status()
+        idle = not state["by_status"].get("queued") and not sender.lease_alive()
+        connection.close()
+        done = idle or state["by_status"].get("sent", 0) >= int(expected)
+        if done or time.monotonic() > deadline:
+            return {**state, "done": done}
+        time.sleep(0.5)
+
+
+def sweep_stranded() -> dict:
+    """What the dispatcher's sweep does to a killed loop's rows once they are old enough (five
+    minutes; here at once): claimed but not called -> queued again; called -> unknown, then
+    asked of the provider (found: sent; not found: queued again, once). Then the sender is
+    kicked, as the dispatcher would."""
+    import datetime
+
+    from messaging.services import outbox, sweep
+
+    sweep.STUCK_SENDING_AFTER = datetime.timedelta(0)
+    sweep.RECONCILE_AFTER = datetime.timedelta(0)
+    sweep.RECONCILE_GIVE_UP = datetime.timedelta(0)
+    first = sweep.sweep(lease_alive=False)
+    second = sweep.sweep(lease_alive=False)
+    outbox.kick_sender()
+    return {"first": first, "second": second}
+
+
+STEPS = {
+    "seed": seed,
+    "send": send,
+    "wait": wait,
+    "report": report,
+    "seed_links": seed_links,
+    "send_all": send_all,
+    "settled": settled,
+    "sweep_stranded": sweep_stranded,
+}
 
 if __name__ == "__main__":
     if os.environ.get("DJANGO_SETTINGS_MODULE") != "portal.settings":

@@ -314,3 +314,121 @@ def test_ctrl_c_or_sigterm_stops_the_web_server_and_the_cluster_within_10_s_mid_
     assert took <= 10, f"Stopping took {took:.1f} s:\n{output}"
     assert code == 0, f"exit status {code}:\n{output}"
     assert "Traceback" not in output, output
+
+
+# --- Shards across clusters (docs/sending.md, "Shards") ------------------------------------------
+SHARD_LINKS = 40
+SHARD_TEXTS = 30  # per link: 15 s of its pace
+SHARD_RATE = 2.0  # texts a second, each link
+postgres_only = pytest.mark.skipif(
+    urlsplit(os.environ.get("DATABASE_URL", "")).scheme not in ("postgres", "postgresql", "pgsql"),
+    reason="sender loops in several clusters race on PostgreSQL (CI's second leg, with Redis)",
+)
+
+
+def start_cluster(env: dict, log) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@postgres_only
+def test_two_clusters_on_one_broker_send_a_shard_each_and_one_takes_over_a_killed_ones_shard(
+    database_url, cluster_name, tmp_path
+):
+    """Two qcluster processes (as on two hosts) share the database and the broker, with
+    SENDER_SHARDS=2 and one worker each: each runs the loop of one shard. One is killed with
+    SIGKILL mid-send. Its shard's links get no text until its lease runs out; then the other
+    cluster's loop takes the shard over. The killed loop's claimed texts wait for the sweep
+    (run here at once), which queues them again or asks the provider. In the end every text
+    reached the provider exactly once, and no link went faster than its pace."""
+    from tests.fakes.provider import FakeProvider
+
+    fake = FakeProvider(latency_ms=20).start()  # in this process, which mostly waits
+    env = site_environment(database_url, cluster_name)
+    env.update(
+        SMS_GATEWAY_OVERRIDE="",
+        TWILIO_API_BASE=fake.twilio_api_base,
+        SENDER_SHARDS="2",
+        Q_WORKERS="1",  # one loop per cluster at a time
+    )
+    total = SHARD_LINKS * SHARD_TEXTS
+    logs = {name: tmp_path / f"cluster-{name}.log" for name in ("a", "b")}
+    try:
+        run(["manage.py", "migrate", "--noinput"], env, timeout=600)
+        seeded = step(env, "seed_links", SHARD_LINKS, SHARD_TEXTS, SHARD_RATE)
+        link_of = {n: int(link) for link, numbers in seeded["numbers"].items() for n in numbers}
+        assert step(env, "send_all", seeded["owner"], *seeded["rules"])["total"] == total
+
+        def parities_called(since: float) -> set[int]:
+            with fake.lock:
+                return {link_of[to] % 2 for at, to in fake.calls if at > since}
+
+        with logs["a"].open("w") as log_a, logs["b"].open("w") as log_b:
+            clusters = {"a": start_cluster(env, log_a), "b": start_cluster(env, log_b)}
+            try:
+                # Side by side: both shards are being sent, each by one cluster.
+                deadline = time.monotonic() + STEP_TIMEOUT
+                while time.monotonic() < deadline:
+                    if len(fake.calls) >= total // 6 and parities_called(time.time() - 1) == {0, 1}:
+                        break
+                    time.sleep(0.1)
+                assert parities_called(time.time() - 1) == {0, 1}, logs["a"].read_text()[-4000:]
+                os.killpg(clusters["a"].pid, signal.SIGKILL)
+                killed_at = time.time()
+                clusters["a"].wait(timeout=STOP_SECONDS)
+                sent_by_then = len(fake.calls)
+
+                time.sleep(1)
+                # The killed loop's lease (30 s, renewed every 10 s) still stands for 19 s more:
+                # only the other shard's links are texted meanwhile.
+                time.sleep(18)
+                window = parities_called(killed_at + 1)
+                settled = step(env, "settled", total, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
+                swept = step(env, "sweep_stranded")
+                waited = step(env, "wait", total, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
+                exit_code = stop_cluster(clusters["b"])
+            finally:
+                for cluster in clusters.values():
+                    if group_alive(cluster.pid):
+                        os.killpg(cluster.pid, signal.SIGKILL)
+                    if cluster.poll() is None:
+                        cluster.wait(timeout=STOP_SECONDS)
+        result = step(env, "report")
+        stats = fake.stats()
+        with fake.lock:
+            calls = list(fake.calls)
+    finally:
+        fake.stop()
+    log_b = logs["b"].read_text()
+
+    assert sent_by_then < total  # killed mid-send
+    assert len(window) == 1, window  # the killed cluster's shard: no text until its lease ran out
+    (kept,) = window
+    killed_shard = 1 - kept
+    assert settled["done"], f"{settled}\n{log_b[-8000:]}"
+    # The killed loop's shard was taken over: what it had not claimed was sent by the other.
+    taken_over = [at for at, to in calls if link_of[to] % 2 == killed_shard and at > killed_at + 19]
+    assert taken_over, f"{settled}\n{log_b[-8000:]}"
+    assert waited["done"], f"{waited}\n{swept}\n{log_b[-8000:]}"
+    assert exit_code == 0, log_b
+
+    assert result["by_status"] == {"sent": total}, (result["by_status"], swept)
+    assert (stats["accepted"], stats["duplicates"]) == (total, 0)
+    assert result["provider_ids"] == total
+    # Each link at its pace (MIN_SPACING of the gap, as the loop allows; a little less for the
+    # arrival times' jitter), also across the takeover.
+    by_link: dict[int, list[float]] = {}
+    for at, to in sorted(calls):
+        by_link.setdefault(link_of[to], []).append(at)
+    assert len(by_link) == SHARD_LINKS
+    for link, moments in by_link.items():
+        gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+        assert min(gaps) >= 0.6 / SHARD_RATE, (link, sorted(gaps)[:3])
+    assert "Traceback" not in log_b, log_b
+    assert " ERROR " not in log_b, log_b
