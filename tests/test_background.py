@@ -19,6 +19,7 @@ Slow (about two minutes: the scheduler first runs 30 s after the cluster starts)
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -365,9 +366,10 @@ def test_two_clusters_on_one_broker_send_a_shard_each_and_one_takes_over_a_kille
         link_of = {n: int(link) for link, numbers in seeded["numbers"].items() for n in numbers}
         assert step(env, "send_all", seeded["owner"], *seeded["rules"])["total"] == total
 
-        def parities_called(since: float) -> set[int]:
+        def parities_called(since: float, until: float = math.inf) -> set[int]:
+            """The shards (link id % 2) whose links got a call between the two moments."""
             with fake.lock:
-                return {link_of[to] % 2 for at, to in fake.calls if at > since}
+                return {link_of[to] % 2 for at, to in fake.calls if since < at < until}
 
         with logs["a"].open("w") as log_a, logs["b"].open("w") as log_b:
             clusters = {"a": start_cluster(env, log_a), "b": start_cluster(env, log_b)}
@@ -384,11 +386,11 @@ def test_two_clusters_on_one_broker_send_a_shard_each_and_one_takes_over_a_kille
                 clusters["a"].wait(timeout=STOP_SECONDS)
                 sent_by_then = len(fake.calls)
 
-                time.sleep(1)
-                # The killed loop's lease (30 s, renewed every 10 s) still stands for 19 s more:
-                # only the other shard's links are texted meanwhile.
-                time.sleep(18)
-                window = parities_called(killed_at + 1)
+                # The killed loop's lease (30 s, renewed every 10 s) stands for 20 s at least:
+                # only the other shard's links are texted meanwhile (from the second after the
+                # kill, when the killed loop's last calls have arrived, to the 18th).
+                time.sleep(max(0.0, killed_at + 18 - time.time()))
+                window = parities_called(killed_at + 1, killed_at + 18)
                 settled = step(env, "settled", total, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
                 swept = step(env, "sweep_stranded")
                 waited = step(env, "wait", total, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
@@ -413,7 +415,7 @@ def test_two_clusters_on_one_broker_send_a_shard_each_and_one_takes_over_a_kille
     killed_shard = 1 - kept
     assert settled["done"], f"{settled}\n{log_b[-8000:]}"
     # The killed loop's shard was taken over: what it had not claimed was sent by the other.
-    taken_over = [at for at, to in calls if link_of[to] % 2 == killed_shard and at > killed_at + 19]
+    taken_over = [at for at, to in calls if link_of[to] % 2 == killed_shard and at > killed_at + 18]
     assert taken_over, f"{settled}\n{log_b[-8000:]}"
     assert waited["done"], f"{waited}\n{swept}\n{log_b[-8000:]}"
     assert exit_code == 0, log_b
