@@ -1,9 +1,9 @@
 """The sender loop: releases queued texts, paced per provider link, many links side by side.
 
-One loop runs at a time (a lease in the database; a dead loop's lease expires), so every link's
-pace is kept even with several worker hosts. Inside the loop each link has its own token bucket
-(counting segments) and its own cap on calls in flight, and provider calls run on a thread pool:
-a slow or rate-limited link never holds up another.
+One loop runs at a time per shard (a lease in the database, messaging/shards.py; a dead loop's
+lease expires), so every link's pace is kept even with several worker hosts. Inside the loop
+each link has its own token bucket (counting segments) and its own cap on calls in flight, and
+provider calls run on a thread pool: a slow or rate-limited link never holds up another.
 
 Only the loop's own thread touches the database; the pool threads (and the REDCap threads) make
 the HTTP calls and nothing else. So there is one writer (SQLite never makes it wait on itself,
@@ -44,7 +44,6 @@ import gc
 import logging
 import math
 import queue
-import random
 import threading
 import time
 import uuid
@@ -53,22 +52,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Mod
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from messaging import eligibility
+from messaging import eligibility, shards
 from messaging.gateways import GatewayError, Reason, get_gateway
-from messaging.models import Message, MessageRule, SenderLease
+from messaging.models import Message, MessageRule
 from messaging.services import claim, conversations, outbox, provider_links, record, release
-from messaging.shards import LEASE_NAME, lease_name, shard_count
 from projects.models import FieldMapping, Participant, Project, RedcapLink
 
 logger = logging.getLogger(__name__)
-LEASE_SECONDS = 30
-RENEW_EVERY = 10.0  # seconds; well inside LEASE_SECONDS
 FILL_EVERY = 0.25  # seconds between two reads of the queue
 CLAIM_AHEAD = 0.25  # seconds of a link's pace claimed in one transaction
 # A link is claimed for when its claimed texts run out within CLAIM_AHEAD; the links whose texts
@@ -131,84 +126,6 @@ RECHECK_AFTER = 5.0
 # and then: it was httpcore's pool closing a provider call's connection (client_limits in
 # messaging/gateways/base.py).
 REDCAP_THREADS = 32
-
-
-def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
-    now = timezone.now()
-    SenderLease.objects.get_or_create(name=name)
-    taken = (
-        SenderLease.objects.filter(name=name)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
-        .update(owner=owner, expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS))
-    )
-    return bool(taken)
-
-
-def shard_acquire(owner: str, shards: int) -> int | None:
-    """Take a free shard's lease (any one); its number, or None when every shard has a loop.
-
-    A live lease of another shard count (SENDER_SHARDS was changed while loops run) would
-    split the links differently: a link could be in a shard of each. So nothing is taken while
-    one lives; its loop is asked to stop (its owner is cleared, so its next renewal fails and
-    it gives its texts back), and its shards are taken once it has expired. The check and the
-    taking hold the `sender` row's lock, so two loops of different counts never both start.
-    """
-    names = [lease_name(i, shards) for i in range(shards)]
-    with transaction.atomic():
-        SenderLease.objects.get_or_create(name=LEASE_NAME)
-        list(SenderLease.objects.select_for_update(no_key=True).filter(name=LEASE_NAME))  # mutex
-        now = timezone.now()
-        others = SenderLease.objects.filter(
-            Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"), expires_at__gt=now
-        ).exclude(name__in=names)
-        if others.exists():
-            stopped = others.exclude(owner="").update(owner="")
-            if stopped:
-                logger.warning(
-                    "SENDER_SHARDS changed to %d while %d sender loop(s) of another count ran: "
-                    "they stop, and their shards are taken when their leases expire.",
-                    shards,
-                    stopped,
-                )
-            return None
-        for shard in random.sample(range(shards), shards):
-            if lease_acquire(owner, names[shard]):
-                return shard
-    return None
-
-
-def lease_renew(owner: str, name: str = LEASE_NAME) -> bool:
-    """Extend our lease; False once it has run out (the sweep may have taken our rows since),
-    or once a loop of another shard count asked us to stop (shard_acquire)."""
-    now = timezone.now()
-    return bool(
-        SenderLease.objects.filter(name=name, owner=owner, expires_at__gt=now).update(
-            expires_at=now + datetime.timedelta(seconds=LEASE_SECONDS)
-        )
-    )
-
-
-def lease_release(owner: str, name: str = LEASE_NAME) -> None:
-    # A released lease keeps the moment it was let go: the health check reports it as the
-    # sender's last sign of life (portal/health.py).
-    SenderLease.objects.filter(name=name, owner=owner).update(expires_at=timezone.now(), owner="")
-
-
-def _sender_leases():
-    return SenderLease.objects.filter(Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"))
-
-
-def lease_alive() -> bool:
-    """Some sender loop holds a lease now."""
-    return _sender_leases().filter(expires_at__gt=timezone.now()).exists()
-
-
-def shards_idle() -> int:
-    """How many shards of SENDER_SHARDS have no loop now (the dispatcher starts that many)."""
-    shards = shard_count()
-    names = [lease_name(i, shards) for i in range(shards)]
-    alive = SenderLease.objects.filter(name__in=names, expires_at__gt=timezone.now()).count()
-    return shards - alive
 
 
 class TokenBucket:
@@ -386,18 +303,18 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
     (SENDER_SHARDS; docs/sending.md, "Shards"): it serves the links of the shard it took."""
     owner = uuid.uuid4().hex
     report = SenderReport()
-    shards = shard_count()
-    shard = shard_acquire(owner, shards)
+    count = shards.shard_count()
+    shard = shards.shard_acquire(owner, count)
     if shard is None:
         return report
-    name = lease_name(shard, shards)
+    name = shards.lease_name(shard, count)
     max_seconds = settings.SENDER_MAX_SECONDS if max_seconds is None else max_seconds
     loop = _Loop(
         owner,
         report,
         threads=settings.SENDER_THREADS,
         batch_size=batch_size,
-        shard=(shard, shards),
+        shard=(shard, count),
     )
     orderly = False
     # The objects alive now (Django, the app, earlier tasks' leftovers) are left out of the
@@ -418,7 +335,7 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
             loop.close(orderly=orderly)
         finally:
             gc.unfreeze()
-            lease_release(owner, name)
+            shards.lease_release(owner, name)
     report.more_work = any(s.backlog for s in loop.links.values()) or ready_count(loop.shard) > 0
     return report
 
@@ -435,7 +352,7 @@ class _Loop:
     ):
         self.owner = owner
         self.shard = shard
-        self.lease = lease_name(*shard)
+        self.lease = shards.lease_name(*shard)
         self.report = report
         self.batch_size = batch_size
         self.threads = threads
@@ -463,8 +380,8 @@ class _Loop:
             now = time.monotonic()
             if now >= deadline:
                 return
-            if now - self.last_renew >= RENEW_EVERY:
-                if not lease_renew(self.owner, self.lease):
+            if now - self.last_renew >= shards.RENEW_EVERY:
+                if not shards.lease_renew(self.owner, self.lease):
                     logger.warning("The sender lost its lease; stopping.")
                     return
                 self.last_renew = now

@@ -2,7 +2,7 @@
 
 import logging
 
-from messaging import sender
+from messaging import sender, shards
 from messaging.services import conversations, notices, outbox, poll, sweep
 
 logger = logging.getLogger(__name__)
@@ -21,11 +21,11 @@ def dispatch() -> dict:
         team_alerts_hand_out_due()  # alerts to the team whose delay is over
     except Exception:  # noqa: BLE001 - the sender and the sweep must run all the same
         logger.exception("Team alerts could not be handed out; retrying next run.")
-    alive = sender.lease_alive()
+    alive = shards.lease_alive()
     # Kick the sender before the sweep: reconciling asks providers, which may be slow or down,
     # and a dispatch killed by its timeout meanwhile must not leave the queue without a sender.
     # One task per shard without a loop (SENDER_SHARDS; each takes a free shard).
-    idle = sender.shards_idle()
+    idle = shards.shards_idle()
     if idle and sender.ready_count():
         from django_q.tasks import async_task
 

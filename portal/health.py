@@ -88,14 +88,9 @@ def _dispatcher(now: datetime.datetime) -> tuple[datetime.datetime | None, bool]
 def _sender_seen() -> datetime.datetime | None:
     """The sender loops' last sign of life: the latest of their leases' last renewals or
     releases (one lease per shard, SENDER_SHARDS)."""
-    from django.db.models import Q
+    from messaging.shards import LEASE_SECONDS, sender_leases
 
-    from messaging.models import SenderLease
-    from messaging.sender import LEASE_NAME, LEASE_SECONDS
-
-    leases = SenderLease.objects.filter(
-        Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"), expires_at__isnull=False
-    ).values("owner", "expires_at")
+    leases = sender_leases().filter(expires_at__isnull=False).values("owner", "expires_at")
     seen = [
         lease["expires_at"] - datetime.timedelta(seconds=LEASE_SECONDS)
         if lease["owner"]

@@ -204,12 +204,12 @@ def settled(expected: str, timeout: str) -> dict:
     what a killed loop had claimed), or until `expected` texts are sent."""
     from django.db import connection
 
-    from messaging import sender
+    from messaging import shards
 
     deadline = time.monotonic() + float(timeout)
     while True:
         state = status()
-        idle = not state["by_status"].get("queued") and not sender.lease_alive()
+        idle = not state["by_status"].get("queued") and not shards.lease_alive()
         connection.close()
         done = idle or state["by_status"].get("sent", 0) >= int(expected)
         if done or time.monotonic() > deadline:

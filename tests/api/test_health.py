@@ -13,7 +13,7 @@ from django_q.brokers.orm import ORM
 from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
-from messaging import sender
+from messaging import sender, shards
 from messaging.models import Message, SenderLease
 from tests.api.conftest import call
 
@@ -38,10 +38,10 @@ def healthy(world):
     )
     _dispatched(now - datetime.timedelta(seconds=30))
     SenderLease.objects.update_or_create(
-        name=sender.LEASE_NAME,
+        name=shards.LEASE_NAME,
         defaults={
             "owner": "loop",
-            "expires_at": now + datetime.timedelta(seconds=sender.LEASE_SECONDS - 5),
+            "expires_at": now + datetime.timedelta(seconds=shards.LEASE_SECONDS - 5),
         },
     )
     return world
@@ -167,7 +167,7 @@ def test_an_unreachable_broker_fails_the_check(healthy):
 def test_a_sender_that_finds_nothing_to_do_leaves_the_time_it_stopped(db):
     before = timezone.now()
     sender.run(max_seconds=0.1)
-    lease = SenderLease.objects.get(name=sender.LEASE_NAME)
+    lease = SenderLease.objects.get(name=shards.LEASE_NAME)
     assert lease.owner == ""
     assert lease.expires_at is not None and lease.expires_at >= before
-    assert sender.lease_acquire("next") is True  # a released lease is free at once
+    assert shards.lease_acquire("next") is True  # a released lease is free at once

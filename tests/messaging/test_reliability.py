@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from billing.models import DailyUsage, ProjectUsage, UsagePeriod
 from billing.services import credits_add
-from messaging import sender, tasks
+from messaging import sender, shards, tasks
 from messaging.gateways import base
 from messaging.models import Attempt, Message, MessageRule, OptOut, SenderLease
 from messaging.services import claim, outbox, record, sweep
@@ -335,7 +335,7 @@ def test_a_worker_killed_after_the_provider_accepted_is_reconciled_without_a_sec
     tasks.dispatch()  # too soon for the sweep: the row stays as it is, and nothing is sent
     assert fake.stats()["send_attempts"] == 1
     later = timezone.now() + sweep.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
-    assert sweep.sweep(now=later, lease_alive=sender.lease_alive())["unknown"] == 1
+    assert sweep.sweep(now=later, lease_alive=shards.lease_alive())["unknown"] == 1
     message.refresh_from_db()
     assert message.status == Status.UNKNOWN
     sender.run()  # an unknown text is never released again
@@ -361,7 +361,7 @@ def test_a_row_a_dead_sender_left_is_recovered_even_while_another_sender_runs(
     kill_after_the_provider_accepts(s, monkeypatch)
     # A long send elsewhere keeps the lease taken whenever the dispatcher looks.
     SenderLease.objects.update(owner="another", expires_at=timezone.now() + datetime.timedelta(1))
-    assert sender.lease_alive()
+    assert shards.lease_alive()
     now = timezone.now()
 
     soon = sweep.sweep(now=now + datetime.timedelta(minutes=6), lease_alive=True)
@@ -421,7 +421,7 @@ def test_a_sender_frozen_holding_claimed_texts_does_not_call_them_when_it_wakes(
         monkeypatch.setattr(claim, "attempts_start", healthy)
         SenderLease.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
         later = timezone.now() + sweep.STUCK_SENDING_AFTER + datetime.timedelta(seconds=1)
-        assert sweep.sweep(now=later, lease_alive=sender.lease_alive())["requeued"] == 5
+        assert sweep.sweep(now=later, lease_alive=shards.lease_alive())["requeued"] == 5
         assert sender.run().sent == 5
         return healthy(messages)
 
@@ -559,8 +559,8 @@ def test_two_sender_loops_at_once_claim_each_text_once_even_without_the_lease(
     fake = provider(latency_ms=10)
     s = study(150, rate=40)
     outbox_send_now_without_kick(s)
-    monkeypatch.setattr(sender, "lease_acquire", lambda owner, name=None: True)
-    monkeypatch.setattr(sender, "lease_renew", lambda owner, name=None: True)
+    monkeypatch.setattr(shards, "lease_acquire", lambda owner, name=None: True)
+    monkeypatch.setattr(shards, "lease_renew", lambda owner, name=None: True)
 
     reports = race([sender.run, sender.run, sender.run])
 

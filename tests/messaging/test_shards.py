@@ -71,12 +71,12 @@ def test_the_dispatcher_starts_a_loop_for_each_shard_without_one(settings, monke
     started = []
     monkeypatch.setattr(q_tasks, "async_task", lambda func, **kw: started.append(func))
     monkeypatch.setattr(sender, "ready_count", lambda shard=None: 5)
-    assert sender.lease_acquire("busy", "sender:1/3")  # shard 1 has a loop
+    assert shards.lease_acquire("busy", "sender:1/3")  # shard 1 has a loop
 
     tasks.dispatch()
 
     assert started == ["messaging.tasks.send_queued"] * 2
-    assert sender.shards_idle() == 2
+    assert shards.shards_idle() == 2
 
 
 @pytest.mark.django_db
@@ -85,7 +85,7 @@ def test_the_health_check_sees_the_loops_of_every_shard(settings):
 
     settings.SENDER_SHARDS = "2"
     assert _sender_seen() is None
-    assert sender.lease_acquire("loop", "sender:1/2")
+    assert shards.lease_acquire("loop", "sender:1/2")
     seen = _sender_seen()
     assert seen is not None and abs((timezone.now() - seen).total_seconds()) < 5
 
@@ -200,13 +200,13 @@ def test_a_killed_loops_shard_is_taken_over_when_its_lease_runs_out(
     monkeypatch,
 ):
     settings.SENDER_SHARDS = "2"
-    monkeypatch.setattr(sender, "LEASE_SECONDS", 2)
+    monkeypatch.setattr(shards, "LEASE_SECONDS", 2)
     fake = provider(latency_ms=10)
     links = [study(3, rate=50) for _ in range(6)]
     for s in links:
         outbox_send_now_without_kick(s)
     # A loop took shard 0 and was killed (its worker died): its lease is left to run out.
-    assert sender.lease_acquire("killed", "sender:0/2")
+    assert shards.lease_acquire("killed", "sender:0/2")
 
     first = sender.run(max_seconds=10)  # takes the free shard: 1
 
@@ -236,8 +236,8 @@ def test_a_shard_count_changed_while_loops_run_stops_them_before_any_link_is_ser
     monkeypatch,
 ):
     settings.SENDER_SHARDS = "2"
-    monkeypatch.setattr(sender, "LEASE_SECONDS", 1.5)
-    monkeypatch.setattr(sender, "RENEW_EVERY", 0.2)
+    monkeypatch.setattr(shards, "LEASE_SECONDS", 1.5)
+    monkeypatch.setattr(shards, "RENEW_EVERY", 0.2)
     fake = provider(latency_ms=10)
     links = [study(12, rate=4) for _ in range(6)]  # 3 s of pace per link
     for s in links:
