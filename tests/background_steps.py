@@ -148,10 +148,6 @@ def seed_links(links: str, texts: str, rate: str) -> dict:
     """`links` projects, each with a Twilio link at `rate` texts a second (TWILIO_API_BASE: the
     test's fake) and `texts` textable participants, and a manual rule that asks nothing of
     REDCap. Returns each link's numbers, so the test can tell its calls at the fake apart."""
-    import secrets
-
-    from projects import crypto
-    from projects.models import ProviderLink
     from tests.factories import (
         AccountFactory,
         FieldMappingFactory,
@@ -159,6 +155,7 @@ def seed_links(links: str, texts: str, rate: str) -> dict:
         ParticipantFactory,
         PlanFactory,
         ProjectFactory,
+        ProviderLinkFactory,
         UserFactory,
     )
 
@@ -169,19 +166,11 @@ def seed_links(links: str, texts: str, rate: str) -> dict:
     for k in range(int(links)):
         project = ProjectFactory(account=account, owner=owner, always_open=True)
         FieldMappingFactory(project=project)
-        sender_number = f"+1415555{k:04d}"
-        config = {
-            "account_sid": "AC" + secrets.token_hex(16),
-            "auth_token": secrets.token_hex(16),
-            "sender": sender_number,
-        }
-        link = ProviderLink.objects.create(
+        link = ProviderLinkFactory(
             project=project,
-            provider="twilio",
-            config_encrypted=crypto.encrypt_json(config),
-            fingerprint=crypto.fingerprint(sender_number, purpose="provider:twilio"),
+            twilio=True,
+            sender_number=f"+1415555{k:04d}",
             rate_per_second=float(rate),
-            webhook_secret=secrets.token_urlsafe(32),
             linked_by=owner,
         )
         participants = ParticipantFactory.create_batch(int(texts), project=project)

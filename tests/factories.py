@@ -1,4 +1,5 @@
 import datetime
+import secrets
 
 import factory
 from django.contrib.auth.models import Group
@@ -292,10 +293,33 @@ class FieldMappingFactory(factory.django.DjangoModelFactory):
 
 
 class ProviderLinkFactory(factory.django.DjangoModelFactory):
-    """A provider link; `provider="sandbox"` by default (tests force locmem via the override)."""
+    """A provider link; `provider="sandbox"` by default (tests force locmem via the override).
+
+    `twilio=True`: a Twilio link with credentials of its own and the sender `sender_number`
+    (fingerprinted as linking one stores it), for tests that talk to the loopback fake provider
+    (settings.TWILIO_API_BASE)."""
 
     class Meta:
         model = ProviderLink
+
+    class Params:
+        sender_number = factory.Sequence(lambda n: f"+1415555{n % 10000:04d}")
+        twilio = factory.Trait(
+            provider="twilio",
+            config_encrypted=factory.LazyAttribute(
+                lambda o: crypto.encrypt_json(
+                    {
+                        "account_sid": "AC" + secrets.token_hex(16),
+                        "auth_token": secrets.token_hex(16),
+                        "sender": o.sender_number,
+                    }
+                )
+            ),
+            fingerprint=factory.LazyAttribute(
+                lambda o: crypto.fingerprint(o.sender_number, purpose="provider:twilio")
+            ),
+            webhook_secret=factory.LazyFunction(lambda: secrets.token_urlsafe(32)),
+        )
 
     project = factory.SubFactory(ProjectFactory)
     provider = "sandbox"

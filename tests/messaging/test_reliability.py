@@ -29,7 +29,13 @@ from messaging.models import Attempt, Message, MessageRule, OptOut, SenderLease
 from messaging.services import claim, outbox, record, sweep
 from projects import crypto
 from projects.models import FieldMapping, ProviderLink, RedcapInstance, RedcapLink
-from tests.factories import AccountFactory, ParticipantFactory, PlanFactory, ProjectFactory
+from tests.factories import (
+    AccountFactory,
+    ParticipantFactory,
+    PlanFactory,
+    ProjectFactory,
+    ProviderLinkFactory,
+)
 from tests.fakes.provider import FakeProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,19 +153,11 @@ def study(researcher, redcap):
             token_fingerprint=crypto.fingerprint(token, purpose="redcap-token"),
             linked_by=researcher,
         )
-        sender_number = f"+1415555{k:04d}"
-        config = {
-            "account_sid": "AC" + secrets.token_hex(16),
-            "auth_token": secrets.token_hex(16),
-            "sender": sender_number,
-        }
-        link = ProviderLink.objects.create(
+        link = ProviderLinkFactory(
             project=project,
-            provider="twilio",
-            config_encrypted=crypto.encrypt_json(config),
-            fingerprint=crypto.fingerprint(sender_number, purpose="provider:twilio"),
+            twilio=True,
+            sender_number=f"+1415555{k:04d}",
             rate_per_second=rate,
-            webhook_secret=secrets.token_urlsafe(32),
             linked_by=researcher,
         )
         rule = MessageRule.objects.create(
