@@ -12,7 +12,6 @@ from django.db.models import Q
 
 from messaging.models import Message, MessageRule, OptOut, Reply, Send
 from messaging.services import (
-    conversations,
     inbound,
     inbox,
     optouts,
@@ -21,6 +20,7 @@ from messaging.services import (
     recipient_count,
     rules,
     test_texts,
+    text_surveys,
 )
 from portal.models import AuditEvent
 from projects import services as project_services
@@ -50,7 +50,7 @@ SERVICES = {
     ),
     "text_survey_rule_save": (
         EDITOR,
-        lambda w, u: conversations.text_survey_rule_save(
+        lambda w, u: text_surveys.text_survey_rule_save(
             project=w.project, actor=u, data={}, survey_data={"time_limit": None}
         ),
     ),

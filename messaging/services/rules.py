@@ -10,7 +10,7 @@ from django.utils import timezone
 from messaging import piping, segments
 from messaging.models import Message, MessageRule
 from messaging.scheduling import ScheduleSpec, first_occurrence, zone
-from messaging.services import conversations
+from messaging.services import text_surveys
 from messaging.signals import audit
 from projects.access import EDITOR, OWNER, project_role_require
 from projects.models import FieldMapping, Project
@@ -325,7 +325,7 @@ def validate(rule: MessageRule, *, check_redcap: bool = True) -> None:
         errors["name"] = "Give the message a name the team will recognise."
     if rule.kind not in Kind.values:
         errors["kind"] = "Choose invitation, reminder, follow-up, alert or text survey."
-    elif rule.kind == Kind.TEXT_SURVEY and not conversations.text_survey_settings_given(rule):
+    elif rule.kind == Kind.TEXT_SURVEY and not text_surveys.text_survey_settings_given(rule):
         errors["kind"] = (
             "A text survey needs its settings (closing and invalid-answer texts, time limit): "
             "create it on the project's Messages page."

@@ -14,7 +14,7 @@ from billing.services import quota_unit_label, quota_units_for
 from messaging import piping, selectors
 from messaging.forms import RuleForm, TextSurveyForm, split_record_ids
 from messaging.models import MessageRule, Send, TextSurvey
-from messaging.services import conversations, outbox, rules
+from messaging.services import outbox, rules, text_surveys
 from messaging.views.common import can_edit, missing_setup_steps, sees_account, sending_hours
 from projects.access import project_get_for_user, role_at_least
 from projects.forms import error_text, form_apply_errors
@@ -95,7 +95,7 @@ def _rule_form(request, project, role, rule=None):
         if form.is_valid() and (not is_survey or survey_form.is_valid()):
             try:
                 if is_survey:
-                    saved = conversations.text_survey_rule_save(
+                    saved = text_surveys.text_survey_rule_save(
                         project=project,
                         actor=request.user,
                         data=form.service_data(),
@@ -308,7 +308,7 @@ def survey_check(request, pk: int):
         for name, value in form.service_data().items():
             setattr(survey, name, "" if value is None and name.endswith("_text") else value)
     try:
-        read, cost = conversations.text_survey_inspect(
+        read, cost = text_surveys.text_survey_inspect(
             project=project,
             instrument=request.POST.get("instrument", ""),
             event=request.POST.get("event", ""),

@@ -16,7 +16,7 @@ from messaging import sender
 from messaging.gateways import locmem
 from messaging.gateways.base import InboundSms, Reason
 from messaging.models import Conversation, Message, MessageRule, OptOut, Reply
-from messaging.services import conversations, inbound, outbox
+from messaging.services import conversations, inbound, outbox, text_surveys
 from projects import crypto
 from projects.models import Participant, Project
 from projects.sandbox import store
@@ -48,7 +48,7 @@ def survey_rule(project, actor, person, *, instrument="text_checkin", **survey):
         expiry_text="The check-in has closed. Thank you.",
     )
     settings.update(survey)
-    rule = conversations.text_survey_rule_save(
+    rule = text_surveys.text_survey_rule_save(
         project=project, actor=actor, data=data, survey_data=settings
     )
     MessageRule.objects.filter(pk=rule.pk).update(status=MessageRule.Status.ACTIVE)
