@@ -321,6 +321,7 @@ def test_ctrl_c_or_sigterm_stops_the_web_server_and_the_cluster_within_10_s_mid_
 SHARD_LINKS = 40
 SHARD_TEXTS = 30  # per link: 15 s of its pace
 SHARD_RATE = 2.0  # texts a second, each link
+TAKEOVER_SECONDS = 240
 postgres_only = pytest.mark.skipif(
     urlsplit(os.environ.get("DATABASE_URL", "")).scheme not in ("postgres", "postgresql", "pgsql"),
     reason="sender loops in several clusters race on PostgreSQL (CI's second leg, with Redis)",
@@ -391,7 +392,12 @@ def test_two_clusters_on_one_broker_send_a_shard_each_and_one_takes_over_a_kille
                 # kill, when the killed loop's last calls have arrived, to the 18th).
                 time.sleep(max(0.0, killed_at + 18 - time.time()))
                 window = parities_called(killed_at + 1, killed_at + 18)
-                settled = step(env, "settled", total, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
+                # The takeover waits for the lease (up to 30 s) and then for the dispatcher's
+                # next run (every minute, on a scheduler that looks every 30 s): about two
+                # minutes at worst (117 s in one run here).
+                settled = step(
+                    env, "settled", total, TAKEOVER_SECONDS, timeout=TAKEOVER_SECONDS + STEP_TIMEOUT
+                )
                 swept = step(env, "sweep_stranded")
                 waited = step(env, "wait", total, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
                 exit_code = stop_cluster(clusters["b"])
