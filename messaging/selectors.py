@@ -261,6 +261,48 @@ def oldest_ready_text_due() -> datetime.datetime | None:
     )
 
 
+@dataclass
+class SenderLoop:
+    shard: int  # 1-based, as shown
+    of: int
+    sending: bool  # a loop holds the shard's lease now
+    seen: datetime.datetime | None  # its last sign of life (None: no loop ever ran it)
+
+
+def sender_loops() -> dict:
+    """For the administrators' dashboard: each shard of SENDER_SHARDS (docs/sending.md,
+    "Shards") with its loop sending now or idle since its last sign of life, and how many loops
+    of another shard count hold a lease (hosts that disagree on SENDER_SHARDS). One query."""
+    from messaging import shards
+
+    now = timezone.now()
+    count = shards.shard_count()
+    names = [shards.lease_name(i, count) for i in range(count)]
+    leases = {
+        row.pop("name"): row
+        for row in shards.sender_leases()
+        .filter(expires_at__isnull=False)
+        .values("name", "owner", "expires_at")
+    }
+    loops = [
+        SenderLoop(
+            shard=i + 1,
+            of=count,
+            sending=name in leases
+            and bool(leases[name]["owner"])
+            and leases[name]["expires_at"] > now,
+            seen=shards.lease_seen(**leases[name]) if name in leases else None,
+        )
+        for i, name in enumerate(names)
+    ]
+    others = sum(
+        1
+        for name, row in leases.items()
+        if name not in names and row["owner"] and row["expires_at"] > now
+    )
+    return {"loops": loops, "other_counts": others}
+
+
 # The overview's "Texts" card: each count is a group of statuses, and each group is also a filter
 # of the message log (`?status=...`), so a number and the list it links to always agree.
 SUMMARY_GROUPS: dict[str, list[str]] = {

@@ -101,6 +101,12 @@ def lease_release(owner: str, name: str = LEASE_NAME) -> None:
     SenderLease.objects.filter(name=name, owner=owner).update(expires_at=timezone.now(), owner="")
 
 
+def lease_seen(*, owner: str, expires_at: datetime.datetime) -> datetime.datetime:
+    """A lease row's last sign of life: held, its last renewal (`expires_at - LEASE_SECONDS`);
+    let go, the moment it was released (lease_release keeps it in `expires_at`)."""
+    return expires_at - datetime.timedelta(seconds=LEASE_SECONDS) if owner else expires_at
+
+
 def sender_leases():
     """Every sender loop's lease row (of any shard count)."""
     return SenderLease.objects.filter(Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"))

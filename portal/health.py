@@ -88,16 +88,10 @@ def _dispatcher(now: datetime.datetime) -> tuple[datetime.datetime | None, bool]
 def _sender_seen() -> datetime.datetime | None:
     """The sender loops' last sign of life: the latest of their leases' last renewals or
     releases (one lease per shard, SENDER_SHARDS)."""
-    from messaging.shards import LEASE_SECONDS, sender_leases
+    from messaging.shards import lease_seen, sender_leases
 
     leases = sender_leases().filter(expires_at__isnull=False).values("owner", "expires_at")
-    seen = [
-        lease["expires_at"] - datetime.timedelta(seconds=LEASE_SECONDS)
-        if lease["owner"]
-        else lease["expires_at"]
-        for lease in leases
-    ]
-    return max(seen, default=None)
+    return max((lease_seen(**lease) for lease in leases), default=None)
 
 
 def health_report(*, now: datetime.datetime | None = None) -> dict:

@@ -3,7 +3,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from billing.selectors import credit_pack_requests_pending, plan_change_requests_pending
+from messaging.selectors import sender_loops
 from portal import selectors
+from portal.health import health_report
 from portal.models import OnboardingRequest
 
 
@@ -24,4 +26,8 @@ def dashboard(request):
         # The other two queues an administrator works through, beside the onboarding one.
         context["credit_pack_count"] = credit_pack_requests_pending().count()
         context["plan_change_count"] = plan_change_requests_pending().count()
+        # Is the background work moving (what GET /api/health/ tells monitoring), and the
+        # sender loop of each shard.
+        context["health"] = health_report()
+        context["sender"] = sender_loops()
     return render(request, "portal/dashboard.html", context)

@@ -1,0 +1,115 @@
+"""The administrators' "Background work" card: whether the work moves (the health report that
+GET /api/health/ gives monitoring, in words) and each shard's sender loop (docs/sending.md,
+"Shards")."""
+
+import datetime
+import re
+import uuid
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import Schedule, Task
+
+from messaging.models import SenderLease
+
+pytestmark = pytest.mark.django_db
+SECONDS = datetime.timedelta(seconds=1)
+
+
+def dispatcher(*, next_run, ran=None) -> None:
+    Schedule.objects.update_or_create(
+        name="messaging-dispatch",
+        defaults={
+            "func": "messaging.tasks.dispatch",
+            "schedule_type": "I",
+            "minutes": 1,
+            "repeats": -1,
+            "next_run": next_run,
+        },
+    )
+    if ran is not None:
+        Task.objects.create(
+            id=uuid.uuid4().hex,
+            name="messaging-dispatch",
+            func="messaging.tasks.dispatch",
+            started=ran,
+            stopped=ran,
+            success=True,
+        )
+
+
+def lease(name: str, *, owner: str, expires_at) -> None:
+    SenderLease.objects.update_or_create(
+        name=name, defaults={"owner": owner, "expires_at": expires_at}
+    )
+
+
+def card(client) -> str:
+    page = client.get(reverse("dashboard")).content.decode()
+    found = re.search(r'<section[^>]*id="background-work".*?</section>', page, re.S)
+    assert found, "no Background work card"
+    return found.group(0)
+
+
+def rows(html: str) -> list[str]:
+    """The sender loops' table, a line of text per row."""
+    table = re.search(r'aria-label="Sender loops">.*?</table>', html, re.S).group(0)
+    return [
+        " ".join(re.sub(r"<[^>]+>", " ", row).split())
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
+    ]
+
+
+def test_an_administrator_sees_the_work_moving_and_each_shards_loop(
+    as_user, server_admin, settings
+):
+    settings.SENDER_SHARDS = "2"
+    now = timezone.now()
+    dispatcher(next_run=now + 30 * SECONDS, ran=now - 30 * SECONDS)
+    lease("sender:0/2", owner="loop-a", expires_at=now + 25 * SECONDS)  # renewed 5 s ago
+    lease("sender:1/2", owner="", expires_at=now - 300 * SECONDS)  # let go 5 minutes ago
+
+    html = card(as_user(server_admin))
+
+    assert "Working" in html and 'role="alert"' not in html
+    shown = rows(html)
+    assert len(shown) == 2
+    assert shown[0] == "Shard 1 of 2 Sending Now"
+    assert shown[1].startswith("Shard 2 of 2 Idle") and shown[1].endswith("(5 minutes ago)")
+    assert re.search(r"Dispatcher last ran</td><td[^>]*>(29|30|31) s ago", html)
+
+
+def test_a_dispatcher_that_stopped_is_told_in_words_and_a_shard_never_run_says_so(
+    as_user, server_admin, settings
+):
+    settings.SENDER_SHARDS = "1"
+    dispatcher(next_run=timezone.now() - datetime.timedelta(minutes=10))
+
+    html = card(as_user(server_admin))
+
+    assert "Needs attention" in html and 'role="alert"' in html
+    assert "The dispatcher (every minute) has not run for longer than allowed" in html
+    assert "is qcluster running?" in html
+    assert rows(html) == ["The sender Idle Never ran"]
+    assert "never" in re.search(r"Dispatcher last ran</td><td[^>]*>([^<]*)<", html).group(1)
+
+
+def test_loops_running_with_another_shard_count_are_pointed_out(as_user, server_admin, settings):
+    settings.SENDER_SHARDS = "2"
+    now = timezone.now()
+    lease("sender:2/3", owner="old-host", expires_at=now + 20 * SECONDS)
+    lease("sender:0/3", owner="", expires_at=now - 60 * SECONDS)  # stopped: not counted
+
+    html = card(as_user(server_admin))
+
+    assert (
+        "1 sender loop runs with another <code>SENDER_SHARDS</code> than this server's (2)" in html
+    )
+    assert rows(html) == ["Shard 1 of 2 Idle Never ran", "Shard 2 of 2 Idle Never ran"]
+
+
+def test_researchers_do_not_see_the_background_work(as_user, researcher):
+    page = as_user(researcher).get(reverse("dashboard")).content.decode()
+    assert "Background work" not in page
+    assert 'id="background-work"' not in page
