@@ -81,6 +81,38 @@ def next_totp_code(user) -> str:
         time.sleep(max(0.1, (current - device.drift + 1) * device.step + device.t0 - now))
 
 
+def dispatcher_scheduled(*, next_run) -> None:
+    """The dispatcher's django-q2 schedule (every minute), next due at `next_run`."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name="messaging-dispatch",
+        defaults={
+            "func": "messaging.tasks.dispatch",
+            "schedule_type": "I",
+            "minutes": 1,
+            "repeats": -1,
+            "next_run": next_run,
+        },
+    )
+
+
+def dispatcher_ran(when) -> None:
+    """A finished, successful run of the dispatcher task at `when` (django-q2's result row)."""
+    import uuid
+
+    from django_q.models import Task
+
+    Task.objects.create(
+        id=uuid.uuid4().hex,
+        name="messaging-dispatch",
+        func="messaging.tasks.dispatch",
+        started=when,
+        stopped=when,
+        success=True,
+    )
+
+
 def verified_login(client, user) -> None:
     """force_login plus a passed second factor, as after signing in with a code."""
     from django_otp import DEVICE_ID_SESSION_KEY

@@ -16,6 +16,7 @@ from django_q.signing import SignedPackage
 from messaging import sender, shards
 from messaging.models import Message, SenderLease
 from tests.api.conftest import call
+from tests.factories import dispatcher_ran, dispatcher_scheduled
 
 pytestmark = pytest.mark.django_db
 MINUTES = datetime.timedelta(minutes=1)
@@ -26,17 +27,8 @@ def healthy(world):
     """A cluster that works: the dispatcher ran 30 s ago and is due again, the sender renewed its
     lease 5 s ago, nothing waits in the broker."""
     now = timezone.now()
-    Schedule.objects.update_or_create(
-        name="messaging-dispatch",
-        defaults={
-            "func": "messaging.tasks.dispatch",
-            "schedule_type": "I",
-            "minutes": 1,
-            "repeats": -1,
-            "next_run": now + MINUTES / 2,
-        },
-    )
-    _dispatched(now - datetime.timedelta(seconds=30))
+    dispatcher_scheduled(next_run=now + MINUTES / 2)
+    dispatcher_ran(now - datetime.timedelta(seconds=30))
     SenderLease.objects.update_or_create(
         name=shards.LEASE_NAME,
         defaults={
@@ -45,17 +37,6 @@ def healthy(world):
         },
     )
     return world
-
-
-def _dispatched(when) -> None:
-    Task.objects.create(
-        id=uuid.uuid4().hex,
-        name="messaging-dispatch",
-        func="messaging.tasks.dispatch",
-        started=when,
-        stopped=when,
-        success=True,
-    )
 
 
 def _health():
@@ -98,7 +79,7 @@ def test_a_task_left_waiting_fails_the_check(healthy, stale_task):
 def test_a_dispatcher_that_stopped_running_fails_the_check(healthy):
     Schedule.objects.filter(name="messaging-dispatch").update(next_run=timezone.now() - 9 * MINUTES)
     Task.objects.all().delete()
-    _dispatched(timezone.now() - 10 * MINUTES)
+    dispatcher_ran(timezone.now() - 10 * MINUTES)
     status, body = _health()
     assert status == 503
     assert body["dispatcher_last_ran_seconds"] >= 590

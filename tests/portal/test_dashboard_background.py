@@ -4,39 +4,16 @@ GET /api/health/ gives monitoring, in words) and each shard's sender loop (docs/
 
 import datetime
 import re
-import uuid
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import Schedule, Task
 
 from messaging.models import SenderLease
+from tests.factories import dispatcher_ran, dispatcher_scheduled
 
 pytestmark = pytest.mark.django_db
 SECONDS = datetime.timedelta(seconds=1)
-
-
-def dispatcher(*, next_run, ran=None) -> None:
-    Schedule.objects.update_or_create(
-        name="messaging-dispatch",
-        defaults={
-            "func": "messaging.tasks.dispatch",
-            "schedule_type": "I",
-            "minutes": 1,
-            "repeats": -1,
-            "next_run": next_run,
-        },
-    )
-    if ran is not None:
-        Task.objects.create(
-            id=uuid.uuid4().hex,
-            name="messaging-dispatch",
-            func="messaging.tasks.dispatch",
-            started=ran,
-            stopped=ran,
-            success=True,
-        )
 
 
 def lease(name: str, *, owner: str, expires_at) -> None:
@@ -66,7 +43,8 @@ def test_an_administrator_sees_the_work_moving_and_each_shards_loop(
 ):
     settings.SENDER_SHARDS = "2"
     now = timezone.now()
-    dispatcher(next_run=now + 30 * SECONDS, ran=now - 30 * SECONDS)
+    dispatcher_scheduled(next_run=now + 30 * SECONDS)
+    dispatcher_ran(now - 30 * SECONDS)
     lease("sender:0/2", owner="loop-a", expires_at=now + 25 * SECONDS)  # renewed 5 s ago
     lease("sender:1/2", owner="", expires_at=now - 300 * SECONDS)  # let go 5 minutes ago
 
@@ -84,7 +62,7 @@ def test_a_dispatcher_that_stopped_is_told_in_words_and_a_shard_never_run_says_s
     as_user, server_admin, settings
 ):
     settings.SENDER_SHARDS = "1"
-    dispatcher(next_run=timezone.now() - datetime.timedelta(minutes=10))
+    dispatcher_scheduled(next_run=timezone.now() - datetime.timedelta(minutes=10))
 
     html = card(as_user(server_admin))
 
