@@ -277,29 +277,29 @@ def sender_loops() -> dict:
 
     now = timezone.now()
     count = shards.shard_count()
-    names = [shards.lease_name(i, count) for i in range(count)]
+    names = shards.lease_names(count)
     leases = {
         row.pop("name"): row
         for row in shards.sender_leases()
         .filter(expires_at__isnull=False)
         .values("name", "owner", "expires_at")
     }
-    loops = [
-        SenderLoop(
-            shard=i + 1,
-            of=count,
-            sending=name in leases
-            and bool(leases[name]["owner"])
-            and leases[name]["expires_at"] > now,
-            seen=shards.lease_seen(**leases[name]) if name in leases else None,
+
+    def held(row) -> bool:
+        return bool(row["owner"]) and row["expires_at"] > now
+
+    loops = []
+    for i, name in enumerate(names):
+        row = leases.get(name)
+        loops.append(
+            SenderLoop(
+                shard=i + 1,
+                of=count,
+                sending=row is not None and held(row),
+                seen=shards.lease_seen(**row) if row else None,
+            )
         )
-        for i, name in enumerate(names)
-    ]
-    others = sum(
-        1
-        for name, row in leases.items()
-        if name not in names and row["owner"] and row["expires_at"] > now
-    )
+    others = sum(1 for name, row in leases.items() if name not in names and held(row))
     return {"loops": loops, "other_counts": others}
 
 

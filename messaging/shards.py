@@ -42,6 +42,11 @@ def lease_name(shard: int, shards: int) -> str:
     return LEASE_NAME if shards == 1 else f"{LEASE_NAME}:{shard}/{shards}"
 
 
+def lease_names(shards: int) -> list[str]:
+    """The leases of shards 0 .. N-1 of a count of N."""
+    return [lease_name(i, shards) for i in range(shards)]
+
+
 def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
     now = timezone.now()
     SenderLease.objects.get_or_create(name=name)
@@ -62,7 +67,7 @@ def shard_acquire(owner: str, shards: int) -> int | None:
     it gives its texts back), and its shards are taken once it has expired. The check and the
     taking hold the `sender` row's lock, so two loops of different counts never both start.
     """
-    names = [lease_name(i, shards) for i in range(shards)]
+    names = lease_names(shards)
     with transaction.atomic():
         SenderLease.objects.get_or_create(name=LEASE_NAME)
         list(SenderLease.objects.select_for_update(no_key=True).filter(name=LEASE_NAME))  # mutex
@@ -120,6 +125,6 @@ def lease_alive() -> bool:
 def shards_idle() -> int:
     """How many shards of SENDER_SHARDS have no loop now (the dispatcher starts that many)."""
     shards = shard_count()
-    names = [lease_name(i, shards) for i in range(shards)]
+    names = lease_names(shards)
     alive = SenderLease.objects.filter(name__in=names, expires_at__gt=timezone.now()).count()
     return shards - alive

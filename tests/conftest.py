@@ -3,6 +3,7 @@
 import os
 import shutil
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,6 +14,12 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # --- Network guard --------------------------------------------------------------------------
 # Tests talk to the loopback only: the live server (REDCap sandbox, fake providers), PostgreSQL
 # and Redis. Anything else is a forgotten mock and must fail loudly rather than text someone.
+# The suite runs on PostgreSQL when DATABASE_URL names it (CI's second leg); some tests need it.
+ON_POSTGRES = urlsplit(os.environ.get("DATABASE_URL", "")).scheme in (
+    "postgres",
+    "postgresql",
+    "pgsql",
+)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _real_getaddrinfo = socket.getaddrinfo
 _real_connect = socket.socket.connect

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import ON_POSTGRES
+
 pytestmark = pytest.mark.slow
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -56,7 +58,7 @@ STOP_SECONDS = 60
 @pytest.fixture
 def database_url(tmp_path):
     url = os.environ.get("DATABASE_URL", "")
-    if urlsplit(url).scheme in ("postgres", "postgresql", "pgsql"):
+    if ON_POSTGRES:
         yield from _fresh_postgres_database(url)
     else:
         yield f"sqlite:///{tmp_path / 'site.sqlite3'}"
@@ -159,6 +161,19 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def start_cluster(env: dict, log) -> subprocess.Popen:
+    """`manage.py qcluster` writing to `log`, in a process group of its own (nothing outlives
+    the test: stop_cluster, or SIGKILL to the group)."""
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def stop_cluster(cluster: subprocess.Popen) -> int:
     """SIGTERM to the cluster's main process (as systemd or Ctrl-C would), then wait for it and
     every process it started to exit."""
@@ -185,14 +200,7 @@ def test_the_task_cluster_sends_every_text_exactly_once_with_no_lock_errors(
 
     log_path = tmp_path / "qcluster.log"
     with log_path.open("w") as log:
-        cluster = subprocess.Popen(  # noqa: S603
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: nothing outlives the test
-        )
+        cluster = start_cluster(env, log)
         try:
             sent_first = step(env, "wait", PARTICIPANTS, WAIT_SECONDS, timeout=WAIT_TIMEOUT)
             assert sent_first["done"], f"{sent_first}\n{log_path.read_text()[-8000:]}"
@@ -323,20 +331,9 @@ SHARD_TEXTS = 30  # per link: 15 s of its pace
 SHARD_RATE = 2.0  # texts a second, each link
 TAKEOVER_SECONDS = 240
 postgres_only = pytest.mark.skipif(
-    urlsplit(os.environ.get("DATABASE_URL", "")).scheme not in ("postgres", "postgresql", "pgsql"),
+    not ON_POSTGRES,
     reason="sender loops in several clusters race on PostgreSQL (CI's second leg, with Redis)",
 )
-
-
-def start_cluster(env: dict, log) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 @postgres_only

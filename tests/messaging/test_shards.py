@@ -8,7 +8,6 @@ The check of the setting itself runs everywhere.
 """
 
 import collections
-import os
 import threading
 import time
 
@@ -21,6 +20,7 @@ from django.utils import timezone
 from messaging import sender, shards
 from messaging.gateways.twilio import TwilioGateway
 from messaging.models import Message, SenderLease
+from tests.conftest import ON_POSTGRES
 from tests.messaging.test_reliability import (  # noqa: F401 - fixtures
     outbox_send_now_without_kick,
     provider,
@@ -33,7 +33,7 @@ from tests.messaging.test_reliability import (  # noqa: F401 - fixtures
 
 Status = Message.Status
 postgres_only = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
+    not ON_POSTGRES,
     reason="sender loops racing need PostgreSQL (DATABASE_URL=postgres://...)",
 )
 
