@@ -298,13 +298,27 @@ def ready_count(shard: tuple[int, int] | None = None) -> int:
     return _ready_queryset(shard).count()
 
 
+def ready_shards(count: int) -> list[int]:
+    """The shards (of `count`) with texts ready now: one query, none for an unsharded site."""
+    if count == 1:
+        return [0]
+    found = (
+        _ready_queryset()
+        .annotate(sender_shard=Mod("project__provider_link__id", count))
+        .order_by()
+        .values_list("sender_shard", flat=True)
+        .distinct()
+    )
+    return sorted(int(shard) for shard in found)  # Mod's values may come back as floats
+
+
 def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderReport:
     """Send what is due until the queue is empty or `max_seconds` pass. One loop per shard
     (SENDER_SHARDS; docs/sending.md, "Shards"): it serves the links of the shard it took."""
     owner = uuid.uuid4().hex
     report = SenderReport()
     count = shards.shard_count()
-    shard = shards.shard_acquire(owner, count)
+    shard = shards.shard_acquire(owner, count, ready=ready_shards(count))
     if shard is None:
         return report
     name = shards.lease_name(shard, count)

@@ -10,6 +10,7 @@ itself is messaging/sender.py.
 import datetime
 import logging
 import random
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -58,8 +59,11 @@ def lease_acquire(owner: str, name: str = LEASE_NAME) -> bool:
     return bool(taken)
 
 
-def shard_acquire(owner: str, shards: int) -> int | None:
-    """Take a free shard's lease (any one); its number, or None when every shard has a loop.
+def shard_acquire(owner: str, shards: int, *, ready: Iterable[int] = ()) -> int | None:
+    """Take a free shard's lease; its number, or None when every shard has a loop. The shards
+    in `ready` (those with texts to send now) are tried first, each group in random order: a
+    loop never takes an empty shard while one with texts is free (with fewer workers than
+    shards, loops start one after another, and each must find the texts that wait).
 
     A live lease of another shard count (SENDER_SHARDS was changed while loops run) would
     split the links differently: a link could be in a shard of each. So nothing is taken while
@@ -83,7 +87,9 @@ def shard_acquire(owner: str, shards: int) -> int | None:
                     stopped,
                 )
             return None
-        for shard in random.sample(range(shards), shards):
+        first = sorted(set(ready) & set(range(shards)))
+        rest = sorted(set(range(shards)) - set(first))
+        for shard in random.sample(first, len(first)) + random.sample(rest, len(rest)):
             if lease_acquire(owner, names[shard]):
                 return shard
     return None

@@ -191,6 +191,40 @@ def test_two_loops_send_forty_links_each_text_once_each_link_by_its_shard_at_its
     assert not SenderLease.objects.filter(expires_at__gt=timezone.now()).exists()  # let go
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_loop_takes_a_shard_with_texts_before_an_empty_one(
+    study,  # noqa: F811
+    provider,  # noqa: F811
+    settings,
+):
+    """With fewer workers than shards, loops start one after another; each must take a shard
+    whose texts wait, never an empty one while such a shard is free. (A random pick among
+    four shards would take the right one four times running once in 256 tries.)"""
+    settings.SENDER_SHARDS = "4"
+    fake = provider(latency_ms=5)
+    links = [study(2, rate=100) for _ in range(4)]
+    assert {s.link.pk % 4 for s in links} == {0, 1, 2, 3}  # one link in each shard
+    for s in links:  # texts in one shard at a time; one loop, which must take that shard
+        outbox_send_now_without_kick(s)
+        assert sender.ready_shards(4) == [s.link.pk % 4]
+
+        report = sender.run(max_seconds=10)
+
+        assert report.sent == 2 and not report.more_work
+        assert statuses(s.project) == {Status.SENT: 2}
+    assert sender.ready_shards(4) == []
+    assert fake.stats()["accepted"] == 8
+
+
+@pytest.mark.django_db
+def test_a_loop_takes_a_free_shard_when_none_has_texts_and_none_when_all_are_taken(settings):
+    settings.SENDER_SHARDS = "2"
+    assert shards.shard_acquire("first", 2, ready=[]) in {0, 1}
+    assert shards.shard_acquire("second", 2, ready=[0, 1]) in {0, 1}
+    assert shards.shard_acquire("third", 2, ready=[0, 1]) is None  # both taken
+    assert shards.shards_idle() == 0
+
+
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_loops_shard_is_taken_over_when_its_lease_runs_out(
@@ -217,12 +251,9 @@ def test_a_killed_loops_shard_is_taken_over_when_its_lease_runs_out(
         assert statuses(s.project) == expected  # shard 0's links wait for a loop of their own
     time.sleep(2.1)  # the killed loop's lease runs out
 
-    later = []
-    # A loop takes a free shard at random: 20 tries leave shard 0 untaken one time in a million.
-    while len(later) < 20 and Message.objects.filter(status=Status.QUEUED).exists():
-        later.append(sender.run(max_seconds=10))  # a loop takes a free shard: 0 or 1
+    later = sender.run(max_seconds=10)  # both shards are free: it takes 0, the one with texts
 
-    assert sum(r.sent for r in later) == 18 - first.sent
+    assert later.sent == 18 - first.sent
     assert {st for s in links for st in statuses(s.project)} == {Status.SENT}
     assert fake.stats()["duplicates"] == 0
 
