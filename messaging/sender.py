@@ -56,6 +56,7 @@ from django.db.models import Q
 from django.db.models.functions import Mod
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
+from django_q.conf import Conf
 
 from messaging import eligibility, shards
 from messaging.gateways import GatewayError, Reason, get_gateway
@@ -312,6 +313,22 @@ def ready_shards(count: int) -> list[int]:
     return sorted(int(shard) for shard in found)  # Mod's values may come back as floats
 
 
+def orphaned_shards(count: int) -> list[int]:
+    """The shards (of `count`) with texts ready now and no loop: their loop died and its lease
+    ran out, or none was started. Two queries; none for an unsharded site."""
+    if count == 1:
+        return []
+    held = shards.shards_held(count)
+    return [shard for shard in ready_shards(count) if shard not in held]
+
+
+def _sender_task() -> None:
+    """Ask the cluster for one more sender loop (it takes a free shard, or returns at once)."""
+    from django_q.tasks import async_task
+
+    async_task("messaging.tasks.send_queued", task_name="sender")
+
+
 def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderReport:
     """Send what is due until the queue is empty or `max_seconds` pass. One loop per shard
     (SENDER_SHARDS; docs/sending.md, "Shards"): it serves the links of the shard it took."""
@@ -350,7 +367,12 @@ def run(*, max_seconds: float | None = None, batch_size: int = 200) -> SenderRep
         finally:
             gc.unfreeze()
             shards.lease_release(owner, name)
-    report.more_work = any(s.backlog for s in loop.links.values()) or ready_count(loop.shard) > 0
+    # More for this loop's shard, or a shard whose loop died while this one ran: one more run.
+    report.more_work = (
+        any(s.backlog for s in loop.links.values())
+        or ready_count(loop.shard) > 0
+        or bool(orphaned_shards(count))
+    )
     return report
 
 
@@ -387,6 +409,7 @@ class _Loop:
         self.quiet = False  # the last read of the queue found nothing, and nothing happened since
         self.more_ready = False  # the last fill left ready texts of links not seen yet unread
         self.last_renew = time.monotonic()
+        self.kicked: set[int] = set()  # the orphaned shards a task was asked for last time
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, *, deadline: float) -> None:
@@ -399,6 +422,7 @@ class _Loop:
                     logger.warning("The sender lost its lease; stopping.")
                     return
                 self.last_renew = now
+                self._kick_orphans()
             self._collect()
             if not self.in_flight and not self._pending():
                 if not self.quiet:
@@ -413,6 +437,18 @@ class _Loop:
             if not (started or recorded):
                 self._record(self._drain(timeout=self._next_wake()))
             self._record_accepted()
+
+    def _kick_orphans(self) -> None:
+        """A shard with texts and no loop (its loop died and its lease ran out) gets a loop now,
+        not at the dispatcher's next run: at each renewal, one task is asked for each time the
+        set of such shards grows (docs/sending.md, "Shards")."""
+        if self.shard[1] == 1 or Conf.SYNC:
+            return  # (sync: no cluster, as in the tests; the task would run inside this loop)
+        orphans = set(orphaned_shards(self.shard[1]))
+        if orphans - self.kicked:
+            logger.info("Sender shard(s) %s have texts and no loop; asking for one.", orphans)
+            _sender_task()
+        self.kicked = orphans
 
     def close(self, *, orderly: bool) -> None:
         if self.redcap_pool is not None:
@@ -963,7 +999,5 @@ def run_and_reschedule() -> SenderReport:
     stale database connections around every task.)"""
     report = run()
     if report.more_work:
-        from django_q.tasks import async_task
-
-        async_task("messaging.tasks.send_queued", task_name="sender")
+        _sender_task()
     return report

@@ -128,9 +128,18 @@ def lease_alive() -> bool:
     return sender_leases().filter(expires_at__gt=timezone.now()).exists()
 
 
+def shards_held(shards: int) -> set[int]:
+    """The shards (of a count of `shards`) whose loop holds its lease now."""
+    names = lease_names(shards)
+    alive = set(
+        SenderLease.objects.filter(name__in=names, expires_at__gt=timezone.now()).values_list(
+            "name", flat=True
+        )
+    )
+    return {i for i, name in enumerate(names) if name in alive}
+
+
 def shards_idle() -> int:
     """How many shards of SENDER_SHARDS have no loop now (the dispatcher starts that many)."""
     shards = shard_count()
-    names = lease_names(shards)
-    alive = SenderLease.objects.filter(name__in=names, expires_at__gt=timezone.now()).count()
-    return shards - alive
+    return shards - len(shards_held(shards))

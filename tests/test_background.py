@@ -389,9 +389,11 @@ def test_two_clusters_on_one_broker_send_a_shard_each_and_one_takes_over_a_kille
                 # kill, when the killed loop's last calls have arrived, to the 18th).
                 time.sleep(max(0.0, killed_at + 18 - time.time()))
                 window = parities_called(killed_at + 1, killed_at + 18)
-                # The takeover waits for the lease (up to 30 s) and then for the dispatcher's
-                # next run (every minute, on a scheduler that looks every 30 s): about two
-                # minutes at worst (117 s in one run here).
+                # The takeover waits for the lease (up to 30 s). The other cluster's loop has
+                # mostly finished its own shard by then (a loop still running would ask for a
+                # loop at its next renewal: test_shards.py), so the dispatcher's next run starts
+                # it (every minute, on a scheduler that looks every 30 s): about two minutes at
+                # worst (117 s in one run here).
                 settled = step(
                     env, "settled", total, TAKEOVER_SECONDS, timeout=TAKEOVER_SECONDS + STEP_TIMEOUT
                 )

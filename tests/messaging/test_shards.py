@@ -8,6 +8,7 @@ The check of the setting itself runs everywhere.
 """
 
 import collections
+import datetime
 import threading
 import time
 
@@ -214,6 +215,56 @@ def test_a_loop_takes_a_shard_with_texts_before_an_empty_one(
         assert statuses(s.project) == {Status.SENT: 2}
     assert sender.ready_shards(4) == []
     assert fake.stats()["accepted"] == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_loop_asks_for_a_loop_for_a_shard_whose_loop_died_once_its_lease_runs_out(
+    study,  # noqa: F811
+    provider,  # noqa: F811
+    settings,
+    monkeypatch,
+):
+    """The dispatcher starts a loop for a dead loop's shard within about two minutes; a loop
+    still running for another shard notices at its next renewal and asks for one at once."""
+    from django_q import tasks as q_tasks
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # a real cluster (tests run tasks inline)
+    settings.SENDER_SHARDS = "2"
+    provider(latency_ms=5)
+    busy, orphan = study(8, rate=2), study(2, rate=100)  # busy: about 3.5 s of pace
+    if busy.link.pk % 2 == orphan.link.pk % 2:
+        orphan = study(2, rate=100)  # consecutive ids: this one is in the other shard
+    assert busy.link.pk % 2 != orphan.link.pk % 2
+    dead = shards.lease_name(orphan.link.pk % 2, 2)
+    monkeypatch.setattr(shards, "LEASE_SECONDS", 1)
+    assert shards.lease_acquire("killed", dead)  # its loop died: the lease ends in 1 s
+    monkeypatch.setattr(shards, "LEASE_SECONDS", 30)
+    expires = SenderLease.objects.get(name=dead).expires_at
+    monkeypatch.setattr(shards, "RENEW_EVERY", 0.2)
+    for s in (busy, orphan):
+        outbox_send_now_without_kick(s)
+    asked = []
+    monkeypatch.setattr(
+        q_tasks, "async_task", lambda func, **kw: asked.append((timezone.now(), func))
+    )
+
+    report = sender.run(max_seconds=20)  # takes the busy shard, the other one's lease is live
+
+    assert report.sent == 8 and statuses(orphan.project) == {Status.QUEUED: 2}
+    assert statuses(busy.project) == {Status.SENT: 8}
+    # Asked once, within a renewal of the lease's end, not before it (not every renewal since).
+    (moment, func), *_ = asked
+    assert func == "messaging.tasks.send_queued" and len(asked) == 1
+    assert expires <= moment <= expires + datetime.timedelta(seconds=1)
+    assert report.more_work  # and the loop asks for one more run as it ends
+    assert sender.orphaned_shards(2) == [orphan.link.pk % 2]
+
+    asked_for = sender.run(max_seconds=10)  # the task it asked for
+
+    assert asked_for.sent == 2 and not asked_for.more_work
+    assert statuses(orphan.project) == {Status.SENT: 2}
+    assert sender.orphaned_shards(2) == []
 
 
 @pytest.mark.django_db
