@@ -9,6 +9,7 @@ from django.db.models import (
     F,
     IntegerField,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -246,19 +247,45 @@ def participants_with_opt_out(*, participants: QuerySet[Participant]) -> QuerySe
     )
 
 
+def ready_texts(shard: tuple[int, int] | None = None) -> QuerySet[Message]:
+    """The texts the sender may release now: queued and due, on an active project with a
+    running link and a rule that is not paused (eligibility.RELEASABLE); with `shard` (i, N),
+    only those of the links whose id % N is i (docs/sending.md, "Shards")."""
+    from messaging import shards
+    from messaging.eligibility import RELEASABLE
+
+    ready = Message.objects.filter(
+        RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
+    )
+    if shard is not None and shard[1] > 1:
+        ready = ready.alias(sender_shard=shards.message_shard(shard[1])).filter(
+            sender_shard=shard[0]
+        )
+    return ready
+
+
 def oldest_ready_text_due() -> datetime.datetime | None:
     """When the longest-waiting text that the sender may release now fell due (None: none
     waits). One index range read (status, not_before), for the health check."""
-    from messaging.eligibility import RELEASABLE
+    return ready_texts().order_by("not_before").values_list("not_before", flat=True).first()
 
-    return (
-        Message.objects.filter(
-            RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
-        )
-        .order_by("not_before")
-        .values_list("not_before", flat=True)
-        .first()
+
+def oldest_ready_text_due_by_shard(count: int) -> dict[int, datetime.datetime]:
+    """oldest_ready_text_due for each shard of `count` that has a text waiting: one read
+    (grouped by shard when there are several)."""
+    from messaging import shards
+
+    if count == 1:
+        oldest = oldest_ready_text_due()
+        return {} if oldest is None else {0: oldest}
+    rows = (
+        ready_texts()
+        .annotate(sender_shard=shards.message_shard(count))
+        .order_by()
+        .values("sender_shard")
+        .annotate(oldest=Min("not_before"))
     )
+    return {int(row["sender_shard"]): row["oldest"] for row in rows}
 
 
 @dataclass

@@ -53,14 +53,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import Q
-from django.db.models.functions import Mod
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from django_q.conf import Conf
 
-from messaging import eligibility, shards
+from messaging import shards
 from messaging.gateways import GatewayError, Reason, get_gateway
 from messaging.models import Message, MessageRule
+from messaging.selectors import oldest_ready_text_due_by_shard, ready_texts
 from messaging.services import claim, conversations, outbox, provider_links, record, release
 from projects.models import FieldMapping, Participant, Project, RedcapLink
 
@@ -253,22 +253,9 @@ def _count(report: SenderReport, status: str) -> None:
         report.failed += 1
 
 
-def _ready_queryset(shard: tuple[int, int] | None = None):
-    """Queued and due, on an active project with a running link and a rule that is not paused
-    (eligibility.RELEASABLE); with `shard` (i, N): only of the links whose id % N == i."""
-    ready = Message.objects.filter(
-        eligibility.RELEASABLE, status=Message.Status.QUEUED, not_before__lte=timezone.now()
-    )
-    if shard is not None and shard[1] > 1:
-        ready = ready.alias(sender_shard=Mod("project__provider_link__id", shard[1])).filter(
-            sender_shard=shard[0]
-        )
-    return ready
-
-
 def _ready_rows(shard: tuple[int, int] | None = None):
     """The ready messages with their participant (their projects and rules: _with_projects)."""
-    return _ready_queryset(shard).select_related("participant")
+    return ready_texts(shard).select_related("participant")
 
 
 def _with_projects(
@@ -296,21 +283,12 @@ def _with_projects(
 
 
 def ready_count(shard: tuple[int, int] | None = None) -> int:
-    return _ready_queryset(shard).count()
+    return ready_texts(shard).count()
 
 
 def ready_shards(count: int) -> list[int]:
     """The shards (of `count`) with texts ready now: one query, none for an unsharded site."""
-    if count == 1:
-        return [0]
-    found = (
-        _ready_queryset()
-        .annotate(sender_shard=Mod("project__provider_link__id", count))
-        .order_by()
-        .values_list("sender_shard", flat=True)
-        .distinct()
-    )
-    return sorted(int(shard) for shard in found)  # Mod's values may come back as floats
+    return [0] if count == 1 else sorted(oldest_ready_text_due_by_shard(count))
 
 
 def orphaned_shards(count: int) -> list[int]:
@@ -621,7 +599,7 @@ class _Loop:
         if not arrived:
             return
         wanted = [m.pk for messages, _, _ in arrived for m in messages]
-        still = set(_ready_queryset(self.shard).filter(pk__in=wanted).values_list("pk", flat=True))
+        still = set(ready_texts(self.shard).filter(pk__in=wanted).values_list("pk", flat=True))
         now = time.monotonic()
         people = Participant.objects.in_bulk(
             {

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Mod
 from django.utils import timezone
 
 from messaging.models import SenderLease
@@ -41,6 +42,11 @@ def shard_count() -> int:
 def lease_name(shard: int, shards: int) -> str:
     """`sender` for the one loop of an unsharded site; `sender:<i>/<N>` for shard i of N."""
     return LEASE_NAME if shards == 1 else f"{LEASE_NAME}:{shard}/{shards}"
+
+
+def message_shard(shards: int) -> Mod:
+    """A message's shard, as a query expression: its provider link's id % N."""
+    return Mod("project__provider_link__id", shards)
 
 
 def lease_names(shards: int) -> list[str]:

@@ -85,13 +85,43 @@ def _dispatcher(now: datetime.datetime) -> tuple[datetime.datetime | None, bool]
     return last, overdue
 
 
-def _sender_seen() -> datetime.datetime | None:
-    """The sender loops' last sign of life: the latest of their leases' last renewals or
-    releases (one lease per shard, SENDER_SHARDS)."""
+def _leases_seen() -> dict[str, datetime.datetime]:
+    """Each sender loop's lease (one per shard, SENDER_SHARDS) by name, with its last sign of
+    life: its last renewal, or the moment it was let go."""
     from messaging.shards import lease_seen, sender_leases
 
-    leases = sender_leases().filter(expires_at__isnull=False).values("owner", "expires_at")
-    return max((lease_seen(**lease) for lease in leases), default=None)
+    leases = sender_leases().filter(expires_at__isnull=False).values("name", "owner", "expires_at")
+    return {lease.pop("name"): lease_seen(**lease) for lease in leases}
+
+
+def _stalled_shards(
+    now: datetime.datetime, oldest: datetime.datetime, seen: dict[str, datetime.datetime]
+) -> list[str]:
+    """Each shard whose texts have waited longer than HEALTH_SENDER_MAX_SECONDS while its loop
+    has not run for as long (with several shards, one loop may send while another's shard is
+    stuck). Unsharded: the one sender, whichever lease it last held."""
+    from messaging import shards
+    from messaging.selectors import oldest_ready_text_due_by_shard
+
+    count = shards.shard_count()
+    limit = settings.HEALTH_SENDER_MAX_SECONDS
+    problems = []
+    dues = {0: oldest} if count == 1 else oldest_ready_text_due_by_shard(count)
+    for shard, due in sorted(dues.items()):
+        waiting = _seconds(now, due)
+        if count == 1:
+            texts, who, last = "Texts have", "the sender has", max(seen.values(), default=None)
+        else:
+            texts = f"Texts of sender shard {shard + 1} of {count} have"
+            who, last = "its loop has", seen.get(shards.lease_name(shard, count))
+        since = _seconds(now, last)
+        if waiting > limit and (since is None or since > limit):
+            problems.append(
+                f"{texts} waited {waiting:.0f} s to go out and {who} "
+                + ("never run" if since is None else f"not run for {since:.0f} s")
+                + f" (limit {limit} s)."
+            )
+    return problems
 
 
 def health_report(*, now: datetime.datetime | None = None) -> dict:
@@ -141,17 +171,13 @@ def health_report(*, now: datetime.datetime | None = None) -> dict:
 
     from messaging.selectors import oldest_ready_text_due
 
-    since_sender = _seconds(now, _sender_seen())
-    report["sender_lease_renewed_seconds"] = since_sender
-    waiting = _seconds(now, oldest_ready_text_due())
+    seen = _leases_seen()
+    report["sender_lease_renewed_seconds"] = _seconds(now, max(seen.values(), default=None))
+    oldest = oldest_ready_text_due()
+    waiting = _seconds(now, oldest)
     report["oldest_ready_text_seconds"] = waiting
-    limit = settings.HEALTH_SENDER_MAX_SECONDS
-    if waiting is not None and waiting > limit and (since_sender is None or since_sender > limit):
-        problems.append(
-            f"Texts have waited {waiting:.0f} s to go out and the sender has "
-            + ("never run" if since_sender is None else f"not run for {since_sender:.0f} s")
-            + f" (limit {limit} s)."
-        )
+    if waiting is not None and waiting > settings.HEALTH_SENDER_MAX_SECONDS:
+        problems.extend(_stalled_shards(now, oldest, seen))
     if problems:
         report["status"] = "failing"
     return report

@@ -2,6 +2,7 @@
 the reason when one is not, including a cluster that is up but wedged."""
 
 import datetime
+import re
 import uuid
 from unittest import mock
 
@@ -108,6 +109,42 @@ def test_texts_waiting_with_no_sender_fail_and_a_live_sender_is_fine(healthy):
     )
     status, body = _health()
     assert status == 200, body["problems"]
+
+
+def test_a_shard_whose_texts_wait_without_its_loop_fails_while_another_shard_sends(
+    healthy, settings
+):
+    """Two shards: one loop sending does not hide the other shard's texts waiting for ten
+    minutes with no loop (before, the check looked at the newest lease of any shard)."""
+    settings.SENDER_SHARDS = "2"
+    world = healthy
+    long_ago = timezone.now() - 10 * MINUTES
+    Message.objects.create(
+        project=world.project,
+        participant=world.participant,
+        occurrence="adhoc",
+        dedup_key="adhoc:shard",
+        adhoc_body="Hi",
+        due_at=long_ago,
+        not_before=long_ago,
+    )
+    stuck = world.project.provider_link.pk % 2
+    busy = shards.lease_name(1 - stuck, 2)
+    assert shards.lease_acquire("sending", busy)  # the other shard's loop sends right now
+    SenderLease.objects.create(name=shards.lease_name(stuck, 2), owner="", expires_at=long_ago)
+
+    status, body = _health()
+
+    assert status == 503
+    assert body["sender_lease_renewed_seconds"] < 60  # a loop is alive...
+    (problem,) = body["problems"]  # ...but not this shard's
+    assert re.fullmatch(
+        rf"Texts of sender shard {stuck + 1} of 2 have waited 60\d s to go out and its loop has "
+        rf"not run for 60\d s \(limit {settings.HEALTH_SENDER_MAX_SECONDS} s\)\.",
+        problem,
+    ), problem
+    assert shards.lease_acquire("taken over", shards.lease_name(stuck, 2))
+    assert _health()[0] == 200
 
 
 def test_texts_that_wait_for_a_paused_link_are_not_a_wedge(healthy):

@@ -82,13 +82,14 @@ def test_the_dispatcher_starts_a_loop_for_each_shard_without_one(settings, monke
 
 @pytest.mark.django_db
 def test_the_health_check_sees_the_loops_of_every_shard(settings):
-    from portal.health import _sender_seen
+    from portal.health import _leases_seen
 
     settings.SENDER_SHARDS = "2"
-    assert _sender_seen() is None
+    assert _leases_seen() == {}
     assert shards.lease_acquire("loop", "sender:1/2")
-    seen = _sender_seen()
-    assert seen is not None and abs((timezone.now() - seen).total_seconds()) < 5
+    (name, seen), *others = _leases_seen().items()
+    assert name == "sender:1/2" and not others
+    assert abs((timezone.now() - seen).total_seconds()) < 5
 
 
 # --- Loops side by side (PostgreSQL) -------------------------------------------------------------

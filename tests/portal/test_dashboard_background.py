@@ -9,8 +9,14 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.models import SenderLease
-from tests.factories import dispatcher_ran, dispatcher_scheduled
+from messaging.models import Message, SenderLease
+from tests.factories import (
+    ParticipantFactory,
+    ProjectFactory,
+    ProviderLinkFactory,
+    dispatcher_ran,
+    dispatcher_scheduled,
+)
 
 pytestmark = pytest.mark.django_db
 SECONDS = datetime.timedelta(seconds=1)
@@ -71,6 +77,39 @@ def test_a_dispatcher_that_stopped_is_told_in_words_and_a_shard_never_run_says_s
     assert "is qcluster running?" in html
     assert rows(html) == ["The sender Idle Never ran"]
     assert "never" in re.search(r"Dispatcher last ran</td><td[^>]*>([^<]*)<", html).group(1)
+
+
+def test_a_shard_whose_texts_wait_with_no_loop_needs_attention_while_the_other_sends(
+    as_user, server_admin, settings
+):
+    settings.SENDER_SHARDS = "2"
+    now = timezone.now()
+    dispatcher_scheduled(next_run=now + 30 * SECONDS)
+    dispatcher_ran(now - 30 * SECONDS)
+    link = ProviderLinkFactory(project=ProjectFactory())
+    long_ago = now - datetime.timedelta(minutes=10)
+    Message.objects.create(
+        project=link.project,
+        participant=ParticipantFactory(project=link.project),
+        occurrence="adhoc",
+        dedup_key="adhoc:stuck",
+        adhoc_body="Hi",
+        due_at=long_ago,
+        not_before=long_ago,
+    )
+    stuck = link.pk % 2
+    lease(f"sender:{1 - stuck}/2", owner="loop-a", expires_at=now + 25 * SECONDS)
+    lease(f"sender:{stuck}/2", owner="", expires_at=long_ago)
+
+    html = card(as_user(server_admin))
+
+    assert "Needs attention" in html and 'role="alert"' in html
+    assert re.search(
+        rf"Texts of sender shard {stuck + 1} of 2 have waited 60\d s to go out and its loop has "
+        r"not run for 60\d s",
+        html,
+    )
+    assert f"Shard {2 - stuck} of 2 Sending Now" in rows(html)
 
 
 def test_loops_running_with_another_shard_count_are_pointed_out(as_user, server_admin, settings):
