@@ -271,13 +271,10 @@ def oldest_ready_text_due() -> datetime.datetime | None:
 
 
 def oldest_ready_text_due_by_shard(count: int) -> dict[int, datetime.datetime]:
-    """oldest_ready_text_due for each shard of `count` that has a text waiting: one read
-    (grouped by shard when there are several)."""
+    """oldest_ready_text_due for each shard of `count` that has a text waiting: one grouped
+    read."""
     from messaging import shards
 
-    if count == 1:
-        oldest = oldest_ready_text_due()
-        return {} if oldest is None else {0: oldest}
     rows = (
         ready_texts()
         .annotate(sender_shard=shards.message_shard(count))
