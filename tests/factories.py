@@ -113,6 +113,28 @@ def dispatcher_ran(when) -> None:
     )
 
 
+def dispatcher_working(now) -> None:
+    """A dispatcher that works: it ran 30 s before `now` and is due again 30 s after."""
+    half_minute = datetime.timedelta(seconds=30)
+    dispatcher_scheduled(next_run=now + half_minute)
+    dispatcher_ran(now - half_minute)
+
+
+def text_waiting(project, participant, *, since, key: str = "adhoc:waiting"):
+    """A text to `participant`, due at `since` and still queued (for the health checks)."""
+    from messaging.models import Message
+
+    return Message.objects.create(
+        project=project,
+        participant=participant,
+        occurrence="adhoc",
+        dedup_key=key,
+        adhoc_body="Hi",
+        due_at=since,
+        not_before=since,
+    )
+
+
 def verified_login(client, user) -> None:
     """force_login plus a passed second factor, as after signing in with a code."""
     from django_otp import DEVICE_ID_SESSION_KEY

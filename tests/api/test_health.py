@@ -15,9 +15,9 @@ from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
 from messaging import sender, shards
-from messaging.models import Message, SenderLease
+from messaging.models import SenderLease
 from tests.api.conftest import call
-from tests.factories import dispatcher_ran, dispatcher_scheduled
+from tests.factories import dispatcher_ran, dispatcher_working, text_waiting
 
 pytestmark = pytest.mark.django_db
 MINUTES = datetime.timedelta(minutes=1)
@@ -28,8 +28,7 @@ def healthy(world):
     """A cluster that works: the dispatcher ran 30 s ago and is due again, the sender renewed its
     lease 5 s ago, nothing waits in the broker."""
     now = timezone.now()
-    dispatcher_scheduled(next_run=now + MINUTES / 2)
-    dispatcher_ran(now - datetime.timedelta(seconds=30))
+    dispatcher_working(now)
     SenderLease.objects.update_or_create(
         name=shards.LEASE_NAME,
         defaults={
@@ -90,15 +89,7 @@ def test_a_dispatcher_that_stopped_running_fails_the_check(healthy):
 def test_texts_waiting_with_no_sender_fail_and_a_live_sender_is_fine(healthy):
     world = healthy
     long_ago = timezone.now() - 10 * MINUTES
-    Message.objects.create(
-        project=world.project,
-        participant=world.participant,
-        occurrence="adhoc",
-        dedup_key="adhoc:health",
-        adhoc_body="Hi",
-        due_at=long_ago,
-        not_before=long_ago,
-    )
+    text_waiting(world.project, world.participant, since=long_ago)
     SenderLease.objects.update(owner="", expires_at=long_ago)  # released ten minutes ago
     status, body = _health()
     assert status == 503
@@ -119,15 +110,7 @@ def test_a_shard_whose_texts_wait_without_its_loop_fails_while_another_shard_sen
     settings.SENDER_SHARDS = "2"
     world = healthy
     long_ago = timezone.now() - 10 * MINUTES
-    Message.objects.create(
-        project=world.project,
-        participant=world.participant,
-        occurrence="adhoc",
-        dedup_key="adhoc:shard",
-        adhoc_body="Hi",
-        due_at=long_ago,
-        not_before=long_ago,
-    )
+    text_waiting(world.project, world.participant, since=long_ago)
     stuck = world.project.provider_link.pk % 2
     busy = shards.lease_name(1 - stuck, 2)
     assert shards.lease_acquire("sending", busy)  # the other shard's loop sends right now
@@ -152,14 +135,7 @@ def test_texts_that_wait_for_a_paused_link_are_not_a_wedge(healthy):
     long_ago = timezone.now() - 10 * MINUTES
     world.project.provider_link.is_paused = True
     world.project.provider_link.save()
-    Message.objects.create(
-        project=world.project,
-        participant=world.participant,
-        occurrence="adhoc",
-        dedup_key="adhoc:paused",
-        due_at=long_ago,
-        not_before=long_ago,
-    )
+    text_waiting(world.project, world.participant, since=long_ago)
     SenderLease.objects.update(owner="", expires_at=long_ago)
     assert _health()[0] == 200
 

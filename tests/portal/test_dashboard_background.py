@@ -9,13 +9,14 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.models import Message, SenderLease
+from messaging.models import SenderLease
 from tests.factories import (
     ParticipantFactory,
     ProjectFactory,
     ProviderLinkFactory,
-    dispatcher_ran,
     dispatcher_scheduled,
+    dispatcher_working,
+    text_waiting,
 )
 
 pytestmark = pytest.mark.django_db
@@ -49,8 +50,7 @@ def test_an_administrator_sees_the_work_moving_and_each_shards_loop(
 ):
     settings.SENDER_SHARDS = "2"
     now = timezone.now()
-    dispatcher_scheduled(next_run=now + 30 * SECONDS)
-    dispatcher_ran(now - 30 * SECONDS)
+    dispatcher_working(now)
     lease("sender:0/2", owner="loop-a", expires_at=now + 25 * SECONDS)  # renewed 5 s ago
     lease("sender:1/2", owner="", expires_at=now - 300 * SECONDS)  # let go 5 minutes ago
 
@@ -84,19 +84,10 @@ def test_a_shard_whose_texts_wait_with_no_loop_needs_attention_while_the_other_s
 ):
     settings.SENDER_SHARDS = "2"
     now = timezone.now()
-    dispatcher_scheduled(next_run=now + 30 * SECONDS)
-    dispatcher_ran(now - 30 * SECONDS)
+    dispatcher_working(now)
     link = ProviderLinkFactory(project=ProjectFactory())
     long_ago = now - datetime.timedelta(minutes=10)
-    Message.objects.create(
-        project=link.project,
-        participant=ParticipantFactory(project=link.project),
-        occurrence="adhoc",
-        dedup_key="adhoc:stuck",
-        adhoc_body="Hi",
-        due_at=long_ago,
-        not_before=long_ago,
-    )
+    text_waiting(link.project, ParticipantFactory(project=link.project), since=long_ago)
     stuck = link.pk % 2
     lease(f"sender:{1 - stuck}/2", owner="loop-a", expires_at=now + 25 * SECONDS)
     lease(f"sender:{stuck}/2", owner="", expires_at=long_ago)
