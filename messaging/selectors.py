@@ -302,12 +302,7 @@ def sender_loops() -> dict:
     now = timezone.now()
     count = shards.shard_count()
     names = shards.lease_names(count)
-    leases = {
-        row.pop("name"): row
-        for row in shards.sender_leases()
-        .filter(expires_at__isnull=False)
-        .values("name", "owner", "expires_at")
-    }
+    leases = shards.lease_rows()
 
     def held(row) -> bool:
         return bool(row["owner"]) and row["expires_at"] > now

@@ -129,6 +129,13 @@ def sender_leases():
     return SenderLease.objects.filter(Q(name=LEASE_NAME) | Q(name__startswith=f"{LEASE_NAME}:"))
 
 
+def lease_rows() -> dict[str, dict]:
+    """Every sender lease ever taken (of any shard count), by name: its `owner` and
+    `expires_at`. One query (the health check and the dashboard read them)."""
+    rows = sender_leases().filter(expires_at__isnull=False).values("name", "owner", "expires_at")
+    return {row.pop("name"): row for row in rows}
+
+
 def lease_alive() -> bool:
     """Some sender loop holds a lease now."""
     return sender_leases().filter(expires_at__gt=timezone.now()).exists()

@@ -88,10 +88,9 @@ def _dispatcher(now: datetime.datetime) -> tuple[datetime.datetime | None, bool]
 def _leases_seen() -> dict[str, datetime.datetime]:
     """Each sender loop's lease (one per shard, SENDER_SHARDS) by name, with its last sign of
     life: its last renewal, or the moment it was let go."""
-    from messaging.shards import lease_seen, sender_leases
+    from messaging.shards import lease_rows, lease_seen
 
-    leases = sender_leases().filter(expires_at__isnull=False).values("name", "owner", "expires_at")
-    return {lease.pop("name"): lease_seen(**lease) for lease in leases}
+    return {name: lease_seen(**row) for name, row in lease_rows().items()}
 
 
 def _stalled_shards(
